@@ -1,0 +1,21 @@
+# The two commands of the README:  `make demo` (the main job, offline)  and  `make test`.
+# Both install everything first (scripts/install.sh, into .venv) when needed.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dualtalk-installed
+
+.PHONY: install demo test bench
+$(STAMP): pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(VENV)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dualtalk demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/generate.py

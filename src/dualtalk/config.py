@@ -1,0 +1,223 @@
+"""Every configuration of the project: typed dataclasses, YAML files as overrides, dotted overrides.
+
+A config is plain data: it is saved as ``config.json`` next to ``model.safetensors`` (see
+``dualtalk.model.checkpoint``) and rebuilt with :func:`from_dict`, which refuses unknown keys so that a
+typo in a YAML file is an error, not a silently ignored setting.
+
+    cfg = DualTalkConfig()                                   # the released architecture
+    cfg = apply_overrides(cfg, ["feature_dim=64", "audio_encoder.type=mel"])
+    cfg = load_yaml_overrides(cfg, "configs/my.yaml")
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import DualTalkError, InputError
+
+#: Version of the on-disk model format (config.json + model.safetensors). Bumped on incompatible change.
+FORMAT_VERSION = 1
+
+#: Wav2Vec2Config fields of facebook/wav2vec2-large-960h-lv60-self, the audio encoder of the released
+#: checkpoint. Built in so the full-size model can be constructed offline (weights come from the checkpoint).
+WAV2VEC2_LARGE_LV60: dict[str, Any] = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-5,
+    "feat_extract_norm": "layer",
+    "feat_extract_activation": "gelu",
+    "conv_dim": [512, 512, 512, 512, 512, 512, 512],
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_bias": True,
+    "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16,
+    "do_stable_layer_norm": True,
+}
+
+#: Hub id of the released model's audio encoders (used only when the user asks for pretrained weights).
+WAV2VEC2_LARGE_LV60_HUB_ID = "facebook/wav2vec2-large-960h-lv60-self"
+
+
+@dataclass
+class AudioEncoderConfig:
+    """One audio encoder (the model has two with this config, one per person)."""
+
+    #: ``wav2vec2`` (transformers' Wav2Vec2Model, as in the released model) or ``mel`` (a light
+    #: convolutional encoder on log-mel features that needs no pretrained weights).
+    type: str = "wav2vec2"
+    #: Wav2Vec2Config fields; the default is wav2vec2-large-lv60.
+    wav2vec2: dict = field(default_factory=lambda: dict(WAV2VEC2_LARGE_LV60))
+    #: Where to take pretrained wav2vec2 weights from when the model is built for training: a local
+    #: directory or a hub id. ``None`` = random init (weights then come from a checkpoint).
+    pretrained: str | None = None
+    #: Waveform normalisation of Wav2Vec2FeatureExtractor(do_normalize=True): (x - mean) / sqrt(var + 1e-7).
+    normalize_waveform: bool = True
+    #: Freeze the CNN feature extractor (the released training does) / the whole encoder.
+    freeze_feature_extractor: bool = True
+    freeze: bool = False
+    # --- mel encoder ---
+    n_mels: int = 80
+    n_fft: int = 1024
+    hop_length: int = 320  # 50 frames per second at 16 kHz, like wav2vec2's CNN
+    mel_channels: int = 256
+    mel_layers: int = 3
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.wav2vec2["hidden_size"]) if self.type == "wav2vec2" else self.mel_channels
+
+
+@dataclass
+class DualTalkConfig:
+    """The DualTalk model. Defaults are the released checkpoint's architecture (647 M parameters)."""
+
+    #: ``released``: exactly the computation of the released checkpoint. ``paper``: adds what the paper
+    #: describes beyond it (alignment-biased attention, sigmoid-gated modulation, positional information).
+    variant: str = "released"
+    audio_encoder: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+    feature_dim: int = 256
+    motion_dim: int = 56
+    fps: int = 25
+    sample_rate: int = 16000
+    num_heads: int = 4
+    ffn_dim: int = 2048
+    encoder_layers: int = 3
+    decoder_layers: int = 1
+    lstm_layers: int = 2
+    #: dropout inside the transformer layers (PyTorch's default 0.1 in the released model)
+    dropout: float = 0.1
+    #: dropout after the interaction module's self-attention (0.5 in the released model)
+    interaction_dropout: float = 0.5
+    #: alpha of the expression modulation: released ``d + alpha * Linear(d)``,
+    #: paper ``D + alpha * sigmoid(D W + b)``
+    modulation_alpha: float = 0.1
+    #: paper variant: period (frames) of the FaceFormer-style temporal bias and of the positional encoding
+    bias_period: int = 25
+    #: paper variant: half-width (frames) of the modal-alignment band in the decoder's cross-attention
+    alignment_window: int = 0
+    #: which inputs the model sees (baselines switch some off; a switched-off input is not encoded)
+    use_self_audio: bool = True
+    use_partner_audio: bool = True
+    use_partner_motion: bool = True
+    #: normalise partner motion in / de-normalise output with statistics stored in the checkpoint
+    normalize_motion: bool = False
+
+    def validate(self) -> "DualTalkConfig":
+        if self.variant not in ("released", "paper"):
+            raise DualTalkError(f"model variant must be 'released' or 'paper', not {self.variant!r}")
+        if self.audio_encoder.type not in ("wav2vec2", "mel"):
+            raise DualTalkError(f"audio_encoder.type must be 'wav2vec2' or 'mel', not {self.audio_encoder.type!r}")
+        if self.feature_dim % 2 or self.feature_dim <= 0:
+            raise DualTalkError(f"feature_dim must be a positive even number, not {self.feature_dim}")
+        for name, dim in (("feature_dim", self.feature_dim), ("2*feature_dim", 2 * self.feature_dim)):
+            if dim % self.num_heads:
+                raise DualTalkError(f"{name}={dim} is not divisible by num_heads={self.num_heads}")
+        if self.sample_rate % self.fps:
+            raise DualTalkError(f"sample_rate {self.sample_rate} is not a multiple of fps {self.fps}")
+        if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):
+            raise DualTalkError("the model must use at least one input")
+        return self
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+
+# ----------------------------------------------------------------------------------------------------
+# dict <-> dataclass, overrides
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, data: dict, where: str = "config"):
+    """Build dataclass ``cls`` from ``data``; nested dataclasses recursively; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise DualTalkError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise DualTalkError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, f"{where}.{key}")
+        else:
+            kwargs[key] = copy.deepcopy(value)
+    return cls(**kwargs)
+
+
+def merge_dict(cfg, data: dict, where: str = "config"):
+    """Return a copy of ``cfg`` with the (possibly partial, nested) mapping ``data`` applied."""
+    base = to_dict(cfg)
+
+    def merge(dst: dict, src: dict, path: str, cls):
+        hints = typing.get_type_hints(cls)
+        for key, value in src.items():
+            if key not in dst:
+                raise DualTalkError(f"{where}: unknown key {path}{key}")
+            tp = hints[key]
+            if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+                merge(dst[key], value, f"{path}{key}.", tp)
+            elif isinstance(dst[key], dict) and isinstance(value, dict):
+                dst[key].update(value)
+            else:
+                dst[key] = value
+
+    merge(base, data, "", type(cfg))
+    return from_dict(type(cfg), base, where)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise DualTalkError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(cfg, items: list[str] | tuple[str, ...]):
+    """Apply dotted ``key=value`` overrides (values parsed as YAML scalars/lists)."""
+    for item in items:
+        path, value = parse_override(item)
+        nested: Any = value
+        for part in reversed(path):
+            nested = {part: nested}
+        cfg = merge_dict(cfg, nested, where=f"override {item!r}")
+    return cfg
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(path, f"not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(path, "expected a YAML mapping at the top level")
+    return data
+
+
+def load_yaml_overrides(cfg, path: str | os.PathLike):
+    return merge_dict(cfg, load_yaml(path), where=os.fspath(path))

@@ -1,0 +1,57 @@
+"""Audio files: any sample rate and channel count in, mono float32 at the model's rate out.
+
+Reading uses libsndfile (``soundfile``: WAV, FLAC, OGG, ...); resampling uses the SoX resampler
+(``soxr``, "HQ" quality), a band-limited resampler, never sample repetition.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ..errors import InputError
+from .files import atomic_path
+
+SAMPLE_RATE = 16000
+
+
+def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling of a 1-D waveform (soxr HQ)."""
+    if orig_sr == target_sr:
+        return wave.astype(np.float32, copy=False)
+    return soxr.resample(wave.astype(np.float32, copy=False), orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read ``path`` as mono float32 at ``sample_rate``: shape (S,).
+
+    Errors (one line naming the file): missing, not audio, no samples, NaN/inf samples.
+    A silent clip is valid (that person only listens).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "audio file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected an audio file")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (S, C)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        msg = str(exc).split(":")[-1].strip() or "unreadable"
+        raise InputError(path, f"not a readable audio file ({msg})") from None
+    if data.shape[0] == 0:
+        raise InputError(path, "audio file contains no samples")
+    if not np.isfinite(data).all():
+        raise InputError(path, "audio contains NaN or infinite samples")
+    mono = data.mean(axis=1)  # (S,)
+    return resample(mono, int(sr), sample_rate)
+
+
+def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write a mono float waveform as a 32-bit float WAV (atomically)."""
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wave, sample_rate, subtype="FLOAT", format="WAV")

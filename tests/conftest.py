@@ -1,0 +1,35 @@
+"""Shared test fixtures: paths to ../shared (skipped with a reason where absent), generated audio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DUALTALK_SHARED", REPO.parent / "shared"))
+SHARED_REASON = f"shared fixtures not found at {SHARED} (CI has them beside the clone; set DUALTALK_SHARED)"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(SHARED_REASON)
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
