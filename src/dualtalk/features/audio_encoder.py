@@ -1,0 +1,156 @@
+"""Audio encoders: waveform (B, S) at 16 kHz -> features (B, T, D) at the motion frame rate.
+
+- :class:`Wav2Vec2Encoder`: Hugging Face ``Wav2Vec2Model`` built from a config, run the way the released
+  DualTalk model runs it (after FaceFormer): per-clip waveform normalisation, the CNN feature extractor
+  (~50 frames/s), linear interpolation (``align_corners=True``) of the CNN features to exactly T motion
+  frames, then the feature projection and the transformer encoder at T frames.
+- :class:`MelEncoder`: a light convolutional encoder on log-mel features; needs no pretrained weights,
+  so training and the demo work offline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import AudioEncoderConfig
+from ..errors import DualTalkError
+
+
+def normalize_waveform(wave: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Wav2Vec2FeatureExtractor(do_normalize=True): zero mean, unit variance per clip. (B, S) -> (B, S)."""
+    mean = wave.mean(dim=-1, keepdim=True)
+    var = wave.var(dim=-1, keepdim=True, unbiased=False)
+    return (wave - mean) / torch.sqrt(var + eps)
+
+
+def interpolate_frames(feats: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linear interpolation along time with ``align_corners=True``. (B, S', C) -> (B, T, C)."""
+    if feats.shape[1] == num_frames:
+        return feats
+    x = feats.transpose(1, 2)  # (B, C, S')
+    x = F.interpolate(x, size=num_frames, mode="linear", align_corners=True)  # (B, C, T)
+    return x.transpose(1, 2)  # (B, T, C)
+
+
+class Wav2Vec2Encoder(nn.Module):
+    """``transformers.Wav2Vec2Model`` run at the motion frame rate (the released model's encoder)."""
+
+    def __init__(self, cfg: AudioEncoderConfig):
+        super().__init__()
+        from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+        self.cfg = cfg
+        if cfg.pretrained:
+            self.model = load_pretrained_wav2vec2(cfg.pretrained, cfg.wav2vec2)
+        else:
+            self.model = Wav2Vec2Model(Wav2Vec2Config(**cfg.wav2vec2))
+        if cfg.freeze_feature_extractor or cfg.freeze:
+            self.model.feature_extractor._freeze_parameters()
+        if cfg.freeze:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+
+    @property
+    def output_dim(self) -> int:
+        return self.model.config.hidden_size
+
+    def forward(self, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(B, S) waveform -> (B, T, hidden_size)."""
+        if self.cfg.normalize_waveform:
+            wave = normalize_waveform(wave)
+        feats = self.model.feature_extractor(wave)  # (B, C, S')
+        feats = feats.transpose(1, 2)  # (B, S', C)
+        feats = interpolate_frames(feats, num_frames)  # (B, T, C)
+        hidden, _ = self.model.feature_projection(feats)  # (B, T, H)
+        if self.training:
+            hidden = self.model._mask_hidden_states(hidden)  # SpecAugment, as Wav2Vec2Model does in training
+        return self.model.encoder(hidden).last_hidden_state  # (B, T, H)
+
+
+def load_pretrained_wav2vec2(source: str, expected: dict):
+    """Weights from a local directory or a hub id (``hf-hub:`` prefix optional), checked against the config."""
+    from transformers import Wav2Vec2Model
+
+    name = source[len("hf-hub:"):] if source.startswith("hf-hub:") else source
+    try:
+        model = Wav2Vec2Model.from_pretrained(name)
+    except OSError as exc:
+        raise DualTalkError(f"cannot load pretrained wav2vec2 weights from {source!r}: {str(exc).splitlines()[0]}") from None
+    for key in ("hidden_size", "num_hidden_layers", "conv_dim"):
+        got = getattr(model.config, key)
+        if key in expected and list(np.atleast_1d(got)) != list(np.atleast_1d(expected[key])):
+            raise DualTalkError(f"pretrained wav2vec2 {source!r} has {key}={got}, the config expects {expected[key]}")
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------
+# log-mel encoder
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular mel filters (HTK mel scale), (n_mels, n_fft // 2 + 1)."""
+    fmax = fmax or sample_rate / 2
+
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def mel_to_hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None] - lower) / np.maximum(centre - lower, 1e-9)
+    down = (upper - freqs[None]) / np.maximum(upper - centre, 1e-9)
+    return np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
+
+
+class MelEncoder(nn.Module):
+    """Log-mel spectrogram (50 frames/s) -> a stack of 1-D convolutions -> interpolated to T frames."""
+
+    def __init__(self, cfg: AudioEncoderConfig, sample_rate: int = 16000):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        self.register_buffer("mel", torch.from_numpy(mel_filterbank(sample_rate, cfg.n_fft, cfg.n_mels)),
+                             persistent=False)
+        layers: list[nn.Module] = []
+        channels = cfg.n_mels
+        for _ in range(cfg.mel_layers):
+            layers += [nn.Conv1d(channels, cfg.mel_channels, kernel_size=5, padding=2), nn.GELU()]
+            channels = cfg.mel_channels
+        self.convs = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(cfg.mel_channels)
+
+    @property
+    def output_dim(self) -> int:
+        return self.cfg.mel_channels
+
+    def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, S) -> (B, n_mels, S // hop + 1)."""
+        spec = torch.stft(wave.float(), self.cfg.n_fft, hop_length=self.cfg.hop_length, window=self.window,
+                          center=True, return_complex=True)  # (B, F, N)
+        power = spec.real.square() + spec.imag.square()  # (B, F, N)
+        mel = torch.matmul(self.mel, power)  # (B, n_mels, N)
+        return torch.log(mel + 1e-6)
+
+    def forward(self, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(B, S) waveform -> (B, T, mel_channels)."""
+        if self.cfg.normalize_waveform:
+            wave = normalize_waveform(wave)
+        x = self.log_mel(wave).to(wave.dtype if wave.dtype != torch.float32 else torch.float32)  # (B, M, N)
+        x = self.convs(x)  # (B, C, N)
+        x = interpolate_frames(x.transpose(1, 2), num_frames)  # (B, T, C)
+        return self.norm(x)
+
+
+def build_audio_encoder(cfg: AudioEncoderConfig, sample_rate: int = 16000) -> nn.Module:
+    if cfg.type == "wav2vec2":
+        return Wav2Vec2Encoder(cfg)
+    if cfg.type == "mel":
+        return MelEncoder(cfg, sample_rate)
+    raise DualTalkError(f"unknown audio encoder type {cfg.type!r} (wav2vec2 or mel)")
+

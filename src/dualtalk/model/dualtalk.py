@@ -1,0 +1,200 @@
+"""The DualTalk model: tensors in, tensors out (no file IO, no losses).
+
+Inputs, for the person B whose motion is generated ("self") and the partner A:
+  self_audio (B, S) and partner_audio (B, S) waveforms at 16 kHz, partner_motion (B, T, 56) in model order
+  [exp 50, jaw 3, global 3], with T = ceil(S / 640). Output: (B, T, 56) motion of the person.
+
+The four parts of the paper, in both published forms (``config.variant``):
+
+1. Dual-speaker joint encoder: two audio encoders (one per person) whose outputs share one linear
+   projection to ``feature_dim``; a two-layer MLP with ReLU encodes the partner's 56-d motion.
+2. Cross-modal temporal enhancer: cross-attention with the partner's audio as query and the partner's
+   motion features as key/value, then a 2-layer BiLSTM.
+3. Dual-speaker interaction module: a transformer encoder over concat(self audio, enhanced partner
+   features), then a self-attention layer. ``paper`` adds the modal-alignment bias to that attention
+   ("Modal Alignment Attention (a biased attention inspired by FaceFormer) aligns temporal information")
+   and periodic positional information at the encoder input.
+4. Expressive synthesis: a transformer decoder ``d = decoder(x, x)``, expression modulation, a linear
+   layer to 56-d. ``released``: ``d + 0.1 * Linear(d)``; ``paper``: the adaptive expression modulation
+   ``D' = D + alpha * sigmoid(D W_m + b_m)``; ``paper`` also restricts the decoder's cross-attention to
+   the aligned frames (FaceFormer's alignment bias).
+
+Module and parameter names follow the released checkpoint (``joint_encoder.audio_projection``,
+``temporal_enhancer.cross_attention``, ...) so that conversion is a rename of the wav2vec2 keys only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+
+from ..config import DualTalkConfig
+from ..errors import DualTalkError
+from ..features.audio_encoder import build_audio_encoder
+from .layers import PeriodicPositionalEncoding, alignment_mask, temporal_bias
+
+
+class JointEncoder(nn.Module):
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.feature_dim
+        if cfg.use_self_audio:
+            self.audio_encoder1 = build_audio_encoder(cfg.audio_encoder, cfg.sample_rate)
+        if cfg.use_partner_audio:
+            self.audio_encoder2 = build_audio_encoder(cfg.audio_encoder, cfg.sample_rate)
+        if cfg.use_self_audio or cfg.use_partner_audio:
+            self.audio_projection = nn.Linear(cfg.audio_encoder.output_dim, d)
+        if cfg.use_partner_motion:
+            self.blendshape_encoder = nn.Sequential(
+                nn.Linear(cfg.motion_dim, d // 2), nn.ReLU(), nn.Linear(d // 2, d), nn.ReLU()
+            )
+
+    def forward(self, self_audio, partner_audio, partner_motion, num_frames: int):
+        """-> self audio (B, T, d), partner audio (B, T, d), partner motion (B, T, d) features."""
+        b = partner_motion.shape[0] if partner_motion is not None else self_audio.shape[0]
+        zeros = None
+
+        def zero():
+            nonlocal zeros
+            if zeros is None:
+                ref = self_audio if self_audio is not None else partner_audio
+                zeros = torch.zeros(b, num_frames, self.cfg.feature_dim, device=ref.device, dtype=ref.dtype)
+            return zeros
+
+        feat_self = (self.audio_projection(self.audio_encoder1(self_audio, num_frames))
+                     if self.cfg.use_self_audio else zero())  # (B, T, d)
+        feat_partner = (self.audio_projection(self.audio_encoder2(partner_audio, num_frames))
+                        if self.cfg.use_partner_audio else zero())  # (B, T, d)
+        feat_motion = self.blendshape_encoder(partner_motion) if self.cfg.use_partner_motion else zero()  # (B, T, d)
+        return feat_self, feat_partner, feat_motion
+
+
+class TemporalEnhancer(nn.Module):
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        d = cfg.feature_dim
+        self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, batch_first=True)
+        self.temporal_lstm = nn.LSTM(d, d // 2, num_layers=cfg.lstm_layers, bidirectional=True, batch_first=True)
+
+    def forward(self, partner_audio_feat, partner_motion_feat):
+        """(B, T, d), (B, T, d) -> (B, T, d)"""
+        x, _ = self.cross_attention(partner_audio_feat, partner_motion_feat, partner_motion_feat, need_weights=False)
+        x, _ = self.temporal_lstm(x)  # (B, T, d) = 2 directions x d/2
+        return x
+
+
+class InteractionModule(nn.Module):
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        self.cfg = cfg
+        d2 = 2 * cfg.feature_dim
+        layer = nn.TransformerEncoderLayer(d2, cfg.num_heads, cfg.ffn_dim, cfg.dropout, batch_first=True)
+        self.interaction_encoder = nn.TransformerEncoder(layer, cfg.encoder_layers, enable_nested_tensor=False)
+        self.self_attention = nn.MultiheadAttention(d2, cfg.num_heads, batch_first=True)
+        self.dropout = nn.Dropout(cfg.interaction_dropout)
+        if cfg.variant == "paper":
+            self.positional = PeriodicPositionalEncoding(d2, cfg.bias_period)
+
+    def forward(self, self_audio_feat, temporal_feat):
+        """(B, T, d), (B, T, d) -> (B, T, 2d)"""
+        x = torch.cat([self_audio_feat, temporal_feat], dim=-1)  # (B, T, 2d)
+        bias = None
+        if self.cfg.variant == "paper":
+            x = self.positional(x)
+            b, t, _ = x.shape
+            bias = temporal_bias(self.cfg.num_heads, t, self.cfg.bias_period, x.device, x.dtype)  # (H, T, T)
+            bias = bias.repeat(b, 1, 1)  # (B*H, T, T), MultiheadAttention's per-head layout
+        x = self.interaction_encoder(x)  # (B, T, 2d)
+        x, _ = self.self_attention(x, x, x, attn_mask=bias, need_weights=False)  # (B, T, 2d)
+        return self.dropout(x)
+
+
+class SynthesisModule(nn.Module):
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        self.cfg = cfg
+        d2 = 2 * cfg.feature_dim
+        layer = nn.TransformerDecoderLayer(d2, cfg.num_heads, cfg.ffn_dim, cfg.dropout, batch_first=True)
+        self.synthesis_decoder = nn.TransformerDecoder(layer, cfg.decoder_layers)
+        self.blendshape_predictor = nn.Linear(d2, cfg.motion_dim)
+        self.modulation_layer = nn.Linear(d2, d2)
+
+    def forward(self, x):
+        """(B, T, 2d) -> (B, T, 56)"""
+        memory_mask = None
+        if self.cfg.variant == "paper":
+            t = x.shape[1]
+            memory_mask = alignment_mask(t, t, self.cfg.alignment_window, x.device, x.dtype)  # (T, T)
+        d = self.synthesis_decoder(x, x, memory_mask=memory_mask)  # (B, T, 2d)
+        if self.cfg.variant == "paper":
+            d = d + self.cfg.modulation_alpha * torch.sigmoid(self.modulation_layer(d))
+        else:
+            d = d + self.cfg.modulation_alpha * self.modulation_layer(d)
+        return self.blendshape_predictor(d)  # (B, T, 56)
+
+
+class DualTalk(nn.Module):
+    """The full model. ``forward(self_audio, partner_audio, partner_motion) -> (B, T, 56)``."""
+
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        self.config = cfg.validate()
+        self.joint_encoder = JointEncoder(cfg)
+        self.temporal_enhancer = TemporalEnhancer(cfg)
+        self.interaction_module = InteractionModule(cfg)
+        self.synthesis_module = SynthesisModule(cfg)
+        if cfg.normalize_motion:
+            self.register_buffer("motion_mean", torch.zeros(cfg.motion_dim))
+            self.register_buffer("motion_std", torch.ones(cfg.motion_dim))
+
+    def set_motion_statistics(self, mean, std) -> None:
+        if not self.config.normalize_motion:
+            raise DualTalkError("this model was built with normalize_motion=False")
+        self.motion_mean.copy_(torch.as_tensor(mean, dtype=self.motion_mean.dtype))
+        self.motion_std.copy_(torch.as_tensor(std, dtype=self.motion_std.dtype).clamp_min(1e-4))
+
+    def forward(self, self_audio: torch.Tensor, partner_audio: torch.Tensor, partner_motion: torch.Tensor,
+                return_intermediates: bool = False):
+        """self_audio (B, S), partner_audio (B, S), partner_motion (B, T, 56) -> (B, T, 56)
+
+        With ``return_intermediates`` also a dict of the features after each stage (for parity checks).
+        """
+        cfg = self.config
+        num_frames = -(-self_audio.shape[1] // cfg.samples_per_frame)  # T = ceil(S / 640)
+        if partner_motion.shape[1] != num_frames:
+            raise DualTalkError(f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}")
+        if cfg.normalize_motion:
+            partner_motion = (partner_motion - self.motion_mean) / self.motion_std
+        feat_self, feat_partner, feat_motion = self.joint_encoder(self_audio, partner_audio, partner_motion, num_frames)
+        temporal = self.temporal_enhancer(feat_partner, feat_motion)  # (B, T, d)
+        interaction = self.interaction_module(feat_self, temporal)  # (B, T, 2d)
+        out = self.synthesis_module(interaction)  # (B, T, 56)
+        if cfg.normalize_motion:
+            out = out * self.motion_std + self.motion_mean
+        if not return_intermediates:
+            return out
+        return out, {
+            "audio_feat_self": feat_self,
+            "audio_feat_partner": feat_partner,
+            "partner_motion_feat": feat_motion,
+            "temporal_feat": temporal,
+            "interaction_feat": interaction,
+        }
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@contextlib.contextmanager
+def inference_context(model: nn.Module):
+    """eval mode + no autograd for the duration; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        model.train(was_training)

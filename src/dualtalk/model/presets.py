@@ -1,0 +1,106 @@
+"""Named model configurations (timm-style registry).
+
+    released        the released checkpoint's architecture: two wav2vec2-large-lv60 encoders, d=256 (647 M)
+    paper           the same sizes with what the paper adds (variant "paper")
+    small           log-mel audio encoders, d=64: trains on a CPU in minutes (the demo model's size)
+    tiny            tiny wav2vec2 encoders, d=16: the real code path at toy size, for tests (< 0.1 s forward)
+    tiny-mel        tiny log-mel encoders, d=16: for tests that train
+    speaker_only    baseline, FaceFormer-style: ``small`` seeing only the person's own audio
+    listener_only   baseline, Learning2Listen-style: ``small`` seeing only the partner's audio and motion
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..config import AudioEncoderConfig, DualTalkConfig, apply_overrides
+from ..errors import DualTalkError
+
+_PRESETS: dict[str, Callable[[], DualTalkConfig]] = {}
+
+
+def register(name: str):
+    def wrap(fn: Callable[[], DualTalkConfig]):
+        _PRESETS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DualTalkConfig:
+    if name not in _PRESETS:
+        raise DualTalkError(f"unknown model preset {name!r} (known: {', '.join(list_presets())})")
+    return apply_overrides(_PRESETS[name](), list(overrides)).validate()
+
+
+TINY_WAV2VEC2 = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-5,
+    "feat_extract_norm": "layer",
+    "feat_extract_activation": "gelu",
+    "conv_dim": [16, 16, 16, 16, 16, 16, 16],
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_bias": True,
+    "num_conv_pos_embeddings": 8,
+    "num_conv_pos_embedding_groups": 4,
+    "do_stable_layer_norm": True,
+}
+
+
+@register("released")
+def released() -> DualTalkConfig:
+    return DualTalkConfig()
+
+
+@register("paper")
+def paper() -> DualTalkConfig:
+    return DualTalkConfig(variant="paper")
+
+
+@register("small")
+def small() -> DualTalkConfig:
+    return DualTalkConfig(
+        audio_encoder=AudioEncoderConfig(type="mel", n_mels=64, mel_channels=96, mel_layers=2),
+        feature_dim=64, ffn_dim=256, encoder_layers=2, decoder_layers=1, dropout=0.1,
+        interaction_dropout=0.1, normalize_motion=True,
+    )
+
+
+@register("tiny")
+def tiny() -> DualTalkConfig:
+    return DualTalkConfig(
+        audio_encoder=AudioEncoderConfig(type="wav2vec2", wav2vec2=dict(TINY_WAV2VEC2)),
+        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1,
+    )
+
+
+@register("tiny-mel")
+def tiny_mel() -> DualTalkConfig:
+    return DualTalkConfig(
+        audio_encoder=AudioEncoderConfig(type="mel", n_mels=32, mel_channels=16, mel_layers=1),
+        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, normalize_motion=True,
+    )
+
+
+@register("speaker_only")
+def speaker_only() -> DualTalkConfig:
+    cfg = small()
+    cfg.use_partner_audio = False
+    cfg.use_partner_motion = False
+    return cfg
+
+
+@register("listener_only")
+def listener_only() -> DualTalkConfig:
+    cfg = small()
+    cfg.use_self_audio = False
+    return cfg
