@@ -15,6 +15,7 @@ from ..errors import DualTalkError
 
 #: subcommand modules, in the order ``dualtalk --help`` lists them
 SUBCOMMANDS = [
+    "dualtalk.cli.evaluate",  # evaluate
     # each area adds its module here
 ]
 

@@ -1,0 +1,352 @@
+"""``evaluate(pred_dir, gt_dir, ...)``: the paper's metrics under two protocols, plus roles, turns and mesh.
+
+Protocols (side by side in the README):
+
+- ``reference`` (default): exactly the reference evaluation script. Per prediction file: cut prediction,
+  ground truth and partner ground truth to the shortest; FD, P-FD, MSE, SID (k-means fitted on the
+  prediction), STS, variance of the prediction, rPCC; ``mean`` is the plain mean over files.
+- ``pooled``: statistics over the whole test set. FD and P-FD on all frames of all files at once; MSE and
+  variances frame-weighted; SID both ways round (``sid``: k-means fitted on all predicted frames, ground
+  truth assigned, as the reference; ``sid_gt``: fitted on the ground truth, prediction assigned); rPCC on
+  all frames; seeded diversity of prediction and ground truth; STS (a per-sequence quantity) averaged
+  over files. ``mean`` holds these test-set values; ``per_file`` the per-file MSE, STS, variance, rPCC.
+
+Extras (separate JSON blocks, so ``mean`` / ``per_file`` stay comparable with published tables):
+``by_role`` (every metric on the frames where the person speaks / listens, from voice activity on the
+person's own audio in the ground-truth directory), ``transitions`` (smoothness around role changes),
+``mesh`` (LVE and FDD in mm with a user-supplied FLAME model and masks).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DualTalkError
+from .data import GROUPS, MIN_FRAMES, ItemArrays, load_item, pair_files
+from .metrics import (SID_CLUSTERS, diversity, frechet_distance, mse, paired_frechet_distance, pearson, rpcc, sid,
+                      sts, variance)
+from .roles import ROLES, role_mask, role_steps, summarise_transitions, transition_frames
+
+PROTOCOLS = ("reference", "pooled")
+#: metric names of the reference protocol (JSON keys are NAME_GROUP, e.g. fid_exp)
+REFERENCE_METRICS = ("fid", "p_fid", "mse", "sid", "sts", "variance_pre", "rpcc")
+POOLED_METRICS = ("fid", "p_fid", "mse", "sid", "sid_gt", "sts", "variance_pre", "variance_gt", "rpcc",
+                  "diversity_pre", "diversity_gt")
+#: per-file numbers of the pooled protocol (the others only exist for the whole test set)
+POOLED_PER_FILE = ("mse", "sts", "variance_pre", "rpcc")
+#: random frame pairs of the pooled protocol's diversity
+DIVERSITY_PAIRS = 1000
+
+
+# ----------------------------------------------------------------------------- one file
+
+def reference_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict:
+    """The reference protocol's 21 numbers for one item (numpy scalars: float32 where the reference's are).
+
+    ``frames`` (n,) bool restricts every metric to those frames (STS to steps inside them).
+    """
+    out = {}
+    steps = None if frames is None else role_steps(frames)
+    for g in GROUPS:
+        p, t, q = a.group("pred", g), a.group("gt", g), a.group("partner", g)  # (n, D_g)
+        out[f"sts_{g}"] = sts(p, t, steps=steps)
+        if frames is not None:
+            p, t, q = p[frames], t[frames], q[frames]  # (m, D_g)
+        out[f"fid_{g}"] = frechet_distance(p, t)
+        out[f"p_fid_{g}"] = paired_frechet_distance(p, t, q)
+        out[f"mse_{g}"] = mse(p, t)
+        out[f"sid_{g}"] = sid(p, t, SID_CLUSTERS[g])
+        out[f"variance_pre_{g}"] = variance(p)
+        out[f"rpcc_{g}"] = rpcc(p, t, q)
+    return {f"{m}_{g}": out[f"{m}_{g}"] for g in GROUPS for m in REFERENCE_METRICS}  # reference key order
+
+
+def pooled_file_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict:
+    out = {}
+    steps = None if frames is None else role_steps(frames)
+    for g in GROUPS:
+        p, t, q = a.group("pred", g), a.group("gt", g), a.group("partner", g)
+        out[f"sts_{g}"] = sts(p, t, steps=steps)
+        if frames is not None:
+            p, t, q = p[frames], t[frames], q[frames]
+        out[f"mse_{g}"] = mse(p, t)
+        out[f"variance_pre_{g}"] = variance(p)
+        out[f"rpcc_{g}"] = rpcc(p, t, q)
+    return {f"{m}_{g}": out[f"{m}_{g}"] for g in GROUPS for m in POOLED_PER_FILE}
+
+
+def pooled_metrics(items: list[ItemArrays], frames: list[np.ndarray] | None = None, seed: int = 0,
+                   diversity_pairs: int = DIVERSITY_PAIRS) -> dict | None:
+    """Test-set statistics over all (selected) frames of all items; None if fewer than MIN_FRAMES frames."""
+    sel = frames if frames is not None else [None] * len(items)
+    take = (lambda x, f: x if f is None else x[f])
+    if sum(len(a.pred) if f is None else int(f.sum()) for a, f in zip(items, sel)) < MIN_FRAMES:
+        return None
+    out = {}
+    for g in GROUPS:
+        P = np.concatenate([take(a.group("pred", g), f) for a, f in zip(items, sel)])  # (N, D_g)
+        G = np.concatenate([take(a.group("gt", g), f) for a, f in zip(items, sel)])  # (N, D_g)
+        A = np.concatenate([take(a.group("partner", g), f) for a, f in zip(items, sel)])  # (N, D_g)
+        k = SID_CLUSTERS[g]
+        file_sts = [sts(a.group("pred", g), a.group("gt", g), steps=None if f is None else role_steps(f))
+                    for a, f in zip(items, sel) if (len(a.pred) if f is None else role_steps(f).sum()) > 0]
+        out.update({
+            f"fid_{g}": frechet_distance(P, G),
+            f"p_fid_{g}": paired_frechet_distance(P, G, A),
+            f"mse_{g}": mse(P, G),
+            f"sid_{g}": sid(P, G, k),
+            f"sid_gt_{g}": sid(G, P, k),
+            f"sts_{g}": np.mean(file_sts) if file_sts else None,
+            f"variance_pre_{g}": variance(P),
+            f"variance_gt_{g}": variance(G),
+            f"rpcc_{g}": abs(pearson(G, A) - pearson(P, A)),
+            # the same seeded pairs for prediction and ground truth: a paired comparison
+            f"diversity_pre_{g}": diversity(P, diversity_pairs, np.random.default_rng(seed)),
+            f"diversity_gt_{g}": diversity(G, diversity_pairs, np.random.default_rng(seed)),
+        })
+    return {f"{m}_{g}": out[f"{m}_{g}"] for m in POOLED_METRICS for g in GROUPS}
+
+
+@dataclass
+class _Job:
+    key: str
+    arrays: ItemArrays
+    mask: np.ndarray | None  # (n,) True where the person speaks
+    protocol: str
+    mesh: bool
+
+
+_MESH = None  # MeshEvaluator of this process (set once; workers get it from the initializer)
+
+
+def _init_worker(flame, flame_masks):
+    global _MESH
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # one BLAS / OpenMP thread per worker process: the workers are the parallelism
+    except ImportError:  # pragma: no cover
+        pass
+    if flame is not None and _MESH is None:
+        from .mesh import MeshEvaluator
+
+        _MESH = MeshEvaluator.load(flame, flame_masks)
+
+
+def _run_job(job: _Job) -> dict:
+    """Every per-file number of one item (runs in a worker process when evaluating in parallel)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant sequences: NaN correlations become null
+        a = job.arrays
+        file_metrics = reference_metrics if job.protocol == "reference" else pooled_file_metrics
+        out: dict = {"metrics": file_metrics(a)}
+        if job.mask is not None:
+            out["roles"] = {}
+            if job.protocol == "reference":
+                for role, frames in zip(ROLES, (job.mask, ~job.mask)):
+                    out["roles"][role] = reference_metrics(a, frames) if frames.sum() >= MIN_FRAMES else None
+            out["transitions"] = transition_frames(a.pred, a.gt, job.mask)
+        if job.mesh:
+            out["mesh"] = _MESH.per_file(a.pred, a.gt)
+        return out
+
+
+# ----------------------------------------------------------------------------- the whole test set
+
+def _to_json(x):
+    if isinstance(x, dict):
+        return {k: _to_json(v) for k, v in x.items()}
+    if x is None:
+        return None
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def _mean_over_files(per_file: dict) -> dict:
+    """Plain mean over files of every key, skipping files without a value (as numpy: dtypes preserved)."""
+    rows = [r for r in per_file.values() if r is not None]
+    keys = list(rows[0]) if rows else []
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if r.get(k) is not None]
+        out[k] = np.mean(vals) if vals else None
+    return out
+
+
+def _auto_workers(n_items: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, n_items // 4, 8))
+
+
+def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_masks=None, roles: str = "auto",
+             workers: int | None = None, seed: int = 0, diversity_pairs: int = DIVERSITY_PAIRS,
+             progress: bool = False) -> dict:
+    """Evaluate every prediction in ``pred_dir`` against ``gt_dir``; returns the JSON structure.
+
+    ``{"protocol", "mean", "per_file", "by_role", "transitions", "mesh", "info"}`` where ``mean`` and
+    ``per_file`` use the reference's key names (``fid_exp``, ``p_fid_exp``, ``mse_exp``, ``sid_exp``,
+    ``sts_exp``, ``variance_pre_exp``, ``rpcc_exp``, same for ``jaw`` and ``pose``); blocks that do not
+    apply are None. All inputs are read and checked before any metric is computed: a bad file raises a
+    :class:`~dualtalk.errors.DualTalkError` naming it.
+    """
+    if protocol not in PROTOCOLS:
+        raise DualTalkError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    if roles not in ("auto", "on", "off"):
+        raise DualTalkError(f"roles must be auto, on or off, not {roles!r}")
+    if flame_masks is not None and flame is None:
+        raise DualTalkError("--flame-masks needs --flame (the FLAME model file generic_model.pkl)")
+    items = pair_files(pred_dir, gt_dir)
+    notes: list[str] = []
+
+    # 1. read and check everything (fails before any work)
+    global _MESH
+    if flame is not None:
+        from .mesh import MeshEvaluator
+
+        _MESH = MeshEvaluator.load(flame, flame_masks)
+    arrays = [load_item(it) for it in items]
+    use_roles = roles != "off" and (roles == "on" or all(it.audio is not None for it in items))
+    if roles == "on":
+        missing = [it for it in items if it.audio is None]
+        if missing:
+            from ..errors import InputError
+
+            raise InputError(missing[0].gt.with_suffix(".wav"), "audio not found (the per-role breakdown needs "
+                                                                 "each person's audio beside the ground truth)")
+    if roles == "auto" and not use_roles:
+        notes.append("per-role breakdown skipped: the ground-truth directory has no audio for every prediction")
+    masks = [role_mask(it.audio, len(a.pred)) if use_roles else None for it, a in zip(items, arrays)]
+
+    # 2. per-file numbers, in parallel where that helps
+    jobs = [_Job(it.key, a, m, protocol, flame is not None) for it, a, m in zip(items, arrays, masks)]
+    n_workers = _auto_workers(len(jobs)) if workers is None else max(1, int(workers))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="evaluate", unit="file", leave=False)
+    results = []
+    if n_workers > 1:
+        with ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=(flame, flame_masks)) as pool:
+            for r in pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (4 * n_workers))):
+                results.append(r)
+                bar and bar.update()
+    else:
+        for job in jobs:
+            results.append(_run_job(job))
+            bar and bar.update()
+    bar and bar.close()
+    keys = [it.key for it in items]
+
+    # 3. assemble
+    per_file = {k: r["metrics"] for k, r in zip(keys, results)}
+    by_role = transitions = mesh = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if protocol == "reference":
+            mean = _mean_over_files(per_file)
+            mean = {f"{m}_{g}": mean[f"{m}_{g}"] for m in REFERENCE_METRICS for g in GROUPS}  # reference order
+        else:
+            mean = pooled_metrics(arrays, seed=seed, diversity_pairs=diversity_pairs)
+        if use_roles:
+            by_role = {}
+            for i, role in enumerate(ROLES):
+                sel = [m if i == 0 else ~m for m in masks]
+                if protocol == "reference":
+                    pf = {k: r["roles"][role] for k, r in zip(keys, results)}
+                    role_mean = _mean_over_files(pf)
+                else:
+                    pf = {k: (pooled_file_metrics(a, f) if f.sum() >= 2 else None)
+                          for k, a, f in zip(keys, arrays, sel)}
+                    role_mean = pooled_metrics(arrays, sel, seed=seed, diversity_pairs=diversity_pairs)
+                by_role[role] = {"mean": role_mean, "per_file": pf,
+                                 "files": sum(v is not None for v in pf.values()),
+                                 "frames": int(sum(int(f.sum()) for f in sel))}
+            t_parts = [r["transitions"] for r in results]
+            t_per_file = {k: summarise_transitions([p]) for k, p in zip(keys, t_parts)}
+            if protocol == "reference":
+                t_mean = _mean_over_files(t_per_file)
+                t_mean["transitions"] = sum(v["transitions"] for v in t_per_file.values())
+            else:
+                t_mean = summarise_transitions(t_parts)
+            transitions = {"mean": t_mean, "per_file": t_per_file}
+        if flame is not None:
+            m_per_file = {k: {"lve_mm": r["mesh"]["lve_mm"], "fdd_mm": r["mesh"]["fdd_mm"]} for k, r in zip(keys, results)}
+            m_mean = _mean_over_files(m_per_file)
+            if protocol == "pooled":  # LVE frame-weighted; FDD is a per-sequence quantity
+                m_mean["lve_mm"] = float(np.mean(np.concatenate([r["mesh"]["lip_errors_mm"] for r in results])))
+            mesh = {"mean": m_mean, "per_file": m_per_file}
+
+    info = {
+        "files": len(items),
+        "frames": {k: {"evaluated": len(a.pred), **a.lengths} for k, a in zip(keys, arrays)},
+        "speaking_fraction": ({k: float(m.mean()) for k, m in zip(keys, masks)} if use_roles else None),
+        "workers": n_workers,
+        "notes": notes,
+    }
+    if protocol == "pooled":
+        info["seed"] = seed
+        info["diversity_pairs"] = diversity_pairs
+    return {
+        "protocol": protocol,
+        "mean": _to_json(mean),
+        "per_file": _to_json(per_file),
+        "by_role": None if by_role is None else {
+            role: {"mean": _to_json(b["mean"]), "per_file": _to_json(b["per_file"]), "files": b["files"],
+                   "frames": b["frames"]} for role, b in by_role.items()},
+        "transitions": None if transitions is None else _to_json(transitions),
+        "mesh": None if mesh is None else _to_json(mesh),
+        "info": info,
+    }
+
+
+# ----------------------------------------------------------------------------- printing
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
+def format_table(result: dict) -> str:
+    """A readable table: one row per metric, columns exp / jaw / pose (and per role when available)."""
+    mean = result["mean"] or {}
+    metrics = REFERENCE_METRICS if result["protocol"] == "reference" else POOLED_METRICS
+    by_role = result.get("by_role")
+    head = f"{'metric':<14}" + "".join(f"{g:>11}" for g in GROUPS)
+    if by_role:
+        head += "  |" + "".join(f"{g + ' spk/lst':>22}" for g in GROUPS)
+    lines = [f"protocol: {result['protocol']}  ({result['info']['files']} files"
+             + (", mean over files)" if result["protocol"] == "reference" else ", pooled over all frames)"),
+             head, "-" * len(head)]
+    for m in metrics:
+        row = f"{m:<14}" + "".join(f"{_fmt(mean.get(f'{m}_{g}')):>11}" for g in GROUPS)
+        if by_role:
+            cells = []
+            for g in GROUPS:
+                s, li = ((by_role[r]["mean"] or {}).get(f"{m}_{g}") for r in ROLES)
+                cells.append(f"{_fmt(s) + ' / ' + _fmt(li):>22}")
+            row += "  |" + "".join(cells)
+        lines.append(row)
+    t = result.get("transitions")
+    if t:
+        tm = t["mean"]
+        lines.append(f"role transitions: {tm['transitions']} (window +-0.5 s)")
+        for name in ("trans_vel_err", "trans_jerk", "trans_jerk_gt", "trans_jerk_ratio"):
+            lines.append(f"  {name:<18}" + "".join(f"{_fmt(tm.get(f'{name}_{g}')):>11}" for g in GROUPS))
+    mesh = result.get("mesh")
+    if mesh:
+        lines.append(f"mesh: LVE {_fmt(mesh['mean']['lve_mm'])} mm, FDD {_fmt(mesh['mean']['fdd_mm'])} mm")
+    for note in result["info"].get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+__all__ = ["POOLED_METRICS", "PROTOCOLS", "REFERENCE_METRICS", "evaluate", "format_table", "pooled_metrics",
+           "reference_metrics"]
