@@ -71,6 +71,13 @@ class _MaskUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
+            import importlib
+
+            for prefix in ("numpy._core.", "numpy.core."):  # NumPy 2 moved numpy.core; FLAME's files are NumPy 1
+                try:
+                    return getattr(importlib.import_module(prefix + module.rsplit(".", 1)[-1]), name)
+                except (ImportError, AttributeError):
+                    continue
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
