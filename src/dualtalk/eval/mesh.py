@@ -60,6 +60,12 @@ def fdd(pred_verts: np.ndarray, gt_verts: np.ndarray, template: np.ndarray, uppe
 
 # ----------------------------------------------------------------------------- region masks
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding.lower().replace("-", "") != "latin1":
+        raise pickle.UnpicklingError(f"refusing to encode with {encoding}")
+    return text.encode("latin1")
+
+
 class _MaskUnpickler(pickle.Unpickler):
     """Only what a pickled dict of numpy index arrays needs; anything else is refused."""
 
@@ -70,6 +76,8 @@ class _MaskUnpickler(pickle.Unpickler):
     }
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles written by Python 3 store bytes
+            return _latin1_encode
         if (module, name) in self._ALLOWED:
             import importlib
 
@@ -150,7 +158,7 @@ class MeshEvaluator:
         for s in range(0, len(x), _CHUNK):
             c = x[s:s + _CHUNK].astype(np.float64)  # (C, 56)
             verts = self.model.vertices(c[:, 0:50], c[:, 50:53], np.zeros((len(c), 3)))  # (C, V, 3)
-            parts.append(np.asarray(verts)[:, idx])  # (C, I, 3)
+            parts.append(np.asarray(verts)[:, idx].astype(np.float64))  # (C, I, 3)
         return np.concatenate(parts, axis=0)
 
     def per_file(self, pred: np.ndarray, gt: np.ndarray) -> dict:
