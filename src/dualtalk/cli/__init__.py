@@ -15,7 +15,9 @@ from ..errors import DualTalkError
 
 #: subcommand modules, in the order ``dualtalk --help`` lists them
 SUBCOMMANDS = [
+    "dualtalk.cli.inference",  # generate, predict, convert-official
     "dualtalk.cli.evaluate",  # evaluate
+    "dualtalk.cli.train",  # train
     # each area adds its module here
 ]
 

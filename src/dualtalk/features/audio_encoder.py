@@ -57,17 +57,72 @@ class Wav2Vec2Encoder(nn.Module):
     def output_dim(self) -> int:
         return self.model.config.hidden_size
 
+    @property
+    def _channels_last_ok(self) -> bool:
+        c = self.model.config
+        return c.feat_extract_norm == "layer" and c.conv_bias
+
     def forward(self, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
         """(B, S) waveform -> (B, T, hidden_size)."""
         if self.cfg.normalize_waveform:
             wave = normalize_waveform(wave)
-        feats = self.model.feature_extractor(wave)  # (B, C, S')
-        feats = feats.transpose(1, 2)  # (B, S', C)
+        if self._channels_last_ok and not torch.is_grad_enabled():
+            feats = conv_features_channels_last(self.model.feature_extractor, wave)  # (B, S', C)
+        else:
+            feats = self.model.feature_extractor(wave).transpose(1, 2)  # (B, S', C)
         feats = interpolate_frames(feats, num_frames)  # (B, T, C)
         hidden, _ = self.model.feature_projection(feats)  # (B, T, H)
         if self.training:
             hidden = self.model._mask_hidden_states(hidden)  # SpecAugment, as Wav2Vec2Model does in training
         return self.model.encoder(hidden).last_hidden_state  # (B, T, H)
+
+
+def conv_receptive_field(extractor: nn.Module) -> tuple[int, int]:
+    """(receptive field, total stride) in samples of a wav2vec2 CNN feature extractor (400, 320)."""
+    field, stride = 1, 1
+    for layer in reversed(extractor.conv_layers):
+        field = (field - 1) * layer.conv.stride[0] + layer.conv.kernel_size[0]
+    for layer in extractor.conv_layers:
+        stride *= layer.conv.stride[0]
+    return field, stride
+
+
+def _conv_stack_time_major(extractor: nn.Module, wave: torch.Tensor) -> torch.Tensor:
+    x = wave[:, :, None]  # (B, S, 1)
+    b = x.shape[0]
+    for layer in extractor.conv_layers:
+        conv = layer.conv
+        k, s = conv.kernel_size[0], conv.stride[0]
+        c_in, c_out = conv.in_channels, conv.out_channels
+        frames = x.unfold(1, k, s)  # (B, L', C_in, k) view
+        n = frames.shape[1]
+        frames = frames.reshape(b * n, c_in * k)  # (B*L', C_in*k), order (c, j) as the conv weight
+        w = conv.weight.reshape(c_out, c_in * k)  # (C_out, C_in*k)
+        x = torch.addmm(conv.bias, frames, w.t()).view(b, n, c_out)  # (B, L', C_out)
+        x = layer.layer_norm(x)  # over channels, contiguous
+        x = layer.activation(x)
+    return x
+
+
+def conv_features_channels_last(extractor: nn.Module, wave: torch.Tensor, chunk_frames: int = 500) -> torch.Tensor:
+    """The wav2vec2 CNN feature extractor (``feat_extract_norm="layer"``) computed time-major, in chunks.
+
+    Same arithmetic as ``Wav2Vec2FeatureEncoder`` (conv -> LayerNorm over channels -> GELU, per layer),
+    but each strided convolution is one matrix product over unfolded frames in (B, L, C) layout, so the
+    LayerNorm needs no transposes; and the waveform is processed ``chunk_frames`` output frames (10 s) at
+    a time, each chunk with its receptive field, so the intermediate tensors stay small (the first layer
+    alone is 400 MB per minute of audio otherwise). Output frames do not depend on the chunking;
+    the result equals Wav2Vec2FeatureEncoder's up to float rounding. Inference only. (B, S) -> (B, L, C)
+    """
+    field, stride = conv_receptive_field(extractor)
+    if wave.shape[1] < field:  # shorter than one CNN frame: Wav2Vec2 would fail; pad to one frame
+        wave = F.pad(wave, (0, field - wave.shape[1]))
+    total = (wave.shape[1] - field) // stride + 1
+    chunks = []
+    for i0 in range(0, total, chunk_frames):
+        i1 = min(total, i0 + chunk_frames)
+        chunks.append(_conv_stack_time_major(extractor, wave[:, i0 * stride: (i1 - 1) * stride + field]))
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)  # (B, L, C)
 
 
 def load_pretrained_wav2vec2(source: str, expected: dict):

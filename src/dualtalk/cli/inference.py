@@ -1,0 +1,76 @@
+"""``dualtalk generate``, ``dualtalk predict``, ``dualtalk convert-official``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="model directory, hf-hub:ORG/NAME, released-layout .pth, or preset name (random weights)")
+    p.add_argument("--config", help="config json of a released-layout .pth whose shapes are not the released ones")
+    p.add_argument("--device", default="cpu", help="cpu (default, the reference), cuda, mps")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--window", type=float, default=DEFAULT_WINDOW_SECONDS,
+                   help=f"inputs longer than this many seconds run in overlapping windows (default "
+                        f"{DEFAULT_WINDOW_SECONDS:g}; 0 = always one sequence)")
+    p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP_SECONDS,
+                   help=f"seconds shared by neighbouring windows, cross-faded (default {DEFAULT_OVERLAP_SECONDS:g})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _options(args) -> InferenceOptions:
+    return InferenceOptions(device=args.device, dtype=args.dtype, window=args.window, overlap=args.overlap,
+                            progress=not args.quiet)
+
+
+def _generate(args) -> int:
+    from ..inference.pipeline import generate
+
+    motion = generate(args.model, args.self_audio, args.partner_audio, args.partner_motion, args.out,
+                      config=args.config, options=_options(args))
+    print(f"wrote {args.out}: {len(motion)} frames ({len(motion) / motion.fps:.2f} s)")
+    return 0
+
+
+def _predict(args) -> int:
+    from ..inference.pipeline import predict
+
+    written = predict(args.model, args.data, args.out, config=args.config, options=_options(args))
+    print(f"wrote {len(written)} prediction(s) to {args.out}")
+    return 0
+
+
+def _convert(args) -> int:
+    from ..model.checkpoint import convert_official
+
+    out = convert_official(args.src, args.out_dir, args.config)
+    print(f"wrote {out}/config.json and {out}/model.safetensors")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate one person's motion from both audios and the partner's motion",
+                       description="Write the motion of the person speaking in --self-audio (dataset layout npz).")
+    _model_args(p)
+    p.add_argument("--self-audio", required=True, help="audio of the person to generate (wav/flac)")
+    p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
+    p.add_argument("--partner-motion", required=True, help="partner motion (.npz: exp (T,50), pose (T,6))")
+    p.add_argument("--out", required=True, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("predict", help="generate every conversation of a split (both directions)",
+                       description="Write PRED_DIR/NAME_speakerK.npy (T,56) [exp, jaw, global] for every side "
+                                   "whose partner has motion.")
+    _model_args(p)
+    p.add_argument("--data", required=True, help="split directory with NAME_speaker{1,2}.{wav,npz}")
+    p.add_argument("--out", required=True, help="prediction directory")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("convert-official", help="convert a released-layout DualTalk .pth to a model directory")
+    p.add_argument("src", help="released-layout checkpoint (.pth), loaded with weights_only=True")
+    p.add_argument("out_dir", help="output model directory (config.json + model.safetensors)")
+    p.add_argument("--config", help="config json (form of the parity fixture's); default: released shapes")
+    p.set_defaults(func=_convert)
