@@ -127,21 +127,28 @@ _MESH = None  # MeshEvaluator of this process (set once; workers get it from the
 
 def _init_worker(flame, flame_masks):
     global _MESH
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)  # one BLAS / OpenMP thread per worker process: the workers are the parallelism
-    except ImportError:  # pragma: no cover
-        pass
     if flame is not None and _MESH is None:
         from .mesh import MeshEvaluator
 
         _MESH = MeshEvaluator.load(flame, flame_masks)
 
 
+def _single_thread():
+    """One BLAS / OpenMP thread: per-file arrays are small, and threads only add overhead (and contention
+    with other processes); parallelism comes from evaluating files in separate processes."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(1)
+    except ImportError:  # pragma: no cover
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 def _run_job(job: _Job) -> dict:
     """Every per-file number of one item (runs in a worker process when evaluating in parallel)."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _single_thread():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant sequences: NaN correlations become null
         a = job.arrays
         file_metrics = reference_metrics if job.protocol == "reference" else pooled_file_metrics
