@@ -221,3 +221,92 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 def load_yaml_overrides(cfg, path: str | os.PathLike):
     return merge_dict(cfg, load_yaml(path), where=os.fspath(path))
+
+
+# ----------------------------------------------------------------------------------------------------
+# training (``dualtalk train``; defaults = the released training recipe where it has one)
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how they are cut."""
+
+    #: split directories under DATA_DIR (any names); validation must not be the test split
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    #: window length in frames at 25 fps (the released training cut 200-frame chunks)
+    window_frames: int = 200
+    #: validation window (frames); 0 = same as ``window_frames``
+    val_window_frames: int = 0
+    #: examples per batch per process (the released training used 32)
+    batch_size: int = 32
+    num_workers: int = 4
+    #: at most this many validation batches per evaluation (0 = the whole split)
+    max_val_batches: int = 0
+    #: cache the outputs of frozen audio encoders on disk (needs model.audio_encoder.freeze=true)
+    feature_cache: bool = False
+    #: cache location; default RUN_DIR/feature_cache (share one between runs to reuse it)
+    cache_dir: str | None = None
+    #: the cached encoders run over chunks of this many seconds of each file
+    cache_chunk_seconds: float = 20.0
+
+
+@dataclass
+class OptimConfig:
+    """Adam + a step schedule (released: lr 1e-4, x0.8 every 50 epochs)."""
+
+    lr: float = 1e-4
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    #: ``step`` (multiply by ``gamma`` every ``step_size`` units) or ``constant``
+    scheduler: str = "step"
+    step_size: int = 50
+    gamma: float = 0.8
+    #: unit of ``step_size``: ``epoch`` (as released) or ``step`` (optimizer steps)
+    step_unit: str = "epoch"
+    #: linear warm-up over this many optimizer steps (0 = none, as released)
+    warmup_steps: int = 0
+    #: micro-batches per optimizer step
+    grad_accum_steps: int = 1
+    #: clip the global gradient norm to this value (0 = off, as released)
+    grad_clip: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """Released objective: MSE(exp) + MSE(jaw) + MSE(global pose) + MSE(velocity), weight 1 each."""
+
+    exp: float = 1.0
+    jaw: float = 1.0
+    pose: float = 1.0
+    velocity: float = 1.0
+    #: measure errors in units of the training-set std when the model normalises motion
+    normalized: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``model`` is a partial model config (nested mapping) applied to ``preset``."""
+
+    preset: str = "small"
+    model: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    max_steps: int = 100_000
+    seed: int = 6666
+    #: ``auto`` (cuda:LOCAL_RANK when available, else cpu), ``cpu``, ``cuda``, ``cuda:1`` ...
+    device: str = "auto"
+    #: ``auto`` (bf16 autocast on a GPU that supports it, else fp32), ``fp32`` or ``bf16``
+    precision: str = "auto"
+    #: exponential moving average of the weights (0 = off); validation and best/ then use the EMA
+    ema_decay: float = 0.0
+    log_every: int = 10
+    val_every: int = 500
+    val_at_start: bool = True
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    tensorboard: bool = True
+    #: write RUN_DIR/debug/rank{R}.json: the examples each process saw and its final weights' hash
+    debug_record: bool = False

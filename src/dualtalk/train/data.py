@@ -1,0 +1,302 @@
+"""Training data: an index of conversations, random windows every epoch, lazy loading, both directions.
+
+A split directory holds conversations in the dataset layout (``NAME_speaker{1,2}.{wav,npz}``, both motions
+required). Only the *index* is held in memory (names, paths, lengths); every example is read from disk
+when the loader asks for it (``soundfile`` reads just the window's samples), so memory use does not grow
+with the dataset.
+
+An example is one window of one conversation seen from one side: the target person's audio, the
+partner's audio and motion in, the target person's motion out. Each window gives two examples (speaker 1
+as target with speaker 2 as partner, and the reverse).
+
+Windows (training): every epoch a conversation of T frames is tiled with ``n = ceil(T / W)`` windows of W
+frames starting at a fresh random offset; the two end windows are pulled inside the clip, so every frame
+is seen every epoch and every window is full. A clip shorter than W gives one window padded to W frames
+with a mask (padded frames carry no loss). Audio and motion are cut at the same instants (frame t starts
+at sample 640 t). Validation windows are fixed: W-frame tiles from frame 0, the last one masked.
+
+The plan of an epoch (which windows, in which order, which process gets which) depends only on
+``(seed, epoch)``: a resumed run re-creates it and skips the batches it had already consumed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import InputError
+from ..io.audio import SAMPLE_RATE, load_audio
+from ..io.conversation import check_length, discover_conversations, num_frames
+from ..io.motion import FPS, MOTION_DIM, load_motion
+
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+
+#: columns of a plan row: conversation index, first frame, frames, target speaker (1|2), dummy (0|1)
+CLIP, START, LENGTH, TARGET, DUMMY = range(5)
+
+
+@dataclass
+class Clip:
+    """One conversation of the index (paths and length only: nothing is loaded)."""
+
+    name: str
+    audio: tuple[str, str]  # speaker 1, speaker 2
+    motion: tuple[str, str]
+    frames: int  # usable frames: the shortest of the four files
+    sample_rates: tuple[int, int]
+
+
+@dataclass
+class SplitIndex:
+    directory: str
+    clips: list[Clip]
+
+    @property
+    def frames(self) -> np.ndarray:
+        return np.array([c.frames for c in self.clips], dtype=np.int64)  # (N,)
+
+
+@dataclass
+class MotionStats:
+    """Per-dimension mean and std (model order, 56-d) over every frame of both people of a split."""
+
+    mean: np.ndarray  # (56,)
+    std: np.ndarray  # (56,)
+    frames: int
+
+
+def split_dir(data_dir: str | os.PathLike, split: str, role: str) -> Path:
+    path = Path(data_dir) / split
+    if not path.is_dir():
+        raise InputError(path, f"{role} split not found (expected {Path(data_dir) / split}/NAME_speaker{{1,2}}.{{wav,npz}}; "
+                               f"choose another split with data.{role}_split=NAME)")
+    return path
+
+
+def _audio_info(path: Path) -> tuple[int, int]:
+    """(samples at 16 kHz, native sample rate) without reading the samples."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise InputError(path, f"not a readable audio file ({str(exc).split(':')[-1].strip()})") from None
+    if info.frames == 0:
+        raise InputError(path, "audio file contains no samples")
+    return -(-info.frames * SAMPLE_RATE // info.samplerate), int(info.samplerate)
+
+
+def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
+                with_stats: bool = False, progress: bool = False) -> tuple[SplitIndex, MotionStats | None]:
+    """Index one split (lengths checked, nothing kept in memory); optionally motion statistics."""
+    from tqdm import tqdm
+
+    directory = split_dir(data_dir, split, role)
+    try:
+        convs = discover_conversations(directory, require_motion="both")
+    except InputError as exc:
+        if "no conversations found" in exc.what:
+            raise InputError(directory, f"{role} split is empty (no NAME_speaker{{1,2}}.{{wav,npz}} conversations)") from None
+        raise
+    total = np.zeros(MOTION_DIM, np.float64)
+    total_sq = np.zeros(MOTION_DIM, np.float64)
+    count = 0
+    clips = []
+    for conv in tqdm(convs, desc=f"indexing {split}", unit="conv", disable=not progress, leave=False):
+        lengths, rates = [], []
+        for k in (1, 2):
+            samples, sr = _audio_info(conv.audio[k])
+            lengths.append(num_frames(samples))
+            rates.append(sr)
+        for k in (1, 2):
+            motion = load_motion(conv.motion[k]).to_model()  # (T, 56)
+            check_length(conv.motion[k], len(motion), lengths[k - 1], "motion")
+            lengths.append(len(motion))
+            if with_stats:
+                x = motion.astype(np.float64)
+                total += x.sum(0)
+                total_sq += np.square(x).sum(0)
+                count += len(x)
+        check_length(conv.audio[2], lengths[1], lengths[0], "the partner's audio")
+        clips.append(Clip(conv.name, (str(conv.audio[1]), str(conv.audio[2])),
+                          (str(conv.motion[1]), str(conv.motion[2])), int(min(lengths)), (rates[0], rates[1])))
+    stats = None
+    if with_stats:
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+        stats = MotionStats(mean.astype(np.float32), std.astype(np.float32), count)
+    return SplitIndex(str(directory), clips), stats
+
+
+# ----------------------------------------------------------------------------------------------------
+# plans: which windows an epoch is made of
+
+
+def train_plan(frames: np.ndarray, window: int, seed: int, epoch: int) -> np.ndarray:
+    """Shuffled rows (clip, start, length, target, dummy) of one training epoch: (2 * windows, 5)."""
+    rng = np.random.default_rng([seed, epoch])
+    rows = []
+    for i, t in enumerate(frames.tolist()):
+        if t <= window:
+            rows.append(np.array([[i, 0, t]]))
+            continue
+        n = -(-t // window)
+        slack = n * window - t  # frames by which n windows overhang the clip
+        offset = int(rng.integers(0, slack + 1))
+        starts = np.clip(np.arange(n) * window - offset, 0, t - window)  # (n,)
+        rows.append(np.stack([np.full(n, i), starts, np.full(n, window)], axis=1))
+    plan = np.concatenate(rows)  # (W, 3)
+    plan = both_directions(plan)  # (2W, 5)
+    return plan[rng.permutation(len(plan))]
+
+
+def val_plan(frames: np.ndarray, window: int) -> np.ndarray:
+    """Fixed tiles from frame 0, both directions, in order: (2 * windows, 5)."""
+    rows = []
+    for i, t in enumerate(frames.tolist()):
+        starts = np.arange(0, t, window)
+        rows.append(np.stack([np.full(len(starts), i), starts, np.minimum(window, t - starts)], axis=1))
+    return both_directions(np.concatenate(rows))
+
+
+def both_directions(rows: np.ndarray) -> np.ndarray:
+    """(N, 3) windows -> (2N, 5): each window with target speaker 1 and with target speaker 2."""
+    n = len(rows)
+    out = np.zeros((2 * n, 5), dtype=np.int64)
+    out[:, :3] = np.repeat(rows, 2, axis=0)
+    out[:, TARGET] = np.tile([1, 2], n)
+    return out
+
+
+def shard(plan: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rows of process ``rank``: padded (with dummy rows, which carry no loss) to a multiple of ``world``."""
+    if world == 1:
+        return plan
+    pad = (-len(plan)) % world
+    if pad:
+        extra = plan[:pad].copy()
+        extra[:, DUMMY] = 1
+        plan = np.concatenate([plan, extra])
+    return plan[rank::world]
+
+
+class PlanBatchSampler(Sampler):
+    """Batches of plan rows for one process; ``set_epoch(epoch, skip)`` starts an epoch at batch ``skip``.
+
+    Training: a fresh shuffled plan per epoch (every process gets the same number of batches). Validation
+    (``shuffle=False``): the fixed plan.
+    """
+
+    def __init__(self, frames: np.ndarray, window: int, batch_size: int, seed: int = 0, rank: int = 0,
+                 world: int = 1, shuffle: bool = True, max_batches: int = 0):
+        self.frames = frames
+        self.window = window
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world = world
+        self.shuffle = shuffle
+        self.max_batches = max_batches
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch = epoch
+        self.skip = skip
+
+    def rows(self) -> np.ndarray:
+        plan = (train_plan(self.frames, self.window, self.seed, self.epoch) if self.shuffle
+                else val_plan(self.frames, self.window))
+        if self.max_batches:
+            plan = plan[: self.max_batches * self.batch_size * self.world]
+        return shard(plan, self.rank, self.world)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows()) / self.batch_size)
+
+    def __iter__(self):
+        rows = self.rows()
+        for b in range(self.skip, math.ceil(len(rows) / self.batch_size)):
+            yield [tuple(r) for r in rows[b * self.batch_size:(b + 1) * self.batch_size].tolist()]
+
+
+# ----------------------------------------------------------------------------------------------------
+# loading one example
+
+
+def read_audio_window(path: str, native_rate: int, start: int, frames: int, window: int) -> np.ndarray:
+    """Samples [640 start, 640 (start + frames)) of a file, zero-padded to 640 window: (640 window,)."""
+    a, b = start * SAMPLES_PER_FRAME, (start + frames) * SAMPLES_PER_FRAME
+    if native_rate == SAMPLE_RATE:
+        try:
+            data, _ = sf.read(path, start=a, stop=b, dtype="float32", always_2d=True)  # (S, C)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise InputError(path, f"not a readable audio file ({exc})") from None
+        wave = data.mean(axis=1)  # (S,)
+    else:  # another rate: resample the whole file (slower; convert the corpus to 16 kHz once to avoid it)
+        wave = load_audio(path)[a:b]
+    if not np.isfinite(wave).all():
+        raise InputError(path, "audio contains NaN or infinite samples")
+    out = np.zeros(window * SAMPLES_PER_FRAME, dtype=np.float32)
+    out[: len(wave)] = wave
+    return out
+
+
+def read_motion_window(path: str, start: int, frames: int, window: int) -> np.ndarray:
+    """Frames [start, start + frames) in model order, padded to ``window`` by repeating the last: (W, 56)."""
+    x = load_motion(path).to_model()[start:start + frames]  # (frames, 56)
+    if len(x) < window:
+        x = np.concatenate([x, np.repeat(x[-1:], window - len(x), axis=0)])
+    return x
+
+
+class ConversationWindows(Dataset):
+    """``dataset[(clip, start, length, target, dummy)]`` -> one example (dict of arrays, see ``__getitem__``).
+
+    With a feature cache (``features``: {"self": dir, "partner": dir}), the audio encoders' outputs are
+    read from memory-mapped ``.npy`` files instead of the waveforms.
+    """
+
+    def __init__(self, index: SplitIndex, window: int, features: dict[str, Path] | None = None):
+        self.index = index
+        self.window = window
+        self.features = features
+
+    def __len__(self) -> int:  # the dataset is addressed by plan rows, not by position
+        return len(self.index.clips)
+
+    def __getitem__(self, row):
+        i, start, length, target, dummy = (int(v) for v in row)
+        clip = self.index.clips[i]
+        t, p = target - 1, 2 - target  # index of the target / partner person
+        w = self.window
+        mask = np.zeros(w, dtype=bool)
+        if not dummy:
+            mask[:length] = True
+        item = {
+            "target": torch.from_numpy(read_motion_window(clip.motion[t], start, length, w)),  # (W, 56)
+            "partner_motion": torch.from_numpy(read_motion_window(clip.motion[p], start, length, w)),  # (W, 56)
+            "mask": torch.from_numpy(mask),  # (W,)
+            "key": f"{clip.name}:{start}:{length}:s{target}",
+        }
+        if self.features is None:
+            item["self_audio"] = torch.from_numpy(read_audio_window(clip.audio[t], clip.sample_rates[t], start, length, w))
+            item["partner_audio"] = torch.from_numpy(read_audio_window(clip.audio[p], clip.sample_rates[p], start, length, w))
+        else:
+            from .cache import read_feature_window
+
+            item["self_features"] = read_feature_window(self.features["self"], clip.name, target, start, length, w)
+            item["partner_features"] = read_feature_window(self.features["partner"], clip.name, 3 - target, start,
+                                                           length, w)
+        return item
+
+
+def make_loader(dataset: ConversationWindows, sampler: PlanBatchSampler, num_workers: int,
+                pin_memory: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+                      persistent_workers=False, prefetch_factor=4 if num_workers else None)

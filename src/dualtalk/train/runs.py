@@ -1,0 +1,196 @@
+"""The run directory: config, checkpoints (atomic), the best model, metrics (CSV + TensorBoard).
+
+    RUN_DIR/
+      config.yaml                 the full TrainConfig of the run (what ``--resume`` reads back)
+      run.json                    data directory, world size, dualtalk version, start/resume history
+      best/                       model directory (config.json + model.safetensors) of the lowest
+                                  validation loss: ``dualtalk generate --model RUN_DIR/best``
+      checkpoints/step_00001000/  model/ (a model directory), state.pt (optimizer, scheduler, EMA,
+                                  step, epoch, data position, best loss), rng_rank{R}.pt (random states)
+      metrics.csv                 one row per log interval (train) and per validation (val)
+      tensorboard/                the same scalars for TensorBoard
+      feature_cache/              cached frozen-encoder outputs (data.feature_cache, no data.cache_dir)
+
+A checkpoint is written into ``checkpoints/.step_N.tmp`` and renamed when complete; ``best/`` is replaced
+by renaming a complete ``.best.tmp`` over it. An interrupted write leaves only a ``.tmp`` directory, which
+the next start removes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..io.files import atomic_write_text
+from ..model.checkpoint import WEIGHTS_NAME, save_model
+
+STEP_RE = re.compile(r"^step_(\d{8,})$")
+METRIC_FIELDS = ["step", "epoch", "split", "loss", "exp", "jaw", "pose", "velocity", "lr", "grad_norm",
+                 "examples_per_sec", "elapsed_s"]
+
+
+def checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints, oldest first."""
+    root = Path(run) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in root.iterdir() if p.is_dir() and (m := STEP_RE.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    found = checkpoints(run)
+    return found[-1][1] if found else None
+
+
+def clean_partial_writes(run: Path) -> None:
+    """Remove what an interrupted write left behind; put back ``best/`` if it was being replaced."""
+    run = Path(run)
+    for tmp in list((run / "checkpoints").glob(".step_*.tmp")) if (run / "checkpoints").is_dir() else []:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(run / ".best.tmp", ignore_errors=True)
+    old = run / ".best.old"
+    if old.exists():
+        if (run / "best").exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(old, run / "best")
+
+
+def rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+        "numpy_rest": list(np.random.get_state()[2:]),  # pos, has_gauss, cached_gaussian
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    pos, has_gauss, gauss = state["numpy_rest"]
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_best(run: Path, model, extra: dict) -> Path:
+    """Replace RUN_DIR/best by a complete new model directory."""
+    run = Path(run)
+    tmp, best, old = run / ".best.tmp", run / "best", run / ".best.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(model, tmp, extra=extra)
+    if best.exists():
+        os.rename(best, old)
+    os.rename(tmp, best)
+    shutil.rmtree(old, ignore_errors=True)
+    return best
+
+
+def write_checkpoint(tmp: Path, final: Path, model, state: dict, extra: dict, keep: int) -> None:
+    """Rank 0's part: model + state into ``tmp`` (which already holds every rank's rng file), rename, prune."""
+    save_model(model, tmp / "model", extra=extra)
+    torch.save(state, tmp / "state.pt")
+    os.rename(tmp, final)
+    for _, old in checkpoints(final.parent)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict | None]:
+    """-> (model state dict, training state, this rank's random state or None)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        weights = load_file(str(path / "model" / WEIGHTS_NAME))
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint, whatever the cause
+        raise InputError(path, f"unreadable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+    rng_file = path / f"rng_rank{rank}.pt"
+    rng = torch.load(rng_file, weights_only=True) if rng_file.exists() else None
+    return weights, state, rng
+
+
+class Metrics:
+    """metrics.csv + TensorBoard (rank 0 only). On resume, rows after the resumed step are dropped."""
+
+    def __init__(self, run: Path, enabled: bool, tensorboard: bool, resume_step: int | None):
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        path = Path(run) / "metrics.csv"
+        if resume_step is not None and path.exists():
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, METRIC_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(path, buf.getvalue())
+        new = not path.exists()
+        self.fh = open(path, "a", newline="", encoding="utf-8")
+        self.csv = csv.DictWriter(self.fh, METRIC_FIELDS, extrasaction="ignore")
+        if new:
+            self.csv.writeheader()
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # pragma: no cover - tensorboard is in the train extra
+                print("warning: tensorboard is not installed (pip install 'dualtalk[train]'); "
+                      "metrics go to metrics.csv only")
+            else:
+                purge = None if resume_step is None else resume_step + 1
+                self.tb = SummaryWriter(str(Path(run) / "tensorboard"), purge_step=purge)
+
+    def log(self, split: str, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        row = {"step": step, "split": split}
+        row.update({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in values.items()})
+        self.csv.writerow(row)
+        self.fh.flush()
+        if self.tb is not None:
+            for key, value in values.items():
+                if key not in ("epoch",) and isinstance(value, (int, float)):
+                    self.tb.add_scalar(f"{split}/{key}", value, step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.fh.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+def write_run_info(run: Path, info: dict) -> None:
+    path = Path(run) / "run.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    history = old.get("history", []) + [info.pop("event")]
+    old.update(info)
+    old["history"] = history
+    atomic_write_text(path, json.dumps(old, indent=2) + "\n")
+
+
+def read_run_info(run: Path) -> dict:
+    path = Path(run) / "run.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "not a training run directory (run.json missing)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not readable ({exc})") from None

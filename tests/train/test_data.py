@@ -1,0 +1,120 @@
+"""Training data: windows cover every frame with fresh offsets, both directions, masks, sharding, lazy cuts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dualtalk.errors import DualTalkError, InputError
+from dualtalk.io.audio import save_audio
+from dualtalk.io.motion import Motion, save_motion
+from dualtalk.train.data import (DUMMY, LENGTH, START, TARGET, ConversationWindows, PlanBatchSampler, index_split,
+                                 shard, train_plan, val_plan)
+
+
+def coverage(plan, frames):
+    seen = [np.zeros(t, int) for t in frames]
+    for clip, start, length, target, dummy in plan:
+        if target == 1:
+            seen[clip][start:start + length] += 1
+    return seen
+
+
+def test_train_plan_covers_every_frame_with_fresh_offsets():
+    frames = np.array([95, 200, 30, 401, 40])
+    w = 40
+    starts = []
+    for epoch in range(6):
+        plan = train_plan(frames, w, seed=1, epoch=epoch)
+        # both directions of every window, in shuffled order
+        assert (plan[:, TARGET] == 1).sum() == (plan[:, TARGET] == 2).sum()
+        assert not np.array_equal(plan[:, TARGET], np.tile([1, 2], len(plan) // 2))
+        for seen, t in zip(coverage(plan, frames), frames):
+            assert seen.min() >= 1, "a frame was not seen this epoch"
+            assert seen.sum() < t + w  # about one pass, at most one window of overlap
+        long = plan[plan[:, LENGTH] == w]
+        short = plan[plan[:, LENGTH] < w]
+        assert set(short[:, 0].tolist()) == {2}  # only the clip shorter than W is short (padded)
+        assert (long[:, START] + w <= frames[long[:, 0]]).all()  # full windows stay inside the clip
+        starts.append(sorted(plan[(plan[:, 0] == 3) & (plan[:, TARGET] == 1), START].tolist()))
+    assert len({tuple(s) for s in starts}) > 1  # offsets change between epochs
+    assert np.array_equal(train_plan(frames, w, 1, 3), train_plan(frames, w, 1, 3))  # deterministic
+
+
+def test_val_plan_tiles_from_zero():
+    plan = val_plan(np.array([100, 30]), 40)
+    ones = plan[plan[:, TARGET] == 1]
+    assert ones[:, :3].tolist() == [[0, 0, 40], [0, 40, 40], [0, 80, 20], [1, 0, 30]]
+
+
+def test_shards_are_disjoint_and_complete():
+    plan = train_plan(np.array([100, 77, 20]), 25, seed=0, epoch=0)
+    parts = [shard(plan, r, 3) for r in range(3)]
+    assert len({len(p) for p in parts}) == 1
+    real = [tuple(r) for p in parts for r in p if not r[DUMMY]]
+    assert sorted(real) == sorted(tuple(r) for r in plan)
+
+
+def test_sampler_skip_resumes_the_same_epoch():
+    s = PlanBatchSampler(np.array([100, 77, 20]), 25, batch_size=3, seed=5)
+    s.set_epoch(2)
+    full = list(s)
+    s.set_epoch(2, skip=3)
+    assert list(s) == full[3:]
+    assert len(s) == len(full)
+
+
+@pytest.fixture
+def marked(tmp_path):
+    """One conversation whose samples and motion frames encode their own frame index."""
+    split = tmp_path / "data" / "train"
+    split.mkdir(parents=True)
+    frames = 60
+    idx = np.arange(frames * 640) // 640  # frame of each sample
+    for k in (1, 2):
+        save_audio(split / f"c_speaker{k}.wav", (idx / 1000 + k / 10).astype(np.float32))
+        x = np.zeros((frames, 56), np.float32)
+        x[:, 0] = np.arange(frames)
+        x[:, 1] = k
+        save_motion(split / f"c_speaker{k}.npz", Motion.from_model(x))
+    return tmp_path / "data"
+
+
+def test_audio_and_motion_cut_at_the_same_instants(marked):
+    index, stats = index_split(marked, "train", with_stats=True)
+    assert index.clips[0].frames == 60
+    ds = ConversationWindows(index, window=25)
+    item = ds[(0, 17, 25, 2, 0)]
+    assert item["target"][:, 0].tolist() == list(range(17, 42))
+    assert item["target"][0, 1] == 2 and item["partner_motion"][0, 1] == 1
+    frame_of_sample = np.round((item["self_audio"].numpy() - 0.2) * 1000)  # speaker 2's audio
+    assert np.array_equal(frame_of_sample, np.repeat(np.arange(17, 42), 640))
+    assert np.allclose(item["partner_audio"].numpy()[::640], np.arange(17, 42) / 1000 + 0.1, atol=1e-6)
+    assert item["mask"].all()
+    # a short window: padded, masked
+    item = ds[(0, 50, 10, 1, 0)]
+    assert item["mask"].sum() == 10 and not item["mask"][10:].any()
+    assert (item["self_audio"][10 * 640:] == 0).all()
+    assert item["target"][10:, 0].tolist() == [59.0] * 15  # last frame repeated
+    assert not ds[(0, 0, 25, 1, 1)]["mask"].any()  # dummy rows carry no loss
+    # statistics over every frame of both people
+    assert stats.frames == 120
+    assert np.isclose(stats.mean[0], 29.5) and np.isclose(stats.mean[1], 1.5)
+    assert np.isclose(stats.std[0], np.arange(60).std(), rtol=1e-5)
+
+
+def test_missing_and_empty_splits(tmp_path, toy_corpus):
+    with pytest.raises(InputError, match="val split not found"):
+        index_split(tmp_path, "val", "val")
+    (tmp_path / "val").mkdir()
+    with pytest.raises(InputError, match="val split is empty"):
+        index_split(tmp_path, "val", "val")
+
+
+def test_validation_split_must_not_be_test():
+    from dualtalk.train import make_train_config
+
+    with pytest.raises(DualTalkError, match="must not be the test split"):
+        make_train_config(overrides=["data.val_split=test"])
+    with pytest.raises(DualTalkError, match="differ from the training split"):
+        make_train_config(overrides=["data.val_split=train"])
