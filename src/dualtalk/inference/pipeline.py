@@ -118,9 +118,10 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
 
 
 def _as_model(model, config=None, device="cpu") -> DualTalk:
+    device = resolve_device(device)  # fail on an unavailable device before reading anything
     if isinstance(model, DualTalk):
-        return model
-    return load_model(model, config=config, device=device)
+        return model.to(device)
+    return load_model(model, config=config).to(device)
 
 
 def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathLike,

@@ -88,9 +88,10 @@ def load_motion(path: str | os.PathLike) -> Motion:
     if path.is_dir():
         raise InputError(path, "is a directory, expected a motion .npz file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise InputError(path, "not an .npz archive (a single .npy array?)")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InputError(path, "not an .npz archive (a single .npy array?)")
+        with data:
             missing = [k for k in ("exp", "pose") if k not in data.files]
             if missing:
                 raise InputError(path, f"missing key(s) {', '.join(missing)} (has: {', '.join(data.files) or 'none'})")

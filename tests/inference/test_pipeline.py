@@ -1,0 +1,166 @@
+"""generate / predict end to end (CLI and API), on real conversations, plus windowing of long inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dualtalk.cli import main
+from dualtalk.errors import DualTalkError
+from dualtalk.inference.pipeline import InferenceOptions, blend_weights, plan_windows, run_model
+from dualtalk.io import load_audio, load_motion
+from dualtalk.model.checkpoint import save_model
+from dualtalk.model.dualtalk import DualTalk
+from dualtalk.model.presets import get_preset
+from tests.conftest import shared_path
+
+CONV = "xkHwlcDSOjc_sub_video_109_000"  # speaker1 has motion, so speaker2 can be generated
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return shared_path("data", "dualtalk_demo")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny")
+    save_model(DualTalk(get_preset("tiny")).eval(), path)
+    return path
+
+
+def test_generate_cli_on_real_conversation(demo, tiny_dir, tmp_path):
+    out = tmp_path / "sub" / "B.npz"
+    exe = Path(sys.executable).with_name("dualtalk")
+    proc = subprocess.run([str(exe), "generate", "--model", str(tiny_dir),
+                           "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
+                           "--partner-audio", str(demo / f"{CONV}_speaker1.wav"),
+                           "--partner-motion", str(demo / f"{CONV}_speaker1.npz"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout
+    samples = len(load_audio(demo / f"{CONV}_speaker2.wav"))
+    t = -(-samples // 640)
+    with np.load(out) as data:
+        assert set(data.files) == {"exp", "pose"}
+        assert data["exp"].shape == (t, 50) and data["pose"].shape == (t, 6)
+        assert data["exp"].dtype == np.float32 and np.isfinite(data["exp"]).all()
+    # the same through the API
+    from dualtalk.inference.pipeline import generate
+
+    motion = generate(tiny_dir, demo / f"{CONV}_speaker2.wav", demo / f"{CONV}_speaker1.wav",
+                      demo / f"{CONV}_speaker1.npz", options=InferenceOptions(progress=False))
+    with np.load(out) as data:
+        np.testing.assert_allclose(motion.pose, data["pose"], atol=1e-6)
+
+
+def test_predict_cli_writes_every_generatable_side(demo, tiny_dir, tmp_path):
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(tiny_dir), "--data", str(demo), "--out", str(out), "--quiet"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    # each demo conversation has motion for one side only: the other side is generated
+    assert names == ["UbjUDM1MiGE_sub_video_72_speaker1.npy", f"{CONV}_speaker2.npy"]
+    y = np.load(out / f"{CONV}_speaker2.npy")
+    assert y.shape == (-(-len(load_audio(demo / f"{CONV}_speaker2.wav")) // 640), 56)
+    # predictions equal generate's output in model order [exp, jaw, global]
+    gen = tmp_path / "B.npz"
+    main(["generate", "--model", str(tiny_dir), "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
+          "--partner-audio", str(demo / f"{CONV}_speaker1.wav"), "--partner-motion",
+          str(demo / f"{CONV}_speaker1.npz"), "--out", str(gen), "--quiet"])
+    m = load_motion(gen)
+    np.testing.assert_allclose(y, m.to_model(), atol=1e-6)
+
+
+def test_predict_errors_on_bad_split(tmp_path, tiny_dir, capsys):
+    d = tmp_path / "split"
+    d.mkdir()
+    assert main(["predict", "--model", str(tiny_dir), "--data", str(d), "--out", str(tmp_path / "p")]) == 2
+    assert "no conversations found" in capsys.readouterr().err
+    import soundfile as sf
+
+    sf.write(str(d / "c_speaker1.wav"), np.zeros(6400, np.float32), 16000)
+    np.savez(d / "c_speaker1.npz", exp=np.zeros((10, 50)), pose=np.zeros((10, 6)))
+    assert main(["predict", "--model", str(tiny_dir), "--data", str(d), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "c_speaker2.wav" in err and "audio file not found" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_bfloat16_and_device_options(demo, tiny_dir, tmp_path, capsys):
+    args = ["generate", "--model", str(tiny_dir), "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
+            "--partner-audio", str(demo / f"{CONV}_speaker1.wav"),
+            "--partner-motion", str(demo / f"{CONV}_speaker1.npz"), "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "bf16.npz"), "--dtype", "bfloat16"]) == 0
+    assert main(args + ["--out", str(tmp_path / "fp32.npz")]) == 0
+    with np.load(tmp_path / "bf16.npz") as a, np.load(tmp_path / "fp32.npz") as b:
+        assert a["exp"].dtype == np.float32
+        err = np.abs(a["exp"] - b["exp"]).max()
+        assert 0 < err < 0.5  # lower precision, same model
+    if not torch.cuda.is_available():
+        assert main(args + ["--out", str(tmp_path / "c.npz"), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+        assert not (tmp_path / "c.npz").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# windowing
+
+
+def test_windows_cover_and_blend_to_one():
+    for t, w, o in [(100, 40, 10), (1000, 300, 25), (50, 60, 10), (301, 300, 25)]:
+        windows = plan_windows(t, w, o)
+        weights = blend_weights(windows, t)
+        total = np.zeros(t)
+        for (s, e), wt in zip(windows, weights):
+            assert e - s == min(w, t) and len(wt) == e - s
+            total[s:e] += wt
+        np.testing.assert_allclose(total, 1.0)
+        assert windows[0][0] == 0 and windows[-1][1] == t
+    with pytest.raises(DualTalkError, match="overlap"):
+        plan_windows(100, 10, 10)
+
+
+class FrameLocalModel(torch.nn.Module):
+    """A stand-in whose output at frame t depends only on the inputs at frame t: windowing must then be
+    exactly invisible (no seam, no offset)."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = get_preset("tiny")
+
+    def forward(self, a, b, m):
+        t = m.shape[1]
+        energy = a.reshape(1, t, 640).square().mean(-1, keepdim=True)  # (1, T, 1)
+        return m * 0.5 + energy + b.reshape(1, t, 640).mean(-1, keepdim=True)
+
+
+def test_windowed_inference_has_no_seam():
+    rng = np.random.default_rng(0)
+    t = 25 * 40  # 40 s
+    a = rng.normal(size=t * 640).astype(np.float32)
+    b = rng.normal(size=t * 640).astype(np.float32)
+    m = rng.normal(size=(t, 56)).astype(np.float32)
+    model = FrameLocalModel()
+    exact = run_model(model, a, b, m, InferenceOptions(window=0, progress=False))
+    windowed = run_model(model, a, b, m, InferenceOptions(window=10, overlap=2, progress=False))
+    np.testing.assert_allclose(windowed, exact, atol=1e-5)
+
+
+def test_ten_minute_conversation_runs_windowed():
+    torch.manual_seed(0)
+    model = DualTalk(get_preset("tiny")).eval()
+    rng = np.random.default_rng(0)
+    t = 25 * 600
+    a = (0.1 * rng.normal(size=t * 640)).astype(np.float32)
+    m = rng.normal(size=(t, 56)).astype(np.float32)
+    y = run_model(model, a, a[::-1].copy(), m, InferenceOptions(progress=False))
+    assert y.shape == (t, 56) and np.isfinite(y).all()
+    # windows are 120 s with 10 s overlaps: the output at a window boundary is continuous
+    jumps = np.abs(np.diff(y, axis=0)).max(axis=1)
+    assert jumps[2990:3010].max() < 5 * np.median(jumps) + 1e-3

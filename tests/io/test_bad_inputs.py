@@ -1,0 +1,169 @@
+"""Every bad input of ``dualtalk generate`` gives one error line naming the file, exit 2, and no output.
+
+The cases and their expected messages are listed in ``bad_inputs.tsv`` beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dualtalk.cli import main
+
+HERE = Path(__file__).parent
+CASES = [line.rstrip("\n").split("\t") for line in (HERE / "bad_inputs.tsv").read_text().splitlines()
+         if line.strip() and not line.startswith("#")]
+SR = 16000
+T = 30  # frames; 30 * 640 samples
+
+
+def write_wav(path, wave, sr=SR):
+    sf.write(str(path), np.asarray(wave, np.float32), sr, subtype="FLOAT")
+
+
+def write_motion(path, t=T, exp_w=50, pose_w=6, **kw):
+    rng = np.random.default_rng(0)
+    data = {"exp": rng.normal(size=(t, exp_w)).astype(np.float32), "pose": 0.1 * rng.normal(size=(t, pose_w)).astype(np.float32)}
+    data.update(kw)
+    np.savez(path, **data)
+
+
+def make_case(case: str, tmp: Path) -> dict:
+    rng = np.random.default_rng(1)
+    files = {
+        "self_audio": tmp / "B.wav",
+        "partner_audio": tmp / "A.wav",
+        "partner_motion": tmp / "A.npz",
+        "model": "tiny",
+    }
+    write_wav(files["self_audio"], 0.1 * rng.normal(size=T * 640))
+    write_wav(files["partner_audio"], 0.1 * rng.normal(size=T * 640))
+    write_motion(files["partner_motion"])
+    sa, pa, pm = files["self_audio"], files["partner_audio"], files["partner_motion"]
+    if case == "self_audio_missing":
+        sa.unlink()
+    elif case == "self_audio_is_directory":
+        sa.unlink()
+        sa.mkdir()
+    elif case == "self_audio_not_audio":
+        sa.write_text("this is not audio\n")
+    elif case == "self_audio_empty":
+        write_wav(sa, np.zeros(0))
+    elif case == "self_audio_nan":
+        w = np.zeros(T * 640)
+        w[100] = np.nan
+        write_wav(sa, w)
+    elif case == "partner_audio_missing":
+        pa.unlink()
+    elif case == "partner_audio_length_mismatch":
+        write_wav(pa, 0.1 * rng.normal(size=(T + 10) * 640))
+    elif case == "motion_missing":
+        pm.unlink()
+    elif case == "motion_not_npz":
+        pm.write_text("exp,pose\n1,2\n")
+    elif case == "motion_single_npy":
+        with open(pm, "wb") as fh:
+            np.save(fh, np.zeros((T, 56), np.float32))
+    elif case == "motion_truncated":
+        data = pm.read_bytes()
+        pm.write_bytes(data[: len(data) // 2])
+    elif case == "motion_missing_key":
+        np.savez(pm, exp=np.zeros((T, 50), np.float32), shape=np.zeros((T, 100)))
+    elif case == "motion_wrong_exp_dims":
+        write_motion(pm, exp_w=40)
+    elif case == "motion_wrong_pose_ndim":
+        np.savez(pm, exp=np.zeros((T, 50), np.float32), pose=np.zeros(T, np.float32))
+    elif case == "motion_no_frames":
+        write_motion(pm, t=0)
+    elif case == "motion_nan":
+        pose = np.zeros((T, 6), np.float32)
+        pose[3, 2] = np.inf
+        np.savez(pm, exp=np.zeros((T, 50), np.float32), pose=pose)
+    elif case == "motion_exp_pose_lengths":
+        np.savez(pm, exp=np.zeros((T, 50), np.float32), pose=np.zeros((T - 1, 6), np.float32))
+    elif case == "motion_length_mismatch":
+        write_motion(pm, t=T + 20)
+    elif case == "model_missing":
+        files["model"] = tmp / "no_such_model"
+    elif case in ("model_bad_config", "model_future_format", "model_missing_weights"):
+        d = tmp / "model"
+        d.mkdir()
+        files["model"] = d
+        if case == "model_bad_config":
+            (d / "config.json").write_text("{not json")
+        elif case == "model_future_format":
+            (d / "config.json").write_text(json.dumps({"format_version": 99, "model": {}}))
+        else:
+            from dualtalk.config import FORMAT_VERSION, to_dict
+            from dualtalk.model.presets import get_preset
+
+            (d / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": to_dict(get_preset("tiny"))}))
+    elif case == "model_bad_pth":
+        files["model"] = tmp / "DualTalk.pth"
+        files["model"].write_bytes(b"\x80\x04garbage that is not a checkpoint")
+    else:  # pragma: no cover
+        raise AssertionError(f"unknown case {case}")
+    return files
+
+
+def run_generate(files, out):
+    return main(["generate", "--model", str(files["model"]), "--self-audio", str(files["self_audio"]),
+                 "--partner-audio", str(files["partner_audio"]), "--partner-motion", str(files["partner_motion"]),
+                 "--out", str(out), "--quiet"])
+
+
+@pytest.mark.parametrize("case,culprit,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, culprit, message, tmp_path, capsys):
+    files = make_case(case, tmp_path)
+    out = tmp_path / "out" / "B.npz"
+    code = run_generate(files, out)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ")
+    assert message in err[0]
+    assert str(files[culprit]) in err[0]
+    assert not out.exists()
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_every_case_in_table_is_distinct():
+    names = [c[0] for c in CASES]
+    assert len(names) == len(set(names)) and len(names) >= 20
+
+
+def test_silent_self_audio_is_valid(tmp_path):
+    files = make_case("motion_missing_key", tmp_path)  # then repair the motion
+    write_motion(files["partner_motion"])
+    write_wav(files["self_audio"], np.zeros(T * 640))  # B only listens
+    out = tmp_path / "B.npz"
+    assert run_generate(files, out) == 0
+    with np.load(out) as data:
+        assert data["exp"].shape == (T, 50) and data["pose"].shape == (T, 6)
+
+
+def test_lengths_within_tolerance_are_accepted(tmp_path):
+    files = make_case("motion_missing_key", tmp_path)
+    write_motion(files["partner_motion"], t=T - 2)  # tracker dropped two frames
+    out = tmp_path / "B.npz"
+    assert run_generate(files, out) == 0
+    with np.load(out) as data:
+        assert data["exp"].shape == (T, 50)
+
+
+def test_error_through_the_console_script(tmp_path):
+    files = make_case("motion_nan", tmp_path)
+    exe = Path(sys.executable).with_name("dualtalk")
+    proc = subprocess.run([str(exe), "generate", "--model", "tiny", "--self-audio", str(files["self_audio"]),
+                           "--partner-audio", str(files["partner_audio"]), "--partner-motion",
+                           str(files["partner_motion"]), "--out", str(tmp_path / "B.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "contains NaN" in proc.stderr and str(files["partner_motion"]) in proc.stderr

@@ -1,0 +1,188 @@
+"""The model's variants, presets, encoders and checkpoints (tiny presets, generated inputs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dualtalk.config import DualTalkConfig, apply_overrides, from_dict, to_dict
+from dualtalk.errors import DualTalkError
+from dualtalk.model.checkpoint import load_model, save_model
+from dualtalk.model.dualtalk import DualTalk
+from dualtalk.model.layers import alignment_mask, temporal_bias
+from dualtalk.model.presets import get_preset, list_presets
+
+T = 40
+S = T * 640
+
+
+def inputs(seed=0, b=1):
+    g = torch.Generator().manual_seed(seed)
+    return (0.1 * torch.randn(b, S, generator=g), 0.1 * torch.randn(b, S, generator=g),
+            torch.randn(b, T, 56, generator=g))
+
+
+def test_presets_build_and_run():
+    for name in ("tiny", "tiny-mel", "speaker_only", "listener_only", "small"):
+        model = DualTalk(get_preset(name)).eval()
+        with torch.inference_mode():
+            y = model(*inputs())
+        assert y.shape == (1, T, 56) and torch.isfinite(y).all(), name
+    assert {"released", "paper", "tiny"} <= set(list_presets())
+
+
+def test_tiny_forward_is_fast_enough_to_use_in_every_test():
+    # behaviour, not a benchmark: the tiny preset really is tiny
+    model = DualTalk(get_preset("tiny"))
+    assert model.num_parameters() < 200_000
+
+
+def test_output_length_follows_self_audio():
+    model = DualTalk(get_preset("tiny")).eval()
+    a, b, m = inputs()
+    with torch.inference_mode():
+        y = model(a[:, : S - 100], b[:, : S - 100], m)  # ceil((S-100)/640) == T
+    assert y.shape[1] == T
+    with pytest.raises(DualTalkError, match="partner motion has 40 frames"):
+        model(a[:, : S - 700], b[:, : S - 700], m)
+
+
+def test_paper_variant_differs_where_it_should():
+    torch.manual_seed(0)
+    released = DualTalk(get_preset("tiny")).eval()
+    paper = DualTalk(apply_overrides(get_preset("tiny"), ["variant=paper"])).eval()
+    # same parameters (the paper variant adds no weights: biases and PPE are fixed)
+    assert set(released.state_dict()) == set(paper.state_dict())
+    paper.load_state_dict(released.state_dict())
+    x = inputs()
+    with torch.inference_mode():
+        y_r, i_r = released(*x, return_intermediates=True)
+        y_p, i_p = paper(*x, return_intermediates=True)
+    # encoders and the temporal enhancer are shared; the interaction module and synthesis differ
+    for key in ("audio_feat_self", "audio_feat_partner", "partner_motion_feat", "temporal_feat"):
+        torch.testing.assert_close(i_r[key], i_p[key])
+    assert (i_r["interaction_feat"] - i_p["interaction_feat"]).abs().max() > 1e-3
+    assert (y_r - y_p).abs().max() > 1e-3
+
+
+def test_paper_modulation_is_sigmoid_gated():
+    cfg = apply_overrides(get_preset("tiny"), ["variant=paper", "modulation_alpha=0.5"])
+    model = DualTalk(cfg).eval()
+    syn = model.synthesis_module
+    captured = {}
+    syn.blendshape_predictor.register_forward_hook(lambda m, i, o: captured.setdefault("in", i[0]))
+    syn.synthesis_decoder.register_forward_hook(lambda m, i, o: captured.setdefault("d", o))
+    with torch.inference_mode():
+        model(*inputs())
+    delta = captured["in"] - captured["d"]  # = alpha * sigmoid(...) in (0, alpha)
+    assert delta.min() > 0 and delta.max() < 0.5
+
+
+def test_alignment_bias_shapes_and_values():
+    bias = temporal_bias(4, 60, 25)
+    assert bias.shape == (4, 60, 60)
+    assert bias[:, 0, 0].abs().max() == 0 and (bias[:, 0, 24] == 0).all() and (bias[:, 0, 25] < 0).all()
+    torch.testing.assert_close(bias, bias.transpose(1, 2))  # symmetric: whole dialogue is available
+    mask = alignment_mask(5, 5, 1)
+    assert torch.isinf(mask[0, 2]) and mask[0, 1] == 0 and mask[2, 3] == 0
+
+
+def test_paper_variant_trains_one_step():
+    torch.manual_seed(0)
+    model = DualTalk(apply_overrides(get_preset("tiny"), ["variant=paper"])).train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    a, b, m = inputs(b=2)
+    target = torch.randn(2, T, 56)
+    loss = torch.nn.functional.mse_loss(model(a, b, m), target)
+    loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    before = model.synthesis_module.modulation_layer.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(before, model.synthesis_module.modulation_layer.weight)
+
+
+def test_baseline_presets_ignore_switched_off_inputs():
+    model = DualTalk(get_preset("speaker_only")).eval()
+    a, b, m = inputs()
+    with torch.inference_mode():
+        y1 = model(a, b, m)
+        y2 = model(a, torch.randn_like(b), torch.randn_like(m))
+    torch.testing.assert_close(y1, y2)
+    assert not hasattr(model.joint_encoder, "audio_encoder2")
+    model = DualTalk(get_preset("listener_only")).eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(a, b, m), model(torch.randn_like(a), b, m))
+
+
+def test_config_round_trip_and_strictness(tmp_path):
+    cfg = apply_overrides(get_preset("tiny"), ["feature_dim=24", "audio_encoder.type=mel"])
+    assert cfg.feature_dim == 24 and cfg.audio_encoder.type == "mel"
+    assert from_dict(DualTalkConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
+    with pytest.raises(DualTalkError, match="unknown key"):
+        apply_overrides(cfg, ["feature_dims=3"])
+    with pytest.raises(DualTalkError, match="variant"):
+        apply_overrides(cfg, ["variant=other"]).validate()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    for preset in ("tiny", "tiny-mel"):
+        model = DualTalk(get_preset(preset)).eval()
+        if model.config.normalize_motion:
+            model.set_motion_statistics(torch.arange(56.0), torch.full((56,), 2.0))
+        save_model(model, tmp_path / preset, extra={"note": "test"})
+        meta = json.loads((tmp_path / preset / "config.json").read_text())
+        assert meta["format_version"] == 1 and meta["extra"] == {"note": "test"}
+        loaded = load_model(tmp_path / preset)
+        x = inputs()
+        with torch.inference_mode():
+            torch.testing.assert_close(model(*x), loaded(*x))
+
+
+def test_pretrained_wav2vec2_from_local_directory(tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from dualtalk.model.presets import TINY_WAV2VEC2
+
+    torch.manual_seed(3)
+    w2v = Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC2))
+    w2v.save_pretrained(tmp_path / "w2v")
+    cfg = apply_overrides(get_preset("tiny"), [f"audio_encoder.pretrained={tmp_path / 'w2v'}"])
+    model = DualTalk(cfg)
+    for enc in (model.joint_encoder.audio_encoder1, model.joint_encoder.audio_encoder2):
+        torch.testing.assert_close(enc.model.encoder.layers[0].attention.q_proj.weight,
+                                   w2v.encoder.layers[0].attention.q_proj.weight)
+    bad = apply_overrides(cfg, ["audio_encoder.wav2vec2.hidden_size=64", "audio_encoder.wav2vec2.num_attention_heads=4"])
+    with pytest.raises(DualTalkError, match="hidden_size"):
+        DualTalk(bad)
+    with pytest.raises(DualTalkError, match="cannot load pretrained"):
+        DualTalk(apply_overrides(cfg, [f"audio_encoder.pretrained={tmp_path / 'nothing'}"]))
+
+
+def test_hf_hub_ids_load_through_the_hub_client(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    model = DualTalk(get_preset("tiny")).eval()
+    save_model(model, tmp_path / "repo")
+    calls = []
+
+    def fake_download(repo_id, filename, **kw):
+        calls.append((repo_id, filename))
+        return str(tmp_path / "repo" / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    loaded = load_model("hf-hub:someone/dualtalk-tiny")
+    assert calls == [("someone/dualtalk-tiny", "config.json"), ("someone/dualtalk-tiny", "model.safetensors")]
+    x = inputs()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(*x), loaded(*x))
+
+    def offline(repo_id, filename, **kw):
+        raise OSError("We couldn't connect to the hub")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(DualTalkError, match="hf-hub:someone/x: cannot download"):
+        load_model("hf-hub:someone/x")
