@@ -440,6 +440,15 @@ def _synthetic_head_mesh(num_vertices: int, num_faces: int | None):
     return verts, faces
 
 
+def _smooth_fields(v: np.ndarray, k: int, scale: float, rng) -> np.ndarray:
+    """(V, 3, k) random smooth vector fields: sin(w . v + phase) along a random direction."""
+    w = rng.standard_normal((k, 3)) * 25.0  # spatial frequencies (rad per metre)
+    phase = rng.uniform(0, 2 * np.pi, k)
+    direction = rng.standard_normal((k, 3))  # (k, 3)
+    wave = np.sin(v @ w.T + phase)  # (V, k)
+    return scale * wave[:, None, :] * direction.T[None]  # (V, 3, k)
+
+
 def write_synthetic_flame(path: str | os.PathLike, num_vertices: int = 5023, num_faces: int | None = 9976,
                           seed: int = 0, chumpy: bool = False) -> Path:
     """Write a small random model in the FLAME pickle layout (protocol 2, as the real files).
@@ -466,8 +475,9 @@ def write_synthetic_flame(path: str | os.PathLike, num_vertices: int = 5023, num
     # skinning: the lower front goes with the jaw, the rest with the neck, a little root everywhere
     jaw_w = 1 / (1 + np.exp(-(-(v[:, 1] + 0.02) * 200))) * (v[:, 2] > 0)
     weights = np.stack([np.full(V, 0.05), 0.95 - 0.9 * jaw_w, 0.9 * jaw_w, np.zeros(V), np.zeros(V)], -1)
-    shapedirs = 1e-3 * rng.standard_normal((V, 3, 400))
-    posedirs = 1e-3 * rng.standard_normal((V, 3, 36))
+    # blendshapes are smooth displacement fields (as FLAME's are): random plane waves over the head
+    shapedirs = _smooth_fields(v, 400, 1e-3, rng)  # (V, 3, 400), ~1 mm per unit coefficient
+    posedirs = _smooth_fields(v, 36, 2e-4, rng)  # (V, 3, 36)
     model = {
         "v_template": _FakeCh(v) if chumpy else v,
         "f": f,

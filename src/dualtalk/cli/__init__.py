@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "dualtalk.cli.inference",  # generate, predict, convert-official
     "dualtalk.cli.evaluate",  # evaluate
     "dualtalk.cli.train",  # train
+    "dualtalk.cli.render",  # render, plot
     # each area adds its module here
 ]
 

@@ -1,0 +1,273 @@
+"""Render a conversation to an mp4: one or two heads (plus an optional ground truth), captions, audio.
+
+    from dualtalk.render import render_video
+    render_video("B.npz", "conversation.mp4", audio="B.wav", partner_motion="A.npz", partner_audio="A.wav")
+
+Layout, left to right: partner, generated person, ground truth (each a square ``size`` x ``size``
+panel). Each caption names the person and says whether they are speaking or listening, from voice
+activity on their own audio. The video is H.264 (yuv420p, faststart) at 25 fps with the two audio
+tracks mixed into one AAC track cut or padded to exactly the video's length, so browsers play it.
+Frames are rendered by worker processes when that helps (long videos, more than one core).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DualTalkError, InputError
+from ..io.audio import SAMPLE_RATE, load_audio
+from ..io.files import atomic_path
+from ..io.motion import FPS, Motion, load_model_motion
+from .heads import BuiltinHead, FlameHead, Head
+from .overlay import Caption, ExpressionStrip
+from .raster import make_rasterizer
+from .scene import Camera, shade, vertex_normals
+
+BACKGROUND = np.array([0.94, 0.94, 0.95], np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------
+# inputs
+
+
+def as_motion(x, what: str = "motion") -> Motion:
+    """A :class:`Motion` from a Motion, a (T, 56) model-order array, or a ``.npz`` / ``.npy`` file path."""
+    if isinstance(x, Motion):
+        return x
+    if isinstance(x, np.ndarray):
+        return Motion.from_model(x)
+    return Motion.from_model(load_model_motion(x))
+
+
+def as_audio(x) -> np.ndarray | None:
+    """Mono float32 16 kHz from a path, or an array already at 16 kHz; None stays None."""
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        return np.asarray(x, np.float32).reshape(-1)
+    return load_audio(x)
+
+
+def smooth_motion(motion: Motion, window: int = 7, order: int = 2) -> Motion:
+    """Savitzky-Golay smoothing of expression and global rotation (as the reference demo does before
+    rendering); the jaw is left alone. Returns a new Motion; the input is not modified."""
+    from scipy.signal import savgol_filter
+
+    T = len(motion)
+    window = min(window, T if T % 2 else T - 1)
+    if window <= order:
+        return Motion(motion.exp.copy(), motion.jaw.copy(), motion.global_rot.copy(), motion.fps)
+    return Motion(savgol_filter(motion.exp, window, order, axis=0).astype(np.float32), motion.jaw.copy(),
+                  savgol_filter(motion.global_rot, window, order, axis=0).astype(np.float32), motion.fps)
+
+
+def mix_audio(waves: list[np.ndarray], num_samples: int) -> np.ndarray:
+    """Sum mono tracks, each cut or zero-padded to ``num_samples``; scaled down only if it would clip."""
+    out = np.zeros(num_samples, np.float32)
+    for w in waves:
+        n = min(len(w), num_samples)
+        out[:n] += w[:n]
+    peak = float(np.abs(out).max()) if num_samples else 0.0
+    return out * (0.99 / peak) if peak > 0.99 else out
+
+
+# ----------------------------------------------------------------------------------------------------
+# frames
+
+
+@dataclass
+class Panel:
+    head: Head
+    motion: Motion
+    name: str
+    speaking: np.ndarray | None = None  # (T,) bool, from voice activity on this person's audio
+    show_strip: bool = field(default=False)
+
+
+class FrameRenderer:
+    """Renders frame ``i`` of all panels side by side: (size, size * panels, 3) uint8."""
+
+    def __init__(self, panels: list[Panel], size: int = 512, backend: str = "auto"):
+        self.panels, self.size = panels, size
+        self.raster = make_rasterizer(size, size, backend)
+        self.backend = self.raster.name
+        self.cameras = [Camera(p.head.center, p.head.radius, size) for p in panels]
+        self.captions = [Caption(p.name, size) for p in panels]
+        self.strip = ExpressionStrip(size) if any(p.show_strip for p in panels) else None
+
+    def render_panel(self, k: int, i: int) -> np.ndarray:
+        p = self.panels[k]
+        m = p.motion
+        verts = p.head.vertices(m.exp[i:i + 1], m.jaw[i:i + 1], m.global_rot[i:i + 1])[0]  # (V, 3)
+        colors = shade(p.head.base_colors, vertex_normals(verts, p.head.faces))
+        xy, depth = self.cameras[k].project(verts)
+        img = self.raster.draw(xy, depth, colors, p.head.faces, BACKGROUND)
+        self.captions[k].draw(img, None if p.speaking is None else bool(p.speaking[i]))
+        if p.show_strip:
+            self.strip.draw(img, m.exp[i])
+        if k > 0:
+            img[:, :2] = (img[:, :2] * 0.75).astype(np.uint8)  # a thin divider between panels
+        return img
+
+    def render(self, i: int) -> np.ndarray:
+        return np.concatenate([self.render_panel(k, i) for k in range(len(self.panels))], axis=1)
+
+    def close(self):
+        self.raster.close()
+
+
+_worker: FrameRenderer | None = None
+
+
+def _init_worker(panels, size, backend):
+    global _worker
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # one llvmpipe thread per worker process
+    _worker = FrameRenderer(panels, size, backend)
+
+
+def _render_in_worker(i: int) -> np.ndarray:
+    return _worker.render(i)
+
+
+def _frames(panels, size, backend, num_frames, workers, progress):
+    """Yield rendered frames in order, in this process or from a pool of worker processes."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
+    if workers <= 1:
+        r = FrameRenderer(panels, size, backend)
+        try:
+            for i in range(num_frames):
+                yield r.backend, r.render(i)
+                bar.update()
+        finally:
+            r.close()
+            bar.close()
+        return
+    import multiprocessing as mp
+
+    # the parent resolves "auto" first so that all workers use the same backend
+    probe = FrameRenderer(panels[:1], 16, backend) if backend == "auto" else None
+    name = probe.backend if probe else backend
+    if probe:
+        probe.close()
+    ctx = mp.get_context("spawn")  # no fork after an EGL context or ffmpeg's threads
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(panels, size, name)) as pool:
+        try:
+            for frame in pool.imap(_render_in_worker, range(num_frames), chunksize=4):
+                yield name, frame
+                bar.update()
+        finally:
+            bar.close()
+
+
+def default_workers(num_frames: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if num_frames < 100 or cores < 2 else min(cores, 4)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the video
+
+
+def build_panels(motion: Motion, audio=None, partner_motion: Motion | None = None, partner_audio=None,
+                 ground_truth: Motion | None = None, head: Head | None = None,
+                 names: dict | None = None) -> tuple[list[Panel], list[np.ndarray], int]:
+    """Panels (partner, generated, ground truth), the audio tracks to mix, and the frame count."""
+    T = len(motion)
+    head = head or BuiltinHead()
+    strip = head.kind == "builtin"
+    two = partner_motion is not None
+    default = {"self": "B \u00b7 generated" if (two or ground_truth is not None) else "B",
+               "partner": "A \u00b7 partner", "ground_truth": "B \u00b7 ground truth"}
+    names = {**default, **(names or {})}
+    a_self = as_audio(audio)
+    a_partner = as_audio(partner_audio)
+
+    def vad(wave):
+        if wave is None:
+            return None
+        from ..io.vad import voice_activity
+
+        return voice_activity(wave, SAMPLE_RATE, fps=FPS, num_frames=T)
+
+    s_self = vad(a_self)
+    panels = []
+    if two:
+        panels.append(Panel(head, partner_motion.fit_length(T), names["partner"], vad(a_partner), strip))
+    panels.append(Panel(head, motion, names["self"], s_self, strip))
+    if ground_truth is not None:
+        panels.append(Panel(head, ground_truth.fit_length(T), names["ground_truth"], s_self, strip))
+    tracks = [w for w in (a_partner, a_self) if w is not None]
+    return panels, tracks, T
+
+
+def render_video(motion, out, audio=None, partner_motion=None, partner_audio=None, ground_truth=None,
+                 flame=None, size: int = 512, smooth: bool = False, backend: str = "auto",
+                 workers: int | None = None, names: dict | None = None, progress: bool = True) -> dict:
+    """Render ``motion`` (path, (T, 56) array or Motion) to an H.264 + AAC mp4 at 25 fps.
+
+    ``partner_motion``/``partner_audio``: the other person, drawn on the left; ``ground_truth``: the
+    recorded motion of the same person, drawn on the right; ``flame``: a FLAME model file (or a
+    loaded :class:`~dualtalk.flame.FlameModel`) for full faces, else the built-in head with the
+    expression heat strip. ``smooth`` applies Savitzky-Golay smoothing for display only (the motion
+    files are never changed). ``backend``: "auto" (EGL, else software), "egl" or "software".
+    Returns {"path", "frames", "seconds", "backend", "workers", "render_seconds"}.
+    """
+    import imageio_ffmpeg
+
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(out, "the output must be an .mp4 file")
+    if not (isinstance(size, int) and 64 <= size <= 2048 and size % 16 == 0):
+        raise DualTalkError(f"--size must be a multiple of 16 between 64 and 2048, got {size}")
+    if partner_audio is not None and partner_motion is None:
+        raise DualTalkError("--partner-audio needs --partner-motion")
+    m = as_motion(motion)
+    pm = as_motion(partner_motion) if partner_motion is not None else None
+    gt = as_motion(ground_truth) if ground_truth is not None else None
+    if smooth:
+        m, pm, gt = (smooth_motion(x) if x is not None else None for x in (m, pm, gt))
+    head: Head
+    if flame is None:
+        head = BuiltinHead()
+    else:
+        from ..flame import FlameModel, load_flame
+
+        head = FlameHead(flame if isinstance(flame, FlameModel) else load_flame(flame))
+    panels, tracks, T = build_panels(m, audio, pm, partner_audio, gt, head, names)
+    workers = default_workers(T) if workers is None else max(1, int(workers))
+    width, height = size * len(panels), size
+    start = time.perf_counter()
+    used = None
+    with tempfile.TemporaryDirectory(prefix="dualtalk-render-") as tmp:
+        audio_path = None
+        if tracks:
+            import soundfile as sf
+
+            audio_path = os.path.join(tmp, "mix.wav")
+            sf.write(audio_path, mix_audio(tracks, int(round(T / FPS * SAMPLE_RATE))), SAMPLE_RATE, subtype="PCM_16")
+        with atomic_path(out, suffix=".mp4") as tmp_out:
+            writer = imageio_ffmpeg.write_frames(
+                str(tmp_out), (width, height), fps=FPS, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+                macro_block_size=16, ffmpeg_log_level="error", audio_path=audio_path,
+                audio_codec="aac" if audio_path else None,
+                output_params=["-crf", "20", "-preset", "veryfast", "-movflags", "+faststart"]
+                + (["-b:a", "128k", "-t", f"{T / FPS:.6f}"] if audio_path else []))
+            try:
+                writer.send(None)
+                for used, frame in _frames(panels, size, backend, T, workers, progress):
+                    writer.send(np.ascontiguousarray(frame))
+            except (OSError, RuntimeError) as exc:
+                raise DualTalkError(f"video encoding failed ({exc})") from None
+            finally:
+                writer.close()  # waits for ffmpeg to finish the file (or stops it on error)
+    elapsed = time.perf_counter() - start
+    return {"path": str(out), "frames": T, "seconds": T / FPS, "backend": used, "workers": workers,
+            "render_seconds": elapsed}
