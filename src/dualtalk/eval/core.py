@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,23 +119,12 @@ class _Job:
     arrays: ItemArrays
     mask: np.ndarray | None  # (n,) True where the person speaks
     protocol: str
-    mesh: bool
-
-
-_MESH = None  # MeshEvaluator of this process (set once; workers get it from the initializer)
-
-
-def _init_worker(flame, flame_masks):
-    global _MESH
-    if flame is not None and _MESH is None:
-        from .mesh import MeshEvaluator
-
-        _MESH = MeshEvaluator.load(flame, flame_masks)
+    mesh: object | None  # MeshEvaluator, when the mesh metrics are asked for
 
 
 def _single_thread():
-    """One BLAS / OpenMP thread: per-file arrays are small, and threads only add overhead (and contention
-    with other processes); parallelism comes from evaluating files in separate processes."""
+    """One BLAS / OpenMP thread: per-file arrays are small, and threads inside a library only add overhead
+    (and contention with other processes); parallelism comes from evaluating files side by side."""
     try:
         from threadpoolctl import threadpool_limits
 
@@ -147,8 +136,8 @@ def _single_thread():
 
 
 def _run_job(job: _Job) -> dict:
-    """Every per-file number of one item (runs in a worker process when evaluating in parallel)."""
-    with warnings.catch_warnings(), _single_thread():
+    """Every per-file number of one item (runs in a worker thread when evaluating in parallel)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant sequences: NaN correlations become null
         a = job.arrays
         file_metrics = reference_metrics if job.protocol == "reference" else pooled_file_metrics
@@ -159,8 +148,8 @@ def _run_job(job: _Job) -> dict:
                 for role, frames in zip(ROLES, (job.mask, ~job.mask)):
                     out["roles"][role] = reference_metrics(a, frames) if frames.sum() >= MIN_FRAMES else None
             out["transitions"] = transition_frames(a.pred, a.gt, job.mask)
-        if job.mesh:
-            out["mesh"] = _MESH.per_file(a.pred, a.gt)
+        if job.mesh is not None:
+            out["mesh"] = job.mesh.per_file(a.pred, a.gt)
         return out
 
 
@@ -212,11 +201,11 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
     notes: list[str] = []
 
     # 1. read and check everything (fails before any work)
-    global _MESH
+    mesh_eval = None
     if flame is not None:
         from .mesh import MeshEvaluator
 
-        _MESH = MeshEvaluator.load(flame, flame_masks)
+        mesh_eval = MeshEvaluator.load(flame, flame_masks)
     arrays = [load_item(it) for it in items]
     use_roles = roles != "off" and (roles == "on" or all(it.audio is not None for it in items))
     if roles == "on":
@@ -231,7 +220,7 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
     masks = [role_mask(it.audio, len(a.pred)) if use_roles else None for it, a in zip(items, arrays)]
 
     # 2. per-file numbers, in parallel where that helps
-    jobs = [_Job(it.key, a, m, protocol, flame is not None) for it, a, m in zip(items, arrays, masks)]
+    jobs = [_Job(it.key, a, m, protocol, mesh_eval) for it, a, m in zip(items, arrays, masks)]
     n_workers = _auto_workers(len(jobs)) if workers is None else max(1, int(workers))
     bar = None
     if progress:
@@ -239,15 +228,18 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
 
         bar = tqdm(total=len(jobs), desc="evaluate", unit="file", leave=False)
     results = []
-    if n_workers > 1:
-        with ProcessPoolExecutor(n_workers, initializer=_init_worker, initargs=(flame, flame_masks)) as pool:
-            for r in pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (4 * n_workers))):
-                results.append(r)
+    # threads, not processes: k-means (Cython), sqrtm (LAPACK) and NumPy release the GIL, and threads
+    # need no start-up, no copies of the arrays and no fork (unsafe after OpenMP has run)
+    with _single_thread():
+        if n_workers > 1:
+            with ThreadPoolExecutor(n_workers) as pool:
+                for r in pool.map(_run_job, jobs):
+                    results.append(r)
+                    bar and bar.update()
+        else:
+            for job in jobs:
+                results.append(_run_job(job))
                 bar and bar.update()
-    else:
-        for job in jobs:
-            results.append(_run_job(job))
-            bar and bar.update()
     bar and bar.close()
     keys = [it.key for it in items]
 

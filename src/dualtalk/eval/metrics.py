@@ -96,14 +96,32 @@ def _entropy_bits(labels: np.ndarray, k: int) -> float:
     return float(-np.cumsum(p * np.log2(p + SID_EPS))[-1])  # sequential, as the reference's loop
 
 
+_OPENMP = None
+
+
+def _one_openmp_thread():
+    """Limit the calling thread's OpenMP pool to one thread (scikit-learn's k-means runs on it)."""
+    global _OPENMP
+    if _OPENMP is None:
+        from threadpoolctl import ThreadpoolController
+
+        _OPENMP = ThreadpoolController()  # after scikit-learn is imported, so that its OpenMP is found
+    return _OPENMP.limit(limits=1, user_api="openmp")
+
+
 def kmeans_labels(fit_on: np.ndarray, assign: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
-    """Fit ``KMeans(k, random_state, n_init='auto')`` on ``fit_on`` and label the frames of ``assign``."""
+    """Fit ``KMeans(k, random_state, n_init='auto')`` on ``fit_on`` and label the frames of ``assign``.
+
+    Runs with one OpenMP thread: scikit-learn's Lloyd iterations sum the centres per thread, so with
+    float32 data the last bits of the centres - and, rarely, a label - depend on the number of threads,
+    i.e. on the machine. One thread makes SID the same everywhere (it reproduces the reference fixture).
+    """
     from ..errors import require
 
     require("sklearn", "eval")
     from sklearn.cluster import KMeans
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_openmp_thread():
         warnings.simplefilter("ignore")  # ConvergenceWarning on duplicate points (constant motion)
         km = KMeans(n_clusters=k, random_state=random_state, n_init="auto").fit(fit_on)
         return km.predict(assign)
