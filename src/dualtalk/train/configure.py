@@ -125,5 +125,5 @@ def save_train_config(cfg: TrainConfig, path: Path) -> None:
 
 def load_train_config(path: Path) -> TrainConfig:
     if not Path(path).exists():
-        raise InputError(path, "training config not found (not a run directory?)")
+        raise InputError(Path(path).parent, "not a training run directory (config.yaml missing)")
     return from_dict(TrainConfig, load_yaml(path), where=str(path))

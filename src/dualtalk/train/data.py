@@ -107,7 +107,8 @@ def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
     total_sq = np.zeros(MOTION_DIM, np.float64)
     count = 0
     clips = []
-    for conv in tqdm(convs, desc=f"indexing {split}", unit="conv", disable=not progress, leave=False):
+    for conv in tqdm(convs, desc=f"indexing {split}", unit="conv", disable=not progress, leave=False,
+                     delay=2):
         lengths, rates = [], []
         for k in (1, 2):
             samples, sr = _audio_info(conv.audio[k])
@@ -298,5 +299,8 @@ class ConversationWindows(Dataset):
 
 def make_loader(dataset: ConversationWindows, sampler: PlanBatchSampler, num_workers: int,
                 pin_memory: bool = False) -> DataLoader:
+    # The loader's own generator: starting an iterator must not draw from the global torch RNG (that
+    # would shift dropout after a resume, which starts its iterator at another moment).
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=False, prefetch_factor=4 if num_workers else None)
+                      persistent_workers=False, prefetch_factor=4 if num_workers else None,
+                      generator=torch.Generator().manual_seed(0))

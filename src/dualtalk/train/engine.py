@@ -40,7 +40,7 @@ from ..model.dualtalk import DualTalk
 from . import cache as feature_cache
 from . import runs
 from .configure import check_train_config, load_train_config, save_train_config
-from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader
+from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader, split_dir
 from .loss import NAMES, combine, motion_errors, weights
 
 
@@ -262,6 +262,8 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
 
     # --- data: index (rank 0) and motion statistics of the training split --------------------------
     d = cfg.data
+    split_dir(data_dir, d.train_split, "train")  # both splits exist before anything slow starts
+    split_dir(data_dir, d.val_split, "val")
     if ctx.main:
         train_index, stats = index_split(data_dir, d.train_split, "train", with_stats=True, progress=show)
         val_index, _ = index_split(data_dir, d.val_split, "val", progress=show)

@@ -1,0 +1,171 @@
+"""End-to-end training: the loss drops, the run directory, exact resume, signals, feature cache, CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dualtalk.cli import main
+from dualtalk.model.checkpoint import load_model
+from dualtalk.train import TrainingInterrupted, make_train_config, train
+
+BIN = Path(sys.executable).parent
+
+
+def rows(run: Path, split: str) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["split"] == split]
+
+
+def test_tiny_training_lowers_validation_loss(toy_corpus, tmp_path, fast):
+    cfg = make_train_config(preset="tiny", max_steps=20, overrides=fast + [
+        "data.window_frames=50", "data.batch_size=8", "optim.lr=3e-3", "val_every=10", "tensorboard=true"])
+    best = train(toy_corpus, tmp_path / "run", cfg, progress=False)
+    val = rows(tmp_path / "run", "val")
+    losses = [float(r["loss"]) for r in val]
+    assert [int(r["step"]) for r in val] == [0, 10, 20]
+    assert min(losses[1:]) < 0.3 * losses[0], losses
+    assert best == tmp_path / "run" / "best"
+    model = load_model(best)  # what `dualtalk generate --model RUN/best` loads
+    assert model.extra["val"]["loss"] == pytest.approx(min(losses), rel=1e-4)
+    assert model.extra["train_config"]["preset"] == "tiny"
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists() and (run / "run.json").exists()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    train_rows = rows(run, "train")
+    assert float(train_rows[-1]["examples_per_sec"]) > 0 and float(train_rows[0]["lr"]) == pytest.approx(3e-3)
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000020"]
+
+
+def test_resume_is_exact_and_stats_are_stored(toy_corpus, tmp_path, fast):
+    """3 steps + resume to 7 == 7 steps straight (accumulation, EMA, epochs of 3 micro-batches)."""
+    over = fast + ["optim.grad_accum_steps=2", "ema_decay=0.9", "checkpoint_every=3", "val_every=6",
+                   "optim.step_unit=step", "optim.step_size=2", "optim.gamma=0.5", "optim.grad_clip=1.0"]
+    straight = train(toy_corpus, tmp_path / "a", make_train_config(preset="tiny-mel", max_steps=7, overrides=over),
+                     progress=False)
+    train(toy_corpus, tmp_path / "b", make_train_config(preset="tiny-mel", max_steps=3, overrides=over), progress=False)
+    resumed = train(None, tmp_path / "b", make_train_config(preset="tiny-mel", max_steps=7, overrides=over),
+                    resume=True, progress=False)
+    a = load_model(tmp_path / "a" / "checkpoints" / "step_00000007" / "model").state_dict()
+    b = load_model(tmp_path / "b" / "checkpoints" / "step_00000007" / "model").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    val_a = {r["step"]: r["loss"] for r in rows(tmp_path / "a", "val")}
+    val_b = {r["step"]: r["loss"] for r in rows(tmp_path / "b", "val")}
+    assert list(val_a) == ["0", "6", "7"] and all(val_b[k] == v for k, v in val_a.items())
+    assert load_model(straight).extra["ema"] and resumed.name == "best"
+    # the normalisation statistics of the training split travel with the model
+    model = load_model(straight)
+    motions = [np.load(p)["exp"][:, 0] for p in sorted((toy_corpus / "train").glob("*.npz"))]
+    assert model.motion_mean[0].item() == pytest.approx(np.concatenate(motions).mean(), rel=1e-4)
+    history = json.loads((tmp_path / "b" / "run.json").read_text())["history"]
+    assert [h["event"] for h in history] == ["start", "resume"] and history[1]["from"] == "step_00000003"
+
+
+def test_sigterm_stops_with_a_checkpoint(toy_corpus, tmp_path, fast):
+    cfg = make_train_config(preset="tiny-mel", max_steps=100000, overrides=fast + ["checkpoint_every=100000"])
+    timer = threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(TrainingInterrupted, match=r"SIGTERM at step (\d+): checkpoint saved"):
+            train(toy_corpus, tmp_path / "run", cfg, progress=False)
+    finally:
+        timer.cancel()
+    (ckpt,) = (tmp_path / "run" / "checkpoints").iterdir()
+    assert int(ckpt.name.split("_")[1]) >= 1
+
+
+def test_kill_and_resume_a_real_process(toy_corpus, tmp_path):
+    run = tmp_path / "run"
+    cmd = [str(BIN / "dualtalk"), "train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel",
+           "--max-steps", "400", "--no-progress", "data.window_frames=25", "data.batch_size=4",
+           "data.num_workers=1", "checkpoint_every=3", "val_every=1000", "log_every=3", "tensorboard=false"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    ckpts = run / "checkpoints"
+    while time.time() < deadline and proc.poll() is None:
+        if ckpts.is_dir() and len([p for p in ckpts.iterdir() if p.name.startswith("step_")]) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(int(p.name[5:]) for p in ckpts.iterdir() if p.name.startswith("step_"))
+    assert done and done[-1] < 400
+    result = subprocess.run([str(BIN / "dualtalk"), "train", "--resume", str(run), "--max-steps", str(done[-1] + 6),
+                             "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resumed from {ckpts / f'step_{done[-1]:08d}'}" in result.stderr
+    assert result.stdout.strip() == str(run / "best")
+    final = sorted(p.name for p in ckpts.iterdir())
+    assert final[-1] == f"step_{done[-1] + 6:08d}" and not [n for n in final if n.startswith(".")]
+    steps = [int(r["step"]) for r in rows(run, "train")]
+    assert steps == sorted(set(steps)) and steps[-1] == done[-1] + 6  # no duplicated rows after the resume
+
+
+def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
+    cache = tmp_path / "cache"
+    over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
+                   "data.cache_chunk_seconds=2", "val_at_start=false"]
+    train(toy_corpus, tmp_path / "r1", make_train_config(preset="tiny", max_steps=2, overrides=over), progress=False)
+    keys = sorted(p.name for p in cache.iterdir())
+    assert len(keys) == 2  # one per audio encoder
+    files = sorted(cache.glob("*/train/*.npy"))
+    assert len(files) == 2 * 3 * 2  # encoders x conversations x speakers
+    feats = np.load(files[0])
+    assert feats.dtype == np.float16 and feats.shape[1] == 32
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    train(toy_corpus, tmp_path / "r2", make_train_config(preset="tiny", max_steps=2, overrides=over), progress=False)
+    assert sorted(p.name for p in cache.iterdir()) == keys  # same encoders: reused
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
+    train(toy_corpus, tmp_path / "r3", make_train_config(preset="tiny", max_steps=2, overrides=over + [
+        "model.audio_encoder.normalize_waveform=false"]), progress=False)
+    assert len(list(cache.iterdir())) == 4  # encoder config changed: new keys, old cache untouched
+    # the saved model holds its real encoders (not the cache stand-ins) and runs on audio
+    model = load_model(tmp_path / "r1" / "best")
+    out = model(torch.zeros(1, 640 * 10), torch.zeros(1, 640 * 10), torch.zeros(1, 10, 56))
+    assert out.shape == (1, 10, 56) and torch.isfinite(out).all()
+
+
+def test_feature_cache_needs_a_frozen_encoder():
+    from dualtalk.errors import DualTalkError
+
+    with pytest.raises(DualTalkError, match="freeze=true"):
+        make_train_config(preset="tiny", overrides=["data.feature_cache=true"])
+
+
+def test_cli_errors(toy_corpus, tmp_path, capsys, fast):
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--preset",
+                 "tiny-mel"]) == 2
+    assert "data directory not found" in capsys.readouterr().err
+    (tmp_path / "d" / "train").mkdir(parents=True)
+    for f in (toy_corpus / "train").iterdir():
+        (tmp_path / "d" / "train" / f.name).symlink_to(f)
+    assert main(["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), "--preset", "tiny-mel"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "val split not found" in err and err.count("\n") == 1
+    assert main(["train", "--data", str(toy_corpus), "--out", str(tmp_path / "r"), "data.bogus=1"]) == 2
+    assert "unknown key" in capsys.readouterr().err
+    assert main(["train", "--data", str(toy_corpus), "--out", str(tmp_path / "r"), "model.feature_dim=7"]) == 2
+    assert "feature_dim" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "not a training run directory" in capsys.readouterr().err
+    # a finished run is not overwritten
+    run = tmp_path / "ok"
+    assert main(["train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel", "--max-steps", "1",
+                 "--no-progress", *fast]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "best")
+    assert main(["train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel"]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
