@@ -86,7 +86,7 @@ def test_structure_and_roles(dataset):
     tr = r["transitions"]["per_file"]["a_speaker1.npy"]
     assert tr["transitions"] == 3
     assert tr["trans_jerk_ratio_exp"] > 0 and tr["trans_vel_err_jaw"] > 0
-    assert r["transitions"]["mean"]["transitions"] == 9
+    assert r["transitions"]["mean"]["transitions"] == 9 and isinstance(r["transitions"]["mean"]["transitions"], int)
 
 
 def test_roles_off_and_required(dataset, tmp_path):

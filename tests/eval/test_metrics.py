@@ -96,3 +96,14 @@ def test_diversity_is_seeded(rng):
     assert a == M.diversity(x, 100, np.random.default_rng(3))
     assert a != M.diversity(x, 100, np.random.default_rng(4))
     assert np.isclose(M.diversity(x, 500, np.random.default_rng(0)), np.sqrt(2 * 6), rtol=0.1)
+
+
+def test_sid_is_the_same_in_worker_threads(rng):
+    """k-means runs with one OpenMP thread wherever it is called: SID does not depend on the caller."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = rng.standard_normal((300, 3)).astype(np.float32)
+    y = rng.standard_normal((300, 3)).astype(np.float32)
+    here = M.sid(x, y, 10)
+    with ThreadPoolExecutor(2) as pool:
+        assert set(pool.map(lambda _: M.sid(x, y, 10), range(4))) == {here}

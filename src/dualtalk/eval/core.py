@@ -160,6 +160,8 @@ def _to_json(x):
         return {k: _to_json(v) for k, v in x.items()}
     if x is None:
         return None
+    if isinstance(x, (int, np.integer)):
+        return int(x)
     v = float(x)
     return v if math.isfinite(v) else None
 
