@@ -164,3 +164,14 @@ def test_ten_minute_conversation_runs_windowed():
     # windows are 120 s with 10 s overlaps: the output at a window boundary is continuous
     jumps = np.abs(np.diff(y, axis=0)).max(axis=1)
     assert jumps[2990:3010].max() < 5 * np.median(jumps) + 1e-3
+
+
+def test_int8_mode_runs_and_stays_close(demo, tiny_dir, tmp_path, capsys):
+    args = ["generate", "--model", str(tiny_dir), "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
+            "--partner-audio", str(demo / f"{CONV}_speaker1.wav"),
+            "--partner-motion", str(demo / f"{CONV}_speaker1.npz"), "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "q.npz"), "--int8"]) == 0
+    assert main(args + ["--out", str(tmp_path / "f.npz")]) == 0
+    with np.load(tmp_path / "q.npz") as q, np.load(tmp_path / "f.npz") as f:
+        err = np.abs(q["exp"] - f["exp"]).max()
+        assert 0 < err < 0.5 * np.abs(f["exp"]).max()

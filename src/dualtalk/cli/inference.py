@@ -18,12 +18,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         f"{DEFAULT_WINDOW_SECONDS:g}; 0 = always one sequence)")
     p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP_SECONDS,
                    help=f"seconds shared by neighbouring windows, cross-faded (default {DEFAULT_OVERLAP_SECONDS:g})")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 dynamic quantisation of the linear layers (CPU): faster, not exact")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _options(args) -> InferenceOptions:
     return InferenceOptions(device=args.device, dtype=args.dtype, window=args.window, overlap=args.overlap,
-                            progress=not args.quiet)
+                            progress=not args.quiet, int8=args.int8)
 
 
 def _generate(args) -> int:

@@ -38,6 +38,9 @@ def interpolate_frames(feats: torch.Tensor, num_frames: int) -> torch.Tensor:
 class Wav2Vec2Encoder(nn.Module):
     """``transformers.Wav2Vec2Model`` run at the motion frame rate (the released model's encoder)."""
 
+    #: use :func:`conv_features_channels_last` for the CNN at inference (False: transformers' own path)
+    time_major_cnn: bool = True
+
     def __init__(self, cfg: AudioEncoderConfig):
         super().__init__()
         from transformers import Wav2Vec2Config, Wav2Vec2Model
@@ -66,7 +69,7 @@ class Wav2Vec2Encoder(nn.Module):
         """(B, S) waveform -> (B, T, hidden_size)."""
         if self.cfg.normalize_waveform:
             wave = normalize_waveform(wave)
-        if self._channels_last_ok and not torch.is_grad_enabled():
+        if self.time_major_cnn and self._channels_last_ok and not torch.is_grad_enabled():
             feats = conv_features_channels_last(self.model.feature_extractor, wave)  # (B, S', C)
         else:
             feats = self.model.feature_extractor(wave).transpose(1, 2)  # (B, S', C)

@@ -58,6 +58,8 @@ class InferenceOptions:
     window: float = DEFAULT_WINDOW_SECONDS
     overlap: float = DEFAULT_OVERLAP_SECONDS
     progress: bool = True
+    #: int8 dynamic quantisation of the linear layers (CPU only): faster, not exact
+    int8: bool = False
 
 
 def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -98,8 +100,7 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
         raise DualTalkError(f"partner motion has {num_frames} frames, the audio implies {-(-len(self_audio) // spf)}")
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype)
-    model = model.to(device)
-    model.eval()
+    model = model.to(device).eval()
     window = int(round(options.window * cfg.fps)) if options.window else 0
     overlap = int(round(options.overlap * cfg.fps))
     windows = plan_windows(num_frames, window, overlap)
@@ -117,11 +118,32 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
     return out.astype(np.float32)
 
 
-def _as_model(model, config=None, device="cpu") -> DualTalk:
+def quantize_int8(model: DualTalk) -> DualTalk:
+    """Run the audio encoders' ``nn.Linear`` layers (>90% of the arithmetic) as int8 dynamic quantisation
+    (weights int8, activations quantised per batch); modifies ``model`` in place and returns it.
+
+    CPU only; trades exactness for speed (see benchmarks/generate.py). The small transformer layers after
+    the encoders stay fp32 (their fused fast path needs float weights)."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    model = model.cpu().eval()
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        for name in ("audio_encoder1", "audio_encoder2"):
+            if hasattr(model.joint_encoder, name):
+                enc = getattr(model.joint_encoder, name)
+                setattr(model.joint_encoder, name, quantize_dynamic(enc, {torch.nn.Linear}, dtype=torch.qint8))
+    return model
+
+
+def _as_model(model, config=None, device="cpu", int8: bool = False) -> DualTalk:
     device = resolve_device(device)  # fail on an unavailable device before reading anything
-    if isinstance(model, DualTalk):
-        return model.to(device)
-    return load_model(model, config=config).to(device)
+    if int8 and device.type != "cpu":
+        raise DualTalkError("int8 quantisation runs on the CPU only (use --device cpu)")
+    net = model if isinstance(model, DualTalk) else load_model(model, config=config)
+    return quantize_int8(net) if int8 else net.to(device)
 
 
 def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathLike,
@@ -133,7 +155,7 @@ def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathL
     (``config`` = its config json when not the released shapes) or a preset name.
     """
     options = options or InferenceOptions()
-    net = _as_model(model, config, options.device)
+    net = _as_model(model, config, options.device, options.int8)
     inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, net.config.sample_rate, net.config.fps)
     motion = Motion.from_model(run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options),
                                net.config.fps)
@@ -148,7 +170,7 @@ def predict(model, data_dir: str | os.PathLike, out_dir: str | os.PathLike, conf
     ``out_dir/NAME_speakerK.npy`` (T, 56) in model order."""
     options = options or InferenceOptions()
     conversations = discover_conversations(data_dir)
-    net = _as_model(model, config, options.device)
+    net = _as_model(model, config, options.device, options.int8)
     jobs = [(conv, k) for conv in conversations for k in conv.generatable()]
     written = []
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
