@@ -132,6 +132,21 @@ def test_pooled_protocol(dataset):
     assert r["by_role"]["speaking"]["mean"]["fid_exp"] is not None
 
 
+def test_npz_predictions_and_length_notes(dataset):
+    pred, gt = dataset
+    before = evaluate(pred, gt, roles="off", workers=1)
+    x = np.load(pred / "a_speaker1.npy")
+    (pred / "a_speaker1.npy").unlink()
+    save_motion(pred / "a_speaker1.npz", Motion.from_model(x))  # dataset layout: pose = [global, jaw]
+    after = evaluate(pred, gt, roles="off", workers=1)
+    assert after["per_file"]["a_speaker1.npz"] == before["per_file"]["a_speaker1.npy"]
+    assert after["info"]["notes"] == []
+    save_motion(pred / "a_speaker1.npz", Motion.from_model(x[:150]))  # 50 frames short: cut, with a note
+    r = evaluate(pred, gt, roles="off", workers=1)
+    assert r["info"]["frames"]["a_speaker1.npz"]["evaluated"] == 150
+    assert "a_speaker1.npz: prediction 150, ground truth 200, partner 200 frames: all cut to 150" in r["info"]["notes"]
+
+
 def test_parallel_equals_serial(dataset):
     pred, gt = dataset
     assert evaluate(pred, gt, workers=2) == {**evaluate(pred, gt, workers=1),

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DualTalkError
+from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from .data import GROUPS, MIN_FRAMES, ItemArrays, load_item, pair_files
 from .metrics import (SID_CLUSTERS, diversity, frechet_distance, mse, paired_frechet_distance, pearson, rpcc, sid,
                       sts, variance)
@@ -220,6 +221,10 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
     if roles == "auto" and not use_roles:
         notes.append("per-role breakdown skipped: the ground-truth directory has no audio for every prediction")
     masks = [role_mask(it.audio, len(a.pred)) if use_roles else None for it, a in zip(items, arrays)]
+    for it, a in zip(items, arrays):  # the reference cuts silently; say so when it cuts much
+        if max(a.lengths.values()) - len(a.pred) > MAX_LENGTH_MISMATCH_FRAMES:
+            notes.append(f"{it.key}: prediction {a.lengths['pred']}, ground truth {a.lengths['gt']}, partner "
+                         f"{a.lengths['partner']} frames: all cut to {len(a.pred)}")
 
     # 2. per-file numbers, in parallel where that helps
     jobs = [_Job(it.key, a, m, protocol, mesh_eval) for it, a, m in zip(items, arrays, masks)]
