@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "dualtalk.cli.evaluate",  # evaluate
     "dualtalk.cli.train",  # train
     "dualtalk.cli.render",  # render, plot
+    "dualtalk.cli.demo",  # demo
     # each area adds its module here
 ]
 
