@@ -83,14 +83,19 @@ def pooled_file_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict
 
 
 def pooled_metrics(items: list[ItemArrays], frames: list[np.ndarray] | None = None, seed: int = 0,
-                   diversity_pairs: int = DIVERSITY_PAIRS) -> dict | None:
+                   diversity_pairs: int = DIVERSITY_PAIRS, progress: str | None = None) -> dict | None:
     """Test-set statistics over all (selected) frames of all items; None if fewer than MIN_FRAMES frames."""
     sel = frames if frames is not None else [None] * len(items)
     take = (lambda x, f: x if f is None else x[f])
     if sum(len(a.pred) if f is None else int(f.sum()) for a, f in zip(items, sel)) < MIN_FRAMES:
         return None
     out = {}
-    for g in GROUPS:
+    groups = list(GROUPS)
+    if progress:  # k-means over all frames takes a while on a large test set
+        from tqdm import tqdm
+
+        groups = tqdm(groups, desc=progress, unit="group", leave=False)
+    for g in groups:
         P = np.concatenate([take(a.group("pred", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         G = np.concatenate([take(a.group("gt", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         A = np.concatenate([take(a.group("partner", g), f) for a, f in zip(items, sel)])  # (N, D_g)
@@ -259,7 +264,8 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
             mean = _mean_over_files(per_file)
             mean = {f"{m}_{g}": mean[f"{m}_{g}"] for m in REFERENCE_METRICS for g in GROUPS}  # reference order
         else:
-            mean = pooled_metrics(arrays, seed=seed, diversity_pairs=diversity_pairs)
+            mean = pooled_metrics(arrays, seed=seed, diversity_pairs=diversity_pairs,
+                                  progress="pooled" if progress else None)
         if use_roles:
             by_role = {}
             for i, role in enumerate(ROLES):
@@ -270,7 +276,8 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
                 else:
                     pf = {k: (pooled_file_metrics(a, f) if f.sum() >= 2 else None)
                           for k, a, f in zip(keys, arrays, sel)}
-                    role_mean = pooled_metrics(arrays, sel, seed=seed, diversity_pairs=diversity_pairs)
+                    role_mean = pooled_metrics(arrays, sel, seed=seed, diversity_pairs=diversity_pairs,
+                                               progress=f"pooled {role}" if progress else None)
                 by_role[role] = {"mean": role_mean, "per_file": pf,
                                  "files": sum(v is not None for v in pf.values()),
                                  "frames": int(sum(int(f.sum()) for f in sel))}
