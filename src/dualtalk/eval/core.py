@@ -143,20 +143,25 @@ def _single_thread():
 
 def _run_job(job: _Job) -> dict:
     """Every per-file number of one item (runs in a worker thread when evaluating in parallel)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant sequences: NaN correlations become null
-        a = job.arrays
-        file_metrics = reference_metrics if job.protocol == "reference" else pooled_file_metrics
-        out: dict = {"metrics": file_metrics(a)}
-        if job.mask is not None:
-            out["roles"] = {}
-            if job.protocol == "reference":
-                for role, frames in zip(ROLES, (job.mask, ~job.mask)):
-                    out["roles"][role] = reference_metrics(a, frames) if frames.sum() >= MIN_FRAMES else None
-            out["transitions"] = transition_frames(a.pred, a.gt, job.mask)
-        if job.mesh is not None:
-            out["mesh"] = job.mesh.per_file(a.pred, a.gt)
-        return out
+    try:
+        return _file_numbers(job)
+    except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. a Fréchet distance with a large imaginary part
+        raise DualTalkError(f"{job.key}: cannot compute the metrics ({str(exc).splitlines()[0]})") from None
+
+
+def _file_numbers(job: _Job) -> dict:
+    a = job.arrays
+    file_metrics = reference_metrics if job.protocol == "reference" else pooled_file_metrics
+    out: dict = {"metrics": file_metrics(a)}
+    if job.mask is not None:
+        out["roles"] = {}
+        if job.protocol == "reference":
+            for role, frames in zip(ROLES, (job.mask, ~job.mask)):
+                out["roles"][role] = reference_metrics(a, frames) if frames.sum() >= MIN_FRAMES else None
+        out["transitions"] = transition_frames(a.pred, a.gt, job.mask)
+    if job.mesh is not None:
+        out["mesh"] = job.mesh.per_file(a.pred, a.gt)
+    return out
 
 
 # ----------------------------------------------------------------------------- the whole test set
@@ -242,7 +247,10 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
     results = []
     # threads, not processes: k-means (Cython), sqrtm (LAPACK) and NumPy release the GIL, and threads
     # need no start-up, no copies of the arrays and no fork (unsafe after OpenMP has run)
-    with _single_thread():
+    # warnings: constant sequences give NaN correlations (reported as null); the filters are set once
+    # here, around all threads (warnings.catch_warnings is not thread-safe, so the state is restored here)
+    with _single_thread(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         if n_workers > 1:
             with ThreadPoolExecutor(n_workers) as pool:
                 for r in pool.map(_run_job, jobs):
