@@ -274,16 +274,25 @@ class FlameModel:
             out[s:s + chunk] = self._lbs(exp[s:s + chunk], pose[s:s + chunk])
         return out
 
+    def _flat(self, E: int) -> tuple[np.ndarray, np.ndarray]:
+        """Contiguous (E, V*3) expression and (36, V*3) pose blendshape matrices, made once."""
+        cache = self.__dict__.setdefault("_flat_cache", {})
+        if E not in cache:
+            V = self.num_vertices
+            cache[E] = (np.ascontiguousarray(self.expdirs[:, :, :E].reshape(V * 3, E).T),  # (E, V*3)
+                        np.ascontiguousarray(self.posedirs.reshape(V * 3, -1).T))  # (36, V*3)
+        return cache[E]
+
     def _lbs(self, exp: np.ndarray, pose: np.ndarray) -> np.ndarray:
         T, V, E = exp.shape[0], self.num_vertices, exp.shape[1]
+        expdirs, posedirs = self._flat(E)
         # expression blendshapes
-        expdirs = self.expdirs[:, :, :E].reshape(V * 3, E)  # (V*3, E)
-        v_shaped = self.v_template[None] + (exp @ expdirs.T).reshape(T, V, 3)  # (T, V, 3)
-        joints = np.einsum("jv,tvc->tjc", self.J_regressor, v_shaped)  # (T, 5, 3)
+        v_shaped = self.v_template[None] + (exp @ expdirs).reshape(T, V, 3)  # (T, V, 3)
+        joints = (self.J_regressor @ v_shaped)  # (T, 5, 3)
         # pose correctives from the non-root joints' rotations
         rot = rodrigues(pose).astype(np.float32)  # (T, 5, 3, 3)
         feature = (rot[:, 1:] - np.eye(3, dtype=np.float32)).reshape(T, 9 * (N_JOINTS - 1))  # (T, 36)
-        v_posed = v_shaped + (feature @ self.posedirs.reshape(V * 3, -1).T).reshape(T, V, 3)  # (T, V, 3)
+        v_posed = v_shaped + (feature @ posedirs).reshape(T, V, 3)  # (T, V, 3)
         # kinematic chain: world transform of each joint, G_j = G_parent @ [R_j | J_j - J_parent]
         G = np.zeros((T, N_JOINTS, 3, 4), np.float32)  # (T, 5, 3, 4) rows of the affine 4x4
         for j in range(N_JOINTS):
@@ -298,7 +307,10 @@ class FlameModel:
         A[..., 3] -= (G[..., :3] @ joints[..., None])[..., 0]
         # skinning: blend the per-joint affine transforms with the weights, apply per vertex
         blended = (self.weights @ A.reshape(T, N_JOINTS, 12)).reshape(T, V, 3, 4)  # (T, V, 3, 4)
-        return np.einsum("tvab,tvb->tva", blended[..., :3], v_posed) + blended[..., 3]  # (T, V, 3)
+        out = blended[..., 3].copy()  # translation, then + rotation-scale part row by row
+        for c in range(3):
+            out += blended[..., c] * v_posed[..., c:c + 1]
+        return out  # (T, V, 3)
 
     def rest_vertices(self) -> np.ndarray:
         """(V, 3) the template with zero expression and pose."""

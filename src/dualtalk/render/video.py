@@ -12,6 +12,7 @@ Frames are rendered by worker processes when that helps (long videos, more than 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -123,11 +124,38 @@ class FrameRenderer:
 
 
 _worker: FrameRenderer | None = None
+_SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LP_NUM_THREADS": "1"}
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread in this process (idle OpenBLAS threads spin and steal the renderer's CPU).
+
+    Returns the threadpoolctl limiter (keep it alive) or None when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return None
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def _env(values: dict):
+    """Temporarily set environment variables (inherited by processes started inside)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _init_worker(panels, size, backend):
-    global _worker
-    os.environ.setdefault("LP_NUM_THREADS", "1")  # one llvmpipe thread per worker process
+    global _worker, _limiter
+    _limiter = _one_blas_thread()
     _worker = FrameRenderer(panels, size, backend)
 
 
@@ -141,6 +169,7 @@ def _frames(panels, size, backend, num_frames, workers, progress):
 
     bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
     if workers <= 1:
+        limiter = _one_blas_thread()
         r = FrameRenderer(panels, size, backend)
         try:
             for i in range(num_frames):
@@ -149,6 +178,8 @@ def _frames(panels, size, backend, num_frames, workers, progress):
         finally:
             r.close()
             bar.close()
+            if limiter is not None:
+                limiter.restore_original_limits()
         return
     import multiprocessing as mp
 
@@ -158,9 +189,11 @@ def _frames(panels, size, backend, num_frames, workers, progress):
     if probe:
         probe.close()
     ctx = mp.get_context("spawn")  # no fork after an EGL context or ffmpeg's threads
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(panels, size, name)) as pool:
+    with _env(_SINGLE_THREAD):  # each worker: one BLAS thread, one llvmpipe thread
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(panels, size, name))
+    with pool:
         try:
-            for frame in pool.imap(_render_in_worker, range(num_frames), chunksize=4):
+            for frame in pool.imap(_render_in_worker, range(num_frames), chunksize=8):
                 yield name, frame
                 bar.update()
         finally:
