@@ -46,6 +46,14 @@ def test_tiny_training_lowers_validation_loss(toy_corpus, tmp_path, fast):
     train_rows = rows(run, "train")
     assert float(train_rows[-1]["examples_per_sec"]) > 0 and float(train_rows[0]["lr"]) == pytest.approx(3e-3)
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000020"]
+    # the CLI's consumers load the run's best model
+    test = toy_corpus / "test"
+    assert main(["predict", "--model", str(best), "--data", str(test), "--out", str(tmp_path / "pred"), "--quiet"]) == 0
+    assert len(list((tmp_path / "pred").glob("*_speaker*.npy"))) == 2
+    assert main(["generate", "--model", str(best), "--self-audio", str(test / "test000_speaker1.wav"),
+                 "--partner-audio", str(test / "test000_speaker2.wav"), "--partner-motion",
+                 str(test / "test000_speaker2.npz"), "--out", str(tmp_path / "gen.npz"), "--quiet"]) == 0
+    assert np.load(tmp_path / "gen.npz")["exp"].shape[1] == 50
 
 
 def test_resume_is_exact_and_stats_are_stored(toy_corpus, tmp_path, fast):

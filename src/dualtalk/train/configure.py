@@ -58,7 +58,7 @@ def make_train_config(preset: str | None = None, config_file: str | os.PathLike 
     return cfg
 
 
-def coerce_numbers(cfg):
+def coerce_numbers(cfg, prefix: str = ""):
     """YAML reads ``1e-4`` (no dot) as a string: turn such values of float/int fields into numbers."""
     import dataclasses
     import typing
@@ -67,17 +67,17 @@ def coerce_numbers(cfg):
     for f in dataclasses.fields(cfg):
         value, tp = getattr(cfg, f.name), hints[f.name]
         if dataclasses.is_dataclass(value):
-            coerce_numbers(value)
+            coerce_numbers(value, f"{prefix}{f.name}.")
         elif tp is float and isinstance(value, (str, int)) and not isinstance(value, bool):
             try:
                 setattr(cfg, f.name, float(value))
             except ValueError:
-                raise DualTalkError(f"training config: {f.name} must be a number, not {value!r}") from None
+                raise DualTalkError(f"training config: {prefix}{f.name} must be a number, not {value!r}") from None
         elif tp is int and isinstance(value, str):
             try:
                 setattr(cfg, f.name, int(value))
             except ValueError:
-                raise DualTalkError(f"training config: {f.name} must be an integer, not {value!r}") from None
+                raise DualTalkError(f"training config: {prefix}{f.name} must be an integer, not {value!r}") from None
         elif tp is int and isinstance(value, float) and value.is_integer():
             setattr(cfg, f.name, int(value))
     return cfg

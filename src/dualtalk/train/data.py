@@ -238,7 +238,7 @@ def read_audio_window(path: str, native_rate: int, start: int, frames: int, wind
             data, _ = sf.read(path, start=a, stop=b, dtype="float32", always_2d=True)  # (S, C)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             raise InputError(path, f"not a readable audio file ({exc})") from None
-        wave = data.mean(axis=1)  # (S,)
+        wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)  # (S,)
     else:  # another rate: resample the whole file (slower; convert the corpus to 16 kHz once to avoid it)
         wave = load_audio(path)[a:b]
     if not np.isfinite(wave).all():
@@ -300,7 +300,8 @@ class ConversationWindows(Dataset):
 def make_loader(dataset: ConversationWindows, sampler: PlanBatchSampler, num_workers: int,
                 pin_memory: bool = False) -> DataLoader:
     # The loader's own generator: starting an iterator must not draw from the global torch RNG (that
-    # would shift dropout after a resume, which starts its iterator at another moment).
+    # would shift dropout after a resume, which starts its iterator at another moment). The sampler runs
+    # in this process, so workers can persist across epochs.
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=False, prefetch_factor=4 if num_workers else None,
+                      persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None,
                       generator=torch.Generator().manual_seed(0))
