@@ -340,19 +340,19 @@ def format_table(result: dict) -> str:
     mean = result["mean"] or {}
     metrics = REFERENCE_METRICS if result["protocol"] == "reference" else POOLED_METRICS
     by_role = result.get("by_role")
-    head = f"{'metric':<14}" + "".join(f"{g:>11}" for g in GROUPS)
+    head = f"{'metric':<14}" + "".join(f" {g:>10}" for g in GROUPS)
     if by_role:
-        head += "  |" + "".join(f"{g + ' spk/lst':>22}" for g in GROUPS)
+        head += "  |" + "".join(f" {g + ' spk/lst':>23}" for g in GROUPS)
     lines = [f"protocol: {result['protocol']}  ({result['info']['files']} files"
              + (", mean over files)" if result["protocol"] == "reference" else ", pooled over all frames)"),
              head, "-" * len(head)]
     for m in metrics:
-        row = f"{m:<14}" + "".join(f"{_fmt(mean.get(f'{m}_{g}')):>11}" for g in GROUPS)
+        row = f"{m:<14}" + "".join(f" {_fmt(mean.get(f'{m}_{g}')):>10}" for g in GROUPS)
         if by_role:
             cells = []
             for g in GROUPS:
                 s, li = ((by_role[r]["mean"] or {}).get(f"{m}_{g}") for r in ROLES)
-                cells.append(f"{_fmt(s) + ' / ' + _fmt(li):>22}")
+                cells.append(f" {_fmt(s) + ' / ' + _fmt(li):>23}")
             row += "  |" + "".join(cells)
         lines.append(row)
     t = result.get("transitions")
@@ -360,7 +360,7 @@ def format_table(result: dict) -> str:
         tm = t["mean"]
         lines.append(f"role transitions: {tm['transitions']} (window +-0.5 s)")
         for name in ("trans_vel_err", "trans_jerk", "trans_jerk_gt", "trans_jerk_ratio"):
-            lines.append(f"  {name:<18}" + "".join(f"{_fmt(tm.get(f'{name}_{g}')):>11}" for g in GROUPS))
+            lines.append(f"  {name:<18}" + "".join(f" {_fmt(tm.get(f'{name}_{g}')):>10}" for g in GROUPS))
     mesh = result.get("mesh")
     if mesh:
         lines.append(f"mesh: LVE {_fmt(mesh['mean']['lve_mm'])} mm, FDD {_fmt(mesh['mean']['fdd_mm'])} mm")
