@@ -101,8 +101,22 @@ def test_worker_processes_give_the_same_video(conversation):
     one, two = d / "one.mp4", d / "two.mp4"
     render_video(d / "B.npz", one, size=64, backend="software", workers=1, progress=False)
     result = render_video(d / "B.npz", two, size=64, backend="software", workers=2, progress=False)
-    assert result["workers"] == 2
+    assert result["workers"] == 2  # software workers fork even after an EGL context was made here
     np.testing.assert_array_equal(_first_frame(one), _first_frame(two))
+
+
+def test_a_backend_failing_in_the_workers_is_one_clear_error(conversation, monkeypatch):
+    from dualtalk.render import raster
+
+    def no_egl(*a, **k):
+        raise RuntimeError("eglInitialize failed")
+
+    monkeypatch.setattr(raster, "EGLRasterizer", no_egl)  # forked workers inherit the patch
+    monkeypatch.setattr(raster, "egl_contexts_made", False)
+    with pytest.raises(DualTalkError, match="EGL"):
+        render_video(conversation / "B.npz", conversation / "e.mp4", size=64, backend="egl", workers=2,
+                     progress=False)
+    assert not (conversation / "e.mp4").exists()
 
 
 def test_smoothing_is_display_only(conversation):

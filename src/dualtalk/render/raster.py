@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 BACKENDS = ("auto", "egl", "software")
+egl_contexts_made = False
 
 
 def _ranks(counts: np.ndarray) -> np.ndarray:
@@ -132,7 +133,9 @@ class EGLRasterizer:
         import moderngl
 
         self.width, self.height = int(width), int(height)
+        global egl_contexts_made
         self.ctx = moderngl.create_context(standalone=True, backend="egl")
+        egl_contexts_made = True  # a process with an EGL context must not fork render workers
         self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         size = (self.width, self.height)
         self.msaa = self.ctx.framebuffer(self.ctx.renderbuffer(size, 3, samples=samples),

@@ -12,7 +12,6 @@ Frames are rendered by worker processes when that helps (long videos, more than 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import time
@@ -27,7 +26,7 @@ from ..io.files import atomic_path
 from ..io.motion import FPS, Motion, load_model_motion
 from .heads import BuiltinHead, FlameHead, Head
 from .overlay import Caption, ExpressionStrip
-from .raster import make_rasterizer
+from .raster import BACKENDS, make_rasterizer
 from .scene import Camera, shade, vertex_normals
 
 BACKGROUND = np.array([0.94, 0.94, 0.95], np.float32)
@@ -138,39 +137,40 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-@contextlib.contextmanager
-def _env(values: dict):
-    """Temporarily set environment variables (inherited by processes started inside)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _init_worker(panels, size, backend):
-    global _worker, _limiter
+    global _worker, _worker_error, _limiter
+    os.environ.update(_SINGLE_THREAD)  # read by Mesa when this worker makes its EGL context
     _limiter = _one_blas_thread()
-    _worker = FrameRenderer(panels, size, backend)
+    try:
+        _worker = FrameRenderer(panels, size, backend)
+    except Exception as exc:  # reported with the first frame: a failing initializer would respawn forever
+        _worker_error = exc
 
 
-def _render_in_worker(i: int) -> np.ndarray:
-    return _worker.render(i)
+_worker_error: Exception | None = None
+
+
+def _render_in_worker(i: int) -> tuple[str, np.ndarray]:
+    if _worker_error is not None:
+        raise _worker_error
+    return _worker.backend, _worker.render(i)
 
 
 def _frames(panels, size, backend, num_frames, workers, progress):
-    """Yield rendered frames in order, in this process or from a pool of worker processes."""
+    """Yield (backend name, frame) in order, rendered in this process or by a pool of worker processes.
+
+    Workers are forked (a spawned worker would re-import the caller's script). A process that already
+    made an EGL context must not fork workers that make their own, so :func:`usable_workers` renders
+    in-process then.
+    """
+    import multiprocessing as mp
+
     from tqdm import tqdm
 
-    bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
     if workers <= 1:
         limiter = _one_blas_thread()
         r = FrameRenderer(panels, size, backend)
+        bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
         try:
             for i in range(num_frames):
                 yield r.backend, r.render(i)
@@ -181,20 +181,12 @@ def _frames(panels, size, backend, num_frames, workers, progress):
             if limiter is not None:
                 limiter.restore_original_limits()
         return
-    import multiprocessing as mp
-
-    # the parent resolves "auto" first so that all workers use the same backend
-    probe = FrameRenderer(panels[:1], 16, backend) if backend == "auto" else None
-    name = probe.backend if probe else backend
-    if probe:
-        probe.close()
-    ctx = mp.get_context("spawn")  # no fork after an EGL context or ffmpeg's threads
-    with _env(_SINGLE_THREAD):  # each worker: one BLAS thread, one llvmpipe thread
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(panels, size, name))
+    pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(panels, size, backend))
+    bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
     with pool:
         try:
-            for frame in pool.imap(_render_in_worker, range(num_frames), chunksize=8):
-                yield name, frame
+            for item in pool.imap(_render_in_worker, range(num_frames), chunksize=8):
+                yield item
                 bar.update()
         finally:
             bar.close()
@@ -203,6 +195,19 @@ def _frames(panels, size, backend, num_frames, workers, progress):
 def default_workers(num_frames: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 1 if num_frames < 100 or cores < 2 else min(cores, 4)
+
+
+def usable_workers(workers: int, backend: str) -> int:
+    """``workers``, or 1 where worker processes cannot be forked safely (no fork on this platform, or an
+    EGL context already exists in this process and the workers may make their own)."""
+    import multiprocessing as mp
+
+    from . import raster
+
+    if workers > 1 and ("fork" not in mp.get_all_start_methods()
+                        or (raster.egl_contexts_made and backend != "software")):
+        return 1
+    return workers
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -262,6 +267,8 @@ def render_video(motion, out, audio=None, partner_motion=None, partner_audio=Non
         raise DualTalkError(f"--size must be a multiple of 16 between 64 and 2048, got {size}")
     if partner_audio is not None and partner_motion is None:
         raise DualTalkError("--partner-audio needs --partner-motion")
+    if backend not in BACKENDS:
+        raise DualTalkError(f"unknown render backend {backend!r} (choose from {', '.join(BACKENDS)})")
     m = as_motion(motion)
     pm = as_motion(partner_motion) if partner_motion is not None else None
     gt = as_motion(ground_truth) if ground_truth is not None else None
@@ -275,7 +282,7 @@ def render_video(motion, out, audio=None, partner_motion=None, partner_audio=Non
 
         head = FlameHead(flame if isinstance(flame, FlameModel) else load_flame(flame))
     panels, tracks, T = build_panels(m, audio, pm, partner_audio, gt, head, names)
-    workers = default_workers(T) if workers is None else max(1, int(workers))
+    workers = usable_workers(default_workers(T) if workers is None else max(1, int(workers)), backend)
     width, height = size * len(panels), size
     start = time.perf_counter()
     used = None
@@ -293,13 +300,17 @@ def render_video(motion, out, audio=None, partner_motion=None, partner_audio=Non
                 audio_codec="aac" if audio_path else None,
                 output_params=["-crf", "20", "-preset", "veryfast", "-movflags", "+faststart"]
                 + (["-b:a", "128k", "-t", f"{T / FPS:.6f}"] if audio_path else []))
+            frames = _frames(panels, size, backend, T, workers, progress)
+            used, first = next(frames)  # start the workers (and render frame 0) before ffmpeg starts
             try:
                 writer.send(None)
-                for used, frame in _frames(panels, size, backend, T, workers, progress):
+                writer.send(np.ascontiguousarray(first))
+                for used, frame in frames:
                     writer.send(np.ascontiguousarray(frame))
             except (OSError, RuntimeError) as exc:
                 raise DualTalkError(f"video encoding failed ({exc})") from None
             finally:
+                frames.close()  # stops the workers if we are leaving early
                 writer.close()  # waits for ffmpeg to finish the file (or stops it on error)
     elapsed = time.perf_counter() - start
     return {"path": str(out), "frames": T, "seconds": T / FPS, "backend": used, "workers": workers,
