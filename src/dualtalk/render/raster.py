@@ -83,20 +83,27 @@ class SoftwareRasterizer:
         px = c_lo[pr] + _ranks(count)
         py = row[pr]
         ff = fr[pr]  # (P,) index into f
+        # per-triangle constants, gathered once per pixel: w0 = a0 ex + b0 ey, w1 = a1 ex + b1 ey with
+        # (ex, ey) the pixel centre relative to vertex 2, and depth z = z2 + w0 (z0 - z2) + w1 (z1 - z2)
         inv = 1.0 / area[f]
-        ex = (px + 0.5).astype(np.float32) - X[ff, 2]
-        ey = (py + 0.5).astype(np.float32) - Y[ff, 2]
-        w0 = ((Y[:, 1] - Y[:, 2]) * inv)[ff] * ex - ((X[:, 1] - X[:, 2]) * inv)[ff] * ey  # (P,)
-        w1 = ((X[:, 0] - X[:, 2]) * inv)[ff] * ey - ((Y[:, 0] - Y[:, 2]) * inv)[ff] * ex
-        d = depth[faces[f]].astype(np.float32)[ff]  # (P, 3)
+        zf = depth[faces[f]].astype(np.float32)  # (n, 3)
+        table = np.stack([X[:, 2], Y[:, 2], (Y[:, 1] - Y[:, 2]) * inv, (X[:, 2] - X[:, 1]) * inv,
+                          (Y[:, 2] - Y[:, 0]) * inv, (X[:, 0] - X[:, 2]) * inv,
+                          zf[:, 2], zf[:, 0] - zf[:, 2], zf[:, 1] - zf[:, 2]], axis=1)  # (n, 9)
+        g = table[ff]  # (P, 9)
+        ex = (px + 0.5).astype(np.float32) - g[:, 0]
+        ey = (py + 0.5).astype(np.float32) - g[:, 1]
+        w0 = g[:, 2] * ex + g[:, 3] * ey  # (P,)
+        w1 = g[:, 4] * ex + g[:, 5] * ey
         pix = py * W + px
-        z = (d[:, 2] + w0 * (d[:, 0] - d[:, 2]) + w1 * (d[:, 1] - d[:, 2])).astype(np.float32)
+        z = g[:, 6] + w0 * g[:, 7] + w1 * g[:, 8]
         zbuf = np.full(H * W, np.inf, np.float32)
         np.minimum.at(zbuf, pix, z)  # nearest depth per pixel
         win = z <= zbuf[pix]
-        cf = colors[faces[f[ff[win]]]]  # (m, 3, 3)
+        cf = np.asarray(colors, np.float32)[faces[f]]  # (n, 3, 3) per triangle corner
+        ctab = np.concatenate([cf[:, 2], cf[:, 0] - cf[:, 2], cf[:, 1] - cf[:, 2]], axis=1)[ff[win]]  # (m, 9)
         w0, w1 = w0[win, None], w1[win, None]
-        col = cf[:, 2] + w0 * (cf[:, 0] - cf[:, 2]) + w1 * (cf[:, 1] - cf[:, 2])  # (m, 3)
+        col = ctab[:, 0:3] + w0 * ctab[:, 3:6] + w1 * ctab[:, 6:9]  # (m, 3)
         image[pix[win]] = np.clip(col * 255 + 0.5, 0, 255).astype(np.uint8)
         return image.reshape(H, W, 3)
 
