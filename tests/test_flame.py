@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+import dualtalk.flame as flame_module
 from dualtalk.errors import InputError
 from dualtalk.flame import load_flame, write_synthetic_flame
 
@@ -84,6 +86,37 @@ def test_chumpy_variant_loads_the_same_arrays(tmp_path):
     for key in ("v_template", "faces", "expdirs", "posedirs", "J_regressor", "parents", "weights"):
         np.testing.assert_array_equal(getattr(plain, key), getattr(ch, key), err_msg=key)
     assert plain.parents.tolist() == [-1, 0, 1, 1, 1]
+
+
+class _ChumpyAdd:
+    """Written as chumpy.ch_ops.add: a derived chumpy expression, as some model files carry."""
+
+
+class _Pickler(flame_module._FlamePickler):
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, _ChumpyAdd):
+            return self._save_fake(b"chumpy.ch_ops\nadd\n", {"a": np.ones(2), "b": np.ones(2)})
+        return super().save(obj, save_persistent_id)
+
+
+def test_other_chumpy_objects_under_unused_keys_are_tolerated(tmp_path):
+    plain = write_synthetic_flame(tmp_path / "plain.pkl", num_vertices=30, num_faces=None)
+    with open(plain, "rb") as fh:
+        data = pickle.load(fh)  # our own file: plain numpy and scipy objects
+    data["J_expr"] = _ChumpyAdd()
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=2).dump(data)
+    path = tmp_path / "extra.pkl"
+    path.write_bytes(buf.getvalue())
+    assert b"chumpy.ch_ops\nadd" in path.read_bytes()
+    np.testing.assert_array_equal(load_flame(path).weights, load_flame(plain).weights)
+    # the same object under a key the forward pass needs is a clear error
+    data["v_template"] = _ChumpyAdd()
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=2).dump(data)
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(InputError, match="v_template"):
+        load_flame(path)
 
 
 def test_flame_sized_synthetic_model(tmp_path):

@@ -55,7 +55,13 @@ _CACHE_KEYS = ("v_template", "faces", "expdirs", "posedirs", "J_regressor", "par
 
 
 class _ChStandIn:
-    """Inert stand-in for ``chumpy.ch.Ch``: keeps the pickled state; the array is ``state['x']``."""
+    """Inert stand-in for ``chumpy`` classes (``chumpy.ch.Ch`` and friends): keeps the pickled state.
+
+    A plain ``Ch`` holds its array in ``state['x']``; other chumpy objects (derived expressions) may sit
+    under keys the forward pass does not use, and are kept inert."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
 
     def __setstate__(self, state):
         self.state = state
@@ -131,6 +137,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if _RestrictedUnpickler._allowed is None:
             _RestrictedUnpickler._allowed = _allowed_globals()
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _ChStandIn  # every chumpy class: inert, whatever it is called
         try:
             return _RestrictedUnpickler._allowed[(module, name)]
         except KeyError:
