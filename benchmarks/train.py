@@ -96,21 +96,25 @@ def bench_config(data: Path, name: str, steps: int, threads: int) -> dict:
     it = iter(loader)
     batches = [next(it) for _ in range(min(steps + 1, 4))]
     w = weights(LossConfig())
-    times = []
+    times = []  # (forward, backward, optimizer) seconds per step
     for i in range(steps + 1):
         batch = batches[i % len(batches)]
         t0 = time.perf_counter()
         pred = run_model(model, model, batch, torch.device("cpu"), cached=False)  # (B, W, 56)
         loss, _ = combine(*motion_errors(pred, batch["target"], batch["mask"]), w)
+        t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
-        times.append(time.perf_counter() - t0)
-    step = sum(times[1:]) / steps
+        times.append((t1 - t0, t2 - t1, time.perf_counter() - t2))
+    parts = [sum(t[j] for t in times[1:]) / steps for j in range(3)]
+    step = sum(parts)
     return {"config": name, "preset": preset, "overrides": overrides, "parameters": model.num_parameters(),
             "trainable_parameters": sum(p.numel() for p in params), "batch_size": batch_size,
             "window_frames": window, "window_seconds": window / 25, "steps_timed": steps, "threads": threads,
-            "seconds_per_step": step, "examples_per_sec": batch_size / step, "first_step_seconds": times[0],
+            "seconds_per_step": step, "forward_s": parts[0], "backward_s": parts[1], "optimizer_s": parts[2],
+            "examples_per_sec": batch_size / step, "first_step_seconds": sum(times[0]),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -126,7 +130,7 @@ def child(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default="tiny,small,released,released-frozen")
-    ap.add_argument("--steps", type=int, default=3, help="timed training steps per config (after 1 warm-up)")
+    ap.add_argument("--steps", type=int, default=5, help="timed training steps per config (after 1 warm-up)")
     ap.add_argument("--conversations", type=int, default=12)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=2)
@@ -143,12 +147,13 @@ def main() -> None:
 
     tmp = tempfile.TemporaryDirectory()
     data = write_toy_corpus(tmp.name, {"train": args.conversations}, seconds=(args.seconds, args.seconds))
+    previous = json.loads(Path(args.out).read_text()).get("configs", {}) if Path(args.out).exists() else {}
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
                "corpus": {"conversations": args.conversations, "seconds_each": args.seconds},
                "note": "CPU only; released-size configs at batch 1 on 2 s windows (the released recipe uses "
                        "batch 32 on 8 s windows on a GPU); timings on a shared machine are noisy",
-               "configs": {}}
+               "configs": previous}  # configs not run this time keep their last figures
 
     def run_child(what: str):
         cmd = [sys.executable, __file__, "--child", what, "--data", str(data), "--steps", str(args.steps),
@@ -175,7 +180,8 @@ def main() -> None:
             r["loader_headroom"] = best_loader / r["examples_per_sec"]
             print(f"{name:16s} {r['parameters'] / 1e6:7.1f} M params ({r['trainable_parameters'] / 1e6:.1f} M trained), "
                   f"batch {r['batch_size']} x {r['window_seconds']:.0f} s: {r['examples_per_sec']:7.2f} examples/s, "
-                  f"{r['seconds_per_step']:.3f} s/step, peak {r['peak_rss_mb']:.0f} MB, "
+                  f"{r['seconds_per_step']:.3f} s/step (fwd {r['forward_s']:.2f} bwd {r['backward_s']:.2f} "
+                  f"adam {r['optimizer_s']:.2f}), peak {r['peak_rss_mb']:.0f} MB, "
                   f"loader headroom x{r['loader_headroom']:.1f}")
         results["configs"][name] = r
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -298,10 +298,10 @@ class ConversationWindows(Dataset):
 
 
 def make_loader(dataset: ConversationWindows, sampler: PlanBatchSampler, num_workers: int,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False, persistent: bool = True) -> DataLoader:
     # The loader's own generator: starting an iterator must not draw from the global torch RNG (that
     # would shift dropout after a resume, which starts its iterator at another moment). The sampler runs
     # in this process, so workers can persist across epochs.
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None,
+                      persistent_workers=persistent and num_workers > 0, prefetch_factor=4 if num_workers else None,
                       generator=torch.Generator().manual_seed(0))

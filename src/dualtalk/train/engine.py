@@ -303,7 +303,7 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
     train_loader = make_loader(ConversationWindows(train_index, window, features["train"]), train_sampler,
                                d.num_workers, pin)
     val_loader = make_loader(ConversationWindows(val_index, val_window, features["val"]), val_sampler,
-                             d.num_workers, pin)
+                             d.num_workers, pin, persistent=False)
     batches_per_epoch = len(train_sampler)
     accum = cfg.optim.grad_accum_steps
     steps_per_epoch = max(1, batches_per_epoch // accum)
