@@ -36,7 +36,7 @@ turn       head turns toward the speaking partner: yaw target 0.15 rad      glob
 mirror     the listener mirrors the partner's smile: exp3_k[n] =           exp 3 (smile)           partner motion only
            idle + 0.8 L_k[n] exp3_partner[n - 12] (delay 0.48 s)
 idle       random, unpredictable from any input: smoothed jitter           all 56                  nothing: the noise floor
-           (std exp 0.10, jaw 0.005, global 0.006; sigma 1.5 frames), slow
+           (std exp 0.05, jaw 0.005, global 0.006; sigma 1.5 frames), slow
            head drift (std 0.03 rad, sigma 25 frames), slow smile mood
            on exp 3 (std 0.35, sigma 20 frames)
 =========  ==============================================================  ======================  ============================

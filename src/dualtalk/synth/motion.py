@@ -39,7 +39,7 @@ MIRROR_GAIN = 0.8
 MIRROR_DELAY_FRAMES = 12  # 0.48 s
 LISTEN_SMOOTH_FRAMES = 5  # moving average that softens the listening gate
 # --- idle (random: the noise floor) ---
-JITTER_STD = {"exp": 0.10, "jaw": 0.005, "pose": 0.006}
+JITTER_STD = {"exp": 0.05, "jaw": 0.005, "pose": 0.006}
 JITTER_SMOOTH_FRAMES = 1.5
 DRIFT_STD = 0.03  # rad, slow head drift on the three global rotations
 DRIFT_SMOOTH_FRAMES = 25.0
