@@ -179,3 +179,13 @@ def test_cli_subprocess(conversation):
     run = subprocess.run([str(exe), "render", "--motion", str(d / "B.npz"), "--out", str(d / "p.mp4"),
                           "--flame", str(d / "B.wav")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "B.wav" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_rendering_never_imports_the_model_or_torch(conversation):
+    code = ("import sys; from dualtalk.render import render_video, plot_motion; "
+            f"render_video(r'{conversation / 'B.npz'}', r'{conversation / 'i.mp4'}', size=64, backend='software', "
+            "progress=False); "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('dualtalk.model', 'transformers'))]; "
+            "assert not bad, bad")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
