@@ -1,0 +1,214 @@
+"""``dualtalk benchmark``: train every method on ``train``, select on ``val``, predict ``test``, evaluate,
+and write the comparison table.
+
+    dualtalk synth --out data/synth --conversations 48 --seconds 60 --splits train=40,val=4,test=4
+    dualtalk benchmark --data data/synth --out reports/synth --steps 400
+
+Methods (all learned ones are trained and run by the same training and inference code, as presets and
+overrides of one config, not copies):
+
+    dualtalk         DualTalk, released variant, at ``--preset`` size
+    dualtalk_paper   DualTalk, paper variant (alignment-biased attention, gated modulation, positions)
+    speaker_only     FaceFormer-style: the person's own audio only
+    listener_only    Learning2Listen-style: the partner's audio and motion only
+    mean             the training-set mean motion
+    mirror           the partner's motion
+    random_segment   a random ground-truth window of another training conversation
+
+Outputs in REPORT_DIR: ``report.md`` (the table in the paper's column order, the speaking/listening
+breakdown and the noise floor when the corpus reports one), ``report.json`` (everything), ``roles.png``
+(per-role errors), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .errors import DualTalkError, InputError
+from .io.files import atomic_write_text
+
+#: model overrides that turn the DualTalk preset into each learned method
+LEARNED = {
+    "dualtalk": [],
+    "dualtalk_paper": ["model.variant=paper"],
+    "speaker_only": ["model.use_partner_audio=false", "model.use_partner_motion=false"],
+    "listener_only": ["model.use_self_audio=false"],
+}
+FIXED = ("mean", "mirror", "random_segment")
+METHODS = tuple(LEARNED) + FIXED
+
+#: the paper's table: FD, P-FD, MSE, SID, rPCC, each for EXP, JAW, POSE
+PAPER_COLUMNS = [("FD", "fid"), ("P-FD", "p_fid"), ("MSE", "mse"), ("SID", "sid"), ("rPCC", "rpcc")]
+GROUPS = ("exp", "jaw", "pose")
+LOWER_IS_BETTER = {"fid": True, "p_fid": True, "mse": True, "sid": False, "rpcc": True}
+
+
+def parse_methods(text: str | list[str] | None) -> list[str]:
+    if text is None:
+        return list(METHODS)
+    items = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    unknown = [m for m in items if m not in METHODS]
+    if unknown or not items:
+        raise DualTalkError(f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}")
+    return items
+
+
+def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, preset: str = "small", steps: int = 400,
+                  methods: str | list[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
+                  seed: int = 0, progress: bool = True) -> dict:
+    """Train, predict and evaluate every method; write the report; return ``report.json``'s content."""
+    from .baselines import predict_baseline
+    from .eval import evaluate
+    from .inference.pipeline import InferenceOptions, predict
+    from .train import make_train_config, train
+
+    data = Path(data_dir)
+    out = Path(out_dir)
+    names = parse_methods(methods)
+    for split in ("train", "val", "test"):
+        if not (data / split).is_dir():
+            raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    for name in names:
+        started = time.perf_counter()
+        pred_dir = out / "pred" / name
+        if progress:
+            print(f"[benchmark] {name}", flush=True)
+        if name in LEARNED:
+            cfg = make_train_config(preset=preset, max_steps=steps,
+                                    overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
+            best = train(data, out / "runs" / name, cfg, progress=progress)
+            predict(best, data / "test", pred_dir, options=InferenceOptions(progress=False))
+        else:
+            predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
+        results[name] = evaluate(pred_dir, data / "test", protocol="reference", roles="on")
+        timings[name] = time.perf_counter() - started
+    report = {
+        "data": str(data),
+        "preset": preset,
+        "steps": steps,
+        "seed": seed,
+        "overrides": list(overrides),
+        "methods": names,
+        "seconds": timings,
+        "noise_floor": _noise_floor(data),
+        "results": results,
+    }
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    plot_roles(report, out / "roles.png")
+    atomic_write_text(out / "report.md", render_markdown(report))
+    return report
+
+
+def _noise_floor(data: Path) -> dict | None:
+    """The synthetic corpus's noise floor of the test split (MSE per group), when it reports one."""
+    manifest = data / "manifest.json"
+    if not manifest.exists():
+        return None
+    try:
+        info = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    by_split = info.get("noise_floor_by_split")
+    if isinstance(by_split, dict) and isinstance(by_split.get("test"), dict):
+        return by_split["test"]
+    floor = info.get("noise_floor")
+    return floor if isinstance(floor, dict) else None
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _best(rows: dict[str, dict], key: str) -> str | None:
+    vals = {m: r.get(key) for m, r in rows.items() if r.get(key) is not None}
+    if not vals:
+        return None
+    base = key.rsplit("_", 1)[0]
+    pick = min if LOWER_IS_BETTER.get(base, True) else max
+    return pick(vals, key=vals.get)
+
+
+def render_markdown(report: dict) -> str:
+    methods = report["methods"]
+    res = report["results"]
+    means = {m: res[m]["mean"] for m in methods}
+    lines = [f"# Benchmark on `{report['data']}`", "",
+             f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
+             "test split, reference protocol (mean over files). Best per column in bold.", ""]
+    head = "| Method | " + " | ".join(f"{label}-{g.upper()}" for label, _ in PAPER_COLUMNS for g in GROUPS) + " |"
+    lines += [head, "|---" * (1 + len(PAPER_COLUMNS) * len(GROUPS)) + "|"]
+    best = {f"{key}_{g}": _best(means, f"{key}_{g}") for _, key in PAPER_COLUMNS for g in GROUPS}
+    for m in methods:
+        cells = []
+        for _, key in PAPER_COLUMNS:
+            for g in GROUPS:
+                k = f"{key}_{g}"
+                text = _fmt(means[m].get(k))
+                cells.append(f"**{text}**" if best[k] == m else text)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Arrows: FD, P-FD, MSE, rPCC lower is better; SID higher is better.", "",
+              "## Speaking and listening frames", "",
+              "Roles from voice activity (WebRTC VAD) on each person's own audio.", "",
+              "| Method | MSE-EXP speak | MSE-EXP listen | MSE-POSE speak | MSE-POSE listen | MSE-JAW speak | "
+              "MSE-JAW listen | FD-EXP speak | FD-EXP listen | FD-POSE listen |",
+              "|---" * 10 + "|"]
+    for m in methods:
+        by = res[m].get("by_role") or {}
+        sp = (by.get("speaking") or {}).get("mean") or {}
+        li = (by.get("listening") or {}).get("mean") or {}
+        cells = [sp.get("mse_exp"), li.get("mse_exp"), sp.get("mse_pose"), li.get("mse_pose"), sp.get("mse_jaw"),
+                 li.get("mse_jaw"), sp.get("fid_exp"), li.get("fid_exp"), li.get("fid_pose")]
+        lines.append(f"| {m} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    floor = report.get("noise_floor")
+    if floor:
+        lines += ["", "Noise floor of the synthetic corpus (MSE of the idle motion no input can predict): "
+                  + ", ".join(f"{g} {_fmt(floor.get(g))}" for g in GROUPS if g in floor) + "."]
+    lines += ["", "Time per method (train + predict + evaluate, s): "
+              + ", ".join(f"{m} {report['seconds'][m]:.0f}" for m in methods), "",
+              "![per-role errors](roles.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_roles(report: dict, out: Path) -> Path:
+    """Grouped bars: MSE of exp, jaw and pose on speaking and listening frames, per method."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from .io.files import atomic_path
+
+    methods = report["methods"]
+    fig = Figure(figsize=(11, 3.6), dpi=110)
+    axes = fig.subplots(1, 3)
+    width = 0.38
+    for ax, g in zip(axes, GROUPS):
+        x = np.arange(len(methods))
+        for i, (role, color) in enumerate((("speaking", "#3b75af"), ("listening", "#e08a2b"))):
+            vals = []
+            for m in methods:
+                by = report["results"][m].get("by_role") or {}
+                v = ((by.get(role) or {}).get("mean") or {}).get(f"mse_{g}")
+                vals.append(np.nan if v is None else v)
+            ax.bar(x + (i - 0.5) * width, vals, width, label=role, color=color)
+        floor = (report.get("noise_floor") or {}).get(g)
+        if floor:
+            ax.axhline(floor, color="k", lw=0.8, ls="--", label="noise floor")
+        ax.set_xticks(x, methods, rotation=35, ha="right", fontsize=8)
+        ax.set_title(f"MSE {g}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png")
+    return out

@@ -1,0 +1,30 @@
+"""``dualtalk benchmark``: the comparison table (see :mod:`dualtalk.benchmark`)."""
+
+from __future__ import annotations
+
+
+def _benchmark(args) -> int:
+    from ..benchmark import run_benchmark
+
+    run_benchmark(args.data, args.out, preset=args.preset, steps=args.steps, methods=args.methods,
+                  overrides=args.overrides, seed=args.seed, progress=not args.quiet)
+    print(f"wrote {args.out}/report.md, report.json and roles.png")
+    return 0
+
+
+def register(sub) -> None:
+    from ..benchmark import METHODS
+
+    p = sub.add_parser("benchmark", help="train, predict and evaluate every method; write the comparison table",
+                       description="Trains each learned method on DATA/train (best on DATA/val), predicts DATA/test, "
+                                   "evaluates (reference protocol + speaking/listening), writes report.md, "
+                                   "report.json and roles.png.")
+    p.add_argument("--data", required=True, help="corpus with train, val and test splits")
+    p.add_argument("--out", required=True, help="report directory")
+    p.add_argument("--preset", default="small", help="model preset of the learned methods (default small)")
+    p.add_argument("--steps", type=int, default=400, help="training steps per learned method (default 400)")
+    p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides for learned methods")
+    p.set_defaults(func=_benchmark)
