@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "dualtalk.cli.train",  # train
     "dualtalk.cli.render",  # render, plot
     "dualtalk.cli.demo",  # demo
+    "dualtalk.cli.benchmark",  # benchmark
     "dualtalk.cli.synth",  # synth
     # each area adds its module here
 ]
