@@ -163,8 +163,10 @@ class BuiltinHead(Head):
         # hair: a slightly larger shell, pulled inside the skull below a hairline
         v, f, d = _ellipsoid([0, 0.02, -0.004], [0.083, 0.11, 0.097], 28, 40)
         hairline = np.interp(d[:, 2], [-1, -0.3, 0.3, 1], [-0.45, -0.05, 0.35, 0.62])
-        hidden = d[:, 1] < hairline
-        v[hidden] = np.array([0, 0.02, -0.004]) + d[hidden] * np.array([0.083, 0.11, 0.097]) * 0.85
+        # the shell dives smoothly into the skull below the hairline (their intersection is the hairline)
+        shrink = 0.82 + 0.18 * _smoothstep(hairline - 0.12, hairline + 0.02, d[:, 1])
+        v = np.array([0, 0.02, -0.004]) + d * np.array([0.083, 0.11, 0.097]) * shrink[:, None]
+        hidden = shrink < 0.83
         add(v, f[~hidden[f].all(axis=1)], HAIR, "head")  # faces entirely inside the skull are dropped
         # neck and shoulders stay still, so the head's rotation reads against them
         add(*_ellipsoid([0, -0.11, -0.012], [0.042, 0.07, 0.042])[:2], SKIN, "body")
