@@ -62,9 +62,8 @@ def test_resume_is_exact_and_stats_are_stored(toy_corpus, tmp_path, fast):
                    "optim.step_unit=step", "optim.step_size=2", "optim.gamma=0.5", "optim.grad_clip=1.0"]
     straight = train(toy_corpus, tmp_path / "a", make_train_config(preset="tiny-mel", max_steps=7, overrides=over),
                      progress=False)
-    train(toy_corpus, tmp_path / "b", make_train_config(preset="tiny-mel", max_steps=3, overrides=over), progress=False)
-    resumed = train(None, tmp_path / "b", make_train_config(preset="tiny-mel", max_steps=7, overrides=over),
-                    resume=True, progress=False)
+    train(toy_corpus, tmp_path / "b", preset="tiny-mel", max_steps=3, overrides=over, progress=False)
+    resumed = train(None, tmp_path / "b", max_steps=7, resume=True, progress=False)  # the run's own config
     a = load_model(tmp_path / "a" / "checkpoints" / "step_00000007" / "model").state_dict()
     b = load_model(tmp_path / "b" / "checkpoints" / "step_00000007" / "model").state_dict()
     for key in a:
@@ -124,10 +123,17 @@ def test_kill_and_resume_a_real_process(toy_corpus, tmp_path):
 
 
 def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
+    from dualtalk.model.dualtalk import DualTalk
+    from dualtalk.train import resolve_model_config
+    from dualtalk.train.cache import build_cache
+    from dualtalk.train.data import index_split
+    from dualtalk.train.engine import seed_everything
+
     cache = tmp_path / "cache"
     over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
                    "data.cache_chunk_seconds=2", "val_at_start=false"]
-    train(toy_corpus, tmp_path / "r1", make_train_config(preset="tiny", max_steps=2, overrides=over), progress=False)
+    cfg = make_train_config(preset="tiny", max_steps=2, overrides=over)
+    train(toy_corpus, tmp_path / "r1", cfg, progress=False)
     keys = sorted(p.name for p in cache.iterdir())
     assert len(keys) == 2  # one per audio encoder
     files = sorted(cache.glob("*/train/*.npy"))
@@ -135,12 +141,23 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     feats = np.load(files[0])
     assert feats.dtype == np.float16 and feats.shape[1] == 32
     mtimes = {p: p.stat().st_mtime_ns for p in files}
-    train(toy_corpus, tmp_path / "r2", make_train_config(preset="tiny", max_steps=2, overrides=over), progress=False)
-    assert sorted(p.name for p in cache.iterdir()) == keys  # same encoders: reused
+    index = index_split(toy_corpus, "train")[0]
+    index.clips = index.clips[:1]  # enough to see what is (re-)encoded
+    splits = {"train": index}
+
+    def model_of(config):
+        seed_everything(config.seed)  # the run's initial (frozen) encoder weights
+        return DualTalk(resolve_model_config(config))
+
+    build_cache(model_of(cfg), cache, splits, 2.0, progress=False)
+    assert sorted(p.name for p in cache.iterdir()) == keys  # same encoders: reused, nothing re-encoded
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
-    train(toy_corpus, tmp_path / "r3", make_train_config(preset="tiny", max_steps=2, overrides=over + [
-        "model.audio_encoder.normalize_waveform=false"]), progress=False)
-    assert len(list(cache.iterdir())) == 4  # encoder config changed: new keys, old cache untouched
+    changed = make_train_config(preset="tiny", overrides=over + ["model.audio_encoder.normalize_waveform=false"])
+    build_cache(model_of(changed), cache, splits, 2.0, progress=False)
+    assert len(list(cache.iterdir())) == 4  # encoder config changed: new keys, the old cache untouched
+    build_cache(model_of(make_train_config(preset="tiny", overrides=over + ["seed=1"])), cache, splits, 2.0,
+                progress=False)
+    assert len(list(cache.iterdir())) == 6  # other weights: new keys too
     # the saved model holds its real encoders (not the cache stand-ins) and runs on audio
     model = load_model(tmp_path / "r1" / "best")
     out = model(torch.zeros(1, 640 * 10), torch.zeros(1, 640 * 10), torch.zeros(1, 10, 56))

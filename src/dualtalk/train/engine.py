@@ -201,8 +201,12 @@ def evaluate(module, raw: DualTalk, loader, ctx: Dist, std, w, amp_dtype, cached
 
 
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config: TrainConfig | None = None, *,
-          resume: bool = False, progress: bool = True) -> Path:
+          preset: str | None = None, max_steps: int | None = None, overrides=(), resume: bool = False,
+          progress: bool = True) -> Path:
     """Train a DualTalk model on ``data_dir/{train,val}`` into the run directory ``out_dir``.
+
+    ``preset``, ``max_steps`` and ``overrides`` (``key=value`` strings) are applied on top of ``config``
+    (default :class:`TrainConfig`): ``train(data, out, preset="speaker_only", max_steps=2000)``.
 
     ``resume=True`` continues the run in ``out_dir`` from its newest checkpoint (``config`` defaults to
     the run's saved config; ``data_dir`` to the run's data directory). Returns ``out_dir/best``, the
@@ -210,6 +214,11 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
     Under torchrun every process calls this function; it joins the process group itself.
     """
     out = Path(out_dir)
+    if preset is not None or max_steps is not None or overrides:
+        from .configure import load_train_config as _load, make_train_config
+
+        base = config if config is not None else (_load(out / "config.yaml") if resume else TrainConfig())
+        config = make_train_config(preset=preset, max_steps=max_steps, overrides=overrides, base=base)
     if resume:
         info = runs.read_run_info(out)
         saved = load_train_config(out / "config.yaml")
