@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, require
 from ..io.audio import SAMPLE_RATE
 from ..io.files import atomic_path
 from ..io.motion import FPS
@@ -29,6 +29,7 @@ COLORS = {"partner": "#d9822b", "self": "#2b6cb0"}
 def plot_motion(motion, out, audio=None, partner_motion=None, partner_audio=None, names: dict | None = None,
                 num_exp: int = 3, title: str | None = None, dpi: int = 110) -> Path:
     """Draw the curves to ``out`` (.png, .pdf or .svg); returns the path."""
+    require("matplotlib", "render")
     from matplotlib.figure import Figure
 
     out = Path(out)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DualTalkError, InputError
+from ..errors import DualTalkError, InputError, require
 from ..io.audio import SAMPLE_RATE, load_audio
 from ..io.files import atomic_path
 from ..io.motion import FPS, Motion, load_model_motion
@@ -258,8 +258,9 @@ def render_video(motion, out, audio=None, partner_motion=None, partner_audio=Non
     files are never changed). ``backend``: "auto" (EGL, else software), "egl" or "software".
     Returns {"path", "frames", "seconds", "backend", "workers", "render_seconds"}.
     """
-    import imageio_ffmpeg
-
+    imageio_ffmpeg = require("imageio_ffmpeg", "render")
+    require("PIL", "render")
+    require("matplotlib", "render")  # its DejaVu fonts and colour maps draw the captions and the strip
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(out, "the output must be an .mp4 file")
