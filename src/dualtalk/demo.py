@@ -55,7 +55,7 @@ def _metrics(pred: np.ndarray, gt_dir: Path, work: Path) -> dict:
 
 def run_demo(out_dir: str | os.PathLike = "demo_output", seconds: float = 20.0, seed: int | None = None,
              model: str | os.PathLike | None = None, self_audio=None, partner_audio=None, partner_motion=None,
-             ground_truth=None, video: bool = True, size: int = 256, progress: bool = True) -> DemoResult:
+             ground_truth=None, video: bool = True, size: int = 384, progress: bool = True) -> DemoResult:
     """Run the demo; returns what was written. See the module docstring."""
     from .inference.pipeline import InferenceOptions, generate
     from .render import plot_motion, render_video

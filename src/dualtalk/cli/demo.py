@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--partner-audio", help="audio of the partner (real-input mode)")
     p.add_argument("--partner-motion", help="motion of the partner (real-input mode)")
     p.add_argument("--ground-truth", help="recorded motion of the generated person, for metrics (real-input mode)")
-    p.add_argument("--size", type=int, default=256, help="video panel size in pixels (default 256)")
+    p.add_argument("--size", type=int, default=384, help="video panel size in pixels (default 384)")
     p.add_argument("--no-video", action="store_true", help="skip the video")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)

@@ -58,6 +58,19 @@ def blend(image: np.ndarray, sprite: np.ndarray, x: int, y: int) -> None:
     image[y0:y1, x0:x1] = (region * (1 - a) + s[..., :3] * 255 * a + 0.5).astype(np.uint8)
 
 
+def vstack(sprites: list[np.ndarray], gap: int) -> np.ndarray:
+    """Stack RGBA sprites top to bottom, each centred horizontally."""
+    width = max(sp.shape[1] for sp in sprites)
+    height = sum(sp.shape[0] for sp in sprites) + gap * (len(sprites) - 1)
+    out = np.zeros((height, width, 4), sprites[0].dtype)
+    y = 0
+    for sp in sprites:
+        x = (width - sp.shape[1]) // 2
+        out[y:y + sp.shape[0], x:x + sp.shape[1]] = sp
+        y += sp.shape[0] + gap
+    return out
+
+
 def hstack(sprites: list[np.ndarray], gap: int) -> np.ndarray:
     h = max(s.shape[0] for s in sprites)
     w = sum(s.shape[1] for s in sprites) + gap * (len(sprites) - 1)
@@ -111,8 +124,12 @@ class ExpressionStrip:
         self.x0 = (panel_size - self.cell * num) // 2
         self.y0 = panel_size - m - self.height
         self.label = text_sprite(f"expression coefficients 1\u2013{num}  (blue \u2212, red +)", fs, (0.15, 0.15, 0.18))
+        note_color = (0.35, 0.2, 0.1)
         self.note = text_sprite("built-in head: jaw + head rotation only \u00b7 full face needs --flame FILE", fs,
-                                (0.35, 0.2, 0.1))
+                                note_color)
+        if self.note.shape[1] > panel_size - 2 * m:  # small panels: the same words on two lines
+            self.note = vstack([text_sprite("built-in head: jaw + head rotation only", fs, note_color),
+                                text_sprite("full face needs --flame FILE", fs, note_color)], gap=max(1, fs // 4))
         self.label_y = self.y0 - self.label.shape[0] - max(2, fs // 3)
         self.note_y = self.label_y - self.note.shape[0] - max(2, fs // 3)
         self.panel_size = panel_size
