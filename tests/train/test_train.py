@@ -194,3 +194,14 @@ def test_cli_errors(toy_corpus, tmp_path, capsys, fast):
     assert capsys.readouterr().out.strip() == str(run / "best")
     assert main(["train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel"]) == 2
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_a_run_without_checkpoint_starts_afresh(toy_corpus, tmp_path, fast):
+    run = tmp_path / "run"
+    with pytest.raises(Exception):  # stops before the first checkpoint (bad data split after indexing)
+        train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast + ["data.val_split=nope"],
+              progress=False)
+    (run / "config.yaml").write_text("preset: tiny-mel\n")
+    (run / "metrics.csv").write_text("stale\n")
+    train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast, progress=False)
+    assert [r["step"] for r in rows(run, "val")] == ["0", "1"]

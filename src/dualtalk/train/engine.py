@@ -259,8 +259,16 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
         latest = runs.latest_checkpoint(run)
         if resume and latest is None:
             raise InputError(run, "no checkpoint to resume from (checkpoints/step_* missing)")
-        if not resume and (latest is not None or (run / "config.yaml").exists()):
+        if not resume and latest is not None:
             raise InputError(run, "already holds a training run: continue it with --resume, or choose a new --out")
+        if not resume and (run / "config.yaml").exists():  # a run that stopped before its first checkpoint
+            import shutil
+
+            say(f"{run}: the previous run there has no checkpoint; starting it afresh")
+            for name in ("metrics.csv", "run.json"):
+                (run / name).unlink(missing_ok=True)
+            for name in ("tensorboard", "best", "debug"):
+                shutil.rmtree(run / name, ignore_errors=True)
         run.mkdir(parents=True, exist_ok=True)
         save_train_config(cfg, run / "config.yaml")
         runs.write_run_info(run, {"data_dir": str(data_dir.resolve()), "world_size": ctx.world,
