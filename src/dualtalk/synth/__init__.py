@@ -38,7 +38,7 @@ mirror     the listener mirrors the partner's smile: exp3_k[n] =           exp 3
 idle       random, unpredictable from any input: smoothed jitter           all 56                  nothing: the noise floor
            (std exp 0.05, jaw 0.005, global 0.006; sigma 1.5 frames), slow
            head drift (std 0.03 rad, sigma 25 frames), slow smile mood
-           on exp 3 (std 0.35, sigma 20 frames)
+           on exp 3 (std 0.25, sigma 20 frames)
 =========  ==============================================================  ======================  ============================
 
 L_k(t) = 1 - (person k's own phrase mask, moving average over 5 frames): 1 while listening, 0 while speaking
@@ -51,8 +51,9 @@ mean squared error between the motion and the motion without ``idle`` (the error
 every rule) is the floor of every MSE-type metric. :func:`make_corpus` reports it per group (``exp`` 50,
 ``jaw`` 3, ``pose`` = global rotation 3, ``all`` 56), per conversation, per split and overall. One caveat:
 the mood part of ``idle`` is mirrored by the partner 0.48 s later, so a model that reads the partner's
-*future* motion could recover part of it; ``noise_floor_lower_bound`` is the floor with that reflected mood
-removed entirely (the truth lies between the two).
+*future* motion could recover part of it (and, the mood being slow, the partner's past motion says a
+little too); ``noise_floor_lower_bound`` is the floor with that reflected mood removed entirely (the
+achievable error lies between the two).
 
 Everything is deterministic given the seed (numpy ``SeedSequence`` streams for the plan, each voice and
 the motion), vectorised, and fast (a 60 s conversation in a fraction of a second).

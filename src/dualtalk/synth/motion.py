@@ -43,7 +43,7 @@ JITTER_STD = {"exp": 0.05, "jaw": 0.005, "pose": 0.006}
 JITTER_SMOOTH_FRAMES = 1.5
 DRIFT_STD = 0.03  # rad, slow head drift on the three global rotations
 DRIFT_SMOOTH_FRAMES = 25.0
-MOOD_STD = 0.35  # slow smile/frown on EXP_SMILE
+MOOD_STD = 0.25  # slow smile/frown on EXP_SMILE
 MOOD_SMOOTH_FRAMES = 20.0
 
 COMPONENTS = ("rest", "speech", "prosody", "nod", "turn", "mirror", "idle")
