@@ -224,8 +224,11 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
     counts = split_counts(splits, conversations) if splits else {"": conversations}
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise InputError(out_dir, f"cannot create the output directory ({exc.strerror or exc})") from None
     try:
         entries = []
         idle_sq = {name: {g: 0.0 for g in GROUPS} for name in counts}
