@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -35,5 +35,5 @@ def run(args) -> int:
     where = ", ".join(f"{k} {v}" for k, v in splits.items()) if splits else f"{manifest['conversations']}"
     print(f"wrote {where} conversations of {manifest['seconds']:g} s to {args.out}")
     print(f"noise floor (MSE): {floor}")
-    print(f"manifest: {json.dumps(str(args.out))[1:-1]}/manifest.json")
+    print(f"manifest: {Path(args.out) / 'manifest.json'}")
     return 0
