@@ -128,7 +128,9 @@ def _fmt(v) -> str:
         return f"{v:.1f}"
     if abs(v) >= 1:
         return f"{v:.2f}"
-    return f"{v:.3f}"
+    if v == 0 or abs(v) >= 0.01:
+        return f"{v:.3f}"
+    return f"{v:.2e}"  # jaw errors are ~1e-4: keep their digits
 
 
 def _best(rows: dict[str, dict], key: str) -> str | None:
