@@ -40,6 +40,7 @@ def test_tiny_training_lowers_validation_loss(toy_corpus, tmp_path, fast):
     model = load_model(best)  # what `dualtalk generate --model RUN/best` loads
     assert model.extra["val"]["loss"] == pytest.approx(min(losses), rel=1e-4)
     assert model.extra["train_config"]["preset"] == "tiny"
+    assert len(model.extra["motion_stats"]["std"]) == 56  # also for presets that do not normalise inside
     run = tmp_path / "run"
     assert (run / "config.yaml").exists() and (run / "run.json").exists()
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))

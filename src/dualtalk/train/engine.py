@@ -370,7 +370,8 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
 
     def export_extra(step: int, val: dict | None) -> dict:
         return {"step": step, "val": val, "train_config": run_cfg, "data_dir": str(data_dir.resolve()),
-                "motion_stats_frames": stats.frames, "ema": bool(ema)}
+                "motion_stats": {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "frames": stats.frames},
+                "ema": bool(ema)}
 
     def validate(step: int) -> dict:
         target = ema.module if ema is not None else model
