@@ -53,6 +53,8 @@ def test_shards_are_disjoint_and_complete():
     assert len({len(p) for p in parts}) == 1
     real = [tuple(r) for p in parts for r in p if not r[DUMMY]]
     assert sorted(real) == sorted(tuple(r) for r in plan)
+    tiny = shard(plan[:1], 2, 4)  # fewer rows than processes: every process still gets one
+    assert len(tiny) == 1 and tiny[0, DUMMY] == 1
 
 
 def test_sampler_skip_resumes_the_same_epoch():

@@ -180,7 +180,7 @@ def shard(plan: np.ndarray, rank: int, world: int) -> np.ndarray:
         return plan
     pad = (-len(plan)) % world
     if pad:
-        extra = plan[:pad].copy()
+        extra = plan[np.arange(pad) % len(plan)].copy()  # (pad, 5), even when pad > len(plan)
         extra[:, DUMMY] = 1
         plan = np.concatenate([plan, extra])
     return plan[rank::world]
