@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from dualtalk.model.checkpoint import load_model
+from dualtalk.train import train
 from dualtalk.train.engine import weights_digest
 
 BIN = Path(sys.executable).parent
@@ -37,3 +38,7 @@ def test_two_processes_gloo(toy_corpus, tmp_path):
     assert not torch.equal(saved.synthesis_module.blendshape_predictor.weight,
                            load_model(run / "checkpoints" / "step_00000002" / "model")
                            .synthesis_module.blendshape_predictor.weight)
+
+    # the run continues in one process (another world size: same data position, fresh random states)
+    train(None, run, max_steps=6, overrides=["debug_record=false"], resume=True, progress=False)
+    assert (run / "checkpoints" / "step_00000006").is_dir()

@@ -349,8 +349,13 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         progress_state.update(state["progress"])
-        if rng is not None and state.get("world_size") == ctx.world:
+        old_world = int(state.get("world_size", ctx.world))
+        if rng is not None and old_world == ctx.world:
             runs.set_rng_state(rng)
+        elif old_world != ctx.world:  # same examples consumed, counted in batches of the new world size
+            done = progress_state["batch_in_epoch"] * old_world
+            progress_state["batch_in_epoch"] = done // ctx.world
+            say(f"resuming with {ctx.world} processes instead of {old_world}: same data position, fresh random states")
         say(f"resumed from {latest} (step {progress_state['step']}, epoch {progress_state['epoch']}, "
             f"batch {progress_state['batch_in_epoch']} of the epoch)")
 
