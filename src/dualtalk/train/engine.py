@@ -480,11 +480,13 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
                     window_examples, window_start = 0, time.perf_counter()
                 postfix["loss"] = f"{window_loss:.4f}"
                 bar.set_postfix(postfix, refresh=False)
+                paused = time.perf_counter()  # validation and checkpoints do not count against the speed
                 if step % cfg.val_every == 0:
                     validate(step)
                     last_val = step
                 if step % cfg.checkpoint_every == 0:
                     checkpoint(step)
+                window_start += time.perf_counter() - paused
                 signalled = torch.tensor([0 if stop["signal"] is None else int(stop["signal"])], device=ctx.device)
                 if ctx.world > 1:
                     dist.all_reduce(signalled, op=dist.ReduceOp.MAX)
