@@ -17,13 +17,15 @@ overrides of one config, not copies):
 
 Outputs in REPORT_DIR: ``report.md`` (the table in the paper's column order, the speaking/listening
 breakdown and the noise floor when the corpus reports one), ``report.json`` (everything), ``roles.png``
-(per-role errors), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions).
+(per-role errors), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions). Running again
+into the same REPORT_DIR replaces the results of the methods it runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -79,6 +81,9 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
         pred_dir = out / "pred" / name
         if progress:
             print(f"[benchmark] {name}", flush=True)
+        for stale in (out / "runs" / name, pred_dir):  # a re-run replaces this method's previous results
+            if stale.exists():
+                shutil.rmtree(stale)
         if name in LEARNED:
             cfg = make_train_config(preset=preset, max_steps=steps,
                                     overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))

@@ -121,6 +121,7 @@ def test_config_round_trip_and_strictness(tmp_path):
     cfg = apply_overrides(get_preset("tiny"), ["feature_dim=24", "audio_encoder.type=mel"])
     assert cfg.feature_dim == 24 and cfg.audio_encoder.type == "mel"
     assert from_dict(DualTalkConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
+    assert apply_overrides(cfg, ["modulation_alpha=1e-3"]).modulation_alpha == 0.001  # YAML 1.1 reads a string
     with pytest.raises(DualTalkError, match="unknown key"):
         apply_overrides(cfg, ["feature_dims=3"])
     with pytest.raises(DualTalkError, match="variant"):

@@ -1,0 +1,105 @@
+"""``dualtalk demo`` and ``dualtalk benchmark`` end to end (shortened conversation, tiny corpus)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dualtalk.cli import main
+from dualtalk.demo import DEMO_MODEL
+
+
+def test_shipped_demo_model_is_small_and_loads():
+    from dualtalk.model.checkpoint import load_model
+
+    weights = DEMO_MODEL / "model.safetensors"
+    assert weights.exists(), "re-create it with: python scripts/train_demo_model.py"
+    assert weights.stat().st_size <= 20e6
+    model = load_model(DEMO_MODEL)
+    assert model.extra["made_by"] == "python scripts/train_demo_model.py"
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    exe = Path(sys.executable).with_name("dualtalk")
+    proc = subprocess.run([str(exe), "demo", "--out", str(out), "--seconds", "6", "--seed", "3", "--size", "128",
+                           "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("generated_B.npz", "metrics.json", "motion.png", "conversation.mp4",
+                 "conversation/demo_speaker1.wav", "conversation/demo_speaker2.npz", "conversation/truth.json"):
+        assert (out / name).exists(), name
+        assert str(out / name.split("/")[0]) in proc.stdout  # says where it wrote everything
+    with np.load(out / "generated_B.npz") as d:
+        assert d["exp"].shape == (150, 50) and d["pose"].shape == (150, 6)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["mean"]) >= {"fid_exp", "mse_jaw", "sid_pose", "rpcc_exp"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_demo_with_a_real_model_and_files(tmp_path):
+    from tests.conftest import shared_path
+
+    demo = shared_path("data", "dualtalk_demo")
+    conv = "xkHwlcDSOjc_sub_video_109_000"
+    out = tmp_path / "real"
+    code = main(["demo", "--model", "tiny", "--self-audio", str(demo / f"{conv}_speaker2.wav"),
+                 "--partner-audio", str(demo / f"{conv}_speaker1.wav"),
+                 "--partner-motion", str(demo / f"{conv}_speaker1.npz"), "--out", str(out), "--no-video", "--quiet"])
+    assert code == 0
+    assert (out / "generated_B.npz").exists() and (out / "motion.png").exists()
+    assert not (out / "metrics.json").exists()  # no ground truth given
+
+
+def test_demo_rejects_half_given_real_inputs(tmp_path, capsys):
+    assert main(["demo", "--model", "tiny", "--self-audio", "x.wav", "--out", str(tmp_path)]) == 2
+    assert "go together" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    from dualtalk.synth import make_corpus
+
+    root = tmp_path_factory.mktemp("corpus") / "synth"
+    make_corpus(root, 6, seconds=8.0, seed=5, splits={"train": 4, "val": 1, "test": 1}, progress=False)
+    return root
+
+
+def test_benchmark_writes_a_complete_report(tiny_corpus, tmp_path):
+    from dualtalk.benchmark import METHODS
+
+    out = tmp_path / "report"
+    code = main(["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--preset", "tiny-mel", "--steps", "2",
+                 "--quiet", "data.window_frames=50", "data.batch_size=4", "data.num_workers=0", "val_every=2"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["methods"] == list(METHODS)
+    for m in METHODS:
+        res = report["results"][m]
+        assert np.isfinite(res["mean"]["mse_exp"])
+        assert res["by_role"]["speaking"] is not None or res["by_role"]["listening"] is not None
+    md = (out / "report.md").read_text()
+    assert "| Method | FD-EXP | FD-JAW | FD-POSE | P-FD-EXP" in md
+    for m in METHODS:
+        assert f"| {m} |" in md
+    assert "Noise floor" in md
+    assert (out / "roles.png").stat().st_size > 1000
+    # the learned methods' trained models are regular model directories
+    assert (out / "runs" / "speaker_only" / "best" / "model.safetensors").exists()
+    # running again into the same report directory replaces those methods' results
+    code = main(["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--preset", "tiny-mel", "--steps", "1",
+                 "--methods", "speaker_only,mirror", "--quiet", "data.window_frames=50", "data.batch_size=4",
+                 "data.num_workers=0"])
+    assert code == 0
+    assert json.loads((out / "report.json").read_text())["methods"] == ["speaker_only", "mirror"]
+
+
+def test_benchmark_rejects_unknown_methods_and_missing_splits(tiny_corpus, tmp_path, capsys):
+    assert main(["benchmark", "--data", str(tiny_corpus), "--out", str(tmp_path / "r"), "--methods", "dualtalk,nope"]) == 2
+    assert "unknown method(s) nope" in capsys.readouterr().err
+    assert main(["benchmark", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "split directory not found" in capsys.readouterr().err
