@@ -11,6 +11,25 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
+    # the commands, as functions
+    "load_model": "dualtalk.model.checkpoint",  # dualtalk generate --model ...
+    "save_model": "dualtalk.model.checkpoint",
+    "convert_official": "dualtalk.model.checkpoint",  # dualtalk convert-official
+    "generate": "dualtalk.inference.pipeline",  # dualtalk generate
+    "predict": "dualtalk.inference.pipeline",  # dualtalk predict
+    "InferenceOptions": "dualtalk.inference.pipeline",
+    "evaluate": "dualtalk.eval",  # dualtalk evaluate
+    "train": "dualtalk.train",  # dualtalk train
+    "make_train_config": "dualtalk.train",
+    "render_video": "dualtalk.render",  # dualtalk render
+    "plot_motion": "dualtalk.render",  # dualtalk plot
+    "make_corpus": "dualtalk.synth",  # dualtalk synth
+    "make_conversation": "dualtalk.synth",
+    "run_benchmark": "dualtalk.benchmark",  # dualtalk benchmark
+    "run_demo": "dualtalk.demo",  # dualtalk demo
+    "get_preset": "dualtalk.model.presets",
+    "DualTalk": "dualtalk.model.dualtalk",
+    # data types
     "DualTalkConfig": "dualtalk.config",
     "Motion": "dualtalk.io.motion",
     "load_motion": "dualtalk.io.motion",

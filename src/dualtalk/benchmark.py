@@ -1,8 +1,9 @@
 """``dualtalk benchmark``: train every method on ``train``, select on ``val``, predict ``test``, evaluate,
 and write the comparison table.
 
-    dualtalk synth --out data/synth --conversations 48 --seconds 60 --splits train=40,val=4,test=4
-    dualtalk benchmark --data data/synth --out reports/synth --steps 400
+    dualtalk synth --out data/synth --conversations 40 --seconds 60 --seed 7 --splits train=32,val=4,test=4
+    dualtalk benchmark --data data/synth --out reports/synth --config configs/benchmark_synth.yaml
+    dualtalk benchmark --data DATA --out reports/real --preset small --steps 20000 --methods dualtalk,mean
 
 Methods (all learned ones are trained and run by the same training and inference code, as presets and
 overrides of one config, not copies):
@@ -40,6 +41,8 @@ LEARNED = {
     "listener_only": ["model.use_self_audio=false"],
 }
 FIXED = ("mean", "mirror", "random_segment")
+#: training steps per learned method when neither --steps nor --config says
+DEFAULT_STEPS = 400
 METHODS = tuple(LEARNED) + FIXED
 
 #: the paper's table: FD, P-FD, MSE, SID, rPCC, each for EXP, JAW, POSE
@@ -58,9 +61,10 @@ def parse_methods(text: str | list[str] | None) -> list[str]:
     return items
 
 
-def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, preset: str = "small", steps: int = 400,
-                  methods: str | list[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
-                  seed: int = 0, progress: bool = True) -> dict:
+def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, preset: str | None = None,
+                  steps: int | None = None, methods: str | list[str] | None = None,
+                  overrides: list[str] | tuple[str, ...] = (), seed: int = 0, config_file=None,
+                  progress: bool = True) -> dict:
     """Train, predict and evaluate every method; write the report; return ``report.json``'s content."""
     from .baselines import predict_baseline
     from .eval import evaluate
@@ -70,6 +74,8 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
     data = Path(data_dir)
     out = Path(out_dir)
     names = parse_methods(methods)
+    if steps is None and config_file is None:
+        steps = DEFAULT_STEPS
     for split in ("train", "val", "test"):
         if not (data / split).is_dir():
             raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
@@ -85,7 +91,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
             if stale.exists():
                 shutil.rmtree(stale)
         if name in LEARNED:
-            cfg = make_train_config(preset=preset, max_steps=steps,
+            cfg = make_train_config(preset=preset, config_file=config_file, max_steps=steps,
                                     overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
             best = train(data, out / "runs" / name, cfg, progress=progress)
             predict(best, data / "test", pred_dir, options=InferenceOptions(progress=False))
@@ -93,10 +99,12 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
             predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
         results[name] = evaluate(pred_dir, data / "test", protocol="reference", roles="on")
         timings[name] = time.perf_counter() - started
+    settings = make_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
     report = {
         "data": str(data),
-        "preset": preset,
-        "steps": steps,
+        "preset": settings.preset,
+        "steps": settings.max_steps,
+        "config_file": None if config_file is None else str(config_file),
         "seed": seed,
         "overrides": list(overrides),
         "methods": names,

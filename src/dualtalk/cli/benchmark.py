@@ -7,7 +7,7 @@ def _benchmark(args) -> int:
     from ..benchmark import run_benchmark
 
     run_benchmark(args.data, args.out, preset=args.preset, steps=args.steps, methods=args.methods,
-                  overrides=args.overrides, seed=args.seed, progress=not args.quiet)
+                  overrides=args.overrides, seed=args.seed, config_file=args.config, progress=not args.quiet)
     print(f"wrote {args.out}/report.md, report.json and roles.png")
     return 0
 
@@ -21,8 +21,9 @@ def register(sub) -> None:
                                    "report.json and roles.png.")
     p.add_argument("--data", required=True, help="corpus with train, val and test splits")
     p.add_argument("--out", required=True, help="report directory")
-    p.add_argument("--preset", default="small", help="model preset of the learned methods (default small)")
-    p.add_argument("--steps", type=int, default=400, help="training steps per learned method (default 400)")
+    p.add_argument("--config", help="training config YAML for the learned methods (e.g. configs/benchmark_synth.yaml)")
+    p.add_argument("--preset", help="model preset of the learned methods (default: the config's, else small)")
+    p.add_argument("--steps", type=int, help="training steps per learned method (default: the config's)")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
