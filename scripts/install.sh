@@ -28,4 +28,3 @@ else
     || "$py" -m pip install "torch==$torch_version" --index-url https://download.pytorch.org/whl/cpu
 fi
 "$py" -m pip install -e ".[all,dev]"
-touch "${venv/#-/.}/.dualtalk-installed" 2>/dev/null || true
