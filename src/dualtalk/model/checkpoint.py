@@ -58,14 +58,18 @@ def save_model(model: DualTalk, directory: str | os.PathLike, extra: dict | None
     return directory
 
 
+def _read_json(path: Path, missing: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, missing) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from None
+
+
 def read_model_config(directory: str | os.PathLike) -> tuple[DualTalkConfig, dict]:
     path = Path(directory) / CONFIG_NAME
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "model config not found (a model directory holds config.json + model.safetensors)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not a readable JSON file ({exc})") from None
+    meta = _read_json(path, "model config not found (a model directory holds config.json + model.safetensors)")
     if not isinstance(meta, dict) or "format_version" not in meta or "model" not in meta:
         raise InputError(path, "not a dualtalk model config (needs format_version and model)")
     if meta["format_version"] != FORMAT_VERSION:
@@ -142,12 +146,7 @@ def config_from_official_json(path: str | os.PathLike) -> DualTalkConfig:
     """A config in the form of the parity fixture's config.json: ``audio_encoder_config`` (Wav2Vec2Config
     fields), ``feature_dim``, ``motion_dim``, ``fps``, ``sample_rate`` (other keys ignored)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "config file not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not a readable JSON file ({exc})") from None
+    data = _read_json(path, "config file not found")
     if not isinstance(data, dict) or "audio_encoder_config" not in data:
         raise InputError(path, "not a released-model config (needs audio_encoder_config and feature_dim)")
     cfg = DualTalkConfig()
