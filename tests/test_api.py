@@ -9,10 +9,13 @@ import dualtalk
 
 
 def test_every_command_has_a_function():
-    for name in ("load_model", "generate", "predict", "convert_official", "evaluate", "train", "render_video",
+    for name in ("load_model", "generate", "predict", "convert_official", "evaluate", "train_model", "render_video",
                  "plot_motion", "make_corpus", "run_benchmark", "run_demo", "get_preset", "DualTalkConfig"):
         assert callable(getattr(dualtalk, name)), name
     assert "generate" in dir(dualtalk)
+    import dualtalk.train  # noqa: F401  (the subpackage must not hide the function)
+
+    assert dualtalk.train_model is dualtalk.train.train
 
 
 def test_import_is_light():

@@ -19,7 +19,7 @@ _LAZY = {
     "predict": "dualtalk.inference.pipeline",  # dualtalk predict
     "InferenceOptions": "dualtalk.inference.pipeline",
     "evaluate": "dualtalk.eval",  # dualtalk evaluate
-    "train": "dualtalk.train",  # dualtalk train
+    "train_model": ("dualtalk.train", "train"),  # dualtalk train (``dualtalk.train`` is the subpackage)
     "make_train_config": "dualtalk.train",
     "render_video": "dualtalk.render",  # dualtalk render
     "plot_motion": "dualtalk.render",  # dualtalk plot
@@ -40,10 +40,11 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'dualtalk' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    module, attr = target if isinstance(target, tuple) else (target, name)
+    return getattr(importlib.import_module(module), attr)
 
 
 def __dir__():
