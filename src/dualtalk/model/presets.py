@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..config import AudioEncoderConfig, DualTalkConfig, apply_overrides
+from ..config import WAV2VEC2_LARGE_LV60, AudioEncoderConfig, DualTalkConfig, apply_overrides
 from ..errors import DualTalkError
 
 _PRESETS: dict[str, Callable[[], DualTalkConfig]] = {}
@@ -37,23 +37,17 @@ def get_preset(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DualTa
     return apply_overrides(_PRESETS[name](), list(overrides)).validate()
 
 
-TINY_WAV2VEC2 = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-5,
-    "feat_extract_norm": "layer",
-    "feat_extract_activation": "gelu",
-    "conv_dim": [16, 16, 16, 16, 16, 16, 16],
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "conv_bias": True,
-    "num_conv_pos_embeddings": 8,
-    "num_conv_pos_embedding_groups": 4,
-    "do_stable_layer_norm": True,
-}
+#: wav2vec2-large-lv60's architecture at toy size (same layer kinds and CNN strides: the real code path)
+TINY_WAV2VEC2 = dict(
+    WAV2VEC2_LARGE_LV60,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=[16] * 7,
+    num_conv_pos_embeddings=8,
+    num_conv_pos_embedding_groups=4,
+)
 
 
 @register("released")
