@@ -60,11 +60,31 @@ def test_paper_variant_differs_where_it_should():
     with torch.inference_mode():
         y_r, i_r = released(*x, return_intermediates=True)
         y_p, i_p = paper(*x, return_intermediates=True)
-    # encoders and the temporal enhancer are shared; the interaction module and synthesis differ
-    for key in ("audio_feat_self", "audio_feat_partner", "partner_motion_feat", "temporal_feat"):
+    # the encoders are shared; the aligned cross-attention, the interaction module and synthesis differ
+    for key in ("audio_feat_self", "audio_feat_partner", "partner_motion_feat"):
         torch.testing.assert_close(i_r[key], i_p[key])
+    assert (i_r["temporal_feat"] - i_p["temporal_feat"]).abs().max() > 1e-3
     assert (i_r["interaction_feat"] - i_p["interaction_feat"]).abs().max() > 1e-3
     assert (y_r - y_p).abs().max() > 1e-3
+
+
+def test_paper_cross_attention_keeps_the_partner_motion_timing():
+    torch.manual_seed(0)
+    a, b, m = inputs()
+    moved = m.clone()
+    moved[:, [3, 30]] = moved[:, [30, 3]]  # swap two frames of the partner's motion
+    for variant, local in (("released", False), ("paper", True)):
+        model = DualTalk(apply_overrides(get_preset("tiny"), [f"variant={variant}"])).eval()
+        outputs = []
+        model.temporal_enhancer.cross_attention.register_forward_hook(lambda mod, i, o: outputs.append(o[0]))
+        with torch.inference_mode():
+            model(a, b, m)
+            model(a, b, moved)
+        changed = (outputs[0] - outputs[1]).abs().amax(dim=-1)[0] > 1e-6  # (T,) frames whose output changed
+        if local:  # only the two swapped frames change
+            assert changed.nonzero().flatten().tolist() == [3, 30]
+        else:  # a permutation of the keys changes nothing: the timing is lost
+            assert not changed.any()
 
 
 def test_paper_modulation_is_sigmoid_gated():

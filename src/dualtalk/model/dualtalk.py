@@ -9,7 +9,11 @@ The four parts of the paper, in both published forms (``config.variant``):
 1. Dual-speaker joint encoder: two audio encoders (one per person) whose outputs share one linear
    projection to ``feature_dim``; a two-layer MLP with ReLU encodes the partner's 56-d motion.
 2. Cross-modal temporal enhancer: cross-attention with the partner's audio as query and the partner's
-   motion features as key/value, then a 2-layer BiLSTM.
+   motion features as key/value, then a 2-layer BiLSTM. In ``released`` the keys carry no position, so the
+   attention output is a content-weighted average over the whole sequence: the partner's motion reaches
+   the model without its timing. ``paper`` aligns the two modalities with FaceFormer's alignment bias
+   (query frame t attends to the motion frames within ``alignment_window`` of t), as the paper says the
+   cross-modal attention "achieves alignment"; the BiLSTM then supplies the temporal context.
 3. Dual-speaker interaction module: a transformer encoder over concat(self audio, enhanced partner
    features), then a self-attention layer. ``paper`` adds the modal-alignment bias to that attention
    ("Modal Alignment Attention (a biased attention inspired by FaceFormer) aligns temporal information")
@@ -75,13 +79,19 @@ class JointEncoder(nn.Module):
 class TemporalEnhancer(nn.Module):
     def __init__(self, cfg: DualTalkConfig):
         super().__init__()
+        self.cfg = cfg
         d = cfg.feature_dim
         self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, batch_first=True)
         self.temporal_lstm = nn.LSTM(d, d // 2, num_layers=cfg.lstm_layers, bidirectional=True, batch_first=True)
 
     def forward(self, partner_audio_feat, partner_motion_feat):
         """(B, T, d), (B, T, d) -> (B, T, d)"""
-        x, _ = self.cross_attention(partner_audio_feat, partner_motion_feat, partner_motion_feat, need_weights=False)
+        mask = None
+        if self.cfg.variant == "paper":  # audio frame t attends to the motion frames aligned with it
+            t = partner_audio_feat.shape[1]
+            mask = alignment_mask(t, t, self.cfg.alignment_window, partner_audio_feat.device, partner_audio_feat.dtype)
+        x, _ = self.cross_attention(partner_audio_feat, partner_motion_feat, partner_motion_feat, attn_mask=mask,
+                                    need_weights=False)
         x, _ = self.temporal_lstm(x)  # (B, T, d) = 2 directions x d/2
         return x
 
