@@ -115,7 +115,7 @@ def test_bfloat16_and_device_options(demo, tiny_dir, tmp_path, capsys):
 def test_windows_cover_and_blend_to_one():
     for t, w, o in [(100, 40, 10), (1000, 300, 25), (50, 60, 10), (301, 300, 25)]:
         windows = plan_windows(t, w, o)
-        weights = blend_weights(windows, t)
+        weights = blend_weights(windows)
         total = np.zeros(t)
         for (s, e), wt in zip(windows, weights):
             assert e - s == min(w, t) and len(wt) == e - s

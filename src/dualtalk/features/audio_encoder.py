@@ -199,7 +199,7 @@ class MelEncoder(nn.Module):
         """(B, S) waveform -> (B, T, mel_channels)."""
         if self.cfg.normalize_waveform:
             wave = normalize_waveform(wave)
-        x = self.log_mel(wave).to(wave.dtype if wave.dtype != torch.float32 else torch.float32)  # (B, M, N)
+        x = self.log_mel(wave).to(wave.dtype)  # (B, M, N), STFT in fp32 whatever the input dtype
         x = self.convs(x)  # (B, C, N)
         x = interpolate_frames(x.transpose(1, 2), num_frames)  # (B, T, C)
         return self.norm(x)

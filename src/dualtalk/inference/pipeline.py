@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DualTalkError
 from ..io.conversation import discover_conversations, load_generation_inputs, partner_speaker
+from ..io.conversation import num_frames as frames_for
 from ..io.motion import Motion, save_model_motion, save_motion
 from ..model.checkpoint import load_model
 from ..model.dualtalk import DualTalk
@@ -73,7 +74,7 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
     return [(s, s + window) for s in starts]
 
 
-def blend_weights(windows: list[tuple[int, int]], num_frames: int) -> list[np.ndarray]:
+def blend_weights(windows: list[tuple[int, int]]) -> list[np.ndarray]:
     """Per-window weights (len = window length) that cross-fade linearly where windows overlap and sum
     to one at every frame."""
     weights = [np.ones(e - s, dtype=np.float64) for s, e in windows]
@@ -96,15 +97,16 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
     cfg = model.config
     spf = cfg.samples_per_frame
     num_frames = partner_motion.shape[0]
-    if -(-len(self_audio) // spf) != num_frames:
-        raise DualTalkError(f"partner motion has {num_frames} frames, the audio implies {-(-len(self_audio) // spf)}")
+    expected = frames_for(len(self_audio), cfg.sample_rate, cfg.fps)
+    if expected != num_frames:
+        raise DualTalkError(f"partner motion has {num_frames} frames, the audio implies {expected}")
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype)
     model = model.to(device).eval()
     window = int(round(options.window * cfg.fps)) if options.window else 0
     overlap = int(round(options.overlap * cfg.fps))
     windows = plan_windows(num_frames, window, overlap)
-    weights = blend_weights(windows, num_frames)
+    weights = blend_weights(windows)
     out = np.zeros((num_frames, cfg.motion_dim), dtype=np.float64)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     bar = tqdm(windows, desc="generate", unit="window", disable=not options.progress or len(windows) == 1)

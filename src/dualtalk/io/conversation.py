@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DualTalkError, InputError
+from ..errors import InputError
 from .audio import SAMPLE_RATE, load_audio
 from .motion import FPS, Motion, load_motion
 
@@ -137,12 +137,6 @@ def load_generation_inputs(self_audio, partner_audio, partner_motion, sample_rat
         partner_motion=mot_a.fit_length(t).to_model(),
         num_frames=t,
     )
-
-
-def samples_per_frame(sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
-    if sample_rate % fps:
-        raise DualTalkError(f"sample rate {sample_rate} is not a multiple of {fps} fps")
-    return sample_rate // fps
 
 
 __all__ = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import SAMPLE_RATE, resample
+from .conversation import num_frames as frames_for
 
 _VAD_RATE = 16000
 _VAD_FRAME_MS = 20
@@ -36,7 +37,7 @@ def voice_activity(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: int = 
     wave = np.asarray(wave, dtype=np.float32).reshape(-1)
     if sample_rate != _VAD_RATE:
         wave = resample(wave, sample_rate, _VAD_RATE)
-    t = num_frames if num_frames is not None else -(-len(wave) * fps // _VAD_RATE)
+    t = num_frames if num_frames is not None else frames_for(len(wave), _VAD_RATE, fps)
     hop = _VAD_RATE * _VAD_FRAME_MS // 1000  # 320 samples
     n_small = -(-len(wave) // hop)
     peak = float(np.max(np.abs(wave))) if len(wave) else 0.0

@@ -37,6 +37,7 @@ import torch.nn as nn
 from ..config import DualTalkConfig
 from ..errors import DualTalkError
 from ..features.audio_encoder import build_audio_encoder
+from ..io.conversation import num_frames as frames_for
 from .layers import PeriodicPositionalEncoding, alignment_mask, temporal_bias
 
 
@@ -173,7 +174,7 @@ class DualTalk(nn.Module):
         With ``return_intermediates`` also a dict of the features after each stage (for parity checks).
         """
         cfg = self.config
-        num_frames = -(-self_audio.shape[1] // cfg.samples_per_frame)  # T = ceil(S / 640)
+        num_frames = frames_for(self_audio.shape[1], cfg.sample_rate, cfg.fps)  # T = ceil(S / 640)
         if partner_motion.shape[1] != num_frames:
             raise DualTalkError(f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}")
         if cfg.normalize_motion:
