@@ -10,8 +10,8 @@ Prints the figures and writes benchmarks/results/synth.json:
   test split, next to the corpus's noise floor (the error of an oracle that knows every rule);
 - learnability probe (``--no-probe`` skips it): ridge regressions from log-mel features (40 bands, 25 fps;
   own audio with +-3 frames of context, partner audio with 0-14 frames of history) or the partner's smile
-  (0-24 frames of history) to single motion channels, fitted on train, scored on test: each channel is
-  predictable from the input the table of causes names, and much less from the other one.
+  coefficients (exp 3 and 20-35, 0-24 frames of history) to motion channels, fitted on train, scored on
+  test: each channel is predictable from the input the table of causes names, and much less from the other.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import numpy as np
 from dualtalk.baselines import BASELINES, predict_baseline
 from dualtalk.io.motion import load_model_motion, load_motion
 from dualtalk.synth import make_conversation, make_corpus
+from dualtalk.synth.motion import smile_pattern
 
 GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56)}
+SMILE_DIMS = np.flatnonzero(smile_pattern())  # exp 3 and 20-35
 RESULTS = Path(__file__).resolve().parent / "results" / "synth.json"
 
 
@@ -75,13 +77,13 @@ def probe(root: Path, manifest: dict) -> dict:
                 t = min(len(own), len(par))
                 out.append({"own audio": lagged(own[:t], range(-3, 4)),
                             "partner audio": lagged(par[:t], range(0, 16, 2)),
-                            "partner smile": lagged(conv.model_motion(3 - k)[:t, 3:4], range(0, 25)),
+                            "partner smile": lagged(conv.model_motion(3 - k)[:t, SMILE_DIMS], range(0, 25, 2)),
                             "y": conv.model_motion(k)[:t], "clean": conv.clean_motion(k)[:t]})
         return out
 
     train, test = rows("train"), rows("test")
     targets = {"jaw_x": ([50], ["own audio", "partner audio"]), "exp 0-2": ([0, 1, 2], ["own audio", "partner audio"]),
-               "yaw": ([54], ["partner audio", "own audio"]), "smile exp3": ([3], ["partner smile", "own audio"])}
+               "yaw": ([54], ["partner audio", "own audio"]), "smile (exp 3, 20-35)": (list(SMILE_DIMS), ["partner smile", "own audio"])}
     out = {}
     for target, (cols, inputs) in targets.items():
         ytr = np.concatenate([r["y"][:, cols] for r in train]).astype(np.float64)  # (N, C)

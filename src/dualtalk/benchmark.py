@@ -10,8 +10,8 @@ overrides of one config, not copies):
 
     dualtalk         DualTalk, released variant, at ``--preset`` size
     dualtalk_paper   DualTalk, paper variant (alignment-biased attention, gated modulation, positions)
-    speaker_only     FaceFormer-style: the person's own audio only
-    listener_only    Learning2Listen-style: the partner's audio and motion only
+    speaker_only     FaceFormer-style: the person's own audio only (paper variant, inputs switched off)
+    listener_only    Learning2Listen-style: the partner's audio and motion only (paper variant)
     mean             the training-set mean motion
     mirror           the partner's motion
     random_segment   a random ground-truth window of another training conversation
@@ -37,8 +37,10 @@ from .io.files import atomic_write_text
 LEARNED = {
     "dualtalk": [],
     "dualtalk_paper": ["model.variant=paper"],
-    "speaker_only": ["model.use_partner_audio=false", "model.use_partner_motion=false"],
-    "listener_only": ["model.use_self_audio=false"],
+    # the baselines are the paper variant with inputs switched off (FaceFormer's biases and positions;
+    # the partner's motion time-aligned, as Learning2Listen's listener sees it)
+    "speaker_only": ["model.variant=paper", "model.use_partner_audio=false", "model.use_partner_motion=false"],
+    "listener_only": ["model.variant=paper", "model.use_self_audio=false"],
 }
 FIXED = ("mean", "mirror", "random_segment")
 #: training steps per learned method when neither --steps nor --config says

@@ -15,7 +15,7 @@ from dualtalk.errors import DualTalkError
 from dualtalk.io.audio import load_audio
 from dualtalk.io.conversation import discover_conversations
 from dualtalk.io.motion import load_motion
-from dualtalk.synth import make_conversation, make_corpus, parse_splits
+from dualtalk.synth import GENERATOR_VERSION, make_conversation, make_corpus, parse_splits
 from dualtalk.synth import motion as rules
 from dualtalk.synth.corpus import load_manifest, split_counts
 from dualtalk.synth.timeline import segment_mask
@@ -147,14 +147,27 @@ def test_head_turns_toward_speaking_partner(conv):
 def test_mirrored_smile_rule_and_delay(conv):
     times = _times(conv)
     d = rules.MIRROR_DELAY_FRAMES
+    pattern = rules.smile_pattern()  # (50,)
+    assert pattern[3] == 1.0 and np.count_nonzero(pattern) == 17  # exp 3 and exp 20-35
+    assert np.flatnonzero(pattern)[1:].tolist() == list(range(20, 36))
+    for k in (1, 2):
+        listen = rules.listening(times, conv.segments, k)
+        partner_smile = conv.smile[3 - k]
+        mirror = conv.components[k]["mirror"]
+        # the documented equation holds exactly: mirror_k[n] = 0.8 L_k[n] smile_partner[n - 12] x pattern
+        np.testing.assert_allclose(mirror[d:, :50], (0.8 * listen[d:] * partner_smile[:-d])[:, None] * pattern,
+                                   atol=1e-6)
+        assert np.all(mirror[:, 50:] == 0) and np.all(mirror[:d] == 0)
+        # the smile is the mood (idle) plus the mirror, and it is what the motion shows on the smile dims
+        mood = conv.smile[k] - mirror[:, 3]
+        jitter = conv.components[k]["idle"][:, 3] - mood  # what is left of exp3's idle: the jitter (std 0.05)
+        assert 0.02 < np.std(jitter) < 0.1 and np.std(mood) > 0.1
     s1, s2 = conv.model_motion(1)[:, 3], conv.model_motion(2)[:, 3]
     for k, mine, partner in ((1, s1, s2), (2, s2, s1)):
         listen = rules.listening(times, conv.segments, k)
-        # the documented equation holds exactly on the output: exp3 = idle + 0.8 L exp3_partner[n - 12]
+        # the delay is visible in the observed motion: regressing (mine - idle) on the partner's observed
+        # past exp3 while listening, the best lag is the documented one
         residual = mine - conv.components[k]["idle"][:, 3]
-        np.testing.assert_allclose(residual[d:], 0.8 * listen[d:] * partner[:-d], atol=1e-5)
-        # and the delay is visible in the data: regressing (mine - idle) on the partner's past smile
-        # while listening, the best lag is the documented one
         full = listen > 0.99
         errs = []
         for lag in range(0, 25):
@@ -164,10 +177,11 @@ def test_mirrored_smile_rule_and_delay(conv):
             coef = np.dot(x[m], residual[m]) / np.dot(x[m], x[m])
             errs.append(np.mean((residual[m] - coef * x[m]) ** 2))
         assert int(np.argmin(errs)) == d
-    # the mirror is visible only in the partner's motion: nothing in anyone's audio moves exp3
+    # the mirror is visible only in the partner's motion: nothing in anyone's audio moves the smile dims
+    smile_dims = np.flatnonzero(pattern)
     for k in (1, 2):
         for name in ("speech", "prosody", "nod", "turn", "rest"):
-            assert np.all(conv.components[k][name][:, 3] == 0)
+            assert np.all(conv.components[k][name][:, smile_dims] == 0)
 
 
 def test_speaker_and_listener_causes_are_separated(conv):
@@ -189,7 +203,8 @@ def test_noise_floor_matches_idle_noise(conv):
     assert floor["jaw"] == pytest.approx(np.mean(err[:, 50:53] ** 2), rel=1e-3)
     assert floor["pose"] == pytest.approx(np.mean(err[:, 53:] ** 2), rel=1e-3)
     # and the size is what the documented standard deviations imply
-    expected_exp = rules.JITTER_STD["exp"] ** 2 + rules.MOOD_STD**2 / 50
+    # (the mood moves every smile coefficient: |pattern|^2 = 1 + 16 x 0.6^2)
+    expected_exp = rules.JITTER_STD["exp"] ** 2 + rules.MOOD_STD**2 * np.sum(rules.smile_pattern() ** 2) / 50
     assert floor["exp"] == pytest.approx(expected_exp, rel=0.25)
     expected_pose = rules.JITTER_STD["pose"] ** 2 + rules.DRIFT_STD**2
     assert floor["pose"] == pytest.approx(expected_pose, rel=0.6)
@@ -224,7 +239,7 @@ def test_make_corpus_layout_manifest_and_determinism(tmp_path):
     test = discover_conversations(tmp_path / "c" / "test", require_motion="both")
     assert [c.name for c in train] == ["synth_0000", "synth_0001"] and [c.name for c in test] == ["synth_0002"]
     man = load_manifest(tmp_path / "c")
-    assert man["seed"] == 5 and man["version"] == 1 and len(man["items"]) == 3
+    assert man["seed"] == 5 and man["version"] == GENERATOR_VERSION and len(man["items"]) == 3
     item = man["items"][2]
     assert item["split"] == "test" and item["segments"] and set(item["voices"]) == {"1", "2"}
     # the manifest's per-conversation seed regenerates that conversation exactly

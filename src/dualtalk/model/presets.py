@@ -5,8 +5,13 @@
     small           log-mel audio encoders, d=64: trains on a CPU in minutes (the demo model's size)
     tiny            tiny wav2vec2 encoders, d=16: the real code path at toy size, for tests (< 0.1 s forward)
     tiny-mel        tiny log-mel encoders, d=16: for tests that train
-    speaker_only    baseline, FaceFormer-style: ``small`` seeing only the person's own audio
-    listener_only   baseline, Learning2Listen-style: ``small`` seeing only the partner's audio and motion
+    speaker_only    baseline, FaceFormer-style: ``small``, paper variant, seeing only the person's own audio
+    listener_only   baseline, Learning2Listen-style: ``small``, paper variant, seeing only the partner's audio
+                    and motion
+
+The baselines use the ``paper`` variant: its temporal bias, alignment bias and periodic positions are
+FaceFormer's, and its aligned cross-modal attention keeps the partner's motion time-aligned, as
+Learning2Listen's listener sees it. So each baseline is ``dualtalk_paper`` with inputs switched off.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ def tiny_mel() -> DualTalkConfig:
 @register("speaker_only")
 def speaker_only() -> DualTalkConfig:
     cfg = small()
+    cfg.variant = "paper"
     cfg.use_partner_audio = False
     cfg.use_partner_motion = False
     return cfg
@@ -96,5 +102,6 @@ def speaker_only() -> DualTalkConfig:
 @register("listener_only")
 def listener_only() -> DualTalkConfig:
     cfg = small()
+    cfg.variant = "paper"
     cfg.use_self_audio = False
     return cfg

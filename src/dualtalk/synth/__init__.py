@@ -33,12 +33,14 @@ nod        listener nods after each of the partner's phrases:             global
            after the phrase end), times the listening weight L                                     stops)
 turn       head turns toward the speaking partner: yaw target 0.15 rad      global yaw (54)         partner audio (+ own audio
            x partner-in-phrase x L, one-pole lag tau = 0.2 s                                       for the gate L)
-mirror     the listener mirrors the partner's smile: exp3_k[n] =           exp 3 (smile)           partner motion only
-           idle + 0.8 L_k[n] exp3_partner[n - 12] (delay 0.48 s)
+mirror     the listener mirrors the partner's smile: smile_k[n] =          exp 3, exp 20-35        partner motion only
+           mood_k[n] + 0.8 L_k[n] smile_partner[n - 12] (delay 0.48 s); a  (the smile)
+           smile of intensity s moves exp3 by s and exp 20-35 by
+           0.6 s V (fixed unit-RMS loadings V)
 idle       random, unpredictable from any input: smoothed jitter           all 56                  nothing: the noise floor
            (std exp 0.05, jaw 0.005, global 0.006; sigma 1.5 frames), slow
            head drift (std 0.03 rad, sigma 25 frames), slow smile mood
-           on exp 3 (std 0.25, sigma 20 frames)
+           (std 0.25, sigma 20 frames; moves the smile coefficients)
 =========  ==============================================================  ======================  ============================
 
 L_k(t) = 1 - (person k's own phrase mask, moving average over 5 frames): 1 while listening, 0 while speaking
@@ -51,9 +53,10 @@ mean squared error between the motion and the motion without ``idle`` (the error
 every rule) is the floor of every MSE-type metric. :func:`make_corpus` reports it per group (``exp`` 50,
 ``jaw`` 3, ``pose`` = global rotation 3, ``all`` 56), per conversation, per split and overall. One caveat:
 the mood part of ``idle`` is mirrored by the partner 0.48 s later, so a model that reads the partner's
-*future* motion could recover part of it (and, the mood being slow, the partner's past motion says a
-little too); ``noise_floor_lower_bound`` is the floor with that reflected mood removed entirely (the
-achievable error lies between the two).
+*future* motion (DualTalk reads the whole dialogue) can recover part of it (and, the mood being slow, the
+partner's past motion says a little too); ``noise_floor_lower_bound`` is the floor with the smile
+coefficients' idle removed entirely wherever the partner mirrors them (the achievable error lies between
+the two).
 
 Everything is deterministic given the seed (numpy ``SeedSequence`` streams for the plan, each voice and
 the motion), vectorised, and fast (a 60 s conversation in a fraction of a second).

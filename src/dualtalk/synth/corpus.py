@@ -30,7 +30,7 @@ from . import timeline, voice
 from .timeline import Segment
 
 #: bumped whenever the same seed would give a different corpus
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 GENERATOR = "dualtalk.synth"
 MIN_SECONDS = 1.0
 GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56), "all": slice(0, 56)}
@@ -47,6 +47,7 @@ class SynthConversation:
     components: dict[int, dict[str, np.ndarray]]  # speaker -> component -> (T, 56) model order
     segments: list[Segment]  # phrases and backchannels, sorted by start
     voices: dict[int, dict] = field(default_factory=dict)  # speaker -> {"f0": Hz, "formant_scale": x}
+    smile: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (T,) smile intensity (mood + mirror)
 
     @property
     def num_frames(self) -> int:
@@ -76,7 +77,8 @@ class SynthConversation:
             partner_listens = rules.listening(times, self.segments, 3 - k)  # (T,)
             reflected = np.zeros(self.num_frames, dtype=bool)
             reflected[: self.num_frames - d] = partner_listens[d:] > 0
-            idle[reflected, rules.EXP_SMILE] = 0.0  # treat the whole reflected smile idle as recoverable
+            smile_dims = np.flatnonzero(rules.smile_pattern())  # exp 3 and 20-35
+            idle[np.ix_(reflected, smile_dims)] = 0.0  # treat the whole reflected smile idle as recoverable
         return idle
 
     def truth(self) -> dict:
@@ -108,10 +110,10 @@ def make_conversation(seconds: float = 60.0, seed: int = 0) -> SynthConversation
     audio = {k: voice.synthesize(syllables[k], num_samples, voices[k]["f0"], voices[k]["formant_scale"],
                                  np.random.default_rng(seeds[k])) for k in (1, 2)}
     t = num_frames(num_samples)
-    components = rules.build_motion(t, segments, syllables, np.random.default_rng(seeds[3]))
+    components, smile = rules.build_motion(t, segments, syllables, np.random.default_rng(seeds[3]))
     motion = {k: Motion.from_model(sum(components[k].values()).astype(np.float32)) for k in (1, 2)}
     return SynthConversation(seconds=float(seconds), seed=int(seed), audio=audio, motion=motion,
-                             components=components, segments=segments, voices=voices)
+                             components=components, segments=segments, voices=voices, smile=smile)
 
 
 # ---------------------------------------------------------------------------------------------- corpus

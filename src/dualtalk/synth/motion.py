@@ -18,6 +18,7 @@ DIM = 56
 # --- indices (model order) ---
 EXP_OPEN, EXP_ROUND, EXP_SPREAD, EXP_SMILE = 0, 1, 2, 3
 EXP_SECONDARY = slice(4, 20)
+EXP_SMILE_SECONDARY = slice(20, 36)  # a smile moves more than one coefficient (as in FLAME's basis)
 JAW_OPEN = 50  # jaw rotation about x
 PITCH, YAW, ROLL = 53, 54, 55  # global (head) rotation about x, y, z
 
@@ -36,6 +37,8 @@ NOD_GAIN = 0.08  # rad (head pitch), peak at NOD_DELAY + NOD_SECONDS / 2 = 0.55 
 TURN_GAIN = 0.15  # rad of yaw toward the partner (who sits at every person's positive-yaw side)
 TURN_TAU = 0.2  # s, one-pole lag of the head turn
 MIRROR_GAIN = 0.8
+SMILE_SECONDARY_GAIN = 0.6  # smile intensity -> exp 20-35 through fixed loadings
+SMILE_SEED = 20251122  # fixed: the same smile pattern for every conversation
 MIRROR_DELAY_FRAMES = 12  # 0.48 s
 LISTEN_SMOOTH_FRAMES = 5  # moving average that softens the listening gate
 # --- idle (random: the noise floor) ---
@@ -52,6 +55,15 @@ COMPONENTS = ("rest", "speech", "prosody", "nod", "turn", "mirror", "idle")
 def secondary_loadings() -> np.ndarray:
     """(3, 16) fixed loadings of [open, round, spread] on exp 4-19 (speech moves many components)."""
     return np.random.default_rng(SECONDARY_SEED).normal(0.0, 1.0, size=(3, 16)) / np.sqrt(3.0)
+
+
+def smile_pattern() -> np.ndarray:
+    """(50,) how a smile of intensity 1 moves the expression: exp3 = 1, exp 20-35 = 0.6 x fixed loadings."""
+    pattern = np.zeros(50)
+    pattern[EXP_SMILE] = 1.0
+    loadings = np.random.default_rng(SMILE_SEED).normal(0.0, 1.0, size=16)  # (16,)
+    pattern[EXP_SMILE_SECONDARY] = SMILE_SECONDARY_GAIN * loadings / np.sqrt(np.mean(loadings**2))
+    return pattern
 
 
 def frame_times(num_frames: int, fps: int = FPS) -> np.ndarray:
@@ -74,15 +86,15 @@ def listening(times: np.ndarray, segments: list[Segment], k: int) -> np.ndarray:
     return 1.0 - ndimage.uniform_filter1d(own, LISTEN_SMOOTH_FRAMES, mode="nearest")
 
 
-def idle_noise(num_frames: int, rng: np.random.Generator) -> np.ndarray:
-    """(T, 56) the irreducible part: jitter on everything, slow head drift, slow smile mood."""
+def idle_noise(num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The irreducible part: ((T, 56) jitter on everything + slow head drift, (T,) slow smile mood)."""
     idle = np.zeros((num_frames, DIM))
     idle[:, :50] = smooth_noise(rng, (num_frames, 50), JITTER_SMOOTH_FRAMES, JITTER_STD["exp"])
     idle[:, 50:53] = smooth_noise(rng, (num_frames, 3), JITTER_SMOOTH_FRAMES, JITTER_STD["jaw"])
     idle[:, 53:56] = smooth_noise(rng, (num_frames, 3), JITTER_SMOOTH_FRAMES, JITTER_STD["pose"])
     idle[:, 53:56] += smooth_noise(rng, (num_frames, 3), DRIFT_SMOOTH_FRAMES, DRIFT_STD)
-    idle[:, EXP_SMILE] += smooth_noise(rng, (num_frames, 1), MOOD_SMOOTH_FRAMES, MOOD_STD)[:, 0]
-    return idle
+    mood = smooth_noise(rng, (num_frames, 1), MOOD_SMOOTH_FRAMES, MOOD_STD)[:, 0]  # (T,) smile intensity
+    return idle, mood
 
 
 def own_components(times: np.ndarray, syl: Syllables) -> dict[str, np.ndarray]:
@@ -121,14 +133,14 @@ def listener_components(times: np.ndarray, segments: list[Segment], k: int) -> d
     return {"nod": nod, "turn": turn}
 
 
-def mirrored_smiles(idle_smile: dict[int, np.ndarray], listen: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """Mirror components on EXP_SMILE: m_k[n] = g * L_k[n] * smile_partner[n - d], smile = idle + mirror.
+def mirrored_smiles(mood: dict[int, np.ndarray], listen: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Mirrored smile intensities: m_k[n] = g * L_k[n] * smile_partner[n - d], smile = mood + mirror.
 
     Solved forward in blocks of d frames (each block depends only on the previous one).
     """
     d = MIRROR_DELAY_FRAMES
-    t = len(idle_smile[1])
-    smile = {k: idle_smile[k].copy() for k in (1, 2)}
+    t = len(mood[1])
+    smile = {k: mood[k].copy() for k in (1, 2)}
     mirror = {k: np.zeros(t) for k in (1, 2)}
     for b in range(d, t, d):
         e = min(b + d, t)
@@ -140,18 +152,23 @@ def mirrored_smiles(idle_smile: dict[int, np.ndarray], listen: dict[int, np.ndar
 
 
 def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, Syllables],
-                 rng: np.random.Generator) -> dict[int, dict[str, np.ndarray]]:
-    """All components of both people: ``{k: {component: (T, 56)}}``; the motion is their sum."""
+                 rng: np.random.Generator) -> tuple[dict[int, dict[str, np.ndarray]], dict[int, np.ndarray]]:
+    """All components of both people, ``{k: {component: (T, 56)}}`` (the motion is their sum), and each
+    person's smile intensity ``{k: (T,)}`` (mood + mirror; it moves the expression by :func:`smile_pattern`)."""
     times = frame_times(num_frames)
-    idle = {k: idle_noise(num_frames, rng) for k in (1, 2)}
+    noise = {k: idle_noise(num_frames, rng) for k in (1, 2)}
     listen = {k: listening(times, segments, k) for k in (1, 2)}
-    mirror = mirrored_smiles({k: idle[k][:, EXP_SMILE] for k in (1, 2)}, listen)
+    mirror = mirrored_smiles({k: noise[k][1] for k in (1, 2)}, listen)  # mirrored smile intensities (T,)
+    pattern = smile_pattern()  # (50,)
     out = {}
     for k in (1, 2):
         comp = own_components(times, syllables[k])
         comp.update(listener_components(times, segments, k))
         comp["mirror"] = np.zeros((num_frames, DIM))
-        comp["mirror"][:, EXP_SMILE] = mirror[k]
-        comp["idle"] = idle[k]
+        comp["mirror"][:, :50] = mirror[k][:, None] * pattern  # (T, 50)
+        jitter, mood = noise[k]
+        comp["idle"] = jitter
+        comp["idle"][:, :50] += mood[:, None] * pattern  # (T, 50)
         out[k] = {name: comp[name] for name in COMPONENTS}
-    return out
+    smiles = {k: noise[k][1] + mirror[k] for k in (1, 2)}  # (T,)
+    return out, smiles
