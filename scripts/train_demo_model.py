@@ -4,13 +4,15 @@
     python scripts/train_demo_model.py --steps 300 --out /tmp/demo_model --work /tmp/demo_work
 
 It writes a synthetic corpus (``dualtalk synth``: 40 conversations of 60 s, seed 2025), trains the ``small``
-preset on it with the project's training code (``dualtalk train``), and copies the best model (lowest
-validation loss) to ``--out``. Equivalent commands:
+preset, paper variant (its aligned cross-modal attention lets the listener mirror the partner's smile; see
+the benchmark in README), on it with the project's training code (``dualtalk train``), and copies the best
+model (lowest validation loss) to ``--out``. Equivalent commands:
 
     dualtalk synth --out WORK/corpus --conversations 40 --seconds 60 --seed 2025 --splits train=36,val=4
     dualtalk train --data WORK/corpus --out WORK/run --preset small --max-steps 1500 \\
         data.window_frames=100 data.batch_size=16 data.num_workers=1 optim.lr=1e-3 \\
-        optim.step_unit=step optim.step_size=600 optim.gamma=0.5 model.dropout=0.0 model.interaction_dropout=0.0
+        optim.step_unit=step optim.step_size=600 optim.gamma=0.5 loss.exp=3.0 model.variant=paper \\
+        model.dropout=0.0 model.interaction_dropout=0.0
 
 The weights are about 3 MB.
 """
@@ -29,7 +31,8 @@ ASSET = REPO / "src" / "dualtalk" / "assets" / "demo_model"
 TRAIN_OVERRIDES = [
     "data.window_frames=100", "data.batch_size=16", "data.num_workers=1", "optim.lr=1e-3",
     "optim.step_unit=step", "optim.step_size=600", "optim.gamma=0.5",
-    "model.dropout=0.0", "model.interaction_dropout=0.0", "val_every=250", "checkpoint_every=500",
+    "loss.exp=3.0", "model.variant=paper", "model.dropout=0.0", "model.interaction_dropout=0.0",
+    "val_every=250", "checkpoint_every=500",
 ]
 
 

@@ -109,7 +109,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_output", seconds: float = 20.0, 
         if progress:
             print("[demo] plotting", flush=True)
         result.files["plot"] = plot_motion(motion, out / "motion.png", audio=self_audio, partner_motion=partner_motion,
-                                           partner_audio=partner_audio,
+                                           partner_audio=partner_audio, num_exp=4,  # exp[3]: the smile
                                            title="DualTalk demo: A's motion is given, B's is generated")
         if video:
             if progress:

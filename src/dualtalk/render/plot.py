@@ -4,9 +4,10 @@
     plot_motion("B.npz", "curves.png", audio="B.wav", partner_motion="A.npz", partner_audio="A.wav")
 
 Per person: jaw opening (rotation about x, degrees), head rotation (pitch / yaw / roll = the x / y / z
-components of the global axis-angle, degrees) and the leading expression coefficients. Shaded bands
-mark where that person speaks (WebRTC voice activity on their own audio); a top row shows both
-people's speech side by side, so turn-taking (role switching) is visible at a glance.
+components of the global axis-angle, degrees) and the leading expression coefficients (``exp[i]``,
+0-based as everywhere in dualtalk). Shaded bands mark where that person speaks (WebRTC voice activity on
+their own audio); a top row shows both people's speech side by side, so turn-taking (role switching) is
+visible at a glance.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def plot_motion(motion, out, audio=None, partner_motion=None, partner_audio=None
             ax.legend(loc="upper right", fontsize=8, ncol=3, framealpha=0.7)
         else:
             for c in range(min(num_exp, m.exp.shape[1])):
-                ax.plot(tm, m.exp[:, c], lw=1.1, label=f"exp {c + 1}")
+                ax.plot(tm, m.exp[:, c], lw=1.1, label=f"exp[{c}]")
             ax.set_ylabel("expression")
             ax.legend(loc="upper right", fontsize=8, ncol=num_exp, framealpha=0.7)
     axes[-1].set_xlabel("time (s)")
