@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from dualtalk.model.checkpoint import load_model, save_model
-    from dualtalk.synth import make_corpus
+    from dualtalk.synth import GENERATOR_VERSION, make_corpus
     from dualtalk.train import make_train_config, train
 
     started = time.perf_counter()
@@ -65,8 +65,8 @@ def main() -> None:
     model = load_model(best)
     extra = dict(model.extra)
     extra.update({"made_by": "python scripts/train_demo_model.py",
-                  "corpus": {"generator": "dualtalk.synth", "conversations": args.conversations, "seconds": 60,
-                             "seed": args.seed},
+                  "corpus": {"generator": "dualtalk.synth", "version": GENERATOR_VERSION,
+                             "conversations": args.conversations, "seconds": 60, "seed": args.seed},
                   "train": {"preset": "small", "steps": args.steps, "overrides": TRAIN_OVERRIDES}})
     if args.out.exists():
         shutil.rmtree(args.out)

@@ -22,6 +22,11 @@ def test_shipped_demo_model_is_small_and_loads():
     assert weights.stat().st_size <= 20e6
     model = load_model(DEMO_MODEL)
     assert model.extra["made_by"] == "python scripts/train_demo_model.py"
+    # trained on the corpus this generator makes today (re-create it when the generator's version changes)
+    from dualtalk.synth import GENERATOR_VERSION
+
+    assert model.extra["corpus"]["version"] == GENERATOR_VERSION
+    assert model.config.variant == "paper"
 
 
 def test_demo_end_to_end(tmp_path):
