@@ -137,6 +137,24 @@ def test_baseline_presets_ignore_switched_off_inputs():
         torch.testing.assert_close(model(a, b, m), model(torch.randn_like(a), b, m))
 
 
+def test_precomputed_audio_features_replace_the_encoders():
+    """``audio_features`` (the training feature cache's path) gives exactly what the encoders would."""
+    model = DualTalk(get_preset("tiny")).eval()
+    a, b, m = inputs()
+    t = m.shape[1]
+    with torch.inference_mode():
+        feats = (model.joint_encoder.audio_encoder1(a, t), model.joint_encoder.audio_encoder2(b, t))  # (B, T, H)
+        torch.testing.assert_close(model(None, None, m, audio_features=feats), model(a, b, m))
+        with pytest.raises(DualTalkError, match="partner audio features"):
+            model(None, None, m, audio_features=(feats[0], None))
+        with pytest.raises(DualTalkError, match="self audio features"):
+            model(None, None, m, audio_features=(feats[0][:, :-1], feats[1]))
+    speaker_only = DualTalk(get_preset("speaker_only")).eval()  # a switched-off input needs no features
+    with torch.inference_mode():
+        f1 = speaker_only.joint_encoder.audio_encoder1(a, t)
+        torch.testing.assert_close(speaker_only(None, None, m, audio_features=(f1, None)), speaker_only(a, b, m))
+
+
 def test_config_round_trip_and_strictness(tmp_path):
     cfg = apply_overrides(get_preset("tiny"), ["feature_dim=24", "audio_encoder.type=mel"])
     assert cfg.feature_dim == 24 and cfg.audio_encoder.type == "mel"

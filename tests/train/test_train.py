@@ -165,6 +165,18 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     assert out.shape == (1, 10, 56) and torch.isfinite(out).all()
 
 
+def test_feature_cache_with_an_input_switched_off(toy_corpus, tmp_path, fast):
+    """A speaker-only model caches (and reads) only its own encoder's features."""
+    cache = tmp_path / "cache"
+    over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
+                   "model.use_partner_audio=false", "model.use_partner_motion=false"]
+    best = train(toy_corpus, tmp_path / "run", make_train_config(preset="tiny", max_steps=2, overrides=over),
+                 progress=False)
+    assert len(list(cache.iterdir())) == 1  # one encoder in use
+    model = load_model(best)
+    assert not model.config.use_partner_audio and not hasattr(model.joint_encoder, "audio_encoder2")
+
+
 def test_feature_cache_needs_a_frozen_encoder():
     from dualtalk.errors import DualTalkError
 

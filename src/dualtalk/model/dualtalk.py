@@ -57,22 +57,28 @@ class JointEncoder(nn.Module):
                 nn.Linear(cfg.motion_dim, d // 2), nn.ReLU(), nn.Linear(d // 2, d), nn.ReLU()
             )
 
-    def forward(self, self_audio, partner_audio, partner_motion, num_frames: int):
-        """-> self audio (B, T, d), partner audio (B, T, d), partner motion (B, T, d) features."""
-        b = partner_motion.shape[0] if partner_motion is not None else self_audio.shape[0]
+    def forward(self, self_audio, partner_audio, partner_motion, num_frames: int, audio_features=None):
+        """-> self audio (B, T, d), partner audio (B, T, d), partner motion (B, T, d) features.
+
+        ``audio_features``: the two audio encoders' outputs, ``(self (B, T, H) | None, partner (B, T, H) |
+        None)``, computed beforehand (a training feature cache): the encoders are skipped.
+        """
+        b = partner_motion.shape[0]
         zeros = None
 
         def zero():
             nonlocal zeros
             if zeros is None:
-                ref = self_audio if self_audio is not None else partner_audio
-                zeros = torch.zeros(b, num_frames, self.cfg.feature_dim, device=ref.device, dtype=ref.dtype)
+                zeros = torch.zeros(b, num_frames, self.cfg.feature_dim, device=partner_motion.device,
+                                    dtype=partner_motion.dtype)
             return zeros
 
-        feat_self = (self.audio_projection(self.audio_encoder1(self_audio, num_frames))
-                     if self.cfg.use_self_audio else zero())  # (B, T, d)
-        feat_partner = (self.audio_projection(self.audio_encoder2(partner_audio, num_frames))
-                        if self.cfg.use_partner_audio else zero())  # (B, T, d)
+        def encode(encoder: str, wave, index: int):
+            raw = audio_features[index] if audio_features is not None else getattr(self, encoder)(wave, num_frames)
+            return self.audio_projection(raw)  # (B, T, d)
+
+        feat_self = encode("audio_encoder1", self_audio, 0) if self.cfg.use_self_audio else zero()  # (B, T, d)
+        feat_partner = encode("audio_encoder2", partner_audio, 1) if self.cfg.use_partner_audio else zero()  # (B, T, d)
         feat_motion = self.blendshape_encoder(partner_motion) if self.cfg.use_partner_motion else zero()  # (B, T, d)
         return feat_self, feat_partner, feat_motion
 
@@ -167,19 +173,32 @@ class DualTalk(nn.Module):
         self.motion_mean.copy_(torch.as_tensor(mean, dtype=self.motion_mean.dtype))
         self.motion_std.copy_(torch.as_tensor(std, dtype=self.motion_std.dtype).clamp_min(1e-4))
 
-    def forward(self, self_audio: torch.Tensor, partner_audio: torch.Tensor, partner_motion: torch.Tensor,
-                return_intermediates: bool = False):
+    def forward(self, self_audio: torch.Tensor | None, partner_audio: torch.Tensor | None,
+                partner_motion: torch.Tensor, return_intermediates: bool = False, *,
+                audio_features: tuple[torch.Tensor | None, torch.Tensor | None] | None = None):
         """self_audio (B, S), partner_audio (B, S), partner_motion (B, T, 56) -> (B, T, 56)
 
         With ``return_intermediates`` also a dict of the features after each stage (for parity checks).
+        ``audio_features=(self, partner)``: the audio encoders' outputs (B, T, H) computed beforehand (the
+        training feature cache of frozen encoders); the waveforms are then not needed (pass None).
         """
         cfg = self.config
-        num_frames = frames_for(self_audio.shape[1], cfg.sample_rate, cfg.fps)  # T = ceil(S / 640)
-        if partner_motion.shape[1] != num_frames:
-            raise DualTalkError(f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}")
+        if audio_features is not None:
+            num_frames = partner_motion.shape[1]
+            for name, feats, used in (("self", audio_features[0], cfg.use_self_audio),
+                                      ("partner", audio_features[1], cfg.use_partner_audio)):
+                if used and (feats is None or feats.shape[:2] != partner_motion.shape[:2]):
+                    raise DualTalkError(f"{name} audio features must be (B, T, H) with (B, T) = "
+                                        f"{tuple(partner_motion.shape[:2])}")
+        else:
+            wave = self_audio if self_audio is not None else partner_audio
+            num_frames = frames_for(wave.shape[1], cfg.sample_rate, cfg.fps)  # T = ceil(S / 640)
+            if partner_motion.shape[1] != num_frames:
+                raise DualTalkError(f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}")
         if cfg.normalize_motion:
             partner_motion = (partner_motion - self.motion_mean) / self.motion_std
-        feat_self, feat_partner, feat_motion = self.joint_encoder(self_audio, partner_audio, partner_motion, num_frames)
+        feat_self, feat_partner, feat_motion = self.joint_encoder(self_audio, partner_audio, partner_motion, num_frames,
+                                                                  audio_features)
         temporal = self.temporal_enhancer(feat_partner, feat_motion)  # (B, T, d)
         interaction = self.interaction_module(feat_self, temporal)  # (B, T, 2d)
         out = self.synthesis_module(interaction)  # (B, T, 56)

@@ -110,28 +110,3 @@ def read_feature_window(directory: Path, name: str, speaker: int, start: int, fr
     x = np.zeros((window, feats.shape[1]), dtype=np.float32)
     x[:frames] = feats[start:start + frames]
     return torch.from_numpy(x)
-
-
-class _Feed:
-    """Stands in for an audio encoder's ``forward``: returns the features set before the model call."""
-
-    def __init__(self):
-        self.value: torch.Tensor | None = None
-
-    def __call__(self, wave, num_frames):
-        return self.value
-
-
-def attach_feeds(model) -> None:
-    """Make the model's audio encoders return cached features (their weights stay, for saving)."""
-    for attr in ENCODERS.values():
-        encoder = getattr(model.joint_encoder, attr, None)
-        if encoder is not None:
-            encoder.forward = _Feed()
-
-
-def set_feeds(model, self_features: torch.Tensor | None, partner_features: torch.Tensor | None) -> None:
-    for attr, value in zip(ENCODERS.values(), (self_features, partner_features)):
-        encoder = getattr(model.joint_encoder, attr, None)
-        if encoder is not None:
-            encoder.forward.value = value

@@ -291,9 +291,10 @@ class ConversationWindows(Dataset):
         else:
             from .cache import read_feature_window
 
-            item["self_features"] = read_feature_window(self.features["self"], clip.name, target, start, length, w)
-            item["partner_features"] = read_feature_window(self.features["partner"], clip.name, 3 - target, start,
-                                                           length, w)
+            for role, speaker in (("self", target), ("partner", 3 - target)):  # only the encoders in use
+                if role in self.features:
+                    item[f"{role}_features"] = read_feature_window(self.features[role], clip.name, speaker, start,
+                                                                   length, w)
         return item
 
 

@@ -163,20 +163,18 @@ def lr_lambda(cfg, steps_per_epoch: int):
     return factor
 
 
-def run_model(module, raw: DualTalk, batch: dict, device: torch.device, cached: bool) -> torch.Tensor:
-    """One forward pass on a batch -> (B, W, 56). ``raw`` is the DualTalk inside ``module`` (DDP/EMA)."""
+def run_model(module, batch: dict, device: torch.device, cached: bool) -> torch.Tensor:
+    """One forward pass of ``module`` (DualTalk, or its DDP/EMA wrapper) on a batch -> (B, W, 56)."""
     partner_motion = batch["partner_motion"].to(device, non_blocking=True)  # (B, W, 56)
-    if cached:
-        feature_cache.set_feeds(raw, batch["self_features"].to(device, non_blocking=True),
-                                batch["partner_features"].to(device, non_blocking=True))
-        b, w = partner_motion.shape[:2]
-        wave = torch.zeros(1, 1, device=device).expand(b, w * raw.config.samples_per_frame)  # (B, S): length only
-        return module(wave, wave, partner_motion)
+    if cached:  # the frozen encoders' outputs, read from the feature cache: (B, W, H) each, or absent
+        feats = tuple(batch[k].to(device, non_blocking=True) if k in batch else None
+                      for k in ("self_features", "partner_features"))
+        return module(None, None, partner_motion, audio_features=feats)
     return module(batch["self_audio"].to(device, non_blocking=True),
                   batch["partner_audio"].to(device, non_blocking=True), partner_motion)
 
 
-def evaluate(module, raw: DualTalk, loader, ctx: Dist, std, w, amp_dtype, cached: bool) -> dict:
+def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool) -> dict:
     """Validation loss summed over every batch of every process -> {"loss", "exp", ...}."""
     was_training = module.training
     module.eval()
@@ -185,7 +183,7 @@ def evaluate(module, raw: DualTalk, loader, ctx: Dist, std, w, amp_dtype, cached
     with torch.inference_mode():
         for batch in loader:
             with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                pred = run_model(module, raw, batch, ctx.device, cached)  # (B, W, 56)
+                pred = run_model(module, batch, ctx.device, cached)  # (B, W, 56)
             s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), std)
             sums += s.double()
             counts += c.double()
@@ -309,7 +307,6 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
         features = feature_cache.build_cache(model, root, {"train": train_index, "val": val_index},
                                              d.cache_chunk_seconds, ctx.rank, ctx.world, ctx.device, show)
         ctx.barrier()
-        feature_cache.attach_feeds(model)
     cached = d.feature_cache
 
     window, val_window = d.window_frames, d.val_window_frames or d.window_frames
@@ -380,7 +377,7 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
 
     def validate(step: int) -> dict:
         target = ema.module if ema is not None else model
-        val = evaluate(target, target, val_loader, ctx, std, loss_w, amp_dtype, cached)
+        val = evaluate(target, val_loader, ctx, std, loss_w, amp_dtype, cached)
         improved = val["loss"] < progress_state["best_val"]
         if improved:
             progress_state["best_val"], progress_state["best_step"] = val["loss"], step
@@ -440,7 +437,7 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
                 with sync:
                     with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32,
                                         enabled=amp_dtype is not None):
-                        pred = run_model(module, model, batch, ctx.device, cached)  # (B, W, 56)
+                        pred = run_model(module, batch, ctx.device, cached)  # (B, W, 56)
                     s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), std)
                     loss, _ = combine(s, c, loss_w)
                     (loss / accum).backward()
