@@ -24,7 +24,9 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
   "$py" -m pip install "torch>=2.1"
 else
   echo "install: no CUDA GPU: installing the CPU build of torch"
-  "$py" -m pip install --no-index "torch==$torch_version" 2>/dev/null \
+  # "+cpu" matches only a CPU wheel: one in pip's find-links / configured indexes (offline machines), else
+  # PyTorch's CPU index (PyPI itself has none, so plain "torch==X" would fetch the CUDA build)
+  "$py" -m pip install "torch==$torch_version+cpu" 2>/dev/null \
     || "$py" -m pip install "torch==$torch_version" --index-url https://download.pytorch.org/whl/cpu
 fi
 "$py" -m pip install -e ".[all,dev]"
