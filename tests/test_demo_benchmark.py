@@ -108,3 +108,38 @@ def test_benchmark_rejects_unknown_methods_and_missing_splits(tiny_corpus, tmp_p
     assert "unknown method(s) nope" in capsys.readouterr().err
     assert main(["benchmark", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "split directory not found" in capsys.readouterr().err
+
+
+FAST = ["--preset", "tiny-mel", "--steps", "2", "--quiet", "data.window_frames=50", "data.batch_size=4",
+        "data.num_workers=0", "val_every=2"]
+
+
+def test_benchmark_jobs_trains_methods_in_worker_processes(tiny_corpus, tmp_path):
+    out = tmp_path / "report"
+    code = main(["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--jobs", "2",
+                 "--methods", "speaker_only,dualtalk_paper,mean"] + FAST)
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["jobs"] == 2 and report["methods"] == ["speaker_only", "dualtalk_paper", "mean"]
+    for m in ("speaker_only", "dualtalk_paper"):
+        assert (out / "runs" / m / "best" / "model.safetensors").exists()
+        assert "val loss" in (out / "logs" / f"{m}.log").read_text()  # the worker's output went to its log
+        assert np.isfinite(report["results"][m]["mean"]["mse_exp"]) and report["seconds"][m] > 0
+    assert len(list((out / "pred" / "dualtalk_paper").glob("*.npy"))) == 2  # both sides of the test conversation
+
+
+def test_benchmark_jobs_names_the_log_of_a_failed_method(tiny_corpus, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, data)
+    next((data / "train").glob("*_speaker1.wav")).write_bytes(b"not a wav file")  # fails inside the worker
+    out = tmp_path / "report"
+    code = main(["benchmark", "--data", str(data), "--out", str(out), "--jobs", "2",
+                 "--methods", "speaker_only,listener_only"] + FAST)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "failed" in err and "logs" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "report.json").exists()  # no half-written report
+    assert main(["benchmark", "--data", str(data), "--out", str(out), "--jobs", "0"]) == 2
+    assert "--jobs must be a positive" in capsys.readouterr().err

@@ -3,6 +3,7 @@ and write the comparison table.
 
     dualtalk synth --out data/synth --conversations 40 --seconds 60 --seed 7 --splits train=32,val=4,test=4
     dualtalk benchmark --data data/synth --out reports/synth --config configs/benchmark_synth.yaml
+    dualtalk benchmark --data data/synth --out reports/synth --config configs/benchmark_synth.yaml --jobs 2
     dualtalk benchmark --data DATA --out reports/real --preset small --steps 20000 --methods dualtalk,mean
 
 Methods (all learned ones are trained and run by the same training and inference code, as presets and
@@ -18,8 +19,9 @@ overrides of one config, not copies):
 
 Outputs in REPORT_DIR: ``report.md`` (the table in the paper's column order, the speaking/listening
 breakdown and the noise floor when the corpus reports one), ``report.json`` (everything), ``roles.png``
-(per-role errors), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions). Running again
-into the same REPORT_DIR replaces the results of the methods it runs.
+(per-role errors), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions); with
+``--jobs N`` (N learned methods trained at once, each in its own process) also ``logs/<method>.log``.
+Running again into the same REPORT_DIR replaces the results of the methods it runs.
 """
 
 from __future__ import annotations
@@ -63,44 +65,121 @@ def parse_methods(text: str | list[str] | None) -> list[str]:
     return items
 
 
+def _train_and_predict(cfg, data: Path, out: Path, name: str, progress: bool) -> float:
+    """Train one learned method into ``out/runs/name``, predict ``data/test`` into ``out/pred/name``; -> seconds."""
+    from .inference.pipeline import InferenceOptions, predict
+    from .train import train
+
+    started = time.perf_counter()
+    best = train(data, out / "runs" / name, cfg, progress=progress)
+    predict(best, data / "test", out / "pred" / name, options=InferenceOptions(progress=False))
+    return time.perf_counter() - started
+
+
+def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result: Path) -> None:
+    """A ``--jobs`` worker process: one learned method with ``threads`` threads, output to ``log``."""
+    import sys
+
+    import torch
+
+    fh = open(log, "w", buffering=1)
+    os.dup2(fh.fileno(), 1)
+    os.dup2(fh.fileno(), 2)
+    sys.stdout = sys.stderr = fh
+    torch.set_num_threads(threads)
+    seconds = _train_and_predict(cfg, data, out, name, progress=False)
+    atomic_write_text(result, json.dumps({"seconds": seconds}))
+
+
+def _run_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, workers: int, progress: bool) -> dict:
+    """Run ``(name, train config)`` jobs, ``workers`` at a time, each in its own process with an equal
+    share of the CPU threads; -> {name: seconds}. A failed job stops the others and names its log."""
+    import multiprocessing as mp
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // workers)
+    ctx = mp.get_context("spawn")
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pending, running, seconds = list(jobs), {}, {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                name, cfg = pending.pop(0)
+                result = logs / f"{name}.json"
+                result.unlink(missing_ok=True)
+                proc = ctx.Process(target=_job, args=(cfg, data, out, name, threads, logs / f"{name}.log", result))
+                proc.start()
+                running[name] = (proc, result)
+                if progress:
+                    print(f"[benchmark] {name}: training in a worker process ({threads} thread(s); log "
+                          f"{logs / (name + '.log')})", flush=True)
+            time.sleep(0.5)
+            for name, (proc, result) in list(running.items()):
+                if proc.is_alive():
+                    continue
+                proc.join()
+                del running[name]
+                if proc.exitcode != 0 or not result.exists():
+                    raise DualTalkError(f"benchmark: {name} failed (exit code {proc.exitcode}); "
+                                        f"see {logs / (name + '.log')}")
+                seconds[name] = json.loads(result.read_text())["seconds"]
+                if progress:
+                    print(f"[benchmark] {name}: trained and predicted in {seconds[name]:.0f} s", flush=True)
+    finally:
+        for proc, _ in running.values():
+            proc.terminate()
+            proc.join()
+    return seconds
+
+
 def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, preset: str | None = None,
                   steps: int | None = None, methods: str | list[str] | None = None,
                   overrides: list[str] | tuple[str, ...] = (), seed: int = 0, config_file=None,
-                  progress: bool = True) -> dict:
-    """Train, predict and evaluate every method; write the report; return ``report.json``'s content."""
+                  progress: bool = True, jobs: int = 1) -> dict:
+    """Train, predict and evaluate every method; write the report; return ``report.json``'s content.
+
+    ``jobs`` > 1 trains that many learned methods at once, each in its own process with an equal share of
+    the CPU threads (on a CPU, two one-thread trainings get more done than one two-thread training).
+    """
     from .baselines import predict_baseline
     from .eval import evaluate
-    from .inference.pipeline import InferenceOptions, predict
-    from .train import make_train_config, train
+    from .train import make_train_config
 
     data = Path(data_dir)
     out = Path(out_dir)
     names = parse_methods(methods)
     if steps is None and config_file is None:
         steps = DEFAULT_STEPS
+    if not isinstance(jobs, int) or jobs < 1:
+        raise DualTalkError(f"--jobs must be a positive whole number, got {jobs!r}")
     for split in ("train", "val", "test"):
         if not (data / split).is_dir():
             raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
+    configs = {name: make_train_config(preset=preset, config_file=config_file, max_steps=steps,
+                                       overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
+               for name in names if name in LEARNED}
+    for name in names:  # a re-run replaces these methods' previous results
+        for stale in (out / "runs" / name, out / "pred" / name):
+            if stale.exists():
+                shutil.rmtree(stale)
     timings: dict[str, float] = {}
+    if jobs > 1 and len(configs) > 1:
+        timings.update(_run_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress))
+    results: dict[str, dict] = {}
     for name in names:
         started = time.perf_counter()
         pred_dir = out / "pred" / name
-        if progress:
-            print(f"[benchmark] {name}", flush=True)
-        for stale in (out / "runs" / name, pred_dir):  # a re-run replaces this method's previous results
-            if stale.exists():
-                shutil.rmtree(stale)
-        if name in LEARNED:
-            cfg = make_train_config(preset=preset, config_file=config_file, max_steps=steps,
-                                    overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
-            best = train(data, out / "runs" / name, cfg, progress=progress)
-            predict(best, data / "test", pred_dir, options=InferenceOptions(progress=False))
-        else:
-            predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
+        if name not in timings:
+            if progress:
+                print(f"[benchmark] {name}", flush=True)
+            if name in LEARNED:
+                _train_and_predict(configs[name], data, out, name, progress)
+            else:
+                predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
         results[name] = evaluate(pred_dir, data / "test", protocol="reference", roles="on")
-        timings[name] = time.perf_counter() - started
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
     settings = make_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
     report = {
         "data": str(data),
@@ -108,6 +187,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
         "steps": settings.max_steps,
         "config_file": None if config_file is None else str(config_file),
         "seed": seed,
+        "jobs": jobs,
         "overrides": list(overrides),
         "methods": names,
         "seconds": timings,

@@ -7,7 +7,8 @@ def _benchmark(args) -> int:
     from ..benchmark import run_benchmark
 
     run_benchmark(args.data, args.out, preset=args.preset, steps=args.steps, methods=args.methods,
-                  overrides=args.overrides, seed=args.seed, config_file=args.config, progress=not args.quiet)
+                  overrides=args.overrides, seed=args.seed, config_file=args.config, progress=not args.quiet,
+                  jobs=args.jobs)
     print(f"wrote {args.out}/report.md, report.json and roles.png")
     return 0
 
@@ -26,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="training steps per learned method (default: the config's)")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="learned methods trained at once, each in its own process with an equal share of the "
+                        "CPU threads (default 1; on a 2-core CPU, 2 is faster)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides for learned methods")
     p.set_defaults(func=_benchmark)
