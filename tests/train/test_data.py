@@ -8,13 +8,13 @@ import pytest
 from dualtalk.errors import DualTalkError, InputError
 from dualtalk.io.audio import save_audio
 from dualtalk.io.motion import Motion, save_motion
-from dualtalk.train.data import (DUMMY, LENGTH, START, TARGET, ConversationWindows, PlanBatchSampler, index_split,
+from dualtalk.train.data import (CLIP, DUMMY, LENGTH, SKIP, START, TARGET, ConversationWindows, PlanBatchSampler, index_split,
                                  shard, train_plan, val_plan)
 
 
 def coverage(plan, frames):
     seen = [np.zeros(t, int) for t in frames]
-    for clip, start, length, target, dummy in plan:
+    for clip, start, length, target, dummy, skip in plan:
         if target == 1:
             seen[clip][start:start + length] += 1
     return seen
@@ -36,15 +36,23 @@ def test_train_plan_covers_every_frame_with_fresh_offsets():
         short = plan[plan[:, LENGTH] < w]
         assert set(short[:, 0].tolist()) == {2}  # only the clip shorter than W is short (padded)
         assert (long[:, START] + w <= frames[long[:, 0]]).all()  # full windows stay inside the clip
+        assert (plan[:, SKIP] == 0).all()  # training scores every frame of every window
         starts.append(sorted(plan[(plan[:, 0] == 3) & (plan[:, TARGET] == 1), START].tolist()))
     assert len({tuple(s) for s in starts}) > 1  # offsets change between epochs
     assert np.array_equal(train_plan(frames, w, 1, 3), train_plan(frames, w, 1, 3))  # deterministic
 
 
-def test_val_plan_tiles_from_zero():
-    plan = val_plan(np.array([100, 30]), 40)
+def test_val_plan_tiles_from_zero_without_padding():
+    plan = val_plan(np.array([100, 30, 80]), 40)
     ones = plan[plan[:, TARGET] == 1]
-    assert ones[:, :3].tolist() == [[0, 0, 40], [0, 40, 40], [0, 80, 20], [1, 0, 30]]
+    # the last window of the 100-frame clip ends at its end and skips the 20 frames already scored
+    assert ones[:, [CLIP, START, LENGTH, SKIP]].tolist() == [[0, 0, 40, 0], [0, 40, 40, 0], [0, 60, 40, 20],
+                                                             [1, 0, 30, 0], [2, 0, 40, 0], [2, 40, 40, 0]]
+    for t, clip in ((100, 0), (80, 2)):  # every frame of a clip is scored exactly once
+        scored = np.zeros(t, dtype=int)
+        for r in ones[ones[:, CLIP] == clip]:
+            scored[r[START] + r[SKIP]:r[START] + r[LENGTH]] += 1
+        assert np.all(scored == 1)
 
 
 def test_shards_are_disjoint_and_complete():
@@ -86,7 +94,7 @@ def test_audio_and_motion_cut_at_the_same_instants(marked):
     index, stats = index_split(marked, "train", with_stats=True)
     assert index.clips[0].frames == 60
     ds = ConversationWindows(index, window=25)
-    item = ds[(0, 17, 25, 2, 0)]
+    item = ds[(0, 17, 25, 2, 0, 0)]
     assert item["target"][:, 0].tolist() == list(range(17, 42))
     assert item["target"][0, 1] == 2 and item["partner_motion"][0, 1] == 1
     frame_of_sample = np.round((item["self_audio"].numpy() - 0.2) * 1000)  # speaker 2's audio
@@ -94,11 +102,13 @@ def test_audio_and_motion_cut_at_the_same_instants(marked):
     assert np.allclose(item["partner_audio"].numpy()[::640], np.arange(17, 42) / 1000 + 0.1, atol=1e-6)
     assert item["mask"].all()
     # a short window: padded, masked
-    item = ds[(0, 50, 10, 1, 0)]
+    item = ds[(0, 50, 10, 1, 0, 0)]
     assert item["mask"].sum() == 10 and not item["mask"][10:].any()
     assert (item["self_audio"][10 * 640:] == 0).all()
     assert item["target"][10:, 0].tolist() == [59.0] * 15  # last frame repeated
-    assert not ds[(0, 0, 25, 1, 1)]["mask"].any()  # dummy rows carry no loss
+    assert not ds[(0, 0, 25, 1, 1, 0)]["mask"].any()  # dummy rows carry no loss
+    item = ds[(0, 35, 25, 1, 0, 15)]  # a last validation window: full, its first 15 frames already scored
+    assert item["mask"].sum() == 10 and item["mask"][15:].all() and item["target"][:, 0].tolist()[-1] == 59
     # statistics over every frame of both people
     assert stats.frames == 120
     assert np.isclose(stats.mean[0], 29.5) and np.isclose(stats.mean[1], 1.5)

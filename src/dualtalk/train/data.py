@@ -13,7 +13,9 @@ Windows (training): every epoch a conversation of T frames is tiled with ``n = c
 frames starting at a fresh random offset; the two end windows are pulled inside the clip, so every frame
 is seen every epoch and every window is full. A clip shorter than W gives one window padded to W frames
 with a mask (padded frames carry no loss). Audio and motion are cut at the same instants (frame t starts
-at sample 640 t). Validation windows are fixed: W-frame tiles from frame 0, the last one masked.
+at sample 640 t). Validation windows are fixed: W-frame tiles from frame 0, the last one ending at the
+clip's end and skipping, in the loss, the frames it shares with the one before (so no window is padded
+and every frame counts once).
 
 The plan of an epoch (which windows, in which order, which process gets which) depends only on
 ``(seed, epoch)``: a resumed run re-creates it and skips the batches it had already consumed.
@@ -38,8 +40,9 @@ from ..io.motion import FPS, MOTION_DIM, load_motion
 
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 
-#: columns of a plan row: conversation index, first frame, frames, target speaker (1|2), dummy (0|1)
-CLIP, START, LENGTH, TARGET, DUMMY = range(5)
+#: columns of a plan row: conversation index, first frame, frames, target speaker (1|2), dummy (0|1), and
+#: the leading frames that carry no loss (the last validation window overlaps the one before it)
+CLIP, START, LENGTH, TARGET, DUMMY, SKIP = range(6)
 
 
 @dataclass
@@ -139,37 +142,49 @@ def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
 
 
 def train_plan(frames: np.ndarray, window: int, seed: int, epoch: int) -> np.ndarray:
-    """Shuffled rows (clip, start, length, target, dummy) of one training epoch: (2 * windows, 5)."""
+    """Shuffled rows (clip, start, length, target, dummy, skip) of one training epoch: (2 * windows, 6)."""
     rng = np.random.default_rng([seed, epoch])
     rows = []
     for i, t in enumerate(frames.tolist()):
         if t <= window:
-            rows.append(np.array([[i, 0, t]]))
+            rows.append(np.array([[i, 0, t, 0]]))
             continue
         n = -(-t // window)
         slack = n * window - t  # frames by which n windows overhang the clip
         offset = int(rng.integers(0, slack + 1))
         starts = np.clip(np.arange(n) * window - offset, 0, t - window)  # (n,)
-        rows.append(np.stack([np.full(n, i), starts, np.full(n, window)], axis=1))
-    plan = np.concatenate(rows)  # (W, 3)
-    plan = both_directions(plan)  # (2W, 5)
+        rows.append(np.stack([np.full(n, i), starts, np.full(n, window), np.zeros(n, dtype=np.int64)], axis=1))
+    plan = np.concatenate(rows)  # (N, 4)
+    plan = both_directions(plan)  # (2N, 6)
     return plan[rng.permutation(len(plan))]
 
 
 def val_plan(frames: np.ndarray, window: int) -> np.ndarray:
-    """Fixed tiles from frame 0, both directions, in order: (2 * windows, 5)."""
+    """Fixed tiles from frame 0, both directions, in order: (2 * windows, 6).
+
+    Every window is full (the model never sees padding) except for a clip shorter than the window: the
+    last window ends at the clip's end and overlaps the one before it, whose frames it skips in the loss,
+    so every frame counts exactly once.
+    """
     rows = []
     for i, t in enumerate(frames.tolist()):
-        starts = np.arange(0, t, window)
-        rows.append(np.stack([np.full(len(starts), i), starts, np.minimum(window, t - starts)], axis=1))
-    return both_directions(np.concatenate(rows))
+        if t <= window:
+            rows.append([i, 0, t, 0])
+            continue
+        n, rest = divmod(t, window)
+        rows += [[i, k * window, window, 0] for k in range(n)]
+        if rest:
+            rows.append([i, t - window, window, window - rest])
+    return both_directions(np.array(rows, dtype=np.int64))
 
 
 def both_directions(rows: np.ndarray) -> np.ndarray:
-    """(N, 3) windows -> (2N, 5): each window with target speaker 1 and with target speaker 2."""
+    """(N, 4) windows (clip, start, length, skip) -> (2N, 6): each with target speaker 1 and with 2."""
     n = len(rows)
-    out = np.zeros((2 * n, 5), dtype=np.int64)
-    out[:, :3] = np.repeat(rows, 2, axis=0)
+    out = np.zeros((2 * n, 6), dtype=np.int64)
+    rows = np.repeat(rows, 2, axis=0)  # (2N, 4)
+    out[:, :3] = rows[:, :3]
+    out[:, SKIP] = rows[:, 3]
     out[:, TARGET] = np.tile([1, 2], n)
     return out
 
@@ -180,7 +195,7 @@ def shard(plan: np.ndarray, rank: int, world: int) -> np.ndarray:
         return plan
     pad = (-len(plan)) % world
     if pad:
-        extra = plan[np.arange(pad) % len(plan)].copy()  # (pad, 5), even when pad > len(plan)
+        extra = plan[np.arange(pad) % len(plan)].copy()  # (pad, 6), even when pad > len(plan)
         extra[:, DUMMY] = 1
         plan = np.concatenate([plan, extra])
     return plan[rank::world]
@@ -257,7 +272,7 @@ def read_motion_window(path: str, start: int, frames: int, window: int) -> np.nd
 
 
 class ConversationWindows(Dataset):
-    """``dataset[(clip, start, length, target, dummy)]`` -> one example (dict of arrays, see ``__getitem__``).
+    """``dataset[(clip, start, length, target, dummy, skip)]`` -> one example (dict of arrays, see ``__getitem__``).
 
     With a feature cache (``features``: {"self": dir, "partner": dir}), the audio encoders' outputs are
     read from memory-mapped ``.npy`` files instead of the waveforms.
@@ -272,13 +287,13 @@ class ConversationWindows(Dataset):
         return len(self.index.clips)
 
     def __getitem__(self, row):
-        i, start, length, target, dummy = (int(v) for v in row)
+        i, start, length, target, dummy, skip = (int(v) for v in row)
         clip = self.index.clips[i]
         t, p = target - 1, 2 - target  # index of the target / partner person
         w = self.window
         mask = np.zeros(w, dtype=bool)
         if not dummy:
-            mask[:length] = True
+            mask[skip:length] = True
         item = {
             "target": torch.from_numpy(read_motion_window(clip.motion[t], start, length, w)),  # (W, 56)
             "partner_motion": torch.from_numpy(read_motion_window(clip.motion[p], start, length, w)),  # (W, 56)
