@@ -72,15 +72,8 @@ def vstack(sprites: list[np.ndarray], gap: int) -> np.ndarray:
 
 
 def hstack(sprites: list[np.ndarray], gap: int) -> np.ndarray:
-    h = max(s.shape[0] for s in sprites)
-    w = sum(s.shape[1] for s in sprites) + gap * (len(sprites) - 1)
-    out = np.zeros((h, w, 4), np.float32)
-    x = 0
-    for s in sprites:
-        y = (h - s.shape[0]) // 2
-        out[y:y + s.shape[0], x:x + s.shape[1]] = s
-        x += s.shape[1] + gap
-    return out
+    """Place RGBA sprites left to right, each centred vertically: ``vstack`` of the transposed sprites."""
+    return np.ascontiguousarray(vstack([sp.transpose(1, 0, 2) for sp in sprites], gap).transpose(1, 0, 2))
 
 
 class Caption:

@@ -77,8 +77,7 @@ class SynthConversation:
             partner_listens = rules.listening(times, self.segments, 3 - k)  # (T,)
             reflected = np.zeros(self.num_frames, dtype=bool)
             reflected[: self.num_frames - d] = partner_listens[d:] > 0
-            smile_dims = np.flatnonzero(rules.smile_pattern())  # exp 3 and 20-35
-            idle[np.ix_(reflected, smile_dims)] = 0.0  # treat the whole reflected smile idle as recoverable
+            idle[np.ix_(reflected, rules.SMILE_DIMS)] = 0.0  # treat the whole reflected smile idle as recoverable
         return idle
 
     def truth(self) -> dict:

@@ -19,6 +19,7 @@ DIM = 56
 EXP_OPEN, EXP_ROUND, EXP_SPREAD, EXP_SMILE = 0, 1, 2, 3
 EXP_SECONDARY = slice(4, 20)
 EXP_SMILE_SECONDARY = slice(20, 36)  # a smile moves more than one coefficient (as in FLAME's basis)
+SMILE_DIMS = np.r_[EXP_SMILE, np.arange(EXP_SMILE_SECONDARY.start, EXP_SMILE_SECONDARY.stop)]  # exp 3, 20-35
 JAW_OPEN = 50  # jaw rotation about x
 PITCH, YAW, ROLL = 53, 54, 55  # global (head) rotation about x, y, z
 
@@ -133,8 +134,9 @@ def listener_components(times: np.ndarray, segments: list[Segment], k: int) -> d
     return {"nod": nod, "turn": turn}
 
 
-def mirrored_smiles(mood: dict[int, np.ndarray], listen: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """Mirrored smile intensities: m_k[n] = g * L_k[n] * smile_partner[n - d], smile = mood + mirror.
+def mirrored_smiles(mood: dict[int, np.ndarray],
+                    listen: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Mirrored smile intensities m_k[n] = g * L_k[n] * smile_partner[n - d] and the smiles (mood + mirror).
 
     Solved forward in blocks of d frames (each block depends only on the previous one).
     """
@@ -148,7 +150,7 @@ def mirrored_smiles(mood: dict[int, np.ndarray], listen: dict[int, np.ndarray]) 
             mirror[k][b:e] = MIRROR_GAIN * listen[k][b:e] * smile[3 - k][b - d:e - d]
         for k in (1, 2):
             smile[k][b:e] += mirror[k][b:e]
-    return mirror
+    return mirror, smile
 
 
 def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, Syllables],
@@ -158,7 +160,7 @@ def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, 
     times = frame_times(num_frames)
     noise = {k: idle_noise(num_frames, rng) for k in (1, 2)}
     listen = {k: listening(times, segments, k) for k in (1, 2)}
-    mirror = mirrored_smiles({k: noise[k][1] for k in (1, 2)}, listen)  # mirrored smile intensities (T,)
+    mirror, smiles = mirrored_smiles({k: noise[k][1] for k in (1, 2)}, listen)  # intensities (T,) each
     pattern = smile_pattern()  # (50,)
     out = {}
     for k in (1, 2):
@@ -170,5 +172,4 @@ def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, 
         comp["idle"] = jitter
         comp["idle"][:, :50] += mood[:, None] * pattern  # (T, 50)
         out[k] = {name: comp[name] for name in COMPONENTS}
-    smiles = {k: noise[k][1] + mirror[k] for k in (1, 2)}  # (T,)
     return out, smiles
