@@ -19,7 +19,8 @@ overrides of one config, not copies):
 
 Outputs in REPORT_DIR: ``report.md`` (the table in the paper's column order, the speaking/listening
 breakdown and the noise floor when the corpus reports one), ``report.json`` (everything), ``roles.png``
-(per-role errors), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions); with
+(per-role errors), ``learning_curves.png`` (validation loss per group against steps, every learned
+method), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions); with
 ``--jobs N`` (N learned methods trained at once, each in its own process) also ``logs/<method>.log``.
 Running again into the same REPORT_DIR replaces the results of the methods it runs.
 """
@@ -194,6 +195,11 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
         "noise_floor": _noise_floor(data),
         "results": results,
     }
+    from .render.curves import plot_learning_curves
+
+    runs = {name: out / "runs" / name for name in names if name in LEARNED}
+    report["learning_curves"] = bool(runs) and plot_learning_curves(
+        runs, out / "learning_curves.png", title=f"validation loss of every learned method on {data}") is not None
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     plot_roles(report, out / "roles.png")
     atomic_write_text(out / "report.md", render_markdown(report))
@@ -275,6 +281,10 @@ def render_markdown(report: dict) -> str:
     lines += ["", "Time per method (train + predict + evaluate, s): "
               + ", ".join(f"{m} {report['seconds'][m]:.0f}" for m in methods), "",
               "![per-role errors](roles.png)", ""]
+    if report.get("learning_curves"):
+        lines += ["Validation loss per group against training steps (circles: the step each method keeps; a "
+                  "curve still falling at the end means more steps would help):", "",
+                  "![learning curves](learning_curves.png)", ""]
     return "\n".join(lines)
 
 

@@ -106,6 +106,14 @@ class DualTalkConfig:
     bias_period: int = 25
     #: paper variant: half-width (frames) of the modal-alignment band in the decoder's cross-attention
     alignment_window: int = 0
+    #: EXPERIMENTAL paper variant: residual around the enhancer's cross-attention (partner audio reaches the model)
+    enhancer_residual: bool = False
+    #: EXPERIMENTAL paper variant: depthwise temporal convolution in the enhancer (kernel frames, 0 = none)
+    temporal_kernel: int = 0
+    #: EXPERIMENTAL paper variant: residual around the BiLSTM
+    lstm_residual: bool = False
+    #: EXPERIMENTAL paper variant: residual around the interaction module's self-attention
+    interaction_residual: bool = False
     #: which inputs the model sees (baselines switch some off; a switched-off input is not encoded)
     use_self_audio: bool = True
     use_partner_audio: bool = True

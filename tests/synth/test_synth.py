@@ -146,42 +146,43 @@ def test_head_turns_toward_speaking_partner(conv):
 
 def test_mirrored_smile_rule_and_delay(conv):
     times = _times(conv)
-    d = rules.MIRROR_DELAY_FRAMES
-    pattern = rules.smile_pattern()  # (50,)
-    assert pattern[3] == 1.0 and np.count_nonzero(pattern) == 17  # exp 3 and exp 20-35
-    assert np.flatnonzero(pattern)[1:].tolist() == list(range(20, 36))
+    smile = conv.scenario.causes[2]
+    assert smile.name == "smile" and smile.targets == [3] + list(range(20, 36)) and smile.carrier == "motion"
+    d = int(round(smile.delay * 25))
+    assert d == 12
+    peak = smile.peak(conv.scenario.idle)  # (17,) displacement at intensity 1
+    assert peak[0] == pytest.approx(0.5)
     for k in (1, 2):
         listen = rules.listening(times, conv.segments, k)
-        partner_smile = conv.smile[3 - k]
-        mirror = conv.components[k]["mirror"]
-        # the documented equation holds exactly: mirror_k[n] = 0.8 L_k[n] smile_partner[n - 12] x pattern
-        np.testing.assert_allclose(mirror[d:, :50], (0.8 * listen[d:] * partner_smile[:-d])[:, None] * pattern,
-                                   atol=1e-6)
-        assert np.all(mirror[:, 50:] == 0) and np.all(mirror[:d] == 0)
-        # the smile is the mood (idle) plus the mirror, and it is what the motion shows on the smile dims
-        mood = conv.smile[k] - mirror[:, 3]
-        jitter = conv.components[k]["idle"][:, 3] - mood  # what is left of exp3's idle: the jitter (std 0.05)
-        assert 0.02 < np.std(jitter) < 0.1 and np.std(mood) > 0.1
-    s1, s2 = conv.model_motion(1)[:, 3], conv.model_motion(2)[:, 3]
-    for k, mine, partner in ((1, s1, s2), (2, s2, s1)):
+        own = rules.bump_train(times, conv.activity[k].own["smile"])
+        partner_own = rules.bump_train(times - smile.delay, conv.activity[3 - k].own["smile"])
+        # the documented equation holds exactly: smile_k = (own_k + L_k x partner's own smiles 0.48 s earlier) x peak
+        np.testing.assert_allclose(conv.components[k]["smile"][:, smile.targets],
+                                   (own + listen * partner_own)[:, None] * peak, atol=1e-9)
+        np.testing.assert_allclose(conv.responses[k]["smile"], listen * partner_own, atol=1e-12)
+        other = np.setdiff1d(np.arange(56), smile.targets)
+        assert np.all(conv.components[k]["smile"][:, other] == 0)
+    # the delay is visible in the observed motion: regressing (mine - idle - own smiles) on the partner's observed
+    # exp3 while listening, the best lag is the documented one
+    for k in (1, 2):
         listen = rules.listening(times, conv.segments, k)
-        # the delay is visible in the observed motion: regressing (mine - idle) on the partner's observed
-        # past exp3 while listening, the best lag is the documented one
-        residual = mine - conv.components[k]["idle"][:, 3]
-        full = listen > 0.99
+        mine = conv.model_motion(k)[:, 3] - conv.components[k]["idle"][:, 3]
+        mine = mine - rules.bump_train(times, conv.activity[k].own["smile"]) * peak[0]
+        partner = conv.model_motion(3 - k)[:, 3]
+        m = listen > 0.99
+        m[:25] = False
         errs = []
         for lag in range(0, 25):
             x = np.roll(partner, lag)
-            m = full.copy()
-            m[:25] = False
-            coef = np.dot(x[m], residual[m]) / np.dot(x[m], x[m])
-            errs.append(np.mean((residual[m] - coef * x[m]) ** 2))
-        assert int(np.argmin(errs)) == d
-    # the mirror is visible only in the partner's motion: nothing in anyone's audio moves the smile dims
-    smile_dims = np.flatnonzero(pattern)
+            coef = np.dot(x[m], mine[m]) / np.dot(x[m], x[m])
+            errs.append(np.mean((mine[m] - coef * x[m]) ** 2))
+        assert abs(int(np.argmin(errs)) - d) <= 1
+    # the mirror is visible only in the partner's motion: nothing in anyone's audio moves the smile dims,
+    # and the standard scenario has no laughs
     for k in (1, 2):
         for name in ("speech", "prosody", "nod", "turn", "rest"):
-            assert np.all(conv.components[k][name][:, smile_dims] == 0)
+            assert np.all(conv.components[k][name][:, smile.targets] == 0)
+        assert len(conv.activity[k].audible(conv.scenario)) == 0
 
 
 def test_speaker_and_listener_causes_are_separated(conv):
@@ -196,20 +197,21 @@ def test_speaker_and_listener_causes_are_separated(conv):
         assert np.all(conv.components[k]["prosody"][own_phrase == 0][:, :53] == 0)
 
 
-def test_noise_floor_matches_idle_noise(conv):
+def test_noise_floor_is_the_oracle_error(conv):
     floor = conv.noise_floor()
     err = np.concatenate([conv.model_motion(k) - conv.clean_motion(k) for k in (1, 2)])  # (2T, 56)
     assert floor["exp"] == pytest.approx(np.mean(err[:, :50] ** 2), rel=1e-3)
     assert floor["jaw"] == pytest.approx(np.mean(err[:, 50:53] ** 2), rel=1e-3)
     assert floor["pose"] == pytest.approx(np.mean(err[:, 53:] ** 2), rel=1e-3)
-    # and the size is what the documented standard deviations imply
-    # (the mood moves every smile coefficient: |pattern|^2 = 1 + 16 x 0.6^2)
-    expected_exp = rules.JITTER_STD["exp"] ** 2 + rules.MOOD_STD**2 * np.sum(rules.smile_pattern() ** 2) / 50
-    assert floor["exp"] == pytest.approx(expected_exp, rel=0.25)
-    expected_pose = rules.JITTER_STD["pose"] ** 2 + rules.DRIFT_STD**2
-    assert floor["pose"] == pytest.approx(expected_pose, rel=0.6)
+    # jaw and pose: only the idle noise is unpredictable, of the documented size
+    idle = conv.scenario.idle
+    assert floor["jaw"] == pytest.approx(idle.jitter_std_jaw**2, rel=0.25)
+    assert floor["pose"] == pytest.approx(idle.jitter_std_pose**2 + idle.drift_std**2, rel=0.6)
+    # exp: the idle jitter plus the silent spontaneous smiles (the oracle knows only their mean)
+    assert floor["exp"] > idle.jitter_std_exp**2
     low = conv.noise_floor(lower_bound=True)
-    assert low["exp"] < floor["exp"] and low["jaw"] == floor["jaw"]
+    assert low["exp"] < floor["exp"] and low["jaw"] == pytest.approx(floor["jaw"])
+    assert low["exp"] == pytest.approx(idle.jitter_std_exp**2, rel=0.25)
 
 
 def test_too_short_is_an_error():
@@ -307,3 +309,124 @@ def test_cli_subprocess(tmp_path):
     proc = subprocess.run([str(exe), "synth", "--out", str(out), "--conversations", "3"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------ random causes
+
+
+def test_random_scenarios_cover_the_documented_ranges():
+    from dualtalk.synth import causes
+
+    seen = {"carrier": set(), "composition": set(), "many": set(), "pose": set(), "driver": set()}
+    for seed in range(40):
+        sc = causes.random_scenario(seed)
+        assert sc == causes.random_scenario(seed)  # deterministic
+        targets = [t for c in sc.causes for t in c.targets]
+        assert len(targets) == len(set(targets))  # disjoint
+        drivers = [c.driver for c in sc.causes]
+        assert drivers[:3] == ["phrase_end", "partner_event", "partner_event"]
+        assert sc.causes[1].carrier != sc.causes[2].carrier
+        for c in sc.causes:
+            assert causes.DELAY[0] <= c.delay <= causes.DELAY[1]
+            assert causes.AMPLITUDE[0] <= c.amplitude <= causes.AMPLITUDE[1]
+            assert set(c.targets) <= set(causes.FREE_EXP) | set(causes.FREE_POSE)
+            assert np.sqrt(np.mean(np.square(c.loadings))) == pytest.approx(1.0)
+            seen["carrier"].add(c.carrier)
+            seen["composition"].add(c.composition)
+            seen["many"].add(len(c.targets) > 1)
+            seen["pose"].add(c.targets[0] >= 53)
+            seen["driver"].add(c.driver)
+        # round trip through the manifest's JSON
+        assert causes.Scenario.from_dict(json.loads(json.dumps(sc.to_dict()))) == sc
+    assert seen == {"carrier": {"audio", "motion", "both"}, "composition": {"add", "max"}, "many": {True, False},
+                    "pose": {True, False}, "driver": set(causes.DRIVERS)}
+
+
+def _scenario(**kw):
+    from dualtalk.synth.causes import ListeningCause, Scenario
+
+    base = dict(name="c", driver="partner_event", carrier="motion", targets=[30], loadings=[1.0], delay=0.6,
+                duration=0.5, amplitude=5.0, composition="add", own_rate=6.0)
+    base.update(kw)
+    return Scenario("test", [ListeningCause(**base)]).validate()
+
+
+@pytest.mark.parametrize("carrier", ["audio", "motion", "both"])
+def test_carriers_put_the_driver_where_they_say(carrier):
+    """audio: the partner's laughs are heard, not seen; motion: seen, not heard; both: both."""
+    sc = _scenario(carrier=carrier, laugh_rate=8.0 if carrier == "audio" else 0.0)
+    conv = make_conversation(60, 11, sc)
+    times = _times(conv)
+    c = sc.causes[0]
+    for k in (1, 2):
+        act = conv.activity[3 - k]
+        events = act.laughs["c"] if carrier == "audio" else act.own["c"]
+        drive = rules.bump_train(times - c.delay, events)
+        listen = rules.listening(times, conv.segments, k)
+        np.testing.assert_allclose(conv.responses[k]["c"], listen * drive, atol=1e-12)
+        # the partner's own motion on the target shows their own activations, never their laughs
+        partner_target = conv.components[3 - k]["c"][:, 30] / c.peak(sc.idle)[0]
+        own = rules.bump_train(times, act.own["c"])
+        np.testing.assert_allclose(partner_target, own + conv.responses[3 - k]["c"], atol=1e-9)
+        # the partner's audio: louder than their speech alone where they laugh (audio, both), unchanged otherwise
+        laughs = act.audible(sc)
+        speech_only = make_conversation(60, 11, _scenario(carrier="motion")).audio[3 - k]
+        if carrier == "motion":
+            assert len(laughs) == 0
+            np.testing.assert_array_equal(conv.audio[3 - k], speech_only)
+        else:
+            assert len(laughs) > 0
+            extra = rms_envelope(conv.audio[3 - k] - speech_only)
+            inside = rules.bump_train(times, laughs) > 0.2
+            assert extra[inside].mean() > 10 * extra[~inside].mean()  # outside: the laugh track's faint hiss
+
+
+def test_max_composition_saturates():
+    sc = _scenario(composition="max")
+    conv = make_conversation(60, 3, sc)
+    times = _times(conv)
+    for k in (1, 2):
+        own = rules.bump_train(times, conv.activity[k].own["c"])
+        got = conv.components[k]["c"][:, 30] / sc.causes[0].peak(sc.idle)[0]
+        np.testing.assert_allclose(got, np.maximum(own, conv.responses[k]["c"]), atol=1e-9)
+
+
+def test_bad_scenarios_are_one_clear_error(tmp_path):
+    from dualtalk.synth.causes import resolve
+
+    for kw, msg in [({"driver": "wink"}, "driver"), ({"carrier": "smell"}, "carrier"),
+                    ({"targets": [0]}, "free coefficients"), ({"targets": [30, 31]}, "same length"),
+                    ({"composition": "mul"}, "add or max"), ({"driver": "phrase_end", "carrier": "motion"}, "voice"),
+                    ({"carrier": "audio"}, "laugh_rate")]:
+        with pytest.raises(DualTalkError, match=msg):
+            _scenario(**kw)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"causes": [{"name": "x"}]}')
+    with pytest.raises(DualTalkError, match="bad.json"):
+        resolve(str(bad))
+    with pytest.raises(DualTalkError, match="standard, random"):
+        resolve(str(tmp_path / "missing.json"))
+
+
+def test_cli_random_causes_and_scenario_files(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["synth", "--out", str(out), "--conversations", "2", "--seconds", "3", "--seed", "4",
+                 "--causes", "random", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    man = load_manifest(out)
+    from dualtalk.synth.causes import random_scenario
+    from dualtalk.synth.corpus import manifest_scenario
+
+    assert manifest_scenario(man) == random_scenario(4)
+    assert printed.count("cause ") == len(man["scenario"]["causes"])
+    # the manifest (its "scenario") is a scenario file: the same causes again, with another seed
+    again = tmp_path / "again"
+    assert main(["synth", "--out", str(again), "--conversations", "1", "--seconds", "3", "--seed", "9",
+                 "--causes", str(out / "manifest.json"), "--quiet"]) == 0
+    assert load_manifest(again)["scenario"] == man["scenario"]
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["synth", "--out", str(tmp_path / "z"), "--conversations", "1", "--causes",
+                 str(tmp_path / "bad.json"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "bad.json" in err[0]
+    assert not (tmp_path / "z").exists()

@@ -90,6 +90,9 @@ class TemporalEnhancer(nn.Module):
         d = cfg.feature_dim
         self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, batch_first=True)
         self.temporal_lstm = nn.LSTM(d, d // 2, num_layers=cfg.lstm_layers, bidirectional=True, batch_first=True)
+        if cfg.variant == "paper" and cfg.temporal_kernel:
+            k = cfg.temporal_kernel
+            self.temporal_conv = nn.Sequential(nn.Conv1d(d, d, k, padding=k // 2, groups=d), nn.Conv1d(d, d, 1))
 
     def forward(self, partner_audio_feat, partner_motion_feat):
         """(B, T, d), (B, T, d) -> (B, T, d)"""
@@ -99,8 +102,15 @@ class TemporalEnhancer(nn.Module):
             mask = alignment_mask(t, t, self.cfg.alignment_window, partner_audio_feat.device, partner_audio_feat.dtype)
         x, _ = self.cross_attention(partner_audio_feat, partner_motion_feat, partner_motion_feat, attn_mask=mask,
                                     need_weights=False)
-        x, _ = self.temporal_lstm(x)  # (B, T, d) = 2 directions x d/2
-        return x
+        paper = self.cfg.variant == "paper"
+        if paper and self.cfg.enhancer_residual:
+            x = x + partner_audio_feat
+        if paper and self.cfg.temporal_kernel:
+            x = x + self.temporal_conv(x.transpose(1, 2)).transpose(1, 2)
+        y, _ = self.temporal_lstm(x)  # (B, T, d) = 2 directions x d/2
+        if paper and self.cfg.lstm_residual:
+            y = y + x
+        return y
 
 
 class InteractionModule(nn.Module):
@@ -125,8 +135,10 @@ class InteractionModule(nn.Module):
             bias = temporal_bias(self.cfg.num_heads, t, self.cfg.bias_period, x.device, x.dtype)  # (H, T, T)
             bias = bias.repeat(b, 1, 1)  # (B*H, T, T), MultiheadAttention's per-head layout
         x = self.interaction_encoder(x)  # (B, T, 2d)
-        x, _ = self.self_attention(x, x, x, attn_mask=bias, need_weights=False)  # (B, T, 2d)
-        return self.dropout(x)
+        y, _ = self.self_attention(x, x, x, attn_mask=bias, need_weights=False)  # (B, T, 2d)
+        if self.cfg.variant == "paper" and self.cfg.interaction_residual:
+            y = y + x
+        return self.dropout(y)
 
 
 class SynthesisModule(nn.Module):

@@ -25,12 +25,14 @@ from ..io.audio import save_audio
 from ..io.conversation import num_frames
 from ..io.files import atomic_write_text
 from ..io.motion import Motion, save_motion
-from . import motion as rules
+from . import causes as causes_mod
 from . import timeline, voice
+from . import motion as rules
+from .causes import Scenario
 from .timeline import Segment
 
 #: bumped whenever the same seed would give a different corpus
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 GENERATOR = "dualtalk.synth"
 MIN_SECONDS = 1.0
 GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56), "all": slice(0, 56)}
@@ -47,7 +49,11 @@ class SynthConversation:
     components: dict[int, dict[str, np.ndarray]]  # speaker -> component -> (T, 56) model order
     segments: list[Segment]  # phrases and backchannels, sorted by start
     voices: dict[int, dict] = field(default_factory=dict)  # speaker -> {"f0": Hz, "formant_scale": x}
-    smile: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (T,) smile intensity (mood + mirror)
+    scenario: Scenario = field(default_factory=causes_mod.standard)
+    oracle: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (T, 56) the rules' prediction
+    responses: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # speaker -> cause -> (T,)
+    listening: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (T,) listening weight L
+    activity: dict[int, rules.Activity] = field(default_factory=dict)  # speaker -> own activations, laughs
 
     @property
     def num_frames(self) -> int:
@@ -58,30 +64,25 @@ class SynthConversation:
         return self.motion[k].to_model()
 
     def clean_motion(self, k: int) -> np.ndarray:
-        """(T, 56) the motion without the ``idle`` noise: what an oracle knowing every rule predicts."""
-        return sum(v for name, v in self.components[k].items() if name != "idle").astype(np.float32)
+        """(T, 56) what an oracle knowing every rule and every input predicts: the motion without ``idle``,
+        with the silent spontaneous activations replaced by their mean."""
+        return self.oracle[k].astype(np.float32)
 
     def noise_floor(self, k: int | None = None, lower_bound: bool = False) -> dict[str, float]:
-        """Mean squared ``idle`` per group (``exp``, ``jaw``, ``pose``, ``all``), one speaker or both.
+        """Mean squared error of the oracle per group (``exp``, ``jaw``, ``pose``, ``all``), one speaker or both.
 
-        ``lower_bound``: leave out the smile mood at the frames the partner mirrors it (see the module doc).
+        ``lower_bound``: the ``idle`` noise alone (as if the spontaneous activations were known too: the
+        partner's later mirror of them can reveal them to a model that reads the partner's future).
         """
-        idle = np.concatenate([self._idle(j, lower_bound) for j in ((1, 2) if k is None else (k,))])  # (T', 56)
-        return {g: float(np.mean(idle[:, s] ** 2)) for g, s in GROUPS.items()}
-
-    def _idle(self, k: int, lower_bound: bool) -> np.ndarray:
-        idle = self.components[k]["idle"].copy()
+        people = (1, 2) if k is None else (k,)
         if lower_bound:
-            d = rules.MIRROR_DELAY_FRAMES
-            times = rules.frame_times(self.num_frames)
-            partner_listens = rules.listening(times, self.segments, 3 - k)  # (T,)
-            reflected = np.zeros(self.num_frames, dtype=bool)
-            reflected[: self.num_frames - d] = partner_listens[d:] > 0
-            idle[np.ix_(reflected, rules.SMILE_DIMS)] = 0.0  # treat the whole reflected smile idle as recoverable
-        return idle
+            err = np.concatenate([self.components[j]["idle"] for j in people])
+        else:
+            err = np.concatenate([self.model_motion(j) - self.oracle[j] for j in people])  # (T', 56)
+        return {g: float(np.mean(err[:, s] ** 2)) for g, s in GROUPS.items()}
 
     def truth(self) -> dict:
-        """JSON-able ground truth: segments (who speaks when), voices, noise floor."""
+        """JSON-able ground truth: segments (who speaks when), voices, noise floor, events."""
         return {
             "seed": self.seed,
             "seconds": self.seconds,
@@ -93,11 +94,13 @@ class SynthConversation:
         }
 
 
-def make_conversation(seconds: float = 60.0, seed: int = 0) -> SynthConversation:
-    """Generate one conversation of ``seconds`` seconds, fully determined by ``seed``."""
+def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> SynthConversation:
+    """Generate one conversation of ``seconds`` seconds, fully determined by ``seed`` and the scenario
+    (``None``/``"standard"``, a :class:`~dualtalk.synth.causes.Scenario` or its dict; see :mod:`.causes`)."""
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= MIN_SECONDS):
         raise DualTalkError(f"conversation length must be at least {MIN_SECONDS:g} s, got {seconds}")
-    seeds = np.random.SeedSequence(int(seed)).spawn(4)  # plan, voice 1, voice 2, motion
+    scenario = causes_mod.resolve(scenario)
+    seeds = np.random.SeedSequence(int(seed)).spawn(6)  # plan, voice 1, voice 2, motion, activity, laughs
     plan_rng = np.random.default_rng(seeds[0])
     segments, syllables = timeline.plan_conversation(float(seconds), plan_rng)
     low = int(plan_rng.integers(1, 3))  # which speaker has the low voice
@@ -108,11 +111,22 @@ def make_conversation(seconds: float = 60.0, seed: int = 0) -> SynthConversation
     num_samples = int(round(seconds * voice.SAMPLE_RATE))
     audio = {k: voice.synthesize(syllables[k], num_samples, voices[k]["f0"], voices[k]["formant_scale"],
                                  np.random.default_rng(seeds[k])) for k in (1, 2)}
+    activity_rng = np.random.default_rng(seeds[4])
+    activity = {k: rules.draw_activity(activity_rng, float(seconds), scenario) for k in (1, 2)}
+    laugh_rng = np.random.default_rng(seeds[5])
+    for k in (1, 2):
+        laughs = activity[k].audible(scenario)
+        if len(laughs):
+            audio[k] = audio[k] + voice.synthesize(voice.laugh_syllables(laughs), num_samples,
+                                                   voices[k]["f0"] * voice.LAUGH_PITCH, voices[k]["formant_scale"],
+                                                   laugh_rng)
     t = num_frames(num_samples)
-    components, smile = rules.build_motion(t, segments, syllables, np.random.default_rng(seeds[3]))
-    motion = {k: Motion.from_model(sum(components[k].values()).astype(np.float32)) for k in (1, 2)}
+    truth = rules.build_motion(t, segments, syllables, scenario, activity, np.random.default_rng(seeds[3]))
+    motion = {k: Motion.from_model(sum(truth.components[k].values()).astype(np.float32)) for k in (1, 2)}
     return SynthConversation(seconds=float(seconds), seed=int(seed), audio=audio, motion=motion,
-                             components=components, segments=segments, voices=voices, smile=smile)
+                             components=truth.components, segments=segments, voices=voices, scenario=scenario,
+                             oracle=truth.oracle, responses=truth.responses, listening=truth.listening,
+                             activity=activity)
 
 
 # ---------------------------------------------------------------------------------------------- corpus
@@ -207,12 +221,14 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float = 60.0, seed: int = 0,
                 splits: dict[str, float] | str | None = None, overwrite: bool = False,
-                progress: bool = True) -> dict:
+                progress: bool = True, causes="standard") -> dict:
     """Write ``conversations`` conversations to ``out_dir`` (dataset layout) and return the manifest.
 
     ``splits``: ``None`` (all in ``out_dir``) or ``{name: fraction or count}`` (or the ``--splits`` text):
     conversation ``synth_0000`` ... go to the splits in the order given, into ``out_dir/<name>/``.
     Names are unique across splits. ``overwrite`` replaces an existing corpus made by this generator.
+    ``causes``: the listening causes and idle noise (:mod:`.causes`): ``"standard"`` (the documented set),
+    ``"random"`` (drawn from ``seed``), a :class:`Scenario`, its dict, or a JSON file; in the manifest.
     """
     from tqdm import tqdm
 
@@ -223,6 +239,7 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
     if isinstance(splits, str):
         splits = parse_splits(splits)
     counts = split_counts(splits, conversations) if splits else {"": conversations}
+    scenario = causes_mod.resolve(causes, seed)
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
     try:
@@ -240,7 +257,7 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
         for i, split in enumerate(names_in_order):
             name = f"synth_{i:04d}"
             cseed = conversation_seed(seed, i)
-            conv = make_conversation(seconds, cseed)
+            conv = make_conversation(seconds, cseed, scenario)
             folder = tmp / split if split else tmp
             folder.mkdir(exist_ok=True)
             for k in (1, 2):
@@ -265,6 +282,7 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
             "conversations": conversations,
             "seconds": float(seconds),
             "splits": {k: v for k, v in counts.items()} if splits else None,
+            "scenario": scenario.to_dict(),
             "noise_floor": {g: sum(idle_sq[s][g] for s in counts) / total_frames for g in GROUPS},
             "noise_floor_lower_bound": {g: sum(idle_sq_low[s][g] for s in counts) / total_frames for g in GROUPS},
             "noise_floor_by_split": ({s: {g: idle_sq[s][g] / frames[s] for g in GROUPS} for s in counts}
@@ -302,3 +320,11 @@ def load_manifest(corpus_dir: str | os.PathLike) -> dict:
     if int(data.get("version", 0)) > GENERATOR_VERSION:
         raise InputError(path, f"generator version {data.get('version')} is newer than this one ({GENERATOR_VERSION})")
     return data
+
+
+def manifest_scenario(manifest: dict) -> Scenario:
+    """The scenario a corpus was made with (version 3 on; older corpora followed fixed rules of their own)."""
+    if int(manifest.get("version", 0)) < 3 or "scenario" not in manifest:
+        raise DualTalkError(f"this corpus was made by generator version {manifest.get('version')}: regenerate it "
+                            f"with this version ({GENERATOR_VERSION}) to read its causes")
+    return Scenario.from_dict(manifest["scenario"], where="manifest.json: scenario")

@@ -1,25 +1,28 @@
 """The motion rules: each person's FLAME motion (model order, 56-d) as a sum of documented components.
 
 Indices are model order ``[exp 0-49, jaw 50-52, global 53-55]``; see the table in :mod:`dualtalk.synth`.
-Every component is a deterministic function of the conversation's plan (what both people say and when)
-except ``idle``, which is random and is what no model can predict: the noise floor.
+Speech components (``rest``, ``speech``, ``prosody``) follow the person's own syllables; each listening
+cause of the scenario (:mod:`.causes`) adds one component named after it; ``idle`` is random and is what no
+model can predict. A cause's component also holds the person's own spontaneous activations of that
+expression, which no input predicts unless they are audible.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage, signal
 
+from .causes import IdleSpec, ListeningCause, Scenario
 from .timeline import Segment, Syllables, envelope, pitch_deviation, segment_mask, vowel_track
 
 FPS = 25
 DIM = 56
 
 # --- indices (model order) ---
-EXP_OPEN, EXP_ROUND, EXP_SPREAD, EXP_SMILE = 0, 1, 2, 3
+EXP_OPEN, EXP_ROUND, EXP_SPREAD = 0, 1, 2
 EXP_SECONDARY = slice(4, 20)
-EXP_SMILE_SECONDARY = slice(20, 36)  # a smile moves more than one coefficient (as in FLAME's basis)
-SMILE_DIMS = np.r_[EXP_SMILE, np.arange(EXP_SMILE_SECONDARY.start, EXP_SMILE_SECONDARY.stop)]  # exp 3, 20-35
 JAW_OPEN = 50  # jaw rotation about x
 PITCH, YAW, ROLL = 53, 54, 55  # global (head) rotation about x, y, z
 
@@ -31,40 +34,18 @@ SECONDARY_GAIN = 0.35
 SECONDARY_SEED = 20250611  # fixed: the same loadings for every conversation
 PROSODY_GAIN = 0.25  # rad per unit of relative f0 deviation
 PROSODY_SMOOTH_FRAMES = 1.5  # gaussian sigma
-# --- listening (visible in the partner's audio or motion) ---
-NOD_DELAY = 0.3  # s after the partner's phrase end
-NOD_SECONDS = 0.5
-NOD_GAIN = 0.08  # rad (head pitch), peak at NOD_DELAY + NOD_SECONDS / 2 = 0.55 s
-TURN_GAIN = 0.15  # rad of yaw toward the partner (who sits at every person's positive-yaw side)
-TURN_TAU = 0.2  # s, one-pole lag of the head turn
-MIRROR_GAIN = 0.8
-SMILE_SECONDARY_GAIN = 0.6  # smile intensity -> exp 20-35 through fixed loadings
-SMILE_SEED = 20251122  # fixed: the same smile pattern for every conversation
-MIRROR_DELAY_FRAMES = 12  # 0.48 s
+# --- listening: see .causes (the scenario) ---
 LISTEN_SMOOTH_FRAMES = 5  # moving average that softens the listening gate
-# --- idle (random: the noise floor) ---
-JITTER_STD = {"exp": 0.05, "jaw": 0.005, "pose": 0.006}
-JITTER_SMOOTH_FRAMES = 1.5
-DRIFT_STD = 0.03  # rad, slow head drift on the three global rotations
-DRIFT_SMOOTH_FRAMES = 25.0
-MOOD_STD = 0.25  # slow smile/frown on EXP_SMILE
-MOOD_SMOOTH_FRAMES = 20.0
+OWN_INTENSITY = (0.4, 1.0)  # intensity of one spontaneous activation / laugh
+LAUGH_SECONDS = (0.6, 1.4)  # length of one laugh (a partner_event carried by audio)
 
-COMPONENTS = ("rest", "speech", "prosody", "nod", "turn", "mirror", "idle")
+#: components every conversation has (each listening cause adds one, named after it)
+SPEECH_COMPONENTS = ("rest", "speech", "prosody")
 
 
 def secondary_loadings() -> np.ndarray:
     """(3, 16) fixed loadings of [open, round, spread] on exp 4-19 (speech moves many components)."""
     return np.random.default_rng(SECONDARY_SEED).normal(0.0, 1.0, size=(3, 16)) / np.sqrt(3.0)
-
-
-def smile_pattern() -> np.ndarray:
-    """(50,) how a smile of intensity 1 moves the expression: exp3 = 1, exp 20-35 = 0.6 x fixed loadings."""
-    pattern = np.zeros(50)
-    pattern[EXP_SMILE] = 1.0
-    loadings = np.random.default_rng(SMILE_SEED).normal(0.0, 1.0, size=16)  # (16,)
-    pattern[EXP_SMILE_SECONDARY] = SMILE_SECONDARY_GAIN * loadings / np.sqrt(np.mean(loadings**2))
-    return pattern
 
 
 def frame_times(num_frames: int, fps: int = FPS) -> np.ndarray:
@@ -87,15 +68,15 @@ def listening(times: np.ndarray, segments: list[Segment], k: int) -> np.ndarray:
     return 1.0 - ndimage.uniform_filter1d(own, LISTEN_SMOOTH_FRAMES, mode="nearest")
 
 
-def idle_noise(num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The irreducible part: ((T, 56) jitter on everything + slow head drift, (T,) slow smile mood)."""
-    idle = np.zeros((num_frames, DIM))
-    idle[:, :50] = smooth_noise(rng, (num_frames, 50), JITTER_SMOOTH_FRAMES, JITTER_STD["exp"])
-    idle[:, 50:53] = smooth_noise(rng, (num_frames, 3), JITTER_SMOOTH_FRAMES, JITTER_STD["jaw"])
-    idle[:, 53:56] = smooth_noise(rng, (num_frames, 3), JITTER_SMOOTH_FRAMES, JITTER_STD["pose"])
-    idle[:, 53:56] += smooth_noise(rng, (num_frames, 3), DRIFT_SMOOTH_FRAMES, DRIFT_STD)
-    mood = smooth_noise(rng, (num_frames, 1), MOOD_SMOOTH_FRAMES, MOOD_STD)[:, 0]  # (T,) smile intensity
-    return idle, mood
+def idle_noise(num_frames: int, rng: np.random.Generator, idle: IdleSpec) -> np.ndarray:
+    """The irreducible part: (T, 56) smoothed jitter on everything + slow head drift."""
+    out = np.zeros((num_frames, DIM))
+    sigma = idle.jitter_smooth_frames
+    out[:, :50] = smooth_noise(rng, (num_frames, 50), sigma, idle.jitter_std_exp)
+    out[:, 50:53] = smooth_noise(rng, (num_frames, 3), sigma, idle.jitter_std_jaw)
+    out[:, 53:56] = smooth_noise(rng, (num_frames, 3), sigma, idle.jitter_std_pose)
+    out[:, 53:56] += smooth_noise(rng, (num_frames, 3), idle.drift_smooth_frames, idle.drift_std)
+    return out
 
 
 def own_components(times: np.ndarray, syl: Syllables) -> dict[str, np.ndarray]:
@@ -116,60 +97,117 @@ def own_components(times: np.ndarray, syl: Syllables) -> dict[str, np.ndarray]:
     return {"rest": rest, "speech": speech, "prosody": prosody}
 
 
-def listener_components(times: np.ndarray, segments: list[Segment], k: int) -> dict[str, np.ndarray]:
-    """Components caused by the partner's speech: ``nod`` (phrase ends) and ``turn`` (yaw toward them)."""
-    t = len(times)
-    listen = listening(times, segments, k)  # (T,)
-    nod = np.zeros((t, DIM))
-    for s in segments:
-        if s.speaker != k and s.kind == "phrase":
-            u = (times - s.end - NOD_DELAY) / NOD_SECONDS
-            inside = (u >= 0) & (u < 1)
-            nod[inside, PITCH] += NOD_GAIN * np.sin(np.pi * u[inside])
-    nod[:, PITCH] *= listen
-    target = TURN_GAIN * segment_mask(times, segments, 3 - k, kinds=("phrase",)) * listen  # (T,)
-    alpha = 1.0 - np.exp(-1.0 / (FPS * TURN_TAU))
-    turn = np.zeros((t, DIM))
-    turn[:, YAW] = signal.lfilter([alpha], [1.0, alpha - 1.0], target)
-    return {"nod": nod, "turn": turn}
+def draw_events(rng: np.random.Generator, seconds: float, rate_per_minute: float,
+                length: tuple[float, float]) -> np.ndarray:
+    """Poisson events over a conversation: (N, 3) rows of (start s, length s, intensity)."""
+    n = int(rng.poisson(rate_per_minute * seconds / 60.0)) if rate_per_minute > 0 else 0
+    out = np.stack([rng.uniform(-length[0], seconds, n), rng.uniform(*length, n), rng.uniform(*OWN_INTENSITY, n)],
+                   axis=1) if n else np.zeros((0, 3))
+    return out[np.argsort(out[:, 0])]
 
 
-def mirrored_smiles(mood: dict[int, np.ndarray],
-                    listen: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Mirrored smile intensities m_k[n] = g * L_k[n] * smile_partner[n - d] and the smiles (mood + mirror).
+def bump_train(times: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Sum of intensity x sin(pi u) over each event, u = (t - start) / length in [0, 1). (T,)"""
+    out = np.zeros(times.shape)
+    for start, length, amp in events:
+        u = (times - start) / length
+        inside = (u >= 0) & (u < 1)
+        out[inside] += amp * np.sin(np.pi * u[inside])
+    return out
 
-    Solved forward in blocks of d frames (each block depends only on the previous one).
+
+def expected_bump(rate_per_minute: float, length: tuple[float, float]) -> float:
+    """Time-average of a bump train: rate x mean length x mean intensity x 2 / pi."""
+    return rate_per_minute / 60.0 * np.mean(length) * np.mean(OWN_INTENSITY) * 2.0 / np.pi
+
+
+@dataclass
+class Activity:
+    """The random events of one person in one conversation (drawn once, used by every rule)."""
+
+    own: dict[str, np.ndarray]  # cause name -> (N, 3) spontaneous activations of that expression
+    laughs: dict[str, np.ndarray]  # cause name -> (N, 3) laughs (the driver of an audio-carried cause)
+
+    def audible(self, scenario: Scenario) -> np.ndarray:
+        """(N, 3) every event of this person that makes a sound: laughs, and own activations of ``both`` causes."""
+        rows = [self.laughs[c.name] for c in scenario.causes if c.name in self.laughs]
+        rows += [self.own[c.name] for c in scenario.causes if c.audible_own]
+        return np.concatenate(rows) if rows else np.zeros((0, 3))
+
+
+def draw_activity(rng: np.random.Generator, seconds: float, scenario: Scenario) -> Activity:
+    own, laughs = {}, {}
+    for c in scenario.causes:
+        own[c.name] = draw_events(rng, seconds, c.own_rate, c.own_seconds)
+        if c.driver == "partner_event" and c.carrier == "audio":
+            laughs[c.name] = draw_events(rng, seconds, c.laugh_rate, LAUGH_SECONDS)
+    return Activity(own, laughs)
+
+
+def driver(times: np.ndarray, cause: ListeningCause, segments: list[Segment], partner: int,
+           partner_activity: Activity) -> np.ndarray:
+    """What the listener responds to, delayed by ``cause.delay``: r(t) before the listening gate. (T,)"""
+    t = times - cause.delay
+    if cause.driver == "phrase_end":
+        ends = np.array([[s.end, cause.duration, 1.0] for s in segments if s.speaker == partner and s.kind == "phrase"])
+        return bump_train(t, ends.reshape(-1, 3))
+    if cause.driver == "partner_speaking":
+        talking = segment_mask(t, segments, partner, kinds=("phrase",))
+        alpha = 1.0 - np.exp(-1.0 / (FPS * cause.duration))
+        return signal.lfilter([alpha], [1.0, alpha - 1.0], talking)
+    events = partner_activity.laughs[cause.name] if cause.carrier == "audio" else partner_activity.own[cause.name]
+    return bump_train(t, events)
+
+
+def compose(own: np.ndarray | float, response: np.ndarray, how: str) -> np.ndarray:
+    return own + response if how == "add" else np.maximum(own, response)
+
+
+def listener_components(times: np.ndarray, segments: list[Segment], k: int, scenario: Scenario,
+                        activity: dict[int, Activity]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                                dict[str, np.ndarray]]:
+    """Each cause's motion of person ``k`` (T, 56), the part an oracle predicts (T, 56), the gated response (T,).
+
+    intensity = compose(own activations, L_k x driver); motion[targets] = intensity x peak. The oracle
+    knows every rule and input but not the silent own activations: it uses their mean instead.
     """
-    d = MIRROR_DELAY_FRAMES
-    t = len(mood[1])
-    smile = {k: mood[k].copy() for k in (1, 2)}
-    mirror = {k: np.zeros(t) for k in (1, 2)}
-    for b in range(d, t, d):
-        e = min(b + d, t)
-        for k in (1, 2):
-            mirror[k][b:e] = MIRROR_GAIN * listen[k][b:e] * smile[3 - k][b - d:e - d]
-        for k in (1, 2):
-            smile[k][b:e] += mirror[k][b:e]
-    return mirror, smile
+    listen = listening(times, segments, k)  # (T,)
+    comps, oracle, responses = {}, {}, {}
+    for c in scenario.causes:
+        response = listen * driver(times, c, segments, 3 - k, activity[3 - k])  # (T,)
+        own = bump_train(times, activity[k].own[c.name])  # (T,)
+        known = own if c.audible_own else expected_bump(c.own_rate, c.own_seconds)
+        peak = c.peak(scenario.idle)  # (n,)
+        comps[c.name] = np.zeros((len(times), DIM))
+        comps[c.name][:, c.targets] = compose(own, response, c.composition)[:, None] * peak
+        oracle[c.name] = np.zeros((len(times), DIM))
+        oracle[c.name][:, c.targets] = compose(known, response, c.composition)[:, None] * peak
+        responses[c.name] = response
+    return comps, oracle, responses
 
 
-def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, Syllables],
-                 rng: np.random.Generator) -> tuple[dict[int, dict[str, np.ndarray]], dict[int, np.ndarray]]:
-    """All components of both people, ``{k: {component: (T, 56)}}`` (the motion is their sum), and each
-    person's smile intensity ``{k: (T,)}`` (mood + mirror; it moves the expression by :func:`smile_pattern`)."""
+@dataclass
+class MotionTruth:
+    """Both people's motion components and what the rules know about them."""
+
+    components: dict[int, dict[str, np.ndarray]]  # person -> component -> (T, 56); the motion is their sum
+    oracle: dict[int, np.ndarray]  # person -> (T, 56) what an oracle knowing every rule predicts
+    responses: dict[int, dict[str, np.ndarray]]  # person -> cause -> (T,) gated response to the partner
+    listening: dict[int, np.ndarray]  # person -> (T,) listening weight L
+
+
+def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, Syllables], scenario: Scenario,
+                 activity: dict[int, Activity], rng: np.random.Generator) -> MotionTruth:
+    """All components of both people: speech (own audio), one per listening cause, idle."""
     times = frame_times(num_frames)
-    noise = {k: idle_noise(num_frames, rng) for k in (1, 2)}
-    listen = {k: listening(times, segments, k) for k in (1, 2)}
-    mirror, smiles = mirrored_smiles({k: noise[k][1] for k in (1, 2)}, listen)  # intensities (T,) each
-    pattern = smile_pattern()  # (50,)
-    out = {}
+    out, oracle, responses, listen = {}, {}, {}, {}
     for k in (1, 2):
         comp = own_components(times, syllables[k])
-        comp.update(listener_components(times, segments, k))
-        comp["mirror"] = np.zeros((num_frames, DIM))
-        comp["mirror"][:, :50] = mirror[k][:, None] * pattern  # (T, 50)
-        jitter, mood = noise[k]
-        comp["idle"] = jitter
-        comp["idle"][:, :50] += mood[:, None] * pattern  # (T, 50)
-        out[k] = {name: comp[name] for name in COMPONENTS}
-    return out, smiles
+        known = sum(comp.values())
+        causes, predicted, responses[k] = listener_components(times, segments, k, scenario, activity)
+        comp.update(causes)
+        comp["idle"] = idle_noise(num_frames, rng, scenario.idle)
+        out[k] = comp
+        oracle[k] = known + sum(predicted.values(), np.zeros((num_frames, DIM)))
+        listen[k] = listening(times, segments, k)
+    return MotionTruth(out, oracle, responses, listen)

@@ -11,7 +11,8 @@ Source-filter synthesis, all vectorised:
    syllable onset (a consonant); a faint background hiss (-60 dB) everywhere so silence is not digital 0.
 
 Two voices per conversation: a low one (f0 95-135 Hz, formant factor 1.0) and a high one (f0 175-240 Hz,
-formant factor 1.17), randomly assigned to speaker 1 and 2.
+formant factor 1.17), randomly assigned to speaker 1 and 2. Laughs (a listening cause carried by audio)
+are "ha" pulses at five per second, synthesised the same way at 1.9 times the person's f0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from .timeline import Syllables, envelope, pitch_deviation, vowel_track
+from .timeline import VOWEL_NAMES, Syllables, envelope, pitch_deviation, vowel_track
 
 SAMPLE_RATE = 16000
 LOW_VOICE = {"f0": (95.0, 135.0), "formant_scale": 1.0}
@@ -70,6 +71,29 @@ def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: 
     return wave.astype(np.float32)
 
 
+LAUGH_PULSE_SECONDS = 0.11  # one "ha"
+LAUGH_PULSES_PER_SECOND = 5.0
+LAUGH_PITCH = 1.9  # laughs are higher than the person's speech
+
+
+def laugh_syllables(events: np.ndarray) -> Syllables:
+    """Laughs as syllables: each event (start, length, intensity) -> "ha" pulses at 5 per second, vowel "a",
+    the intensity as stress, decaying over the laugh. Synthesised with :func:`synthesize` at a raised f0."""
+    rows = []
+    a = VOWEL_NAMES.index("a")
+    for start, length, amp in np.asarray(events).reshape(-1, 3):
+        n = max(1, int(round(length * LAUGH_PULSES_PER_SECOND)))
+        for i in range(n):
+            t0 = start + i / LAUGH_PULSES_PER_SECOND
+            if t0 >= 0:
+                rows.append((t0, LAUGH_PULSE_SECONDS, a, amp * (1.0 - 0.5 * i / n), 0.0, start, start + length))
+    arr = np.array(sorted(rows), dtype=np.float64).reshape(-1, 7)
+    keep = np.r_[True, np.diff(arr[:, 0]) >= LAUGH_PULSE_SECONDS] if len(arr) else np.zeros(0, bool)
+    arr = arr[keep]  # overlapping laughs: drop pulses that would overlap (syllables never overlap)
+    return Syllables(start=arr[:, 0], dur=arr[:, 1], vowel=arr[:, 2].astype(int), stress=arr[:, 3],
+                     accent=arr[:, 4], phrase_start=arr[:, 5], phrase_end=arr[:, 6])
+
+
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if len(x) >= n else np.concatenate([x, np.zeros(n - len(x))])
 
@@ -82,4 +106,4 @@ def rms_envelope(wave: np.ndarray, samples_per_frame: int = 640) -> np.ndarray:
     return np.sqrt((padded.reshape(t, samples_per_frame) ** 2).mean(axis=1))  # (T,)
 
 
-__all__ = ["HIGH_VOICE", "LOW_VOICE", "SAMPLE_RATE", "rms_envelope", "synthesize"]
+__all__ = ["HIGH_VOICE", "LOW_VOICE", "SAMPLE_RATE", "laugh_syllables", "rms_envelope", "synthesize"]

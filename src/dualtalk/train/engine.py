@@ -384,6 +384,10 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
             if ctx.main:
                 runs.save_best(run, target, export_extra(step, val))
         metrics.log("val", step, {"epoch": progress_state["epoch"], **val})
+        if ctx.main:  # the learning curve so far, for a person to look at (skipped without matplotlib)
+            from ..render.curves import plot_learning_curves
+
+            plot_learning_curves({run.name: run}, run / "learning_curves.png", title=f"{run}")
         say(f"step {step}: val loss {val['loss']:.4f} (exp {val['exp']:.4f} jaw {val['jaw']:.4f} "
             f"pose {val['pose']:.4f} vel {val['velocity']:.4f}){'  best' if improved else ''}")
         return val

@@ -8,6 +8,7 @@
       checkpoints/step_00001000/  model/ (a model directory), state.pt (optimizer, scheduler, EMA,
                                   step, epoch, data position, best loss), rng_rank{R}.pt (random states)
       metrics.csv                 one row per log interval (train) and per validation (val)
+      learning_curves.png         validation loss per group against steps (redrawn at every validation)
       tensorboard/                the same scalars for TensorBoard
       feature_cache/              cached frozen-encoder outputs (data.feature_cache, no data.cache_dir)
 
