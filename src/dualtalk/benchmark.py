@@ -38,7 +38,7 @@ from .io.files import atomic_write_text
 
 #: model overrides that turn the DualTalk preset into each learned method
 LEARNED = {
-    "dualtalk": [],
+    "dualtalk": ["model.variant=released"],
     "dualtalk_paper": ["model.variant=paper"],
     # the baselines are the paper variant with inputs switched off (FaceFormer's biases and positions;
     # the partner's motion time-aligned, as Learning2Listen's listener sees it)
@@ -46,8 +46,9 @@ LEARNED = {
     "listener_only": ["model.variant=paper", "model.use_self_audio=false"],
 }
 FIXED = ("mean", "mirror", "random_segment")
-#: training steps per learned method when neither --steps nor --config says
-DEFAULT_STEPS = 400
+#: the recommended CPU recipe (a packaged config, ``dualtalk/assets/configs/recipe-cpu.yaml``): every learned
+#: method trains with it unless ``--config`` names another
+DEFAULT_CONFIG = "recipe-cpu"
 METHODS = tuple(LEARNED) + FIXED
 
 #: the paper's table: FD, P-FD, MSE, SID, rPCC, each for EXP, JAW, POSE
@@ -150,8 +151,8 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
     data = Path(data_dir)
     out = Path(out_dir)
     names = parse_methods(methods)
-    if steps is None and config_file is None:
-        steps = DEFAULT_STEPS
+    if config_file is None:
+        config_file = DEFAULT_CONFIG
     if not isinstance(jobs, int) or jobs < 1:
         raise DualTalkError(f"--jobs must be a positive whole number, got {jobs!r}")
     for split in ("train", "val", "test"):

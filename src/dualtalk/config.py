@@ -16,6 +16,7 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -114,12 +115,18 @@ class DualTalkConfig:
     lstm_residual: bool = False
     #: EXPERIMENTAL paper variant: residual around the interaction module's self-attention
     interaction_residual: bool = False
+    #: EXPERIMENTAL paper variant: linear skip in the motion encoder (every coefficient reaches the model)
+    motion_skip: bool = False
     #: which inputs the model sees (baselines switch some off; a switched-off input is not encoded)
     use_self_audio: bool = True
     use_partner_audio: bool = True
     use_partner_motion: bool = True
     #: normalise partner motion in / de-normalise output with statistics stored in the checkpoint
     normalize_motion: bool = False
+    #: a per-coefficient output gain in [0, 1] (buffer ``output_gain``, needs normalize_motion): the output is
+    #: mean + gain x (prediction - mean). Training fits it on the validation split after the last step
+    #: (least squares, clipped): a coefficient the model cannot predict beyond the mean falls back to the mean
+    output_gain: bool = False
 
     def validate(self) -> "DualTalkConfig":
         if self.variant not in ("released", "paper"):
@@ -133,6 +140,8 @@ class DualTalkConfig:
                 raise DualTalkError(f"{name}={dim} is not divisible by num_heads={self.num_heads}")
         if self.sample_rate % self.fps:
             raise DualTalkError(f"sample_rate {self.sample_rate} is not a multiple of fps {self.fps}")
+        if self.output_gain and not self.normalize_motion:
+            raise DualTalkError("output_gain needs normalize_motion (the gain shrinks toward the stored mean)")
         if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):
             raise DualTalkError("the model must use at least one input")
         return self
@@ -233,7 +242,27 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 
 def load_yaml_overrides(cfg, path: str | os.PathLike):
+    path = find_config_file(path)
     return merge_dict(cfg, load_yaml(path), where=os.fspath(path))
+
+
+#: configuration files shipped inside the package, usable by name (``--config recipe-cpu``)
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "assets" / "configs"
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def find_config_file(name: str | os.PathLike) -> Path:
+    """A YAML file's path, or the name of a packaged config (``recipe-cpu``) -> its path."""
+    path = Path(name)
+    if path.exists() or path.suffix or os.sep in str(name):
+        return path
+    packaged = PACKAGED_CONFIGS / f"{name}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise InputError(path, f"no such file, and not a packaged config (packaged: {', '.join(packaged_configs())})")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -269,6 +298,8 @@ class DataConfig:
 class OptimConfig:
     """Adam + a step schedule (released: lr 1e-4, x0.8 every 50 epochs)."""
 
+    #: ``adam`` (as released; weight_decay is an L2 term in the gradient) or ``adamw`` (decoupled weight decay)
+    optimizer: str = "adam"
     lr: float = 1e-4
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0

@@ -56,6 +56,8 @@ class JointEncoder(nn.Module):
             self.blendshape_encoder = nn.Sequential(
                 nn.Linear(cfg.motion_dim, d // 2), nn.ReLU(), nn.Linear(d // 2, d), nn.ReLU()
             )
+            if cfg.variant == "paper" and cfg.motion_skip:
+                self.motion_skip = nn.Linear(cfg.motion_dim, d)
 
     def forward(self, self_audio, partner_audio, partner_motion, num_frames: int, audio_features=None):
         """-> self audio (B, T, d), partner audio (B, T, d), partner motion (B, T, d) features.
@@ -80,6 +82,8 @@ class JointEncoder(nn.Module):
         feat_self = encode("audio_encoder1", self_audio, 0) if self.cfg.use_self_audio else zero()  # (B, T, d)
         feat_partner = encode("audio_encoder2", partner_audio, 1) if self.cfg.use_partner_audio else zero()  # (B, T, d)
         feat_motion = self.blendshape_encoder(partner_motion) if self.cfg.use_partner_motion else zero()  # (B, T, d)
+        if self.cfg.use_partner_motion and hasattr(self, "motion_skip"):
+            feat_motion = feat_motion + self.motion_skip(partner_motion)
         return feat_self, feat_partner, feat_motion
 
 
@@ -178,6 +182,8 @@ class DualTalk(nn.Module):
         if cfg.normalize_motion:
             self.register_buffer("motion_mean", torch.zeros(cfg.motion_dim))
             self.register_buffer("motion_std", torch.ones(cfg.motion_dim))
+        if cfg.output_gain:
+            self.register_buffer("output_gain", torch.ones(cfg.motion_dim))
 
     def set_motion_statistics(self, mean, std) -> None:
         if not self.config.normalize_motion:
@@ -214,6 +220,8 @@ class DualTalk(nn.Module):
         temporal = self.temporal_enhancer(feat_partner, feat_motion)  # (B, T, d)
         interaction = self.interaction_module(feat_self, temporal)  # (B, T, 2d)
         out = self.synthesis_module(interaction)  # (B, T, 56)
+        if cfg.output_gain:  # normalised units: the mean is 0
+            out = out * self.output_gain
         if cfg.normalize_motion:
             out = out * self.motion_std + self.motion_mean
         if not return_intermediates:

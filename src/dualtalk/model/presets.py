@@ -60,9 +60,14 @@ def released() -> DualTalkConfig:
     return DualTalkConfig()
 
 
+#: the paper variant's information paths (config fields; off in configs written before they existed)
+PAPER_PATHS = dict(enhancer_residual=True, motion_skip=True, temporal_kernel=31, lstm_residual=True,
+                   interaction_residual=True)
+
+
 @register("paper")
 def paper() -> DualTalkConfig:
-    return DualTalkConfig(variant="paper")
+    return DualTalkConfig(variant="paper", **PAPER_PATHS)
 
 
 @register("small")
@@ -70,7 +75,7 @@ def small() -> DualTalkConfig:
     return DualTalkConfig(
         audio_encoder=AudioEncoderConfig(type="mel", n_mels=64, mel_channels=96, mel_layers=2),
         feature_dim=64, ffn_dim=256, encoder_layers=2, decoder_layers=1, dropout=0.1,
-        interaction_dropout=0.1, normalize_motion=True,
+        interaction_dropout=0.1, normalize_motion=True, **PAPER_PATHS,
     )
 
 
@@ -86,7 +91,7 @@ def tiny() -> DualTalkConfig:
 def tiny_mel() -> DualTalkConfig:
     return DualTalkConfig(
         audio_encoder=AudioEncoderConfig(type="mel", n_mels=32, mel_channels=16, mel_layers=1),
-        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, normalize_motion=True,
+        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, normalize_motion=True, **PAPER_PATHS,
     )
 
 

@@ -20,7 +20,7 @@ delay         0.2-1.0 s from the driver to the response
 duration      0.4-1.2 s, the length of one response (the lag's time constant for ``partner_speaking``)
 amplitude     3-6 x the idle noise's std of the target coefficients, at full intensity
 composition   ``add`` (own + response) or ``max`` (the larger of the two: a face saturates)
-own_rate      3-8 per minute: the person's own, spontaneous activations of the same expression (events per minute):
+own_rate      4-10 per minute: the person's own, spontaneous activations of the same expression (events per minute):
               unpredictable from any input unless they are audible (carrier ``both``)
 ============  =====================================================================================
 
@@ -44,8 +44,8 @@ CARRIERS = ("audio", "motion", "both")
 COMPOSITIONS = ("add", "max")
 #: ranges of a random scenario: peak response / idle std, spontaneous activations and laughs per minute
 AMPLITUDE = (3.0, 6.0)
-OWN_RATE = (3.0, 8.0)
-LAUGH_RATE = (4.0, 8.0)
+OWN_RATE = (4.0, 10.0)
+LAUGH_RATE = (4.0, 10.0)
 DELAY = (0.2, 1.0)
 #: coefficients no speech rule moves (model order): where listening causes may act
 FREE_EXP = (3,) + tuple(range(20, 50))
@@ -86,7 +86,7 @@ class ListeningCause:
     amplitude: float
     composition: str = "add"
     own_rate: float = 0.0  # spontaneous activations of the same expression, per minute
-    own_seconds: tuple[float, float] = (0.8, 2.0)  # length of one spontaneous activation
+    own_seconds: tuple[float, float] = (1.0, 2.5)  # length of one spontaneous activation
     laugh_rate: float = 0.0  # carrier audio: the partner's laughs per minute (the driver)
 
     def validate(self) -> "ListeningCause":

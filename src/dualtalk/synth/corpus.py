@@ -54,6 +54,7 @@ class SynthConversation:
     responses: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # speaker -> cause -> (T,)
     listening: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (T,) listening weight L
     activity: dict[int, rules.Activity] = field(default_factory=dict)  # speaker -> own activations, laughs
+    laugh_audio: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (S,) the laughs in ``audio``
 
     @property
     def num_frames(self) -> int:
@@ -114,19 +115,22 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
     activity_rng = np.random.default_rng(seeds[4])
     activity = {k: rules.draw_activity(activity_rng, float(seconds), scenario) for k in (1, 2)}
     laugh_rng = np.random.default_rng(seeds[5])
+    laugh_audio = {}
     for k in (1, 2):
         laughs = activity[k].audible(scenario)
+        laugh_audio[k] = np.zeros(num_samples, np.float32)
         if len(laughs):
-            audio[k] = audio[k] + voice.synthesize(voice.laugh_syllables(laughs), num_samples,
-                                                   voices[k]["f0"] * voice.LAUGH_PITCH, voices[k]["formant_scale"],
-                                                   laugh_rng)
+            laugh_audio[k] = voice.synthesize(voice.laugh_syllables(laughs), num_samples,
+                                              voices[k]["f0"] * voice.LAUGH_PITCH, voices[k]["formant_scale"],
+                                              laugh_rng)
+            audio[k] = audio[k] + laugh_audio[k]
     t = num_frames(num_samples)
     truth = rules.build_motion(t, segments, syllables, scenario, activity, np.random.default_rng(seeds[3]))
     motion = {k: Motion.from_model(sum(truth.components[k].values()).astype(np.float32)) for k in (1, 2)}
     return SynthConversation(seconds=float(seconds), seed=int(seed), audio=audio, motion=motion,
                              components=truth.components, segments=segments, voices=voices, scenario=scenario,
                              oracle=truth.oracle, responses=truth.responses, listening=truth.listening,
-                             activity=activity)
+                             activity=activity, laugh_audio=laugh_audio)
 
 
 # ---------------------------------------------------------------------------------------------- corpus

@@ -37,7 +37,7 @@ PROSODY_SMOOTH_FRAMES = 1.5  # gaussian sigma
 # --- listening: see .causes (the scenario) ---
 LISTEN_SMOOTH_FRAMES = 5  # moving average that softens the listening gate
 OWN_INTENSITY = (0.4, 1.0)  # intensity of one spontaneous activation / laugh
-LAUGH_SECONDS = (0.6, 1.4)  # length of one laugh (a partner_event carried by audio)
+LAUGH_SECONDS = (0.8, 1.6)  # length of one laugh (a partner_event carried by audio)
 
 #: components every conversation has (each listening cause adds one, named after it)
 SPEECH_COMPONENTS = ("rest", "speech", "prosody")

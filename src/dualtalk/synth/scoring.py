@@ -8,9 +8,10 @@ split: the MSE of the method, of the training split's mean frame, and the *error
 
 The probe is what a linear model with access to the true cause input achieves: a ridge regression on
 lagged features (0-2.4 s of the past) of the partner's signal that carries the cause (the partner's motion
-on the cause's coefficients for ``motion``, log-mel energies of the partner's audio for ``audio``, both
-for ``both``), each also multiplied by the person's true listening weight so that it can gate, fitted on
-train with the regularisation chosen on val. A method's *capture* of a cause is its reduction divided by
+on the cause's coefficients for ``motion``; log-mel energies of the partner's voice for speech drivers, of
+the partner's laughs alone for audio-carried events; both for ``both``), each also multiplied by the
+person's true listening weight so that it can gate, fitted on train with the regularisation chosen on val.
+The probe reads the laughs apart from the speech they are mixed with, which a model must learn to do. A method's *capture* of a cause is its reduction divided by
 the probe's.
 
     from dualtalk.synth.scoring import score_corpus
@@ -45,14 +46,18 @@ class Side:
     partner: np.ndarray  # (T, 56) observed motion of the partner
     partner_audio: np.ndarray  # (S,) 16 kHz
     listening: np.ndarray  # (T,) listening weight L
+    partner_laughs: np.ndarray | None = None  # (S,) the partner's laughs alone (only read for the probe)
 
 
-def _sides(root: Path, manifest: dict, split: str) -> list[Side]:
-    """The split's files, with each person's listening weight from the manifest's turn segments."""
+def _sides(root: Path, manifest: dict, split: str, laughs: bool = False) -> list[Side]:
+    """The split's files, with each person's listening weight from the manifest's turn segments;
+    ``laughs``: also the partner's laugh track (the conversation is generated again from its seed)."""
     from ..io.audio import load_audio
+    from .corpus import make_conversation
     from .motion import frame_times, listening
     from .timeline import Segment
 
+    scenario = manifest_scenario(manifest) if laughs else None
     out = []
     for item in manifest["items"]:
         if item["split"] != split:
@@ -61,9 +66,11 @@ def _sides(root: Path, manifest: dict, split: str) -> list[Side]:
         motion = {k: load_motion(folder / f"{item['name']}_speaker{k}.npz").to_model() for k in (1, 2)}
         segments = [Segment(**s) for s in item["segments"]]
         times = frame_times(len(motion[1]))
+        track = make_conversation(manifest["seconds"], item["seed"], scenario).laugh_audio if laughs else None
         for k in (1, 2):
             out.append(Side(f"{item['name']}_speaker{k}", motion[k], motion[3 - k],
-                            load_audio(folder / f"{item['name']}_speaker{3 - k}.wav"), listening(times, segments, k)))
+                            load_audio(folder / f"{item['name']}_speaker{3 - k}.wav"), listening(times, segments, k),
+                            None if track is None else track[3 - k]))
     if not out:
         raise InputError(root / split, "no conversations of this split in the manifest")
     return out
@@ -115,12 +122,14 @@ def _lagged(x: np.ndarray, lags=PROBE_LAGS) -> np.ndarray:
     return out
 
 
-def _probe_features(side: Side, cause: dict, mel: np.ndarray | None) -> np.ndarray:
+def _probe_features(side: Side, cause: dict, mel: dict[str, np.ndarray]) -> np.ndarray:
+    """The true input of a cause, lagged: the partner's motion on the cause's coefficients (``motion``), the
+    partner's voice (speech drivers) or laughs (audio-carried events) as log-mel energies (``audio``)."""
     parts = []
     if cause["carrier"] in ("motion", "both"):
         parts.append(side.partner[:, cause["targets"]])
     if cause["carrier"] in ("audio", "both"):
-        parts.append(mel)
+        parts.append(mel["laughs"] if cause["driver"] == "partner_event" else mel["audio"])
     x = _lagged(np.concatenate(parts, axis=1)).astype(np.float64)  # (T, F)
     gate = side.listening[:, None].astype(np.float64)  # (T, 1)
     return np.concatenate([x, x * gate, gate], axis=1)  # (T, 2F + 1): gated too, with the gate's own offset
@@ -130,8 +139,11 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
     """Ridge probe per listening cause -> {cause: {"alpha", "mse", "mse_mean", "reduction"}} on test."""
     from sklearn.linear_model import Ridge
 
-    data = {s: _sides(root, manifest, s) for s in splits}
-    mels = {s: [log_mel_frames(side.partner_audio)[: len(side.target)] for side in data[s]] for s in splits}
+    laughs = any(c.driver == "partner_event" and c.carrier != "motion" for c in manifest_scenario(manifest).causes)
+    data = {s: _sides(root, manifest, s, laughs) for s in splits}
+    mels = {s: [{"audio": log_mel_frames(side.partner_audio)[: len(side.target)],
+                 "laughs": None if side.partner_laughs is None else log_mel_frames(side.partner_laughs)[: len(side.target)]}
+                for side in data[s]] for s in splits}
     mean = np.concatenate([side.target for side in data[splits[0]]]).mean(0)  # (56,)
     out = {}
     for name, cause in groups(manifest).items():

@@ -102,6 +102,7 @@ def check_train_config(cfg: TrainConfig) -> DualTalkConfig:
     need(d.val_split != d.train_split, f"the validation split must differ from the training split ({d.val_split!r})")
     need(d.val_split != d.test_split, f"the validation split must not be the test split ({d.test_split!r}): "
                                       "set data.val_split to a held-out split of its own")
+    need(o.optimizer in ("adam", "adamw"), f"optim.optimizer must be 'adam' or 'adamw', not {o.optimizer!r}")
     need(o.lr > 0, f"optim.lr must be > 0, not {o.lr}")
     need(o.scheduler in ("step", "constant"), f"optim.scheduler must be 'step' or 'constant', not {o.scheduler!r}")
     need(o.step_unit in ("epoch", "step"), f"optim.step_unit must be 'epoch' or 'step', not {o.step_unit!r}")

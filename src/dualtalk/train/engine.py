@@ -194,6 +194,26 @@ def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool) -> dict
     return {"loss": float(total), **{n: float(v) for n, v in zip(NAMES, mse)}}
 
 
+def fit_output_gain(model: DualTalk, loader, device: torch.device, cached: bool) -> np.ndarray:
+    """Least-squares gain per coefficient of the model's prediction around the stored mean, on ``loader``
+    (validation), clipped to [0, 1]: argmin_g sum (g p - y)^2 in normalised units. (56,)"""
+    model.output_gain.fill_(1.0)
+    mean, std = model.motion_mean, model.motion_std
+    py = torch.zeros(model.config.motion_dim, dtype=torch.float64, device=device)
+    pp = torch.zeros_like(py)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for batch in loader:
+            pred = (run_model(model, batch, device, cached) - mean) / std  # (B, W, 56)
+            target = (batch["target"].to(device) - mean) / std  # (B, W, 56)
+            m = batch["mask"].to(device)[..., None].to(pred.dtype)  # (B, W, 1)
+            py += (pred * target * m).sum((0, 1)).double()
+            pp += (pred * pred * m).sum((0, 1)).double()
+    model.train(was_training)
+    return (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0).float().cpu().numpy()
+
+
 # ----------------------------------------------------------------------------------------------------
 # the run
 
@@ -235,6 +255,23 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
         return _train(Path(data_dir), out, config, resume, progress, ctx)
     finally:
         ctx.close()
+
+
+def calibrate_best(run: Path, val_index, window: int, d, device, cached: bool, features, say) -> np.ndarray:
+    """Fit the output gain of ``RUN/best`` on the whole validation split and write ``best/`` again."""
+    from ..model.checkpoint import load_model, read_model_config
+
+    best = load_model(run / "best").to(device)
+    _, extra = read_model_config(run / "best")
+    sampler = PlanBatchSampler(val_index.frames, window, d.batch_size, shuffle=False)
+    loader = make_loader(ConversationWindows(val_index, window, features), sampler, d.num_workers,
+                         device.type == "cuda", persistent=False)
+    gain = fit_output_gain(best, loader, device, cached)
+    best.output_gain.copy_(torch.from_numpy(gain))
+    runs.save_best(run, best, {**extra, "output_gain": [round(float(g), 4) for g in gain]})
+    say(f"output gain fitted on the validation split: mean {gain.mean():.2f}, "
+        f"{int((gain < 0.05).sum())} of {len(gain)} coefficients fall back to the mean")
+    return gain
 
 
 def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: bool, ctx: Dist) -> Path:
@@ -325,7 +362,8 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
     # --- optimisation ------------------------------------------------------------------------------
     o = cfg.optim
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    opt_cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(o, steps_per_epoch))
     ema = None
     if cfg.ema_decay:
@@ -508,6 +546,8 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
             validate(step)
         checkpoint(step)
     metrics.close()
+    if model_cfg.output_gain and ctx.main and (run / "best").exists():
+        calibrate_best(run, val_index, val_window, d, ctx.device, cached, features["val"], say)
     if cfg.debug_record:
         (run / "debug").mkdir(parents=True, exist_ok=True)
         import json

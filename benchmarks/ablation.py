@@ -1,0 +1,179 @@
+"""Why listening was not learned: the recommended recipe with one factor changed at a time.
+
+    .venv/bin/python benchmarks/ablation.py                          # every factor, tuning corpora seeds 1, 2
+    .venv/bin/python benchmarks/ablation.py --factors recipe,no_motion_skip --seeds 1
+
+Each factor is the recommended CPU recipe (``dualtalk/assets/configs/recipe-cpu.yaml``) with the overrides
+below; ``before`` is the paper variant as it was before the recipe (no new information paths, no output
+gain: what issue 10 measured). Every variant trains ``dualtalk_paper`` on corpora from ``dualtalk synth
+--causes random`` (40 x 45 s; the seeds the recipe was tuned on, 1 and 2, by default), predicts the test
+split and scores every cause against the ridge probe (``dualtalk.synth.scoring``). Two variants train at
+once, one thread each.
+
+Writes ``benchmarks/results/ablation.json`` and ``ablation.png`` (error reduction per cause and variant,
+relative to the probe's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PATHS_OFF = ["model.enhancer_residual=false", "model.motion_skip=false", "model.temporal_kernel=0",
+             "model.lstm_residual=false", "model.interaction_residual=false"]
+#: factor -> overrides of the recipe (the issue's list: information path, loss weighting, normalisation,
+#: window length, capacity, optimisation, steps)
+FACTORS = {
+    "recipe": [],
+    "before": PATHS_OFF + ["model.output_gain=false"],
+    "no_partner_audio_residual": ["model.enhancer_residual=false"],
+    "no_motion_skip": ["model.motion_skip=false"],
+    "no_temporal_conv": ["model.temporal_kernel=0"],
+    "no_interaction_residual": ["model.interaction_residual=false"],
+    "no_output_gain": ["model.output_gain=false"],
+    "loss_exp_1": ["loss.exp=1"],
+    "no_normalization": ["model.normalize_motion=false", "model.output_gain=false", "loss.normalized=false"],
+    "window_8s": ["data.window_frames=200", "data.batch_size=8"],
+    "d32": ["model.feature_dim=32"],
+    "d128": ["model.feature_dim=128"],
+    "lr_3e-4": ["optim.lr=3e-4"],
+    "steps_600": ["max_steps=600"],
+    "steps_2400": ["max_steps=2400", "optim.step_size=1000"],
+}
+
+
+def _job(data: str, work: str, name: str, overrides: list[str], result: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED
+    from dualtalk.inference.pipeline import InferenceOptions, predict
+    from dualtalk.train import make_train_config, train
+
+    out = Path(work)
+    shutil.rmtree(out, ignore_errors=True)
+    log = out.parent / f"{out.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout = sys.stderr = open(log, "w", buffering=1)
+    cfg = make_train_config(config_file=DEFAULT_CONFIG, overrides=LEARNED["dualtalk_paper"] + overrides)
+    started = time.perf_counter()
+    best = train(data, out / "run", cfg, progress=False)
+    seconds = time.perf_counter() - started
+    predict(best, Path(data) / "test", out / "pred", options=InferenceOptions(progress=False))
+    Path(result).write_text(json.dumps({"seconds": seconds}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="1,2")
+    ap.add_argument("--factors", default=",".join(FACTORS))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=Path("data/ablation"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
+    args = ap.parse_args()
+    from dualtalk.synth import make_corpus
+    from dualtalk.synth.corpus import load_manifest
+    from dualtalk.synth.scoring import probe, score_predictions
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    factors = [f for f in args.factors.split(",") if f]
+    unknown = [f for f in factors if f not in FACTORS]
+    if unknown:
+        ap.error(f"unknown factor(s) {unknown}; known: {', '.join(FACTORS)}")
+    corpora = {}
+    for seed in seeds:
+        data = args.work / f"corpus_{seed}"
+        if not (data / "manifest.json").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            make_corpus(data, 40, 45, seed=seed, splits="train=32,val=4,test=4", causes="random", progress=False)
+        corpora[seed] = data
+    jobs = [(seed, f) for seed in seeds for f in factors]
+    ctx = mp.get_context("spawn")
+    running, done = {}, {}
+    while jobs or running:
+        while jobs and len(running) < args.jobs:
+            seed, f = jobs.pop(0)
+            work = args.work / f"seed{seed}" / f
+            result = work.parent / f"{f}.json"
+            result.unlink(missing_ok=True)
+            p = ctx.Process(target=_job, args=(str(corpora[seed]), str(work), f, FACTORS[f], str(result)))
+            p.start()
+            running[(seed, f)] = (p, result)
+            print(f"[ablation] seed {seed}: {f} started", flush=True)
+        time.sleep(2)
+        for key, (p, result) in list(running.items()):
+            if p.is_alive():
+                continue
+            p.join()
+            del running[key]
+            if p.exitcode != 0 or not result.exists():
+                print(f"[ablation] seed {key[0]}: {key[1]} FAILED (see {result.with_suffix('.log')})", flush=True)
+                continue
+            done[key] = json.loads(result.read_text())["seconds"]
+            print(f"[ablation] seed {key[0]}: {key[1]} trained in {done[key]:.0f} s", flush=True)
+    out = {"seeds": seeds, "factors": {f: FACTORS[f] for f in factors}, "corpora": {}}
+    for seed, data in corpora.items():
+        manifest = load_manifest(data)
+        pr = probe(data, manifest)
+        rows = {}
+        for f in factors:
+            if (seed, f) not in done:
+                continue
+            scores = score_predictions(data, manifest, args.work / f"seed{seed}" / f / "pred")
+            for name, row in scores.items():
+                p = pr.get(name)
+                row["capture"] = None if p is None or p["reduction"] <= 0 else row["reduction"] / p["reduction"]
+            rows[f] = {"train_seconds": done[(seed, f)], "scores": scores}
+        out["corpora"][str(seed)] = {"scenario": manifest["scenario"], "probe": pr, "variants": rows}
+        print(f"seed {seed}: probe " + ", ".join(f"{k} {v['reduction']:+.3f}" for k, v in pr.items()))
+        for f, row in rows.items():
+            print(f"  {f:28s} " + ", ".join(f"{k} {v['reduction']:+.3f}" for k, v in row["scores"].items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    plot(out, args.out.with_suffix(".png"))
+    print(f"saved {args.out} and {args.out.with_suffix('.png')}")
+    return 0
+
+
+def plot(out: dict, path: Path) -> None:
+    """Heat map: variants x (corpus, cause), cell = error reduction / probe's (speech: reduction)."""
+    from matplotlib.figure import Figure
+
+    cols, labels = [], []
+    for seed, c in out["corpora"].items():
+        for name in next(iter(c["variants"].values()))["scores"] if c["variants"] else []:
+            cols.append((seed, name))
+            labels.append(f"{seed}:{name.replace('partner_', '')}")
+    factors = list(out["factors"])
+    grid = np.full((len(factors), len(cols)), np.nan)
+    for i, f in enumerate(factors):
+        for j, (seed, name) in enumerate(cols):
+            row = out["corpora"][seed]["variants"].get(f)
+            if row:
+                s = row["scores"][name]
+                grid[i, j] = s["capture"] if s.get("capture") is not None else s["reduction"]
+    fig = Figure(figsize=(1.0 + 0.6 * len(cols), 0.9 + 0.32 * len(factors)), dpi=110)
+    ax = fig.subplots()
+    im = ax.imshow(np.clip(grid, -0.5, 1.5), cmap="RdYlGn", vmin=-0.5, vmax=1.5, aspect="auto")
+    for i in range(len(factors)):
+        for j in range(len(cols)):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_yticks(range(len(factors)), factors, fontsize=7)
+    ax.set_xticks(range(len(cols)), labels, rotation=60, ha="right", fontsize=6)
+    ax.set_title("listening causes: capture of the probe's error reduction (speech: error reduction)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

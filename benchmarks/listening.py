@@ -1,0 +1,172 @@
+"""Listening that generalizes: the recommended recipe on corpora with randomly drawn causes.
+
+    .venv/bin/python benchmarks/listening.py                                   # 5 corpora, seeds 101-105
+    .venv/bin/python benchmarks/listening.py --seeds 1,2 --out /tmp/tune.json  # the tuning corpora
+    .venv/bin/python benchmarks/listening.py --seeds 101 --methods dualtalk_paper --work /tmp/l
+
+For every seed: ``dualtalk synth --causes random`` draws a corpus whose listening causes (which
+coefficients, delay 0.2-1.0 s, amplitude, add/max composition, carried by the partner's audio, motion or
+both; see ``dualtalk.synth.causes``) nobody here looked at, 40 conversations of 45 s (30 minutes of
+dialogue: 32 train, 4 val, 4 test). ``dualtalk benchmark`` trains every learned method with the same
+recipe (default: the recommended CPU recipe, ``dualtalk.benchmark.DEFAULT_CONFIG``) and evaluates the
+test split; ``dualtalk.synth.scoring`` then scores each cause on its own frames (listening causes on
+listening frames of their coefficients, speech on speaking frames) as an error reduction relative to the
+training mean, next to the reduction of a ridge probe on lagged features of the cause's true input.
+
+Writes ``benchmarks/results/listening.json`` (every number, per corpus and cause) and
+``benchmarks/results/listening.png`` (capture of each cause, per corpus), and prints the acceptance checks:
+
+- ``dualtalk_paper`` captures >= 60 % of the probe's error reduction on every listening cause of a corpus;
+- on listening frames of the causes' coefficients it beats ``speaker_only``, on speaking frames
+  ``listener_only``;
+- no learned method is worse than the training mean on any group (exp / jaw / pose) of the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, run_benchmark
+from dualtalk.synth import make_corpus
+from dualtalk.synth.scoring import score_corpus
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CAPTURE_BAR = 0.6
+
+
+def run_corpus(seed: int, work: Path, methods: list[str], config: str, jobs: int, conversations: int,
+               seconds: float, steps: int | None) -> dict:
+    data = work / f"corpus_{seed}"
+    report_dir = work / f"report_{seed}"
+    if not (data / "manifest.json").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        n_test = n_val = max(1, conversations // 10)
+        make_corpus(data, conversations, seconds, seed=seed, causes="random", progress=False,
+                    splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test})
+    started = time.perf_counter()
+    report = run_benchmark(data, report_dir, config_file=config, methods=methods + ["mean"], jobs=jobs,
+                           steps=steps, progress=True)
+    learned = [m for m in methods if m in LEARNED]
+    scores = score_corpus(data, {m: report_dir / "pred" / m for m in methods})
+    manifest = json.loads((data / "manifest.json").read_text())
+    return {
+        "seed": seed,
+        "scenario": manifest["scenario"],
+        "minutes_of_dialogue": conversations * seconds / 60,
+        "train_seconds": {m: report["seconds"][m] for m in learned},
+        "wall_seconds": time.perf_counter() - started,
+        "groups": scores["groups"],
+        "probe": scores["probe"],
+        "methods": scores["methods"],
+        "mse": {m: {g: report["results"][m]["mean"][f"mse_{g}"] for g in ("exp", "jaw", "pose")}
+                for m in methods + ["mean"]},
+    }
+
+
+def checks(corpora: list[dict], main: str = "dualtalk_paper") -> dict:
+    """The acceptance checks of the issue, per corpus and overall."""
+    out = []
+    for c in corpora:
+        listening = [g for g, v in c["groups"].items() if v["role"] == "listening"]
+        row = {"seed": c["seed"], "capture": {}, "worse_than_mean": []}
+        m = c["methods"].get(main)
+        if m:
+            row["capture"] = {g: m[g]["capture"] for g in listening}
+            row["all_captured"] = all(v is not None and v >= CAPTURE_BAR for v in row["capture"].values())
+            if "speaker_only" in c["methods"]:
+                mine = np.mean([m[g]["mse"] for g in listening])
+                theirs = np.mean([c["methods"]["speaker_only"][g]["mse"] for g in listening])
+                row["listening_mse_vs_speaker_only"] = [float(mine), float(theirs)]
+            if "listener_only" in c["methods"]:
+                row["speaking_mse_vs_listener_only"] = [m["speech"]["mse"], c["methods"]["listener_only"]["speech"]["mse"]]
+        for method, groups in c["mse"].items():
+            if method == "mean":
+                continue
+            for g, v in groups.items():
+                if v > c["mse"]["mean"][g]:
+                    row["worse_than_mean"].append(f"{method}:{g}")
+        out.append(row)
+    return {"per_corpus": out, "corpora_all_captured": sum(bool(r.get("all_captured")) for r in out),
+            "corpora": len(out), "worse_than_mean": sum(len(r["worse_than_mean"]) for r in out)}
+
+
+def plot(corpora: list[dict], out: Path) -> None:
+    from matplotlib.figure import Figure
+
+    methods = list(corpora[0]["methods"])
+    fig = Figure(figsize=(3.1 * len(corpora), 3.6), dpi=110)
+    axes = np.atleast_1d(fig.subplots(1, len(corpora), sharey=True))
+    for ax, c in zip(axes, corpora):
+        names = [g for g in c["groups"] if c["groups"][g]["role"] == "listening"]
+        x = np.arange(len(names))
+        width = 0.8 / (len(methods) + 1)
+        ax.bar(x, [c["probe"][g]["reduction"] for g in names], width, label="probe (ridge, true input)", color="0.6")
+        for i, m in enumerate(methods):
+            ax.bar(x + (i + 1) * width, [c["methods"][m][g]["reduction"] for g in names], width, label=m)
+        labels = [f"{g.rsplit('_', 1)[0].replace('partner_', '')}\n{c['groups'][g]['carrier']}" for g in names]
+        ax.set_xticks(x + width * len(methods) / 2, labels, fontsize=7)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(f"corpus seed {c['seed']}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("error reduction vs train mean\n(listening frames of the cause)")
+    axes[0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="101,102,103,104,105", help="corpus seeds (default: five untuned ones)")
+    ap.add_argument("--methods", default="dualtalk_paper,speaker_only,listener_only")
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="training recipe (default: the recommended one)")
+    ap.add_argument("--steps", type=int, default=None, help="override the recipe's max_steps")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--conversations", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=45.0)
+    ap.add_argument("--work", type=Path, default=Path("data/listening"), help="corpora and reports (kept)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "listening.json")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    methods = [m for m in args.methods.split(",") if m.strip()]
+    corpora = []
+    for seed in seeds:
+        print(f"[listening] corpus seed {seed}", flush=True)
+        corpora.append(run_corpus(seed, args.work, methods, args.config, args.jobs, args.conversations,
+                                  args.seconds, args.steps))
+        for g, v in corpora[-1]["groups"].items():
+            p = corpora[-1]["probe"].get(g)
+            cells = ", ".join(f"{m} {corpora[-1]['methods'][m][g]['reduction']:+.3f}" for m in methods)
+            print(f"  {g:20s} {v['carrier']:9s} probe {p['reduction']:+.3f}  " if p else f"  {g:20s} {'':9s} {'':14s}  ",
+                  cells, flush=True)
+    result = {"config": args.config, "seeds": seeds, "methods": methods, "conversations": args.conversations,
+              "seconds": args.seconds, "steps": args.steps, "corpora": corpora,
+              "checks": checks(corpora) if "dualtalk_paper" in methods else None}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    plot(corpora, args.out.with_suffix(".png"))
+    if result["checks"]:
+        ch = result["checks"]
+        print(f"dualtalk_paper captures >= {CAPTURE_BAR:.0%} of the probe on every listening cause in "
+              f"{ch['corpora_all_captured']} of {ch['corpora']} corpora; learned method x group worse than the "
+              f"mean: {ch['worse_than_mean']}")
+        for row in ch["per_corpus"]:
+            print(f"  seed {row['seed']}: capture " + ", ".join(
+                f"{g} {v:.2f}" if v is not None else f"{g} -" for g, v in row["capture"].items())
+                + (f"; listening MSE vs speaker_only {row['listening_mse_vs_speaker_only'][0]:.4g} / "
+                   f"{row['listening_mse_vs_speaker_only'][1]:.4g}" if "listening_mse_vs_speaker_only" in row else "")
+                + (f"; speaking vs listener_only {row['speaking_mse_vs_listener_only'][0]:.4g} / "
+                   f"{row['speaking_mse_vs_listener_only'][1]:.4g}" if "speaking_mse_vs_listener_only" in row else "")
+                + (f"; worse than mean: {', '.join(row['worse_than_mean'])}" if row["worse_than_mean"] else ""))
+    print(f"saved {args.out} and {args.out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
