@@ -27,9 +27,10 @@ import numpy as np
 from dualtalk.baselines import BASELINES, predict_baseline
 from dualtalk.io.motion import load_model_motion, load_motion
 from dualtalk.synth import make_conversation, make_corpus
-from dualtalk.synth.motion import SMILE_DIMS
+from dualtalk.synth.causes import standard
 
 GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56)}
+SMILE_DIMS = next(c for c in standard().causes if c.name == "smile").targets  # exp 3, 20-35
 RESULTS = Path(__file__).resolve().parent / "results" / "synth.json"
 
 

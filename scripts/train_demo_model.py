@@ -3,16 +3,14 @@
     python scripts/train_demo_model.py                       # the shipped model (a few minutes on 2 CPU cores)
     python scripts/train_demo_model.py --steps 300 --out /tmp/demo_model --work /tmp/demo_work
 
-It writes a synthetic corpus (``dualtalk synth``: 40 conversations of 60 s, seed 2025), trains the ``small``
-preset, paper variant (its aligned cross-modal attention lets the listener mirror the partner's smile; see
-the benchmark in README), on it with the project's training code (``dualtalk train``), and copies the best
-model (lowest validation loss) to ``--out``. Equivalent commands:
+It writes a synthetic corpus (``dualtalk synth``: 40 conversations of 60 s, seed 2025, the standard causes),
+trains DualTalk on it with the recommended CPU recipe (``recipe-cpu``: the ``small`` preset, paper variant
+with its information paths, output gain; see "Listening that generalizes" in README) and the project's
+training code (``dualtalk train``), and copies the best model (lowest validation loss) to ``--out``.
+Equivalent commands:
 
     dualtalk synth --out WORK/corpus --conversations 40 --seconds 60 --seed 2025 --splits train=36,val=4
-    dualtalk train --data WORK/corpus --out WORK/run --preset small --max-steps 1500 \\
-        data.window_frames=100 data.batch_size=16 data.num_workers=1 optim.lr=1e-3 \\
-        optim.step_unit=step optim.step_size=600 optim.gamma=0.5 loss.exp=3.0 model.variant=paper \\
-        model.dropout=0.0 model.interaction_dropout=0.0
+    dualtalk train --data WORK/corpus --out WORK/run --config recipe-cpu --max-steps 1500
 
 The weights are about 3 MB.
 """
@@ -28,12 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ASSET = REPO / "src" / "dualtalk" / "assets" / "demo_model"
 
-TRAIN_OVERRIDES = [
-    "data.window_frames=100", "data.batch_size=16", "data.num_workers=1", "optim.lr=1e-3",
-    "optim.step_unit=step", "optim.step_size=600", "optim.gamma=0.5",
-    "loss.exp=3.0", "model.variant=paper", "model.dropout=0.0", "model.interaction_dropout=0.0",
-    "val_every=250", "checkpoint_every=500",
-]
+RECIPE = "recipe-cpu"
 
 
 def main() -> None:
@@ -60,14 +53,14 @@ def main() -> None:
         n_val = max(2, args.conversations // 10)
         make_corpus(corpus, args.conversations, seconds=60.0, seed=args.seed,
                     splits={"train": args.conversations - n_val, "val": n_val})
-    cfg = make_train_config(preset="small", max_steps=args.steps, overrides=TRAIN_OVERRIDES)
+    cfg = make_train_config(config_file=RECIPE, max_steps=args.steps)
     best = train(corpus, work / "run", cfg)
     model = load_model(best)
     extra = dict(model.extra)
     extra.update({"made_by": "python scripts/train_demo_model.py",
                   "corpus": {"generator": "dualtalk.synth", "version": GENERATOR_VERSION,
                              "conversations": args.conversations, "seconds": 60, "seed": args.seed},
-                  "train": {"preset": "small", "steps": args.steps, "overrides": TRAIN_OVERRIDES}})
+                  "train": {"config": RECIPE, "steps": args.steps}})
     if args.out.exists():
         shutil.rmtree(args.out)
     save_model(model, args.out, extra=extra)

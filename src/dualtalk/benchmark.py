@@ -2,15 +2,18 @@
 and write the comparison table.
 
     dualtalk synth --out data/synth --conversations 40 --seconds 60 --seed 7 --splits train=32,val=4,test=4
-    dualtalk benchmark --data data/synth --out reports/synth --config configs/benchmark_synth.yaml
-    dualtalk benchmark --data data/synth --out reports/synth --config configs/benchmark_synth.yaml --jobs 2
-    dualtalk benchmark --data DATA --out reports/real --preset small --steps 20000 --methods dualtalk,mean
+    dualtalk benchmark --data data/synth --out reports/synth --jobs 2          # the recommended CPU recipe
+    dualtalk benchmark --data DATA --out reports/real --config my_recipe.yaml --steps 20000 --methods dualtalk,mean
+
+Every learned method trains with one recipe: ``--config`` (a YAML file or a packaged config's name), by
+default the recommended CPU recipe ``recipe-cpu`` (``dualtalk/assets/configs/recipe-cpu.yaml``).
 
 Methods (all learned ones are trained and run by the same training and inference code, as presets and
 overrides of one config, not copies):
 
     dualtalk         DualTalk, released variant, at ``--preset`` size
-    dualtalk_paper   DualTalk, paper variant (alignment-biased attention, gated modulation, positions)
+    dualtalk_paper   DualTalk, paper variant (alignment-biased attention, gated modulation, positions, and
+                     the information paths that let partner-driven behaviour be learned)
     speaker_only     FaceFormer-style: the person's own audio only (paper variant, inputs switched off)
     listener_only    Learning2Listen-style: the partner's audio and motion only (paper variant)
     mean             the training-set mean motion
@@ -18,7 +21,8 @@ overrides of one config, not copies):
     random_segment   a random ground-truth window of another training conversation
 
 Outputs in REPORT_DIR: ``report.md`` (the table in the paper's column order, the speaking/listening
-breakdown and the noise floor when the corpus reports one), ``report.json`` (everything), ``roles.png``
+breakdown, the noise floor and, on a ``dualtalk synth`` corpus, the error reduction of every cause next to
+a ridge probe's (``dualtalk.synth.scoring``)), ``report.json`` (everything), ``roles.png``
 (per-role errors), ``learning_curves.png`` (validation loss per group against steps, every learned
 method), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions); with
 ``--jobs N`` (N learned methods trained at once, each in its own process) also ``logs/<method>.log``.
@@ -195,6 +199,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
         "seconds": timings,
         "noise_floor": _noise_floor(data),
         "results": results,
+        "causes": _cause_scores(data, out, names, progress),
     }
     from .render.curves import plot_learning_curves
 
@@ -205,6 +210,22 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
     plot_roles(report, out / "roles.png")
     atomic_write_text(out / "report.md", render_markdown(report))
     return report
+
+
+def _cause_scores(data: Path, out: Path, names: list[str], progress: bool) -> dict | None:
+    """Per-cause error reductions and the ridge probe, on a ``dualtalk synth`` corpus (version 3 on)."""
+    from .synth.corpus import GENERATOR, load_manifest
+    from .synth.scoring import score_corpus
+
+    try:
+        manifest = load_manifest(data)
+    except DualTalkError:
+        return None
+    if manifest.get("generator") != GENERATOR or "scenario" not in manifest:
+        return None
+    if progress:
+        print("[benchmark] scoring every cause, with the ridge probe", flush=True)
+    return score_corpus(data, {name: out / "pred" / name for name in names})
 
 
 def _noise_floor(data: Path) -> dict | None:
@@ -279,6 +300,23 @@ def render_markdown(report: dict) -> str:
     if floor:
         lines += ["", "Noise floor of the synthetic corpus (MSE of the idle motion no input can predict): "
                   + ", ".join(f"{g} {_fmt(floor.get(g))}" for g in GROUPS if g in floor) + "."]
+    causes = report.get("causes")
+    if causes:
+        groups = list(causes["groups"])
+        lines += ["", "## By cause", "",
+                  "Error reduction relative to the training mean on each cause's own frames and coefficients "
+                  "(speech: speaking frames; listening causes: listening frames), and in brackets the share of the "
+                  "ridge probe's reduction (a linear model on the cause's true input) that the method captures.", "",
+                  "| Method | " + " | ".join(f"{g} ({causes['groups'][g]['carrier']})" for g in groups) + " |",
+                  "|---" * (1 + len(groups)) + "|"]
+        probe = causes.get("probe", {})
+        lines.append("| probe | " + " | ".join(f"{probe[g]['reduction']:+.3f}" if g in probe else "–" for g in groups)
+                     + " |")
+        for m in methods:
+            row = causes["methods"][m]
+            cells = [f"{row[g]['reduction']:+.3f}" + (f" ({row[g]['capture']:.0%})" if row[g].get("capture") is not None
+                                                       else "") for g in groups]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "Time per method (train + predict + evaluate, s): "
               + ", ".join(f"{m} {report['seconds'][m]:.0f}" for m in methods), "",
               "![per-role errors](roles.png)", ""]

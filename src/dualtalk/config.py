@@ -107,16 +107,23 @@ class DualTalkConfig:
     bias_period: int = 25
     #: paper variant: half-width (frames) of the modal-alignment band in the decoder's cross-attention
     alignment_window: int = 0
-    #: EXPERIMENTAL paper variant: residual around the enhancer's cross-attention (partner audio reaches the model)
+    # --- paper variant: information paths (README "Listening that generalizes"). Off by default so that
+    # --- configs written before they existed load unchanged; on in the paper presets and the recipes.
+    #: the partner's audio features are added to the enhancer's cross-attention output (a residual, as in
+    #: every transformer block): without it, an attention with one admissible key (alignment_window 0)
+    #: returns the partner's motion whatever the audio, and the partner's voice reaches the model nowhere
     enhancer_residual: bool = False
-    #: EXPERIMENTAL paper variant: depthwise temporal convolution in the enhancer (kernel frames, 0 = none)
-    temporal_kernel: int = 0
-    #: EXPERIMENTAL paper variant: residual around the BiLSTM
-    lstm_residual: bool = False
-    #: EXPERIMENTAL paper variant: residual around the interaction module's self-attention
-    interaction_residual: bool = False
-    #: EXPERIMENTAL paper variant: linear skip in the motion encoder (every coefficient reaches the model)
+    #: a linear map of the partner's (normalised) motion added to the motion encoder's MLP, whose
+    #: 56 -> d/2 ReLU bottleneck otherwise loses single coefficients (e.g. one mirrored expression)
     motion_skip: bool = False
+    #: kernel (frames, odd; 0 = none) of a depthwise temporal convolution (+ pointwise) in the enhancer,
+    #: added residually before the BiLSTM: responses that follow the partner by a fixed delay in one step
+    temporal_kernel: int = 0
+    #: the BiLSTM's input is added to its output (the convolution's features reach the interaction module)
+    lstm_residual: bool = False
+    #: the interaction module's last self-attention gets a residual: without it its output is an attention
+    #: average over the window (at initialisation nearly uniform), which blurs every frame's timing
+    interaction_residual: bool = False
     #: which inputs the model sees (baselines switch some off; a switched-off input is not encoded)
     use_self_audio: bool = True
     use_partner_audio: bool = True
@@ -140,6 +147,8 @@ class DualTalkConfig:
                 raise DualTalkError(f"{name}={dim} is not divisible by num_heads={self.num_heads}")
         if self.sample_rate % self.fps:
             raise DualTalkError(f"sample_rate {self.sample_rate} is not a multiple of fps {self.fps}")
+        if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):
+            raise DualTalkError(f"temporal_kernel must be 0 or an odd number of frames, not {self.temporal_kernel}")
         if self.output_gain and not self.normalize_motion:
             raise DualTalkError("output_gain needs normalize_motion (the gain shrinks toward the stored mean)")
         if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):

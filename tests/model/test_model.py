@@ -225,3 +225,60 @@ def test_hf_hub_ids_load_through_the_hub_client(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(DualTalkError, match="hf-hub:someone/x: cannot download"):
         load_model("hf-hub:someone/x")
+
+
+def test_partner_voice_reaches_the_paper_model_only_with_the_enhancer_residual():
+    """alignment_window 0 leaves one admissible key per query: softmax over one key is 1 whatever the query,
+    so without the residual the partner's audio changes nothing; with it, it does."""
+    a, b, m = inputs()
+    other = 0.1 * torch.randn_like(b)
+    for residual, reaches in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        cfg = apply_overrides(get_preset("tiny"), ["variant=paper", f"enhancer_residual={str(residual).lower()}"])
+        model = DualTalk(cfg).eval()
+        with torch.inference_mode():
+            change = (model(a, b, m) - model(a, other, m)).abs().max()
+        assert (change > 1e-4) == reaches, (residual, float(change))
+
+
+def test_paper_paths_start_as_the_path_free_model_and_carry_single_coefficients():
+    torch.manual_seed(0)
+    cfg = get_preset("tiny-mel", ["variant=paper"])
+    assert cfg.motion_skip and cfg.temporal_kernel and cfg.enhancer_residual  # the preset's paths are on
+    with_paths = DualTalk(cfg).eval()
+    assert with_paths.joint_encoder.motion_skip.weight.abs().max() == 0  # zero-initialised: no change at first
+    assert with_paths.temporal_enhancer.temporal_conv[1].weight.abs().max() == 0
+    off = apply_overrides(cfg, ["motion_skip=false", "temporal_kernel=0"])
+    without = DualTalk(off).eval()
+    missing, unexpected = without.load_state_dict(with_paths.state_dict(), strict=False)
+    assert not missing and sorted({k.split(".")[1] for k in unexpected}) == ["motion_skip", "temporal_conv"]
+    a, b, m = inputs()
+    with torch.inference_mode():
+        torch.testing.assert_close(with_paths(a, b, m), without(a, b, m))
+    # the skip maps every coefficient: once trained, one coefficient of the partner moves the features
+    torch.nn.init.normal_(with_paths.joint_encoder.motion_skip.weight)
+    moved = m.clone()
+    moved[..., 41] += 1.0
+    with torch.inference_mode():
+        f1 = with_paths(a, b, m, return_intermediates=True)[1]["partner_motion_feat"]
+        f2 = with_paths(a, b, moved, return_intermediates=True)[1]["partner_motion_feat"]
+    assert ((f2 - f1).abs() > 1e-3).float().mean() > 0.5
+
+
+def test_temporal_kernel_must_be_odd():
+    with pytest.raises(DualTalkError, match="odd"):
+        get_preset("tiny-mel", ["temporal_kernel=4"])
+
+
+def test_output_gain_shrinks_toward_the_stored_mean():
+    model = DualTalk(get_preset("tiny-mel", ["output_gain=true"])).eval()
+    model.set_motion_statistics(torch.linspace(-1, 1, 56), torch.full((56,), 2.0))
+    x = inputs()
+    with torch.inference_mode():
+        full = model(*x)
+        model.output_gain.zero_()
+        torch.testing.assert_close(model(*x), model.motion_mean.expand_as(full))
+        model.output_gain.fill_(0.5)
+        torch.testing.assert_close(model(*x), model.motion_mean + 0.5 * (full - model.motion_mean))
+    with pytest.raises(DualTalkError, match="normalize_motion"):
+        get_preset("tiny", ["output_gain=true"])

@@ -9,7 +9,7 @@ def _benchmark(args) -> int:
     run_benchmark(args.data, args.out, preset=args.preset, steps=args.steps, methods=args.methods,
                   overrides=args.overrides, seed=args.seed, config_file=args.config, progress=not args.quiet,
                   jobs=args.jobs)
-    print(f"wrote {args.out}/report.md, report.json and roles.png")
+    print(f"wrote {args.out}/report.md, report.json, roles.png and learning_curves.png")
     return 0
 
 
@@ -22,7 +22,8 @@ def register(sub) -> None:
                                    "report.json and roles.png.")
     p.add_argument("--data", required=True, help="corpus with train, val and test splits")
     p.add_argument("--out", required=True, help="report directory")
-    p.add_argument("--config", help="training config YAML for the learned methods (e.g. configs/benchmark_synth.yaml)")
+    p.add_argument("--config", help="training recipe of the learned methods: a YAML file or a packaged config's name "
+                                    "(default: recipe-cpu, the recommended CPU recipe)")
     p.add_argument("--preset", help="model preset of the learned methods (default: the config's, else small)")
     p.add_argument("--steps", type=int, help="training steps per learned method (default: the config's)")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)}")

@@ -56,8 +56,10 @@ class JointEncoder(nn.Module):
             self.blendshape_encoder = nn.Sequential(
                 nn.Linear(cfg.motion_dim, d // 2), nn.ReLU(), nn.Linear(d // 2, d), nn.ReLU()
             )
-            if cfg.variant == "paper" and cfg.motion_skip:
+            if cfg.variant == "paper" and cfg.motion_skip:  # zero at first: the path-free model
                 self.motion_skip = nn.Linear(cfg.motion_dim, d)
+                nn.init.zeros_(self.motion_skip.weight)
+                nn.init.zeros_(self.motion_skip.bias)
 
     def forward(self, self_audio, partner_audio, partner_motion, num_frames: int, audio_features=None):
         """-> self audio (B, T, d), partner audio (B, T, d), partner motion (B, T, d) features.
@@ -97,6 +99,8 @@ class TemporalEnhancer(nn.Module):
         if cfg.variant == "paper" and cfg.temporal_kernel:
             k = cfg.temporal_kernel
             self.temporal_conv = nn.Sequential(nn.Conv1d(d, d, k, padding=k // 2, groups=d), nn.Conv1d(d, d, 1))
+            nn.init.zeros_(self.temporal_conv[1].weight)  # a residual branch that starts at zero
+            nn.init.zeros_(self.temporal_conv[1].bias)
 
     def forward(self, partner_audio_feat, partner_motion_feat):
         """(B, T, d), (B, T, d) -> (B, T, d)"""

@@ -1,6 +1,7 @@
 """Synthetic two-person conversations with known causes: ``dualtalk synth``.
 
     dualtalk synth --out data/synth --conversations 40 --seconds 60 --seed 0 --splits train=0.8,val=0.1,test=0.1
+    dualtalk synth --out data/r5 --conversations 40 --seconds 45 --seed 5 --splits train=32,val=4,test=4 --causes random
 
     from dualtalk.synth import make_conversation, make_corpus
     conv = make_conversation(seconds=20, seed=3)       # audio / motion of both people + the truth
@@ -28,40 +29,38 @@ speech     while the person speaks, with env = stress * sin(pi u) of the    exp 
 prosody    head pitch follows the person's own intonation: 0.25 x relative  global pitch (53)       own audio (f0)
            f0 deviation (declination +0.10 -> -0.10 over a phrase, +0.12
            accents), gaussian-smoothed (sigma 1.5 frames)
-nod        listener nods after each of the partner's phrases:             global pitch (53)       partner audio (phrase end);
-           0.08 sin(pi u) over [end + 0.3 s, end + 0.8 s] (peak 0.55 s                             also partner motion (jaw
-           after the phrase end), times the listening weight L                                     stops)
-turn       head turns toward the speaking partner: yaw target 0.15 rad      global yaw (54)         partner audio (+ own audio
-           x partner-in-phrase x L, one-pole lag tau = 0.2 s                                       for the gate L)
-mirror     the listener mirrors the partner's smile: smile_k[n] =          exp 3, exp 20-35        partner motion only
-           mood_k[n] + 0.8 L_k[n] smile_partner[n - 12] (delay 0.48 s); a  (the smile)
-           smile of intensity s moves exp3 by s and exp 20-35 by
-           0.6 s V (fixed unit-RMS loadings V)
+<cause>    one component per listening cause of the scenario               the cause's targets     the partner's audio, motion
+           (:mod:`.causes`): intensity = compose(own activations,                                  or both (the cause's carrier)
+           L x driver(t - delay)) x peak
 idle       random, unpredictable from any input: smoothed jitter           all 56                  nothing: the noise floor
-           (std exp 0.05, jaw 0.005, global 0.006; sigma 1.5 frames), slow
-           head drift (std 0.03 rad, sigma 25 frames), slow smile mood
-           (std 0.25, sigma 20 frames; moves the smile coefficients)
+           (std exp 0.05, jaw 0.005, global 0.006; sigma 1.5 frames) and
+           slow head drift (std 0.03 rad, sigma 25 frames); drawn per
+           corpus in ``random`` scenarios
 =========  ==============================================================  ======================  ============================
 
-L_k(t) = 1 - (person k's own phrase mask, moving average over 5 frames): 1 while listening, 0 while speaking
-(backchannels do not count as speaking). So ``speech`` and ``prosody`` are visible only in the person's
-own audio (a listener-only model cannot learn them), ``nod``, ``turn`` and ``mirror`` only in the partner's
-inputs (a speaker-only model cannot learn them) and ``mirror`` only in the partner's motion.
+The ``standard`` scenario: ``nod`` (the partner's phrase ends -> head pitch, 0.08 rad peaking 0.55 s after),
+``turn`` (the partner talking -> yaw toward them, 0.15 rad, lag 0.2 s), ``smile`` (the partner's own smiles,
+seen in their motion -> mirrored 0.48 s later on exp 3 and exp 20-35, on top of the person's own smiles).
+``random`` scenarios draw which coefficients each cause moves, its delay (0.2-1.0 s), amplitude, composition
+(add or max) and carrier (audio: a laugh; motion; both), see :mod:`.causes`.
 
-The noise floor: the ``idle`` component is the only part of the motion that no input determines, so the
-mean squared error between the motion and the motion without ``idle`` (the error of an oracle that knows
-every rule) is the floor of every MSE-type metric. :func:`make_corpus` reports it per group (``exp`` 50,
-``jaw`` 3, ``pose`` = global rotation 3, ``all`` 56), per conversation, per split and overall. One caveat:
-the mood part of ``idle`` is mirrored by the partner 0.48 s later, so a model that reads the partner's
-*future* motion (DualTalk reads the whole dialogue) can recover part of it (and, the mood being slow, the
-partner's past motion says a little too); ``noise_floor_lower_bound`` is the floor with the smile
-coefficients' idle removed entirely wherever the partner mirrors them (the achievable error lies between
-the two).
+L_k(t) = 1 - (person k's own phrase mask, moving average over 5 frames): 1 while listening, 0 while speaking
+(backchannels and laughs do not count as speaking). So ``speech`` and ``prosody`` are visible only in the
+person's own audio (a listener-only model cannot learn them), and the listening causes only in the partner's
+inputs (a speaker-only model cannot learn them).
+
+The noise floor: the error of an oracle that knows every rule and input but not the random parts (``idle``,
+and the silent spontaneous activations, of which it knows the mean) is the floor of every MSE-type metric.
+:func:`make_corpus` reports it per group (``exp`` 50, ``jaw`` 3, ``pose`` = global rotation 3, ``all`` 56),
+per conversation, per split and overall; ``noise_floor_lower_bound`` is the idle noise alone (a model that
+reads the partner's future motion can recover some of the spontaneous activations from their mirror).
 
 Everything is deterministic given the seed (numpy ``SeedSequence`` streams for the plan, each voice and
 the motion), vectorised, and fast (a 60 s conversation in a fraction of a second).
 """
 
+from .causes import ListeningCause, Scenario, random_scenario, standard
 from .corpus import GENERATOR_VERSION, SynthConversation, make_conversation, make_corpus, parse_splits
 
-__all__ = ["GENERATOR_VERSION", "SynthConversation", "make_conversation", "make_corpus", "parse_splits"]
+__all__ = ["GENERATOR_VERSION", "ListeningCause", "Scenario", "SynthConversation", "make_conversation", "make_corpus",
+           "parse_splits", "random_scenario", "standard"]

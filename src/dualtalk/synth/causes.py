@@ -17,10 +17,11 @@ carrier       which of the partner's signals carries a ``partner_event``: ``moti
 targets       the listener's coefficients the response moves (model order): one, or a pattern of 4-12
               with fixed signed loadings (unit RMS); expression (exp 3, 20-49) or head rotation
 delay         0.2-1.0 s from the driver to the response
-duration      0.4-1.2 s, the length of one response (the lag's time constant for ``partner_speaking``)
+duration      0.4-1.2 s, the length of one ``phrase_end`` response; for ``partner_speaking`` the lag's time
+              constant (0.1-0.4 s); a ``partner_event`` response has the shape of the partner's event
 amplitude     3-6 x the idle noise's std of the target coefficients, at full intensity
 composition   ``add`` (own + response) or ``max`` (the larger of the two: a face saturates)
-own_rate      4-10 per minute: the person's own, spontaneous activations of the same expression (events per minute):
+own_rate      2-6 per minute: the person's own, spontaneous activations of the same expression (events per minute):
               unpredictable from any input unless they are audible (carrier ``both``)
 ============  =====================================================================================
 
@@ -44,7 +45,7 @@ CARRIERS = ("audio", "motion", "both")
 COMPOSITIONS = ("add", "max")
 #: ranges of a random scenario: peak response / idle std, spontaneous activations and laughs per minute
 AMPLITUDE = (3.0, 6.0)
-OWN_RATE = (4.0, 10.0)
+OWN_RATE = (2.0, 6.0)
 LAUGH_RATE = (4.0, 10.0)
 DELAY = (0.2, 1.0)
 #: coefficients no speech rule moves (model order): where listening causes may act

@@ -122,7 +122,7 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
         if len(laughs):
             laugh_audio[k] = voice.synthesize(voice.laugh_syllables(laughs), num_samples,
                                               voices[k]["f0"] * voice.LAUGH_PITCH, voices[k]["formant_scale"],
-                                              laugh_rng)
+                                              laugh_rng, breath=voice.LAUGH_BREATH)
             audio[k] = audio[k] + laugh_audio[k]
     t = num_frames(num_samples)
     truth = rules.build_motion(t, segments, syllables, scenario, activity, np.random.default_rng(seeds[3]))

@@ -12,7 +12,8 @@ Source-filter synthesis, all vectorised:
 
 Two voices per conversation: a low one (f0 95-135 Hz, formant factor 1.0) and a high one (f0 175-240 Hz,
 formant factor 1.17), randomly assigned to speaker 1 and 2. Laughs (a listening cause carried by audio)
-are "ha" pulses at five per second, synthesised the same way at 1.9 times the person's f0.
+are breathy "ha" pulses at five per second (aspiration noise through each), synthesised the same way at
+1.9 times the person's f0.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ _HOP = 128
 
 
 def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: float,
-               rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The waveform (num_samples,) float32 of one person's syllables."""
+               rng: np.random.Generator, sample_rate: int = SAMPLE_RATE, breath: float = 0.0) -> np.ndarray:
+    """The waveform (num_samples,) float32 of one person's syllables; ``breath``: aspiration noise through
+    each whole syllable, relative to the voiced level (laughs)."""
     t = np.arange(num_samples) / sample_rate  # (S,)
     f0 = f0_base * (1.0 + pitch_deviation(t, syl))  # (S,)
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
@@ -67,6 +69,8 @@ def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: 
         burst = np.where(inside, syl.stress[j] * np.sin(np.pi * np.clip(u, 0, 1)), 0.0)
     noise = np.diff(rng.standard_normal(num_samples + 1))  # (S,) first difference: high-passed
     wave += CONSONANT_GAIN * VOICE_RMS * burst * noise
+    if breath:
+        wave += breath * VOICE_RMS * envelope(t, syl) * np.diff(rng.standard_normal(num_samples + 1))
     wave += HISS * rng.standard_normal(num_samples)
     return wave.astype(np.float32)
 
@@ -74,6 +78,7 @@ def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: 
 LAUGH_PULSE_SECONDS = 0.11  # one "ha"
 LAUGH_PULSES_PER_SECOND = 5.0
 LAUGH_PITCH = 1.9  # laughs are higher than the person's speech
+LAUGH_BREATH = 0.8  # and breathy: aspiration noise through each pulse
 
 
 def laugh_syllables(events: np.ndarray) -> Syllables:

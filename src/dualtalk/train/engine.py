@@ -36,12 +36,13 @@ import torch.distributed as dist
 from .. import __version__
 from ..config import TrainConfig, to_dict
 from ..errors import DualTalkError, InputError
+from ..io.motion import MOTION_DIM
 from ..model.dualtalk import DualTalk
 from . import cache as feature_cache
 from . import runs
 from .configure import check_train_config, load_train_config, save_train_config
 from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader, split_dir
-from .loss import NAMES, combine, motion_errors, weights
+from .loss import NAMES, PARTS, combine, motion_errors, weights
 
 
 class TrainingInterrupted(DualTalkError):
@@ -174,44 +175,52 @@ def run_model(module, batch: dict, device: torch.device, cached: bool) -> torch.
                   batch["partner_audio"].to(device, non_blocking=True), partner_motion)
 
 
-def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool) -> dict:
-    """Validation loss summed over every batch of every process -> {"loss", "exp", ...}."""
+def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_stats=None) -> dict:
+    """Validation loss summed over every batch of every process -> {"loss", "exp", ...}.
+
+    ``gain_stats`` (the stored motion mean and std of a model with an output gain): the position errors are those of
+    the prediction after the per-coefficient gain that fits this split best, clipped to [0, 1] (what
+    training leaves in ``best/``), so that coefficients the model cannot predict beyond the mean do not
+    decide which step is kept; the gains are returned under ``"gain"``.
+    """
     was_training = module.training
     module.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
     counts = torch.zeros(4, dtype=torch.float64, device=ctx.device)
+    moments = torch.zeros(3, MOTION_DIM, dtype=torch.float64, device=ctx.device)  # sums of p y, p p, y y
     with torch.inference_mode():
         for batch in loader:
             with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 pred = run_model(module, batch, ctx.device, cached)  # (B, W, 56)
-            s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), std)
+            target, mask = batch["target"].to(ctx.device), batch["mask"].to(ctx.device)
+            s, c = motion_errors(pred, target, mask, std)
             sums += s.double()
             counts += c.double()
+            if gain_stats is not None:
+                mu, sd = gain_stats
+                p = (pred.float() - mu) / sd  # (B, W, 56) normalised, around the stored mean
+                y = (target.float() - mu) / sd
+                m = mask[..., None].float()  # (B, W, 1)
+                moments += torch.stack([(p * y * m).sum((0, 1)), (p * p * m).sum((0, 1)),
+                                        (y * y * m).sum((0, 1))]).double()
     ctx.sum_(sums)
     ctx.sum_(counts)
     module.train(was_training)
+    gain = None
+    if gain_stats is not None:
+        ctx.sum_(moments)
+        py, pp, yy = moments
+        gain = (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0)  # (56,)
+        sse = yy - 2 * gain * py + gain.square() * pp  # (56,) squared error after the gain, normalised
+        if std is None:  # the loss is in the data's units
+            sse = sse * gain_stats[1].double().square()
+        for i, part in enumerate(PARTS.values()):
+            sums[i] = sse[part].sum()
     total, mse = combine(sums.float(), counts.float(), w)
-    return {"loss": float(total), **{n: float(v) for n, v in zip(NAMES, mse)}}
-
-
-def fit_output_gain(model: DualTalk, loader, device: torch.device, cached: bool) -> np.ndarray:
-    """Least-squares gain per coefficient of the model's prediction around the stored mean, on ``loader``
-    (validation), clipped to [0, 1]: argmin_g sum (g p - y)^2 in normalised units. (56,)"""
-    model.output_gain.fill_(1.0)
-    mean, std = model.motion_mean, model.motion_std
-    py = torch.zeros(model.config.motion_dim, dtype=torch.float64, device=device)
-    pp = torch.zeros_like(py)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for batch in loader:
-            pred = (run_model(model, batch, device, cached) - mean) / std  # (B, W, 56)
-            target = (batch["target"].to(device) - mean) / std  # (B, W, 56)
-            m = batch["mask"].to(device)[..., None].to(pred.dtype)  # (B, W, 1)
-            py += (pred * target * m).sum((0, 1)).double()
-            pp += (pred * pred * m).sum((0, 1)).double()
-    model.train(was_training)
-    return (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0).float().cpu().numpy()
+    out = {"loss": float(total), **{n: float(v) for n, v in zip(NAMES, mse)}}
+    if gain is not None:
+        out["gain"] = gain.float().cpu().numpy()
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -257,16 +266,19 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
         ctx.close()
 
 
-def calibrate_best(run: Path, val_index, window: int, d, device, cached: bool, features, say) -> np.ndarray:
-    """Fit the output gain of ``RUN/best`` on the whole validation split and write ``best/`` again."""
+def calibrate_best(run: Path, val_index, window: int, d, ctx: Dist, cached: bool, features, loss_w, say) -> np.ndarray:
+    """Fit the output gain of ``RUN/best`` on the whole validation split and write ``best/`` again (rank 0)."""
     from ..model.checkpoint import load_model, read_model_config
 
-    best = load_model(run / "best").to(device)
+    best = load_model(run / "best").to(ctx.device)
+    best.output_gain.fill_(1.0)
     _, extra = read_model_config(run / "best")
     sampler = PlanBatchSampler(val_index.frames, window, d.batch_size, shuffle=False)
     loader = make_loader(ConversationWindows(val_index, window, features), sampler, d.num_workers,
-                         device.type == "cuda", persistent=False)
-    gain = fit_output_gain(best, loader, device, cached)
+                         ctx.device.type == "cuda", persistent=False)
+    alone = Dist(device=ctx.device)  # this process only: the whole split, no collective calls
+    stats = (best.motion_mean, best.motion_std)
+    gain = evaluate(best, loader, alone, best.motion_std, loss_w, None, cached, stats)["gain"]
     best.output_gain.copy_(torch.from_numpy(gain))
     runs.save_best(run, best, {**extra, "output_gain": [round(float(g), 4) for g in gain]})
     say(f"output gain fitted on the validation split: mean {gain.mean():.2f}, "
@@ -415,7 +427,9 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
 
     def validate(step: int) -> dict:
         target = ema.module if ema is not None else model
-        val = evaluate(target, val_loader, ctx, std, loss_w, amp_dtype, cached)
+        val = evaluate(target, val_loader, ctx, std, loss_w, amp_dtype, cached,
+                       (target.motion_mean, target.motion_std) if model_cfg.output_gain else None)
+        val.pop("gain", None)
         improved = val["loss"] < progress_state["best_val"]
         if improved:
             progress_state["best_val"], progress_state["best_step"] = val["loss"], step
@@ -547,7 +561,7 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
         checkpoint(step)
     metrics.close()
     if model_cfg.output_gain and ctx.main and (run / "best").exists():
-        calibrate_best(run, val_index, val_window, d, ctx.device, cached, features["val"], say)
+        calibrate_best(run, val_index, val_window, d, ctx, cached, features["val"], loss_w, say)
     if cfg.debug_record:
         (run / "debug").mkdir(parents=True, exist_ok=True)
         import json
