@@ -93,6 +93,14 @@ def test_benchmark_writes_a_complete_report(tiny_corpus, tmp_path):
         assert f"| {m} |" in md
     assert "Noise floor" in md
     assert (out / "roles.png").stat().st_size > 1000
+    # learning curves of every learned method, and the score of every cause of the synthetic corpus
+    assert report["learning_curves"] and (out / "learning_curves.png").stat().st_size > 1000
+    assert "![learning curves](learning_curves.png)" in md
+    causes = report["causes"]
+    assert list(causes["groups"]) == ["speech", "nod", "turn", "smile"]
+    assert set(causes["methods"]) == set(METHODS) and set(causes["probe"]) == {"nod", "turn", "smile"}
+    assert causes["methods"]["mean"]["smile"]["reduction"] == pytest.approx(0.0, abs=1e-6)
+    assert "## By cause" in md and "| probe |" in md
     # the learned methods' trained models are regular model directories
     assert (out / "runs" / "speaker_only" / "best" / "model.safetensors").exists()
     # running again into the same report directory replaces those methods' results

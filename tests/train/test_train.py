@@ -218,3 +218,35 @@ def test_a_run_without_checkpoint_starts_afresh(toy_corpus, tmp_path, fast):
     (run / "metrics.csv").write_text("stale\n")
     train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast, progress=False)
     assert [r["step"] for r in rows(run, "val")] == ["0", "1"]
+
+
+def test_output_gain_is_fitted_on_validation_and_selection_uses_it(toy_corpus, tmp_path, fast):
+    """A model with an output gain: validation reports the loss after the best gains (never above the raw
+    loss), best/ gets the gains fitted on the whole validation split, and the learning curve is drawn."""
+
+    run = tmp_path / "run"
+    cfg = make_train_config(preset="tiny-mel", max_steps=6, overrides=fast + [
+        "model.output_gain=true", "data.window_frames=50", "data.batch_size=4", "val_every=3",
+        "optim.optimizer=adamw", "optim.weight_decay=0.01"])
+    best = train(toy_corpus, run, cfg, progress=False)
+    model = load_model(best)
+    gain = model.output_gain.numpy().copy()
+    assert gain.shape == (56,) and (gain >= 0).all() and (gain <= 1).all()
+    np.testing.assert_allclose(gain, model.extra["output_gain"], atol=1e-4)
+    assert (run / "learning_curves.png").stat().st_size > 1000
+    # the calibrated validation loss of the kept model is what the gains give on the validation split
+    from dualtalk.train.data import ConversationWindows, PlanBatchSampler, index_split, make_loader
+    from dualtalk.train.engine import Dist, evaluate
+    from dualtalk.train.loss import weights
+
+    index, _ = index_split(toy_corpus, "val")
+    loader = make_loader(ConversationWindows(index, 50), PlanBatchSampler(index.frames, 50, 4, shuffle=False), 0)
+    w = weights(cfg.loss)
+    ctx = Dist()
+    with_gain = evaluate(model, loader, ctx, model.motion_std, w, None, False)  # gains applied by the model
+    model.output_gain.fill_(1.0)
+    raw = evaluate(model, loader, ctx, model.motion_std, w, None, False)
+    calibrated = evaluate(model, loader, ctx, model.motion_std, w, None, False, (model.motion_mean, model.motion_std))
+    assert calibrated["loss"] <= raw["loss"] + 1e-6
+    assert with_gain["exp"] == pytest.approx(calibrated["exp"], rel=1e-3)
+    np.testing.assert_allclose(calibrated["gain"], gain, atol=1e-4)
