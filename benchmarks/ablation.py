@@ -8,7 +8,8 @@ below; ``before`` is the paper variant as it was before the recipe (no new infor
 gain: what issue 10 measured). Every variant trains ``dualtalk_paper`` on corpora from ``dualtalk synth
 --causes random`` (40 x 45 s; the seeds the recipe was tuned on, 1 and 2, by default), predicts the test
 split and scores every cause against the ridge probe (``dualtalk.synth.scoring``). Two variants train at
-once, one thread each.
+once, one thread each (``dualtalk.benchmark.train_in_parallel``); WORK/seedN/{runs,pred,logs}/VARIANT keep
+everything, and a re-run skips the variants already predicted.
 
 Writes ``benchmarks/results/ablation.json`` and ``ablation.png`` (error reduction per cause and variant,
 relative to the probe's).
@@ -18,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,32 +50,14 @@ FACTORS = {
 }
 
 
-def _job(data: str, work: str, name: str, overrides: list[str], result: str) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED
-    from dualtalk.inference.pipeline import InferenceOptions, predict
-    from dualtalk.train import make_train_config, train
-
-    out = Path(work)
-    shutil.rmtree(out, ignore_errors=True)
-    log = out.parent / f"{out.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout = sys.stderr = open(log, "w", buffering=1)
-    cfg = make_train_config(config_file=DEFAULT_CONFIG, overrides=LEARNED["dualtalk_paper"] + overrides)
-    started = time.perf_counter()
-    best = train(data, out / "run", cfg, progress=False)
-    seconds = time.perf_counter() - started
-    predict(best, Path(data) / "test", out / "pred", options=InferenceOptions(progress=False))
-    Path(result).write_text(json.dumps({"seconds": seconds}))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--factors", default=",".join(FACTORS))
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=None, help="override every variant's max_steps (smoke tests)")
+    ap.add_argument("--conversations", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument("--work", type=Path, default=Path("data/ablation"))
     ap.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
     args = ap.parse_args()
@@ -94,32 +75,23 @@ def main() -> int:
         data = args.work / f"corpus_{seed}"
         if not (data / "manifest.json").exists():
             shutil.rmtree(data, ignore_errors=True)
-            make_corpus(data, 40, 45, seed=seed, splits="train=32,val=4,test=4", causes="random", progress=False)
+            n = max(1, args.conversations // 10)
+            make_corpus(data, args.conversations, args.seconds, seed=seed, causes="random", progress=False,
+                        splits={"train": args.conversations - 2 * n, "val": n, "test": n})
         corpora[seed] = data
-    jobs = [(seed, f) for seed in seeds for f in factors]
-    ctx = mp.get_context("spawn")
-    running, done = {}, {}
-    while jobs or running:
-        while jobs and len(running) < args.jobs:
-            seed, f = jobs.pop(0)
-            work = args.work / f"seed{seed}" / f
-            result = work.parent / f"{f}.json"
-            result.unlink(missing_ok=True)
-            p = ctx.Process(target=_job, args=(str(corpora[seed]), str(work), f, FACTORS[f], str(result)))
-            p.start()
-            running[(seed, f)] = (p, result)
-            print(f"[ablation] seed {seed}: {f} started", flush=True)
-        time.sleep(2)
-        for key, (p, result) in list(running.items()):
-            if p.is_alive():
-                continue
-            p.join()
-            del running[key]
-            if p.exitcode != 0 or not result.exists():
-                print(f"[ablation] seed {key[0]}: {key[1]} FAILED (see {result.with_suffix('.log')})", flush=True)
-                continue
-            done[key] = json.loads(result.read_text())["seconds"]
-            print(f"[ablation] seed {key[0]}: {key[1]} trained in {done[key]:.0f} s", flush=True)
+    from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, train_in_parallel
+    from dualtalk.train import make_train_config
+
+    done = {}
+    for seed, data in corpora.items():
+        work = args.work / f"seed{seed}"
+        todo = [f for f in factors if not (work / "pred" / f).is_dir()]  # a re-run keeps finished variants
+        configs = [(f, make_train_config(config_file=DEFAULT_CONFIG, overrides=LEARNED["dualtalk_paper"] + FACTORS[f]
+                                         + ([f"max_steps={args.steps}"] if args.steps else [])))
+                   for f in todo]
+        seconds = train_in_parallel(configs, data, work, args.jobs, progress=True) if configs else {}
+        for f in factors:
+            done[(seed, f)] = seconds.get(f)
     out = {"seeds": seeds, "factors": {f: FACTORS[f] for f in factors}, "corpora": {}}
     for seed, data in corpora.items():
         manifest = load_manifest(data)
@@ -128,7 +100,7 @@ def main() -> int:
         for f in factors:
             if (seed, f) not in done:
                 continue
-            scores = score_predictions(data, manifest, args.work / f"seed{seed}" / f / "pred")
+            scores = score_predictions(data, manifest, args.work / f"seed{seed}" / "pred" / f)
             for name, row in scores.items():
                 p = pr.get(name)
                 row["capture"] = None if p is None or p["reduction"] <= 0 else row["reduction"] / p["reduction"]
@@ -161,7 +133,7 @@ def plot(out: dict, path: Path) -> None:
             if row:
                 s = row["scores"][name]
                 grid[i, j] = s["capture"] if s.get("capture") is not None else s["reduction"]
-    fig = Figure(figsize=(1.0 + 0.6 * len(cols), 0.9 + 0.32 * len(factors)), dpi=110)
+    fig = Figure(figsize=(max(6.0, 1.6 + 0.6 * len(cols)), 1.6 + 0.32 * len(factors)), dpi=110)
     ax = fig.subplots()
     im = ax.imshow(np.clip(grid, -0.5, 1.5), cmap="RdYlGn", vmin=-0.5, vmax=1.5, aspect="auto")
     for i in range(len(factors)):
@@ -170,7 +142,7 @@ def plot(out: dict, path: Path) -> None:
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6)
     ax.set_yticks(range(len(factors)), factors, fontsize=7)
     ax.set_xticks(range(len(cols)), labels, rotation=60, ha="right", fontsize=6)
-    ax.set_title("listening causes: capture of the probe's error reduction (speech: error reduction)", fontsize=8)
+    ax.set_title("capture of the probe's error reduction per cause (speech: the reduction itself)", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
     fig.savefig(path)

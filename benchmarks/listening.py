@@ -51,7 +51,7 @@ def run_corpus(seed: int, work: Path, methods: list[str], config: str, jobs: int
                     splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test})
     started = time.perf_counter()
     report = run_benchmark(data, report_dir, config_file=config, methods=methods + ["mean"], jobs=jobs,
-                           steps=steps, progress=True)
+                           steps=steps, progress=sys.stderr.isatty())
     learned = [m for m in methods if m in LEARNED]
     scores = report["causes"]  # dualtalk.synth.scoring.score_corpus, run by the benchmark
     manifest = json.loads((data / "manifest.json").read_text())

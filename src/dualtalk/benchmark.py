@@ -97,7 +97,7 @@ def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result:
     atomic_write_text(result, json.dumps({"seconds": seconds}))
 
 
-def _run_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, workers: int, progress: bool) -> dict:
+def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, workers: int, progress: bool) -> dict:
     """Run ``(name, train config)`` jobs, ``workers`` at a time, each in its own process with an equal
     share of the CPU threads; -> {name: seconds}. A failed job stops the others and names its log."""
     import multiprocessing as mp
@@ -172,7 +172,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
                 shutil.rmtree(stale)
     timings: dict[str, float] = {}
     if jobs > 1 and len(configs) > 1:
-        timings.update(_run_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress))
+        timings.update(train_in_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress))
     results: dict[str, dict] = {}
     for name in names:
         started = time.perf_counter()
