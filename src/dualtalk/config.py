@@ -131,7 +131,7 @@ class DualTalkConfig:
     #: normalise partner motion in / de-normalise output with statistics stored in the checkpoint
     normalize_motion: bool = False
     #: a per-coefficient output gain in [0, 1] (buffer ``output_gain``, needs normalize_motion): the output is
-    #: mean + gain x (prediction - mean). Training fits it on the validation split after the last step
+    #: mean + gain x (prediction - mean). Training fits it on the validation split at the step it keeps
     #: (least squares, clipped): a coefficient the model cannot predict beyond the mean falls back to the mean
     output_gain: bool = False
 

@@ -266,26 +266,6 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
         ctx.close()
 
 
-def calibrate_best(run: Path, val_index, window: int, d, ctx: Dist, cached: bool, features, loss_w, say) -> np.ndarray:
-    """Fit the output gain of ``RUN/best`` on the whole validation split and write ``best/`` again (rank 0)."""
-    from ..model.checkpoint import load_model, read_model_config
-
-    best = load_model(run / "best").to(ctx.device)
-    best.output_gain.fill_(1.0)
-    _, extra = read_model_config(run / "best")
-    sampler = PlanBatchSampler(val_index.frames, window, d.batch_size, shuffle=False)
-    loader = make_loader(ConversationWindows(val_index, window, features), sampler, d.num_workers,
-                         ctx.device.type == "cuda", persistent=False)
-    alone = Dist(device=ctx.device)  # this process only: the whole split, no collective calls
-    stats = (best.motion_mean, best.motion_std)
-    gain = evaluate(best, loader, alone, best.motion_std, loss_w, None, cached, stats)["gain"]
-    best.output_gain.copy_(torch.from_numpy(gain))
-    runs.save_best(run, best, {**extra, "output_gain": [round(float(g), 4) for g in gain]})
-    say(f"output gain fitted on the validation split: mean {gain.mean():.2f}, "
-        f"{int((gain < 0.05).sum())} of {len(gain)} coefficients fall back to the mean")
-    return gain
-
-
 def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: bool, ctx: Dist) -> Path:
     from tqdm import tqdm
 
@@ -417,6 +397,7 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
 
     metrics = runs.Metrics(run, ctx.main, cfg.tensorboard, progress_state["step"] if latest is not None else None)
     record: list[str] = []
+    best_gain: list[float] = []  # the output gain of best/ (models with output_gain)
     run_cfg = to_dict(cfg)
     last_saved = progress_state["step"] if latest is not None else -1
 
@@ -429,12 +410,17 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
         target = ema.module if ema is not None else model
         val = evaluate(target, val_loader, ctx, std, loss_w, amp_dtype, cached,
                        (target.motion_mean, target.motion_std) if model_cfg.output_gain else None)
-        val.pop("gain", None)
+        gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
         improved = val["loss"] < progress_state["best_val"]
         if improved:
             progress_state["best_val"], progress_state["best_step"] = val["loss"], step
-            if ctx.main:
+            if ctx.main and gain is None:
                 runs.save_best(run, target, export_extra(step, val))
+            elif ctx.main:  # best/ predicts with the gains; training goes on without them
+                target.output_gain.copy_(torch.from_numpy(gain))
+                runs.save_best(run, target, {**export_extra(step, val), "output_gain": [round(float(g), 4) for g in gain]})
+                target.output_gain.fill_(1.0)
+                best_gain[:] = gain.tolist()
         metrics.log("val", step, {"epoch": progress_state["epoch"], **val})
         if ctx.main:  # the learning curve so far, for a person to look at (skipped without matplotlib)
             from ..render.curves import plot_learning_curves
@@ -560,8 +546,10 @@ def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: 
             validate(step)
         checkpoint(step)
     metrics.close()
-    if model_cfg.output_gain and ctx.main and (run / "best").exists():
-        calibrate_best(run, val_index, val_window, d, ctx, cached, features["val"], loss_w, say)
+    if best_gain:
+        say(f"best step {progress_state['best_step']}: output gain fitted on the validation split, mean "
+            f"{np.mean(best_gain):.2f}; {sum(g < 0.05 for g in best_gain)} of {len(best_gain)} coefficients fall "
+            "back to the training mean")
     if cfg.debug_record:
         (run / "debug").mkdir(parents=True, exist_ok=True)
         import json
