@@ -119,6 +119,9 @@ class DualTalkConfig:
     #: kernel (frames, odd; 0 = none) of a depthwise temporal convolution (+ pointwise) in the enhancer,
     #: added residually before the BiLSTM: responses that follow the partner by a fixed delay in one step
     temporal_kernel: int = 0
+    #: future frames the temporal convolution sees (-1 = half the kernel: symmetric); the rest is the past,
+    #: where a listener's responses find their causes
+    temporal_lookahead: int = -1
     #: the BiLSTM's input is added to its output (the convolution's features reach the interaction module)
     lstm_residual: bool = False
     #: the interaction module's last self-attention gets a residual: without it its output is an attention
@@ -149,6 +152,9 @@ class DualTalkConfig:
             raise DualTalkError(f"sample_rate {self.sample_rate} is not a multiple of fps {self.fps}")
         if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):
             raise DualTalkError(f"temporal_kernel must be 0 or an odd number of frames, not {self.temporal_kernel}")
+        if not -1 <= self.temporal_lookahead < max(self.temporal_kernel, 1):
+            raise DualTalkError(f"temporal_lookahead must be -1 (symmetric) or in [0, temporal_kernel), "
+                                f"not {self.temporal_lookahead}")
         if self.output_gain and not self.normalize_motion:
             raise DualTalkError("output_gain needs normalize_motion (the gain shrinks toward the stored mean)")
         if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):

@@ -270,6 +270,27 @@ def test_temporal_kernel_must_be_odd():
         get_preset("tiny-mel", ["temporal_kernel=4"])
 
 
+def test_temporal_lookahead_bounds_the_future_the_convolution_sees():
+    """``temporal_lookahead=0``: the enhancer's convolution is causal; a change at frame t moves no earlier frame."""
+    torch.manual_seed(0)
+    model = DualTalk(get_preset("tiny-mel", ["variant=paper", "temporal_kernel=9", "temporal_lookahead=0"]))
+    conv = model.temporal_enhancer.temporal_conv
+    torch.nn.init.normal_(conv[1].weight)
+    pad = model.temporal_enhancer.temporal_pad
+    assert pad == (8, 0)
+    x = torch.zeros(1, 20, conv[0].in_channels)  # (B, T, d)
+    y0 = conv(torch.nn.functional.pad(x.transpose(1, 2), pad)).transpose(1, 2)
+    x[:, 10] = 1.0
+    y1 = conv(torch.nn.functional.pad(x.transpose(1, 2), pad)).transpose(1, 2)
+    moved = (y1 - y0).abs().amax(-1)[0] > 1e-6  # (T,)
+    assert not moved[:10].any() and moved[10:19].all() and not moved[19:].any()
+    symmetric = DualTalk(get_preset("tiny-mel", ["variant=paper", "temporal_kernel=9"]))
+    assert symmetric.temporal_enhancer.temporal_pad == (4, 4)
+    for bad in ("temporal_lookahead=9", "temporal_lookahead=-2"):
+        with pytest.raises(DualTalkError, match="temporal_lookahead"):
+            get_preset("tiny-mel", ["variant=paper", "temporal_kernel=9", bad])
+
+
 def test_output_gain_shrinks_toward_the_stored_mean():
     model = DualTalk(get_preset("tiny-mel", ["output_gain=true"])).eval()
     model.set_motion_statistics(torch.linspace(-1, 1, 56), torch.full((56,), 2.0))

@@ -98,7 +98,9 @@ class TemporalEnhancer(nn.Module):
         self.temporal_lstm = nn.LSTM(d, d // 2, num_layers=cfg.lstm_layers, bidirectional=True, batch_first=True)
         if cfg.variant == "paper" and cfg.temporal_kernel:
             k = cfg.temporal_kernel
-            self.temporal_conv = nn.Sequential(nn.Conv1d(d, d, k, padding=k // 2, groups=d), nn.Conv1d(d, d, 1))
+            ahead = k // 2 if cfg.temporal_lookahead < 0 else cfg.temporal_lookahead
+            self.temporal_pad = (k - 1 - ahead, ahead)  # (past, future) frames
+            self.temporal_conv = nn.Sequential(nn.Conv1d(d, d, k, groups=d), nn.Conv1d(d, d, 1))
             nn.init.zeros_(self.temporal_conv[1].weight)  # a residual branch that starts at zero
             nn.init.zeros_(self.temporal_conv[1].bias)
 
@@ -114,7 +116,8 @@ class TemporalEnhancer(nn.Module):
         if paper and self.cfg.enhancer_residual:
             x = x + partner_audio_feat
         if paper and self.cfg.temporal_kernel:
-            x = x + self.temporal_conv(x.transpose(1, 2)).transpose(1, 2)
+            padded = nn.functional.pad(x.transpose(1, 2), self.temporal_pad)  # (B, d, past + T + future)
+            x = x + self.temporal_conv(padded).transpose(1, 2)  # frame t sees [t - past, t + future]
         y, _ = self.temporal_lstm(x)  # (B, T, d) = 2 directions x d/2
         if paper and self.cfg.lstm_residual:
             y = y + x
