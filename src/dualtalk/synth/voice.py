@@ -58,7 +58,8 @@ def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: 
                              boundary=True)
     voiced = _fit(voiced, num_samples)
     voiced *= VOICE_RMS / max(float(np.sqrt(np.mean(voiced**2))), 1e-9)
-    wave = voiced * envelope(t, syl)
+    env = envelope(t, syl)  # (S,)
+    wave = voiced * env
     # consonant bursts at syllable onsets: high-passed noise under a sin(pi u) bump of 40 ms
     burst = np.zeros(num_samples)
     if len(syl.start):
@@ -67,12 +68,16 @@ def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: 
         u = (t - (syl.start[j] - 0.5 * CONSONANT_SECONDS)) / CONSONANT_SECONDS
         inside = (idx >= 0) & (u >= 0) & (u < 1)
         burst = np.where(inside, syl.stress[j] * np.sin(np.pi * np.clip(u, 0, 1)), 0.0)
-    noise = np.diff(rng.standard_normal(num_samples + 1))  # (S,) first difference: high-passed
-    wave += CONSONANT_GAIN * VOICE_RMS * burst * noise
+    wave += CONSONANT_GAIN * VOICE_RMS * burst * _highpassed_noise(rng, num_samples)
     if breath:
-        wave += breath * VOICE_RMS * envelope(t, syl) * np.diff(rng.standard_normal(num_samples + 1))
+        wave += breath * VOICE_RMS * env * _highpassed_noise(rng, num_samples)
     wave += HISS * rng.standard_normal(num_samples)
     return wave.astype(np.float32)
+
+
+def _highpassed_noise(rng: np.random.Generator, num_samples: int) -> np.ndarray:
+    """(S,) white noise's first difference: high-passed (consonant bursts, breath)."""
+    return np.diff(rng.standard_normal(num_samples + 1))
 
 
 LAUGH_PULSE_SECONDS = 0.11  # one "ha"
