@@ -63,7 +63,7 @@ def main() -> int:
     args = ap.parse_args()
     from dualtalk.synth import make_corpus
     from dualtalk.synth.corpus import load_manifest
-    from dualtalk.synth.scoring import probe, score_predictions
+    from dualtalk.synth.scoring import score_corpus
 
     seeds = [int(s) for s in args.seeds.split(",")]
     factors = [f for f in args.factors.split(",") if f]
@@ -94,18 +94,10 @@ def main() -> int:
             done[(seed, f)] = seconds.get(f)
     out = {"seeds": seeds, "factors": {f: FACTORS[f] for f in factors}, "corpora": {}}
     for seed, data in corpora.items():
-        manifest = load_manifest(data)
-        pr = probe(data, manifest)
-        rows = {}
-        for f in factors:
-            if (seed, f) not in done:
-                continue
-            scores = score_predictions(data, manifest, args.work / f"seed{seed}" / "pred" / f)
-            for name, row in scores.items():
-                p = pr.get(name)
-                row["capture"] = None if p is None or p["reduction"] <= 0 else row["reduction"] / p["reduction"]
-            rows[f] = {"train_seconds": done[(seed, f)], "scores": scores}
-        out["corpora"][str(seed)] = {"scenario": manifest["scenario"], "probe": pr, "variants": rows}
+        scored = score_corpus(data, {f: args.work / f"seed{seed}" / "pred" / f for f in factors if (seed, f) in done})
+        pr = scored["probe"]
+        rows = {f: {"train_seconds": done[(seed, f)], "scores": scores} for f, scores in scored["methods"].items()}
+        out["corpora"][str(seed)] = {"scenario": load_manifest(data)["scenario"], "probe": pr, "variants": rows}
         print(f"seed {seed}: probe " + ", ".join(f"{k} {v['reduction']:+.3f}" for k, v in pr.items()))
         for f, row in rows.items():
             print(f"  {f:28s} " + ", ".join(f"{k} {v['reduction']:+.3f}" for k, v in row["scores"].items()))
