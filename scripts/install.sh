@@ -29,4 +29,4 @@ else
   "$py" -m pip install "torch==$torch_version+cpu" 2>/dev/null \
     || "$py" -m pip install "torch==$torch_version" --index-url https://download.pytorch.org/whl/cpu
 fi
-"$py" -m pip install -e ".[all,dev]"
+"$py" -m pip install -e ".[all,dev,docs]"
