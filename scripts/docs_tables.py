@@ -1,0 +1,439 @@
+"""The measured tables of the documentation, rendered from ``benchmarks/results/*.json``.
+
+Every table of measured numbers in ``docs/`` sits between two marker comments::
+
+    <!-- table:listening -->
+    | corpus | cause ... |
+    ...
+    <!-- /table -->
+
+and is written by this script from the JSON that the benchmark scripts in ``benchmarks/`` save, so the
+numbers cannot drift from the measurements:
+
+    python scripts/docs_tables.py            # rewrite the tables in docs/*.md
+    python scripts/docs_tables.py --check    # exit 1, one line per page and table that is out of date
+    python scripts/docs_tables.py --list     # which table comes from which JSON file
+
+The same module is a mkdocs hook (``hooks:`` in ``mkdocs.yml``): figures that live in
+``benchmarks/results/`` are linked from the pages as ``../benchmarks/results/NAME.png`` (so the links work
+on GitHub) and are served by the site as ``img/NAME.png`` without a copy in ``docs/``; and the Sphinx roles
+of the docstrings (:func:`x`) are shown as plain code in the API pages.
+
+Only the standard library is used, so the check runs anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+RESULTS = ROOT / "benchmarks" / "results"
+
+MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def load(name: str) -> dict:
+    path = RESULTS / name
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def table(head: list[str], rows: list[list[str]], rule: str = "---") -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(f" {rule} " if rule == "---" else rule
+                                                              for _ in head) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def compact_table(head: list[str], rows: list[list[str]]) -> str:
+    """``|---|---|`` rules, as ``dualtalk benchmark``'s report.md writes them."""
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines += [("| " + " | ".join(r) + " |").replace("|  |", "| |") for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt_metric(v) -> str:
+    """The number format of ``dualtalk benchmark``'s report (``dualtalk.benchmark._fmt``)."""
+    if v is None:
+        return "–"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    if v == 0 or abs(v) >= 0.01:
+        return f"{v:.3f}"
+    return f"{v:.2e}"
+
+
+def signed(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+#: model order: exp 0-49, jaw 50-52, global rotation 53-55 (pitch, yaw, roll)
+ROTATION = {53: "pitch", 54: "yaw", 55: "roll"}
+
+
+def targets_text(targets: list[int]) -> str:
+    if len(targets) == 1:
+        t = targets[0]
+        return ROTATION.get(t, f"exp {t}" if t < 50 else f"jaw {t - 50}")
+    if all(t < 50 for t in targets):
+        return f"{len(targets)} exp"
+    return ", ".join(targets_text([t]) for t in targets)
+
+
+def driver_text(cause: dict) -> str:
+    if cause["driver"] == "partner_event":
+        return {"audio": "laugh", "motion": "mirror", "both": "smile with laugh"}[cause["carrier"]]
+    return cause["driver"].replace("_", " ")
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def t_generate() -> str:
+    """benchmarks/generate.py: the released architecture at full size, 60 s, one process per mode."""
+    labels = {"exact": "`exact` (default)",
+              "transformers": "transformers' own CNN path (the reference arithmetic)",
+              "int8": "`--int8` (audio encoders' linear layers int8)"}
+    rows = []
+    for r in load("generate.json")["rows"]:
+        rtf = f"{r['rtf']:.2f}"
+        diff = r.get("max_abs_diff_vs_exact")
+        rows.append([labels.get(r["mode"], f"`{r['mode']}`"), f"{r['wall_s']:.1f} s",
+                     f"**{rtf}**" if r["mode"] == "exact" else rtf,
+                     f"{r['peak_rss_mb'] / 1024:.1f} GB", "–" if diff is None else f"{diff:.1e}"])
+    return table(["mode", "wall time", "real-time factor", "peak memory", "max abs difference from `exact`"], rows)
+
+
+def t_generate_long() -> str:
+    """benchmarks/generate.py --seconds 600 --modes exact --window 120 --tag long."""
+    rows = []
+    for r in load("generate_long.json")["rows"]:
+        rows.append([f"`{r['mode']}`, {r['seconds'] / 60:.0f} min, {r['window_s']:.0f} s windows",
+                     f"{r['wall_s']:.0f} s", f"{r['rtf']:.2f}", f"{r['peak_rss_mb'] / 1024:.1f} GB"])
+    return table(["mode", "wall time", "real-time factor", "peak memory"], rows)
+
+
+TRAIN_ROWS = {  # benchmarks/train.py config -> (label, show the optimizer's share of a step)
+    "tiny": ("`tiny`", False),
+    "small": ("`small`", False),
+    "released": ("`released` (CNN frozen, as released)", True),
+    "released-frozen": ("`released`, encoders frozen", False),
+}
+
+
+def _millions(n: int) -> str:
+    m = n / 1e6
+    return f"{m:.0f} M" if m >= 10 else f"{m:.1f} M"
+
+
+def _rate(v: float) -> str:
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def _step(v: float) -> str:
+    return f"{v:.2f}" if v < 1 else f"{v:.1f}"
+
+
+def t_train() -> str:
+    """benchmarks/train.py: Adam steps per config on the real loader; peak = max RSS of the process."""
+    configs = load("train.json")["configs"]
+    rows = []
+    for name, (label, optimizer) in TRAIN_ROWS.items():
+        c = configs[name]
+        step = _step(c["seconds_per_step"]) + (f" (Adam {c['optimizer_s']:.1f})" if optimizer else "")
+        rows.append([label, f"{_millions(c['parameters'])} ({_millions(c['trainable_parameters'])})",
+                     f"{c['batch_size']} x {c['window_seconds']:.0f} s", _rate(c["examples_per_sec"]), step,
+                     f"{c['peak_rss_mb'] / 1000:.1f} GB"])
+    return table(["config", "parameters (trained)", "batch x window", "examples/s", "s/step", "peak memory"], rows)
+
+
+def _duration(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _times(x: float) -> str:
+    return f"{x:.0f}× faster" if x >= 10 else f"{x:.1f}× faster"
+
+
+def t_evaluate() -> str:
+    """benchmarks/evaluate.py: the reference protocol, time per conversation."""
+    d = load("evaluate.json")
+    s, up = d["seconds_per_conversation"], d["speedup"]
+    rows = [["dualtalk, 1 worker / automatic workers",
+             f"{s['dualtalk_serial'] * 1000:.0f} ms / {s['dualtalk_parallel'] * 1000:.0f} ms", ""],
+            ["per-element implementation of the same formulas (Python loops; k-means, sqrtm from the libraries)",
+             _duration(s["per_element"]), _times(up["vs_per_element_best"])],
+            ["the reference script's mix (NumPy statistics, per-element STS and histogram loops)",
+             _duration(s["reference_style"]), _times(up["vs_reference_style_best"])]]
+    return compact_table(["per conversation (2 files × 1500 frames)", "time", "dualtalk is"], rows)
+
+
+def t_render() -> str:
+    """benchmarks/render.py: frames per second and a 30 s two-head video end to end."""
+    d = load("render.json")
+    labels = {"egl": "egl (Mesa llvmpipe, 4x MSAA)", "software": "software (numpy)"}
+    rows = []
+    for name, b in d["backends"].items():
+        fps, v = b["frames_per_second"], b["video"]
+        two, one = v["2_workers"], v["1_workers"]
+        rows.append([labels.get(name, name), f"{fps['one_head']:.1f} fps", f"{fps['two_heads']:.1f} fps",
+                     f"{two['wall_seconds']:.1f} s / {one['wall_seconds']:.1f} s "
+                     f"({two['realtime_factor']:.2f}x / {one['realtime_factor']:.2f}x real time)"])
+    secs = f"{d['video_seconds']:.0f} s"
+    return table(["backend", "one head, 1 process", "two heads, 1 process",
+                  f"{secs} two-head video, end to end (2 workers / 1 process)"], rows)
+
+
+def t_synth_baselines() -> str:
+    """benchmarks/synth.py: test MSE of the fixed baselines and the corpus's noise floor."""
+    d = load("synth.json")
+    digits = {"exp": 4, "jaw": 5, "pose": 5}
+    rows = [[f"`{m}`"] + [f"{v[g]:.{digits[g]}f}" for g in digits] for m, v in d["mse"].items()]
+    rows.append(["noise floor"] + [f"{d['noise_floor_test'][g]:.{digits[g]}f}" for g in digits])
+    return table(["test MSE", "exp", "jaw", "pose"], rows)
+
+
+def t_synth_probes() -> str:
+    """benchmarks/synth.py: ridge regressions from the named input and from the other one (test MSE)."""
+    rows = []
+    for target, v in load("synth.json")["probe_mse"].items():
+        digits = 5 if target == "jaw_x" else 4
+        named, other = [k for k in v if k.startswith("from ")]
+        cell = lambda k: f"{v[k]:.{digits}f} ({k[5:]})"  # noqa: E731
+        rows.append([target, f"{v['train mean']:.{digits}f}", cell(named), cell(other), f"{v['floor']:.{digits}f}"])
+    return table(["target", "train mean", "from the named input", "from the other input", "floor"], rows)
+
+
+PAPER_COLUMNS = [("FD", "fid"), ("P-FD", "p_fid"), ("MSE", "mse"), ("SID", "sid"), ("rPCC", "rpcc")]
+GROUPS = ("exp", "jaw", "pose")
+HIGHER_IS_BETTER = {"sid"}
+
+
+def t_benchmark() -> str:
+    """dualtalk benchmark on a synth corpus: the paper's metrics, test split, best per column in bold."""
+    d = load("benchmark_synth.json")
+    means = {m: d["results"][m]["mean"] for m in d["methods"]}
+    best = {}
+    for _, key in PAPER_COLUMNS:
+        for g in GROUPS:
+            k = f"{key}_{g}"
+            vals = {m: r[k] for m, r in means.items() if r.get(k) is not None}
+            best[k] = (max if key in HIGHER_IS_BETTER else min)(vals, key=vals.get) if vals else None
+    rows = []
+    for m in d["methods"]:
+        cells = []
+        for _, key in PAPER_COLUMNS:
+            for g in GROUPS:
+                k = f"{key}_{g}"
+                text = fmt_metric(means[m].get(k))
+                cells.append(f"**{text}**" if best[k] == m else text)
+        rows.append([m] + cells)
+    head = ["Method"] + [f"{label}-{g.upper()}" for label, _ in PAPER_COLUMNS for g in GROUPS]
+    return compact_table(head, rows)
+
+
+def t_benchmark_roles() -> str:
+    """dualtalk benchmark: speaking and listening frames (voice activity on each person's own audio)."""
+    d = load("benchmark_synth.json")
+    rows = []
+    for m in d["methods"]:
+        by = d["results"][m].get("by_role") or {}
+        sp = (by.get("speaking") or {}).get("mean") or {}
+        li = (by.get("listening") or {}).get("mean") or {}
+        cells = [sp.get("mse_exp"), li.get("mse_exp"), sp.get("mse_pose"), li.get("mse_pose"), sp.get("mse_jaw"),
+                 li.get("mse_jaw"), sp.get("fid_exp"), li.get("fid_exp"), li.get("fid_pose")]
+        rows.append([m] + [fmt_metric(c) for c in cells])
+    head = ["Method", "MSE-EXP speak", "MSE-EXP listen", "MSE-POSE speak", "MSE-POSE listen", "MSE-JAW speak",
+            "MSE-JAW listen", "FD-EXP speak", "FD-EXP listen", "FD-POSE listen"]
+    return compact_table(head, rows)
+
+
+FIXED_BASELINES = ("mean", "mirror", "random_segment")
+CARRIER = {"own audio": "own audio", "audio": "partner audio", "motion": "partner motion",
+           "both": "partner audio and motion"}
+
+
+def t_benchmark_causes() -> str:
+    """dualtalk benchmark on a synth corpus: error reduction per cause, share of the probe's in brackets."""
+    causes = load("benchmark_synth.json")["causes"]
+    groups = list(causes["groups"])
+    probe = causes.get("probe", {})
+    rows = [["probe"] + [signed(probe[g]["reduction"]) if g in probe else "–" for g in groups]]
+    for m, row in causes["methods"].items():
+        if m in FIXED_BASELINES:  # no cause to capture: the learned methods only
+            continue
+        rows.append([m] + [signed(row[g]["reduction"])
+                           + (f" ({row[g]['capture']:.0%})" if row[g].get("capture") is not None else "")
+                           for g in groups])
+    head = ["Method"] + [f"{g} ({CARRIER.get(causes['groups'][g]['carrier'], causes['groups'][g]['carrier'])})"
+                         for g in groups]
+    return compact_table(head, rows)
+
+
+def t_benchmark_floor() -> str:
+    """dualtalk benchmark: the noise floor of the corpus's test split (one sentence)."""
+    floor = load("benchmark_synth.json")["noise_floor"]
+    return ("Noise floor of this corpus (MSE of the idle motion that no input can predict, test split): "
+            + ", ".join(f"{g} {floor[g]:.2e}" for g in GROUPS) + ".\n")
+
+
+ABLATION_LABELS = {"before": "before (no paths, no output gain)"}
+
+
+def t_ablation() -> str:
+    """benchmarks/ablation.py: error reduction per cause, one factor of the recipe undone at a time."""
+    d = load("ablation.json")
+    out = []
+    for seed in d["seeds"]:
+        corpus = d["corpora"][str(seed)]
+        causes = corpus["scenario"]["causes"]
+        names = [c["name"] for c in causes]
+        head = [f"variant (seed {seed})", "speech"] + [
+            f"{driver_text(c).replace(' with ', '-with-')} → {targets_text(c['targets'])} "
+            f"({c['carrier']}, {c['delay']:.2f} s, {c['composition']})" for c in causes]
+        rows = [["probe", "—"] + [signed(corpus["probe"][n]["reduction"]) for n in names]]
+        for variant, v in corpus["variants"].items():
+            rows.append([ABLATION_LABELS.get(variant, variant)]
+                        + [signed(v["scores"][n]["reduction"]) for n in ["speech"] + names])
+        out.append(compact_table(head, rows))
+    return "\n".join(out)
+
+
+def t_listening() -> str:
+    """benchmarks/listening.py: every cause of every corpus, the three learned methods, capture of the main one."""
+    d = load("listening.json")
+    methods = d["methods"]
+    main, others = methods[0], methods[1:]
+    passed = {c["seed"]: c["passed"] for c in d["checks"]["per_corpus"]}
+    rows = []
+    for c in d["corpora"]:
+        seed = c["seed"]
+        rows.append([str(seed), "speech (own audio)", "—", signed(c["methods"][main]["speech"]["reduction"]), "—"]
+                    + [signed(c["methods"][m]["speech"]["reduction"]) for m in others])
+        for cause in c["scenario"]["causes"]:
+            n = cause["name"]
+            score = c["methods"][main][n]
+            mark = "✓" if passed[seed][n] else "✗"
+            rows.append([str(seed), f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
+                                    f"{cause['delay']:.2f} s, {cause['composition']}",
+                         signed(c["probe"][n]["reduction"]), signed(score["reduction"]),
+                         f"{score['capture']:.2f} {mark}"] + [signed(c["methods"][m][n]["reduction"]) for m in others])
+    head = ["corpus", "cause (driver, carrier, targets, delay, composition)", "probe", main, "capture"] + others
+    return compact_table(head, rows)
+
+
+#: table name -> (JSON file in benchmarks/results, renderer)
+TABLES: dict[str, tuple[str, Callable[[], str]]] = {
+    "generate": ("generate.json", t_generate),
+    "generate-long": ("generate_long.json", t_generate_long),
+    "train": ("train.json", t_train),
+    "evaluate": ("evaluate.json", t_evaluate),
+    "render": ("render.json", t_render),
+    "synth-baselines": ("synth.json", t_synth_baselines),
+    "synth-probes": ("synth.json", t_synth_probes),
+    "benchmark": ("benchmark_synth.json", t_benchmark),
+    "benchmark-roles": ("benchmark_synth.json", t_benchmark_roles),
+    "benchmark-causes": ("benchmark_synth.json", t_benchmark_causes),
+    "benchmark-floor": ("benchmark_synth.json", t_benchmark_floor),
+    "ablation": ("ablation.json", t_ablation),
+    "listening": ("listening.json", t_listening),
+}
+
+
+# ------------------------------------------------------------------------------------------------ update
+def render_page(text: str, page: str, problems: list[str]) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in TABLES:
+            problems.append(f"{page}: unknown table '{name}' (known: {', '.join(TABLES)})")
+            return m.group(0)
+        try:
+            body = TABLES[name][1]()
+        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+            problems.append(f"{page}: table '{name}' cannot be rendered from benchmarks/results/"
+                            f"{TABLES[name][0]}: {type(exc).__name__}: {exc}")
+            return m.group(0)
+        return m.group(1) + body + m.group(4)
+
+    return MARKER.sub(sub, text)
+
+
+def run(check: bool, docs: Path = DOCS) -> int:
+    problems: list[str] = []
+    stale: list[str] = []
+    seen: set[str] = set()
+    for path in sorted(docs.rglob("*.md")):
+        page = path.relative_to(docs.parent).as_posix()
+        text = path.read_text(encoding="utf-8")
+        new = render_page(text, page, problems)
+        seen.update(m.group("name") for m in MARKER.finditer(text))
+        if new != text:
+            old_bodies = {m.group("name"): m.group("body") for m in MARKER.finditer(text)}
+            new_bodies = {m.group("name"): m.group("body") for m in MARKER.finditer(new)}
+            names = [n for n in new_bodies if old_bodies.get(n) != new_bodies[n]]
+            for n in names:
+                stale.append(f"{page}: table '{n}' is out of date with benchmarks/results/{TABLES[n][0]} "
+                             f"(run: python scripts/docs_tables.py)")
+            if not check:
+                path.write_text(new, encoding="utf-8")
+    for name in TABLES:
+        if name not in seen:
+            problems.append(f"docs: table '{name}' is not on any page (add <!-- table:{name} --><!-- /table -->)")
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    if check:
+        for line in stale:
+            print(line, file=sys.stderr)
+        return 1 if (stale or problems) else 0
+    for line in stale:
+        print("updated " + line.split(" is out of date")[0])
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="do not write: exit 1 if a page's table is out of date")
+    ap.add_argument("--list", action="store_true", help="print each table and its JSON source")
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, (src, fn) in TABLES.items():
+            print(f"{name:18s} benchmarks/results/{src:22s} {(fn.__doc__ or '').strip()}")
+        return 0
+    return run(args.check)
+
+
+# ------------------------------------------------------------------------------------- mkdocs hook (figures)
+FIGURE = re.compile(r"\]\(\.\./benchmarks/results/([\w.-]+\.png)\)")
+
+
+def on_files(files, config):  # noqa: ANN001 - mkdocs hook
+    from mkdocs.structure.files import File
+
+    for png in sorted(RESULTS.glob("*.png")):
+        files.append(File.generated(config, f"img/{png.name}", abs_src_path=str(png)))
+    return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001 - mkdocs hook
+    depth = page.file.src_uri.count("/")
+    return FIGURE.sub(lambda m: "](" + "../" * depth + f"img/{m.group(1)})", markdown)
+
+
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|data|class|meth|attr|mod|obj|exc|const):(?=<code>)")
+
+
+def on_page_content(html: str, page, config, files) -> str:  # noqa: ANN001 - mkdocs hook
+    """Docstrings use the odd Sphinx role (:func:`x`): show the code span without the role's name."""
+    return SPHINX_ROLE.sub("", html)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
