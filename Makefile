@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dualtalk-installed
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench docs
 $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
 	touch $(STAMP)
@@ -19,3 +19,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate.py
+
+# the documentation site (docs/ + API pages from the docstrings) into site/; warnings are errors
+docs: $(STAMP)
+	$(BIN)/python scripts/docs_tables.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
