@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 
-MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -185,8 +184,8 @@ def t_render() -> str:
         fps, v = b["frames_per_second"], b["video"]
         two, one = v["2_workers"], v["1_workers"]
         rows.append([labels.get(name, name), f"{fps['one_head']:.1f} fps", f"{fps['two_heads']:.1f} fps",
-                     f"{two['wall_seconds']:.1f} s / {one['wall_seconds']:.1f} s "
-                     f"({two['realtime_factor']:.2f}x / {one['realtime_factor']:.2f}x real time)"])
+                     (f"{two['wall_seconds']:.1f} s / {one['wall_seconds']:.1f} s "
+                     f"({two['realtime_factor']:.2f}x / {one['realtime_factor']:.2f}x real time)")])
     secs = f"{d['video_seconds']:.0f} s"
     return table(["backend", "one head, 1 process", "two heads, 1 process",
                   f"{secs} two-head video, end to end (2 workers / 1 process)"], rows)
@@ -206,9 +205,8 @@ def t_synth_probes() -> str:
     rows = []
     for target, v in load("synth.json")["probe_mse"].items():
         digits = 5 if target == "jaw_x" else 4
-        named, other = [k for k in v if k.startswith("from ")]
-        cell = lambda k: f"{v[k]:.{digits}f} ({k[5:]})"  # noqa: E731
-        rows.append([target, f"{v['train mean']:.{digits}f}", cell(named), cell(other), f"{v['floor']:.{digits}f}"])
+        named, other = (f"{v[k]:.{digits}f} ({k[5:]})" for k in v if k.startswith("from "))
+        rows.append([target, f"{v['train mean']:.{digits}f}", named, other, f"{v['floor']:.{digits}f}"])
     return table(["target", "train mean", "from the named input", "from the other input", "floor"], rows)
 
 
@@ -322,8 +320,8 @@ def t_listening() -> str:
             n = cause["name"]
             score = c["methods"][main][n]
             mark = "✓" if passed[seed][n] else "✗"
-            rows.append([str(seed), f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
-                                    f"{cause['delay']:.2f} s, {cause['composition']}",
+            rows.append([str(seed), (f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
+                                    f"{cause['delay']:.2f} s, {cause['composition']}"),
                          signed(c["probe"][n]["reduction"]), signed(score["reduction"]),
                          f"{score['capture']:.2f} {mark}"] + [signed(c["methods"][m][n]["reduction"]) for m in others])
     head = ["corpus", "cause (driver, carrier, targets, delay, composition)", "probe", main, "capture"] + others
@@ -414,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
 FIGURE = re.compile(r"\]\(\.\./benchmarks/results/([\w.-]+\.png)\)")
 
 
-def on_files(files, config):  # noqa: ANN001 - mkdocs hook
+def on_files(files, config):
     from mkdocs.structure.files import File
 
     for png in sorted(RESULTS.glob("*.png")):
@@ -422,7 +420,7 @@ def on_files(files, config):  # noqa: ANN001 - mkdocs hook
     return files
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001 - mkdocs hook
+def on_page_markdown(markdown: str, page, config, files) -> str:
     depth = page.file.src_uri.count("/")
     return FIGURE.sub(lambda m: "](" + "../" * depth + f"img/{m.group(1)})", markdown)
 
@@ -430,7 +428,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
 SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|data|class|meth|attr|mod|obj|exc|const):(?=<code>)")
 
 
-def on_page_content(html: str, page, config, files) -> str:  # noqa: ANN001 - mkdocs hook
+def on_page_content(html: str, page, config, files) -> str:
     """Docstrings use the odd Sphinx role (:func:`x`): show the code span without the role's name."""
     return SPHINX_ROLE.sub("", html)
 

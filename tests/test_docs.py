@@ -23,7 +23,7 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
 def _strip_code(text: str) -> str:
-    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     return re.sub(r"`[^`\n]*`", "", text)
 
 
@@ -39,7 +39,7 @@ def _relative_links(md: Path) -> list[str]:
 def test_docs_tables_match_the_benchmark_json():
     if not TABLES.exists():
         pytest.skip("scripts/docs_tables.py is missing")
-    proc = subprocess.run([sys.executable, str(TABLES), "--check"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(TABLES), "--check"], check=False, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
