@@ -80,13 +80,13 @@ def main() -> int:
                         splits={"train": args.conversations - 2 * n, "val": n, "test": n})
         corpora[seed] = data
     from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, train_in_parallel
-    from dualtalk.train import make_train_config
+    from dualtalk.train import compose_train_config
 
     done = {}
     for seed, data in corpora.items():
         work = args.work / f"seed{seed}"
         todo = [f for f in factors if not (work / "pred" / f).is_dir()]  # a re-run keeps finished variants
-        configs = [(f, make_train_config(config_file=DEFAULT_CONFIG, overrides=LEARNED["dualtalk_paper"] + FACTORS[f]
+        configs = [(f, compose_train_config(config_file=DEFAULT_CONFIG, overrides=LEARNED["dualtalk_paper"] + FACTORS[f]
                                          + ([f"max_steps={args.steps}"] if args.steps else [])))
                    for f in todo]
         seconds = train_in_parallel(configs, data, work, args.jobs, progress=True) if configs else {}

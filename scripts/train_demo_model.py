@@ -40,7 +40,7 @@ def main() -> None:
 
     from dualtalk.model.checkpoint import load_model, save_model
     from dualtalk.synth import GENERATOR_VERSION, make_corpus
-    from dualtalk.train import make_train_config, train
+    from dualtalk.train import compose_train_config, train
 
     started = time.perf_counter()
     tmp = None
@@ -53,7 +53,7 @@ def main() -> None:
         n_val = max(2, args.conversations // 10)
         make_corpus(corpus, args.conversations, seconds=60.0, seed=args.seed,
                     splits={"train": args.conversations - n_val, "val": n_val})
-    cfg = make_train_config(config_file=RECIPE, max_steps=args.steps)
+    cfg = compose_train_config(config_file=RECIPE, max_steps=args.steps)
     best = train(corpus, work / "run", cfg)
     model = load_model(best)
     extra = dict(model.extra)

@@ -20,7 +20,7 @@ _LAZY = {
     "InferenceOptions": "dualtalk.inference.pipeline",
     "evaluate": "dualtalk.eval",  # dualtalk evaluate
     "train_model": ("dualtalk.train", "train"),  # dualtalk train (``dualtalk.train`` is the subpackage)
-    "make_train_config": "dualtalk.train",
+    "compose_train_config": "dualtalk.train",
     "render_video": "dualtalk.render",  # dualtalk render
     "plot_motion": "dualtalk.render",  # dualtalk plot
     "make_corpus": "dualtalk.synth",  # dualtalk synth

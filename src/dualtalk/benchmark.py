@@ -39,16 +39,12 @@ from pathlib import Path
 
 from .errors import DualTalkError, InputError
 from .io.files import atomic_write_text
+from .model.presets import METHODS as MODEL_METHODS
+from .model.presets import method_overrides
 
-#: model overrides that turn the DualTalk preset into each learned method
-LEARNED = {
-    "dualtalk": ["model.variant=released"],
-    "dualtalk_paper": ["model.variant=paper"],
-    # the baselines are the paper variant with inputs switched off (FaceFormer's biases and positions;
-    # the partner's motion time-aligned, as Learning2Listen's listener sees it)
-    "speaker_only": ["model.variant=paper", "model.use_partner_audio=false", "model.use_partner_motion=false"],
-    "listener_only": ["model.variant=paper", "model.use_self_audio=false"],
-}
+#: ``model.*`` training overrides that turn the size preset into each learned method (defined once, in
+#: :data:`dualtalk.model.presets.METHODS`)
+LEARNED = {name: method_overrides(name) for name in MODEL_METHODS}
 FIXED = ("mean", "mirror", "random_segment")
 #: the recommended CPU recipe (a packaged config, ``dualtalk/assets/configs/recipe-cpu.yaml``): every learned
 #: method trains with it unless ``--config`` names another
@@ -150,7 +146,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
     """
     from .baselines import predict_baseline
     from .eval import evaluate
-    from .train import make_train_config
+    from .train import compose_train_config
 
     data = Path(data_dir)
     out = Path(out_dir)
@@ -163,7 +159,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
         if not (data / split).is_dir():
             raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
     out.mkdir(parents=True, exist_ok=True)
-    configs = {name: make_train_config(preset=preset, config_file=config_file, max_steps=steps,
+    configs = {name: compose_train_config(preset=preset, config_file=config_file, max_steps=steps,
                                        overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
                for name in names if name in LEARNED}
     for name in names:  # a re-run replaces these methods' previous results
@@ -186,7 +182,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
                 predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
         results[name] = evaluate(pred_dir, data / "test", protocol="reference", roles="on")
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-    settings = make_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
+    settings = compose_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
     report = {
         "data": str(data),
         "preset": settings.preset,

@@ -1,25 +1,32 @@
-"""Every configuration of the project: typed dataclasses, YAML files as overrides, dotted overrides.
+"""Every configuration of the project: checked models, YAML/JSON files and ``key=value`` items as overrides.
 
-A config is plain data: it is saved as ``config.json`` next to ``model.safetensors`` (see
-``dualtalk.model.checkpoint``) and rebuilt with :func:`from_dict`, which refuses unknown keys so that a
-typo in a YAML file is an error, not a silently ignored setting.
+A config is plain data checked by pydantic: every value read from a YAML or JSON file, a ``config.json``
+or a ``key=value`` item is type- and range-checked, and a bad one is one error line naming the source and
+the key (``override 'feature_dim=1.28e2': feature_dim must be an integer, got 1.28e2``). Unknown keys are
+errors too, so a typo is not a silently ignored setting. Cross-field rules (``DualTalkConfig.check``) run
+once every source is applied, because one source may need the next (``output_gain`` + ``normalize_motion``).
 
     cfg = DualTalkConfig()                                   # the released architecture
     cfg = apply_overrides(cfg, ["feature_dim=64", "audio_encoder.type=mel"])
-    cfg = load_yaml_overrides(cfg, "configs/my.yaml")
+    cfg = load_overrides(cfg, "configs/my.yaml")             # YAML or JSON, partial mappings
+    data = to_dict(cfg); same = from_dict(DualTalkConfig, data, where="config.json")
+
+Why pydantic (and not OmegaConf structured configs): we need range checks and choices (``Field(ge=1)``,
+``Literal``) as well as types, checked on assignment too, with errors we can phrase per key; pydantic
+gives all of them, OmegaConf only types. Numbers as YAML 1.1 reads them (``1e-3`` without a dot is a
+string there) are parsed by pydantic's number fields, so no hand-written coercion is needed.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
+import difflib
+import json
 import os
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import DualTalkError, InputError
 
@@ -50,15 +57,20 @@ WAV2VEC2_LARGE_LV60: dict[str, Any] = {
 WAV2VEC2_LARGE_LV60_HUB_ID = "facebook/wav2vec2-large-960h-lv60-self"
 
 
-@dataclass
-class AudioEncoderConfig:
+class Config(BaseModel):
+    """Base of every configuration: unknown keys are errors; values are checked on creation and assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class AudioEncoderConfig(Config):
     """One audio encoder (the model has two with this config, one per person)."""
 
     #: ``wav2vec2`` (transformers' Wav2Vec2Model, as in the released model) or ``mel`` (a light
     #: convolutional encoder on log-mel features that needs no pretrained weights).
-    type: str = "wav2vec2"
+    type: Literal["wav2vec2", "mel"] = "wav2vec2"
     #: Wav2Vec2Config fields; the default is wav2vec2-large-lv60.
-    wav2vec2: dict = field(default_factory=lambda: dict(WAV2VEC2_LARGE_LV60))
+    wav2vec2: dict[str, Any] = Field(default_factory=lambda: dict(WAV2VEC2_LARGE_LV60))
     #: Where to take pretrained wav2vec2 weights from when the model is built for training: a local
     #: directory or a hub id. ``None`` = random init (weights then come from a checkpoint).
     pretrained: str | None = None
@@ -68,47 +80,46 @@ class AudioEncoderConfig:
     freeze_feature_extractor: bool = True
     freeze: bool = False
     # --- mel encoder ---
-    n_mels: int = 80
-    n_fft: int = 1024
-    hop_length: int = 320  # 50 frames per second at 16 kHz, like wav2vec2's CNN
-    mel_channels: int = 256
-    mel_layers: int = 3
+    n_mels: int = Field(80, ge=1)
+    n_fft: int = Field(1024, ge=2)
+    hop_length: int = Field(320, ge=1)  # 50 frames per second at 16 kHz, like wav2vec2's CNN
+    mel_channels: int = Field(256, ge=1)
+    mel_layers: int = Field(3, ge=1)
 
     @property
     def output_dim(self) -> int:
         return int(self.wav2vec2["hidden_size"]) if self.type == "wav2vec2" else self.mel_channels
 
 
-@dataclass
-class DualTalkConfig:
+class DualTalkConfig(Config):
     """The DualTalk model. Defaults are the released checkpoint's architecture (647 M parameters)."""
 
     #: ``released``: exactly the computation of the released checkpoint. ``paper``: adds what the paper
     #: describes beyond it (alignment-biased attention, sigmoid-gated modulation, positional information).
-    variant: str = "released"
-    audio_encoder: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
-    feature_dim: int = 256
-    motion_dim: int = 56
-    fps: int = 25
-    sample_rate: int = 16000
-    num_heads: int = 4
-    ffn_dim: int = 2048
-    encoder_layers: int = 3
-    decoder_layers: int = 1
-    lstm_layers: int = 2
+    variant: Literal["released", "paper"] = "released"
+    audio_encoder: AudioEncoderConfig = Field(default_factory=AudioEncoderConfig)
+    feature_dim: int = Field(256, ge=2)
+    motion_dim: int = Field(56, ge=1)
+    fps: int = Field(25, ge=1)
+    sample_rate: int = Field(16000, ge=1)
+    num_heads: int = Field(4, ge=1)
+    ffn_dim: int = Field(2048, ge=1)
+    encoder_layers: int = Field(3, ge=1)
+    decoder_layers: int = Field(1, ge=1)
+    lstm_layers: int = Field(2, ge=1)
     #: dropout inside the transformer layers (PyTorch's default 0.1 in the released model)
-    dropout: float = 0.1
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     #: dropout after the interaction module's self-attention (0.5 in the released model)
-    interaction_dropout: float = 0.5
+    interaction_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     #: alpha of the expression modulation: released ``d + alpha * Linear(d)``,
     #: paper ``D + alpha * sigmoid(D W + b)``
     modulation_alpha: float = 0.1
     #: paper variant: period (frames) of the FaceFormer-style temporal bias and of the positional encoding
-    bias_period: int = 25
+    bias_period: int = Field(25, ge=1)
     #: paper variant: half-width (frames) of the modal-alignment band in the decoder's cross-attention
-    alignment_window: int = 0
-    # --- paper variant: information paths (README "Listening that generalizes"). Off by default so that
-    # --- configs written before they existed load unchanged; on in the paper presets and the recipes.
+    alignment_window: int = Field(0, ge=0)
+    # --- paper variant: information paths (docs: research notes, "Listening that generalizes"). Off by
+    # --- default so that configs written before they existed load unchanged; on in the paper presets.
     #: the partner's audio features are added to the enhancer's cross-attention output (a residual, as in
     #: every transformer block): without it, an attention with one admissible key (alignment_window 0)
     #: returns the partner's motion whatever the audio, and the partner's voice reaches the model nowhere
@@ -118,10 +129,10 @@ class DualTalkConfig:
     motion_skip: bool = False
     #: kernel (frames, odd; 0 = none) of a depthwise temporal convolution (+ pointwise) in the enhancer,
     #: added residually before the BiLSTM: responses that follow the partner by a fixed delay in one step
-    temporal_kernel: int = 0
+    temporal_kernel: int = Field(0, ge=0)
     #: future frames the temporal convolution sees (-1 = half the kernel: symmetric); the rest is the past,
     #: where a listener's responses find their causes
-    temporal_lookahead: int = -1
+    temporal_lookahead: int = Field(-1, ge=-1)
     #: the BiLSTM's input is added to its output (the convolution's features reach the interaction module)
     lstm_residual: bool = False
     #: the interaction module's last self-attention gets a residual: without it its output is an attention
@@ -138,21 +149,18 @@ class DualTalkConfig:
     #: (least squares, clipped): a coefficient the model cannot predict beyond the mean falls back to the mean
     output_gain: bool = False
 
-    def validate(self) -> "DualTalkConfig":
-        if self.variant not in ("released", "paper"):
-            raise DualTalkError(f"model variant must be 'released' or 'paper', not {self.variant!r}")
-        if self.audio_encoder.type not in ("wav2vec2", "mel"):
-            raise DualTalkError(f"audio_encoder.type must be 'wav2vec2' or 'mel', not {self.audio_encoder.type!r}")
-        if self.feature_dim % 2 or self.feature_dim <= 0:
+    def check(self) -> "DualTalkConfig":
+        """The rules between fields (each field is checked on its own already); -> self."""
+        if self.feature_dim % 2:
             raise DualTalkError(f"feature_dim must be a positive even number, not {self.feature_dim}")
         for name, dim in (("feature_dim", self.feature_dim), ("2*feature_dim", 2 * self.feature_dim)):
             if dim % self.num_heads:
                 raise DualTalkError(f"{name}={dim} is not divisible by num_heads={self.num_heads}")
         if self.sample_rate % self.fps:
             raise DualTalkError(f"sample_rate {self.sample_rate} is not a multiple of fps {self.fps}")
-        if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):
+        if self.temporal_kernel and self.temporal_kernel % 2 == 0:
             raise DualTalkError(f"temporal_kernel must be 0 or an odd number of frames, not {self.temporal_kernel}")
-        if not -1 <= self.temporal_lookahead < max(self.temporal_kernel, 1):
+        if not self.temporal_lookahead < max(self.temporal_kernel, 1):
             raise DualTalkError(f"temporal_lookahead must be -1 (symmetric) or in [0, temporal_kernel), "
                                 f"not {self.temporal_lookahead}")
         if self.output_gain and not self.normalize_motion:
@@ -167,98 +175,160 @@ class DualTalkConfig:
 
 
 # ----------------------------------------------------------------------------------------------------
-# dict <-> dataclass, overrides
+# building, merging and overriding, with one error line per bad value
+
+C = TypeVar("C", bound=Config)
 
 
-def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value and value.strip() == value and "\n" not in value else repr(value)
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return repr(value)
 
 
-def from_dict(cls, data: dict, where: str = "config"):
-    """Build dataclass ``cls`` from ``data``; nested dataclasses recursively; unknown keys are errors."""
+def _field_class(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config class that holds the last key of ``loc`` (for the list of known keys)."""
+    for part in loc[:-1]:
+        field = cls.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        cls = ann
+    return cls
+
+
+def describe_error(err: dict, cls: type[BaseModel], prefix: str = "") -> str:
+    """One pydantic error -> ``key must be ..., got ...``."""
+    loc = tuple(err["loc"])
+    key = prefix + ".".join(str(p) for p in loc)
+    kind, ctx, got = err["type"], err.get("ctx") or {}, _shown(err.get("input"))
+    if kind == "extra_forbidden":
+        holder = _field_class(cls, loc)
+        known = sorted(holder.model_fields) if holder is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean {prefix}{'.'.join(map(str, loc[:-1] + (close[0],)))}?)" if close else \
+            (f" (known: {', '.join(known)})" if known else "")
+        return f"unknown key {key}{hint}"
+    messages = {
+        "int_parsing": "must be an integer", "int_type": "must be an integer", "int_from_float": "must be an integer",
+        "float_parsing": "must be a number", "float_type": "must be a number", "finite_number": "must be finite",
+        "bool_parsing": "must be true or false", "bool_type": "must be true or false",
+        "string_type": "must be a string", "dict_type": "must be a mapping", "model_type": "must be a mapping",
+        "model_attributes_type": "must be a mapping", "list_type": "must be a list",
+    }
+    if kind in messages:
+        what = messages[kind]
+    elif kind == "literal_error":
+        what = f"must be {ctx.get('expected')}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()))
+        what = f"must be {op} {bound}"
+    elif kind == "too_short":
+        what = f"must have at least {ctx.get('min_length')} items"
+    elif kind == "too_long":
+        what = f"must have at most {ctx.get('max_length')} items"
+    else:
+        what = err["msg"][:1].lower() + err["msg"][1:]
+    return f"{key} {what}, got {got}"
+
+
+def config_error(exc: ValidationError, cls: type[BaseModel], where: str, prefix: str = "") -> DualTalkError:
+    """A pydantic ValidationError -> one DualTalkError line naming the source and every bad key."""
+    return DualTalkError(f"{where}: " + "; ".join(describe_error(e, cls, prefix) for e in exc.errors()))
+
+
+def from_dict(cls: type[C], data: Any, where: str = "config", prefix: str = "") -> C:
+    """Build config class ``cls`` from a mapping; any unknown key or bad value is one error naming ``where``."""
     if not isinstance(data, dict):
-        raise DualTalkError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise DualTalkError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    kwargs = {}
+        raise DualTalkError(f"{where}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {_shown(data)}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, cls, where, prefix) from None
+
+
+def to_dict(cfg: BaseModel) -> dict:
+    """Plain nested data (lists, dicts, numbers, strings): what ``config.json`` / ``config.yaml`` hold."""
+    return cfg.model_dump(mode="json")
+
+
+def deep_merge(base: dict, data: dict) -> dict:
+    """``base`` with the (nested, partial) mapping ``data`` applied; nested mappings merge key by key."""
+    out = dict(base)
     for key, value in data.items():
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = from_dict(tp, value, f"{where}.{key}")
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
         else:
-            kwargs[key] = copy.deepcopy(value)
-    return cls(**kwargs)
+            out[key] = value
+    return out
 
 
-def merge_dict(cfg, data: dict, where: str = "config"):
-    """Return a copy of ``cfg`` with the (possibly partial, nested) mapping ``data`` applied."""
-    base = to_dict(cfg)
-
-    def merge(dst: dict, src: dict, path: str, cls):
-        hints = typing.get_type_hints(cls)
-        for key, value in src.items():
-            if key not in dst:
-                raise DualTalkError(f"{where}: unknown key {path}{key}")
-            tp = hints[key]
-            if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-                merge(dst[key], value, f"{path}{key}.", tp)
-            elif isinstance(dst[key], dict) and isinstance(value, dict):
-                dst[key].update(value)
-            else:
-                dst[key] = value
-
-    merge(base, data, "", type(cfg))
-    return from_dict(type(cfg), base, where)
+def merge_dict(cfg: C, data: dict, where: str = "config") -> C:
+    """A copy of ``cfg`` with the partial mapping ``data`` applied, checked (errors name ``where``)."""
+    if not isinstance(data, dict):
+        raise DualTalkError(f"{where}: expected a mapping, got {_shown(data)}")
+    return from_dict(type(cfg), deep_merge(to_dict(cfg), data), where)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], value parsed as a YAML scalar or list; the config checks its type)."""
     if "=" not in item:
         raise DualTalkError(f"override {item!r} is not of the form key=value")
     key, raw = item.split("=", 1)
+    path = key.strip().split(".")
+    if not all(path):
+        raise DualTalkError(f"override {item!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string; a number is meant
-        try:
-            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "+inf") else value
-        except ValueError:
-            pass
-    return key.strip().split("."), value
+    return path, value
 
 
-def apply_overrides(cfg, items: list[str] | tuple[str, ...]):
-    """Apply dotted ``key=value`` overrides (values parsed as YAML scalars/lists)."""
+def override_mapping(item: str) -> dict:
+    """``a.b=value`` -> ``{"a": {"b": value}}``."""
+    path, value = parse_override(item)
+    nested: Any = value
+    for part in reversed(path):
+        nested = {part: nested}
+    return nested
+
+
+def apply_overrides(cfg: C, items: list[str] | tuple[str, ...]) -> C:
+    """Apply dotted ``key=value`` overrides one by one (each one checked; an error names the item)."""
     for item in items:
-        path, value = parse_override(item)
-        nested: Any = value
-        for part in reversed(path):
-            nested = {part: nested}
-        cfg = merge_dict(cfg, nested, where=f"override {item!r}")
+        cfg = merge_dict(cfg, override_mapping(item), where=f"override {item!r}")
     return cfg
 
 
-def load_yaml(path: str | os.PathLike) -> dict:
+def load_mapping(path: str | os.PathLike) -> dict:
+    """A YAML or JSON file's top-level mapping (an empty file is ``{}``)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read()
+        data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.safe_load(text)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(path, f"not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, expected a YAML or JSON file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        kind = "JSON" if Path(path).suffix.lower() == ".json" else "YAML"
+        raise InputError(path, f"not a readable {kind} file ({str(exc).splitlines()[0]})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError(path, "expected a YAML mapping at the top level")
+        raise InputError(path, "expected a mapping at the top level")
     return data
 
 
-def load_yaml_overrides(cfg, path: str | os.PathLike):
+def load_overrides(cfg: C, path: str | os.PathLike) -> C:
+    """``cfg`` with a YAML/JSON file (a path or a packaged config's name) applied as a partial mapping."""
     path = find_config_file(path)
-    return merge_dict(cfg, load_yaml(path), where=os.fspath(path))
+    return merge_dict(cfg, load_mapping(path), where=os.fspath(path))
 
 
 #: configuration files shipped inside the package, usable by name (``--config recipe-cpu``)
@@ -270,7 +340,7 @@ def packaged_configs() -> list[str]:
 
 
 def find_config_file(name: str | os.PathLike) -> Path:
-    """A YAML file's path, or the name of a packaged config (``recipe-cpu``) -> its path."""
+    """A YAML/JSON file's path, or the name of a packaged config (``recipe-cpu``) -> its path."""
     path = Path(name)
     if path.exists() or path.suffix or os.sep in str(name):
         return path
@@ -284,8 +354,7 @@ def find_config_file(name: str | os.PathLike) -> Path:
 # training (``dualtalk train``; defaults = the released training recipe where it has one)
 
 
-@dataclass
-class DataConfig:
+class DataConfig(Config):
     """Where the examples come from and how they are cut."""
 
     #: split directories under DATA_DIR (any names); validation must not be the test split
@@ -293,79 +362,79 @@ class DataConfig:
     val_split: str = "val"
     test_split: str = "test"
     #: window length in frames at 25 fps (the released training cut 200-frame chunks)
-    window_frames: int = 200
+    window_frames: int = Field(200, ge=2)
     #: validation window (frames); 0 = same as ``window_frames``
-    val_window_frames: int = 0
+    val_window_frames: int = Field(0, ge=0)
     #: examples per batch per process (the released training used 32)
-    batch_size: int = 32
-    num_workers: int = 4
+    batch_size: int = Field(32, ge=1)
+    num_workers: int = Field(4, ge=0)
     #: at most this many validation batches per evaluation (0 = the whole split)
-    max_val_batches: int = 0
+    max_val_batches: int = Field(0, ge=0)
     #: cache the outputs of frozen audio encoders on disk (needs model.audio_encoder.freeze=true)
     feature_cache: bool = False
     #: cache location; default RUN_DIR/feature_cache (share one between runs to reuse it)
     cache_dir: str | None = None
     #: the cached encoders run over chunks of this many seconds of each file
-    cache_chunk_seconds: float = 20.0
+    cache_chunk_seconds: float = Field(20.0, gt=0)
 
 
-@dataclass
-class OptimConfig:
+class OptimConfig(Config):
     """Adam + a step schedule (released: lr 1e-4, x0.8 every 50 epochs)."""
 
     #: ``adam`` (as released; weight_decay is an L2 term in the gradient) or ``adamw`` (decoupled weight decay)
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    betas: list = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    weight_decay: float = Field(0.0, ge=0)
     #: ``step`` (multiply by ``gamma`` every ``step_size`` units) or ``constant``
-    scheduler: str = "step"
-    step_size: int = 50
-    gamma: float = 0.8
+    scheduler: Literal["step", "constant"] = "step"
+    step_size: int = Field(50, ge=1)
+    gamma: float = Field(0.8, gt=0)
     #: unit of ``step_size``: ``epoch`` (as released) or ``step`` (optimizer steps)
-    step_unit: str = "epoch"
+    step_unit: Literal["epoch", "step"] = "epoch"
     #: linear warm-up over this many optimizer steps (0 = none, as released)
-    warmup_steps: int = 0
+    warmup_steps: int = Field(0, ge=0)
     #: micro-batches per optimizer step
-    grad_accum_steps: int = 1
+    grad_accum_steps: int = Field(1, ge=1)
     #: clip the global gradient norm to this value (0 = off, as released)
-    grad_clip: float = 0.0
+    grad_clip: float = Field(0.0, ge=0)
 
 
-@dataclass
-class LossConfig:
-    """Released objective: MSE(exp) + MSE(jaw) + MSE(global pose) + MSE(velocity), weight 1 each."""
+class LossConfig(Config):
+    """Released objective: MSE(exp) + MSE(jaw) + MSE(head pose) + MSE(velocity), weight 1 each.
 
-    exp: float = 1.0
-    jaw: float = 1.0
-    pose: float = 1.0
-    velocity: float = 1.0
+    ``pose`` is the loss group of the 3-d head (global) rotation, named as the paper's metrics name it.
+    """
+
+    exp: float = Field(1.0, ge=0)
+    jaw: float = Field(1.0, ge=0)
+    pose: float = Field(1.0, ge=0)
+    velocity: float = Field(1.0, ge=0)
     #: measure errors in units of the training-set std when the model normalises motion
     normalized: bool = True
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """One training run. ``model`` is a partial model config (nested mapping) applied to ``preset``."""
 
     preset: str = "small"
-    model: dict = field(default_factory=dict)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    max_steps: int = 100_000
+    model: dict[str, Any] = Field(default_factory=dict)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    max_steps: int = Field(100_000, ge=1)
     seed: int = 6666
     #: ``auto`` (cuda:LOCAL_RANK when available, else cpu), ``cpu``, ``cuda``, ``cuda:1`` ...
     device: str = "auto"
     #: ``auto`` (bf16 autocast on a GPU that supports it, else fp32), ``fp32`` or ``bf16``
-    precision: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     #: exponential moving average of the weights (0 = off); validation and best/ then use the EMA
-    ema_decay: float = 0.0
-    log_every: int = 10
-    val_every: int = 500
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    log_every: int = Field(10, ge=1)
+    val_every: int = Field(500, ge=1)
     val_at_start: bool = True
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
+    checkpoint_every: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
     tensorboard: bool = True
     #: write RUN_DIR/debug/rank{R}.json: the examples each process saw and its final weights' hash
     debug_record: bool = False

@@ -1,4 +1,6 @@
-"""Every bad input of ``dualtalk generate`` gives one error line naming the file, exit 2, and no output.
+"""Every bad input gives one error line naming the file (or key, or option), exit 2, and no output:
+``dualtalk generate``'s files and model directories, its options, and ``dualtalk train``'s config files
+and ``key=value`` overrides.
 
 The cases and their expected messages are listed in ``bad_inputs.tsv`` beside this file.
 """
@@ -104,6 +106,41 @@ def make_case(case: str, tmp: Path) -> dict:
             from dualtalk.model.presets import get_preset
 
             (d / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": to_dict(get_preset("tiny"))}))
+    elif case.startswith("model_config_"):
+        from dualtalk.config import FORMAT_VERSION, to_dict
+        from dualtalk.model.presets import get_preset
+
+        d = tmp / "model"
+        d.mkdir()
+        files["model"] = d
+        model = to_dict(get_preset("tiny"))
+        if case == "model_config_not_integer":
+            model["feature_dim"] = "abc"
+        elif case == "model_config_unknown_key":
+            model["feature_dims"] = model.pop("feature_dim")
+        elif case == "model_config_out_of_range":
+            model["dropout"] = 1.5
+        elif case == "model_config_bad_choice":
+            model["variant"] = "other"
+        else:
+            model["output_gain"], model["normalize_motion"] = True, False
+        (d / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": model}))
+    elif case.startswith("option_"):
+        files["option"] = "--window"
+    elif case.startswith("train_override_"):
+        files["override"] = {"train_override_not_integer": "model.feature_dim=1.28e2",
+                             "train_override_out_of_range": "data.batch_size=0",
+                             "train_override_unknown_key": "optim.gama=0.5",
+                             "train_override_not_a_number": "optim.lr=fast"}[case]
+    elif case.startswith(("train_yaml_", "train_json_")):
+        path = tmp / ("config.json" if "json" in case else "config.yaml")
+        path.write_text({"train_yaml_not_integer": "preset: tiny\nmodel:\n  feature_dim: 1.28e2\n",
+                         "train_yaml_bad_choice": "optim: {optimizer: sgd, lr: 1e-3}\n",
+                         "train_yaml_not_a_mapping": "- preset\n- tiny\n",
+                         "train_yaml_unreadable": "data: {batch_size: [1\n",
+                         "train_json_bad_type": '{"data": {"feature_cache": "maybe"}}',
+                         "train_json_unreadable": '{"data": '}[case])
+        files["config"] = path
     elif case == "model_bad_pth":
         files["model"] = tmp / "DualTalk.pth"
         files["model"].write_bytes(b"\x80\x04garbage that is not a checkpoint")
@@ -112,17 +149,30 @@ def make_case(case: str, tmp: Path) -> dict:
     return files
 
 
-def run_generate(files, out):
+def run_generate(files, out, *options):
     return main(["generate", "--model", str(files["model"]), "--self-audio", str(files["self_audio"]),
                  "--partner-audio", str(files["partner_audio"]), "--partner-motion", str(files["partner_motion"]),
-                 "--out", str(out), "--quiet"])
+                 "--out", str(out), "--quiet", *options])
+
+
+def run_case(case: str, files: dict, out: Path) -> int:
+    if case.startswith("train_"):  # nothing may be written: the config is checked before the run starts
+        data = out.parent / "data"
+        options = ["--config", str(files["config"])] if "config" in files else []
+        return main(["train", "--data", str(data), "--out", str(out), *options, *([files["override"]] if
+                                                                                  "override" in files else [])])
+    if case == "option_window_negative":
+        with pytest.raises(SystemExit) as exit_:
+            run_generate(files, out, "--window", "-5")
+        return exit_.value.code
+    return run_generate(files, out)
 
 
 @pytest.mark.parametrize("case,culprit,message", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(case, culprit, message, tmp_path, capsys):
     files = make_case(case, tmp_path)
     out = tmp_path / "out" / "B.npz"
-    code = run_generate(files, out)
+    code = run_case(case, files, out)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1, err
@@ -135,7 +185,7 @@ def test_bad_input(case, culprit, message, tmp_path, capsys):
 
 def test_every_case_in_table_is_distinct():
     names = [c[0] for c in CASES]
-    assert len(names) == len(set(names)) and len(names) >= 20
+    assert len(names) == len(set(names)) and len(names) >= 36
 
 
 def test_silent_self_audio_is_valid(tmp_path):

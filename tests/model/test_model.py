@@ -163,7 +163,7 @@ def test_config_round_trip_and_strictness(tmp_path):
     with pytest.raises(DualTalkError, match="unknown key"):
         apply_overrides(cfg, ["feature_dims=3"])
     with pytest.raises(DualTalkError, match="variant"):
-        apply_overrides(cfg, ["variant=other"]).validate()
+        apply_overrides(cfg, ["variant=other"])
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -18,7 +18,7 @@ import torch
 
 from dualtalk.cli import main
 from dualtalk.model.checkpoint import load_model
-from dualtalk.train import TrainingInterrupted, make_train_config, train
+from dualtalk.train import TrainingInterrupted, compose_train_config, train
 
 BIN = Path(sys.executable).parent
 
@@ -29,7 +29,7 @@ def rows(run: Path, split: str) -> list[dict]:
 
 
 def test_tiny_training_lowers_validation_loss(toy_corpus, tmp_path, fast):
-    cfg = make_train_config(preset="tiny", max_steps=20, overrides=fast + [
+    cfg = compose_train_config(preset="tiny", max_steps=20, overrides=fast + [
         "data.window_frames=50", "data.batch_size=8", "optim.lr=3e-3", "val_every=10", "tensorboard=true"])
     best = train(toy_corpus, tmp_path / "run", cfg, progress=False)
     val = rows(tmp_path / "run", "val")
@@ -61,7 +61,7 @@ def test_resume_is_exact_and_stats_are_stored(toy_corpus, tmp_path, fast):
     """3 steps + resume to 7 == 7 steps straight (accumulation, EMA, epochs of 3 micro-batches)."""
     over = fast + ["optim.grad_accum_steps=2", "ema_decay=0.9", "checkpoint_every=3", "val_every=6",
                    "optim.step_unit=step", "optim.step_size=2", "optim.gamma=0.5", "optim.grad_clip=1.0"]
-    straight = train(toy_corpus, tmp_path / "a", make_train_config(preset="tiny-mel", max_steps=7, overrides=over),
+    straight = train(toy_corpus, tmp_path / "a", compose_train_config(preset="tiny-mel", max_steps=7, overrides=over),
                      progress=False)
     train(toy_corpus, tmp_path / "b", preset="tiny-mel", max_steps=3, overrides=over, progress=False)
     resumed = train(None, tmp_path / "b", max_steps=7, resume=True, progress=False)  # the run's own config
@@ -82,7 +82,7 @@ def test_resume_is_exact_and_stats_are_stored(toy_corpus, tmp_path, fast):
 
 
 def test_sigterm_stops_with_a_checkpoint(toy_corpus, tmp_path, fast):
-    cfg = make_train_config(preset="tiny-mel", max_steps=100000, overrides=fast + ["checkpoint_every=100000"])
+    cfg = compose_train_config(preset="tiny-mel", max_steps=100000, overrides=fast + ["checkpoint_every=100000"])
     timer = threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
     timer.start()
     try:
@@ -133,7 +133,7 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     cache = tmp_path / "cache"
     over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
                    "data.cache_chunk_seconds=2", "val_at_start=false"]
-    cfg = make_train_config(preset="tiny", max_steps=2, overrides=over)
+    cfg = compose_train_config(preset="tiny", max_steps=2, overrides=over)
     train(toy_corpus, tmp_path / "r1", cfg, progress=False)
     keys = sorted(p.name for p in cache.iterdir())
     assert len(keys) == 2  # one per audio encoder
@@ -153,10 +153,10 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     build_cache(model_of(cfg), cache, splits, 2.0, progress=False)
     assert sorted(p.name for p in cache.iterdir()) == keys  # same encoders: reused, nothing re-encoded
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
-    changed = make_train_config(preset="tiny", overrides=over + ["model.audio_encoder.normalize_waveform=false"])
+    changed = compose_train_config(preset="tiny", overrides=over + ["model.audio_encoder.normalize_waveform=false"])
     build_cache(model_of(changed), cache, splits, 2.0, progress=False)
     assert len(list(cache.iterdir())) == 4  # encoder config changed: new keys, the old cache untouched
-    build_cache(model_of(make_train_config(preset="tiny", overrides=over + ["seed=1"])), cache, splits, 2.0,
+    build_cache(model_of(compose_train_config(preset="tiny", overrides=over + ["seed=1"])), cache, splits, 2.0,
                 progress=False)
     assert len(list(cache.iterdir())) == 6  # other weights: new keys too
     # the saved model holds its real encoders (not the cache stand-ins) and runs on audio
@@ -170,7 +170,7 @@ def test_feature_cache_with_an_input_switched_off(toy_corpus, tmp_path, fast):
     cache = tmp_path / "cache"
     over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
                    "model.use_partner_audio=false", "model.use_partner_motion=false"]
-    best = train(toy_corpus, tmp_path / "run", make_train_config(preset="tiny", max_steps=2, overrides=over),
+    best = train(toy_corpus, tmp_path / "run", compose_train_config(preset="tiny", max_steps=2, overrides=over),
                  progress=False)
     assert len(list(cache.iterdir())) == 1  # one encoder in use
     model = load_model(best)
@@ -181,7 +181,7 @@ def test_feature_cache_needs_a_frozen_encoder():
     from dualtalk.errors import DualTalkError
 
     with pytest.raises(DualTalkError, match="freeze=true"):
-        make_train_config(preset="tiny", overrides=["data.feature_cache=true"])
+        compose_train_config(preset="tiny", overrides=["data.feature_cache=true"])
 
 
 def test_cli_errors(toy_corpus, tmp_path, capsys, fast):
@@ -225,7 +225,7 @@ def test_output_gain_is_fitted_on_validation_and_selection_uses_it(toy_corpus, t
     loss), best/ gets the gains fitted on the whole validation split, and the learning curve is drawn."""
 
     run = tmp_path / "run"
-    cfg = make_train_config(preset="tiny-mel", max_steps=6, overrides=fast + [
+    cfg = compose_train_config(preset="tiny-mel", max_steps=6, overrides=fast + [
         "model.output_gain=true", "data.window_frames=50", "data.batch_size=4", "val_every=3",
         "optim.optimizer=adamw", "optim.weight_decay=0.01"])
     best = train(toy_corpus, run, cfg, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import positive
 
 def _benchmark(args) -> int:
     from ..benchmark import run_benchmark
@@ -25,10 +26,10 @@ def register(sub) -> None:
     p.add_argument("--config", help="training recipe of the learned methods: a YAML file or a packaged config's name "
                                     "(default: recipe-cpu, the recommended CPU recipe)")
     p.add_argument("--preset", help="model preset of the learned methods (default: the config's, else small)")
-    p.add_argument("--steps", type=int, help="training steps per learned method (default: the config's)")
+    p.add_argument("--steps", type=positive(int), help="training steps per learned method (default: the config's)")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)}")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0)
+    p.add_argument("--jobs", type=positive(int), default=1,
                    help="learned methods trained at once, each in its own process with an equal share of the "
                         "CPU threads (default 1; on a 2-core CPU, 2 is faster)")
     p.add_argument("--quiet", action="store_true")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import positive
 
 def _demo(args) -> int:
     from ..demo import run_demo, summary
@@ -20,14 +21,14 @@ def register(sub) -> None:
                                    "the package, and every output in --out. With --model and real files: the same "
                                    "on your inputs.")
     p.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
-    p.add_argument("--seconds", type=float, default=20.0, help="length of the synthetic conversation (default 20)")
-    p.add_argument("--seed", type=int, help="seed of the synthetic conversation (default: a fresh one)")
+    p.add_argument("--seconds", type=positive(float), default=20.0, help="length of the synthetic conversation (default 20)")
+    p.add_argument("--seed", type=positive(int, allow_zero=True), help="seed of the synthetic conversation (default: a fresh one)")
     p.add_argument("--model", help="a model (directory, hf-hub: id, .pth) instead of the shipped demo model")
     p.add_argument("--self-audio", help="audio of the person to generate (real-input mode)")
     p.add_argument("--partner-audio", help="audio of the partner (real-input mode)")
     p.add_argument("--partner-motion", help="motion of the partner (real-input mode)")
     p.add_argument("--ground-truth", help="recorded motion of the generated person, for metrics (real-input mode)")
-    p.add_argument("--size", type=int, default=384, help="video panel size in pixels (default 384)")
+    p.add_argument("--size", type=positive(int), default=384, help="video panel size in pixels (default 384)")
     p.add_argument("--no-video", action="store_true", help="skip the video")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demo)

@@ -10,6 +10,7 @@ everything succeeded.
 
 from __future__ import annotations
 
+from . import positive
 import json
 import sys
 
@@ -28,8 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--flame-masks", metavar="FLAME_masks.pkl", help="FLAME's region masks (needed with --flame)")
     p.add_argument("--roles", choices=("auto", "on", "off"), default="auto",
                    help="per-role breakdown from the ground-truth audio: auto (when present), on, off")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: automatic)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pooled protocol's diversity")
+    p.add_argument("--workers", type=positive(int), default=None, help="parallel processes (default: automatic)")
+    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0, help="seed of the pooled protocol's diversity")
     p.set_defaults(func=run)
 
 

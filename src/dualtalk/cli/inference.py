@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import positive
 import argparse
 
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions
@@ -13,10 +14,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="config json of a released-layout .pth whose shapes are not the released ones")
     p.add_argument("--device", default="cpu", help="cpu (default, the reference), cuda, mps")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--window", type=float, default=DEFAULT_WINDOW_SECONDS,
+    p.add_argument("--window", type=positive(float), default=DEFAULT_WINDOW_SECONDS,
                    help=f"inputs longer than this many seconds run in overlapping windows (default "
                         f"{DEFAULT_WINDOW_SECONDS:g}; 0 = always one sequence)")
-    p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP_SECONDS,
+    p.add_argument("--overlap", type=positive(float, allow_zero=True), default=DEFAULT_OVERLAP_SECONDS,
                    help=f"seconds shared by neighbouring windows, cross-faded (default {DEFAULT_OVERLAP_SECONDS:g})")
     p.add_argument("--int8", action="store_true",
                    help="int8 dynamic quantisation of the linear layers (CPU): faster, not exact")

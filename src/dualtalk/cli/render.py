@@ -10,6 +10,7 @@ Motion files are dataset ``.npz`` (``exp``, ``pose``) or (T, 56) model-order ``.
 
 from __future__ import annotations
 
+from . import positive
 import sys
 
 
@@ -32,12 +33,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="OUT.mp4", help="output video")
     p.add_argument("--ground-truth", metavar="B_gt.npz", help="recorded motion of the same person, drawn on the right")
     p.add_argument("--flame", metavar="generic_model.pkl", help="your FLAME model file (converted once to a cached .npz)")
-    p.add_argument("--size", type=int, default=512, help="panel size in pixels, a multiple of 16 (default 512)")
+    p.add_argument("--size", type=positive(int), default=512, help="panel size in pixels, a multiple of 16 (default 512)")
     p.add_argument("--smooth", action="store_true",
                    help="Savitzky-Golay smoothing of expression and head rotation for display (files untouched)")
     p.add_argument("--backend", choices=("auto", "egl", "software"), default="auto",
                    help="rasteriser: auto = moderngl on headless EGL if available, else the built-in software one")
-    p.add_argument("--workers", type=int, default=None, help="frame-rendering processes (default: automatic)")
+    p.add_argument("--workers", type=positive(int), default=None, help="frame-rendering processes (default: automatic)")
     p.set_defaults(func=run_render)
 
     q = subparsers.add_parser(
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
                     "for one or both people, with speaking/listening bands from voice activity.")
     _common(q)
     q.add_argument("--out", required=True, metavar="OUT.png", help="output image (.png, .pdf or .svg)")
-    q.add_argument("--num-exp", type=int, default=3, help="how many leading expression coefficients (default 3)")
+    q.add_argument("--num-exp", type=positive(int), default=3, help="how many leading expression coefficients (default 3)")
     q.set_defaults(func=run_plot)
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from . import positive
 from pathlib import Path
 
 
@@ -15,9 +16,9 @@ def register(subparsers) -> None:
         description="Write NAME_speaker{1,2}.{wav,npz} conversations whose motion follows documented rules, "
                     "plus manifest.json (seed, parameters, noise floor, who speaks when).")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    p.add_argument("--conversations", type=int, required=True, help="number of conversations")
-    p.add_argument("--seconds", type=float, default=60.0, help="length of each conversation (default 60)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same corpus")
+    p.add_argument("--conversations", type=positive(int), required=True, help="number of conversations")
+    p.add_argument("--seconds", type=positive(float), default=60.0, help="length of each conversation (default 60)")
+    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0, help="random seed (default 0): same seed, same corpus")
     p.add_argument("--splits", default=None,
                    help="e.g. train=0.8,val=0.1,test=0.1 (fractions adding up to 1) or train=30,val=5,test=5 "
                         "(counts adding up to --conversations): subdirectories OUT/train, OUT/val, OUT/test")

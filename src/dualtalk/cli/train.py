@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from . import positive
 from ..errors import DualTalkError
 
 
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
     p.add_argument("--config", metavar="FILE.yaml", help="training config (see configs/)")
     p.add_argument("--preset", metavar="NAME", help="model preset (tiny, tiny-mel, small, released, paper, ...)")
-    p.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps to train for")
+    p.add_argument("--max-steps", type=positive(int), metavar="N", help="optimizer steps to train for")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..train import make_train_config, train
+    from ..train import compose_train_config, train
     from ..train.configure import load_train_config
 
     if args.resume:
@@ -42,12 +43,12 @@ def run(args) -> int:
         from pathlib import Path
 
         base = load_train_config(Path(args.resume) / "config.yaml")
-        cfg = make_train_config(overrides=args.overrides, max_steps=args.max_steps, base=base)
+        cfg = compose_train_config(overrides=args.overrides, max_steps=args.max_steps, base=base)
         best = train(args.data, args.resume, cfg, resume=True, progress=not args.no_progress)
     else:
         if not args.data or not args.out:
             raise DualTalkError("dualtalk train needs --data DATA_DIR and --out RUN_DIR (or --resume RUN_DIR)")
-        cfg = make_train_config(preset=args.preset, config_file=args.config, overrides=args.overrides,
+        cfg = compose_train_config(preset=args.preset, config_file=args.config, overrides=args.overrides,
                                 max_steps=args.max_steps)
         best = train(args.data, args.out, cfg, progress=not args.no_progress)
     print(best)

@@ -23,9 +23,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from .. import __version__
-from ..config import FORMAT_VERSION, DualTalkConfig, from_dict, to_dict
+from ..config import FORMAT_VERSION, DualTalkConfig, config_error, from_dict, to_dict
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_path, atomic_write_text
 from .dualtalk import DualTalk
@@ -75,10 +76,11 @@ def read_model_config(directory: str | os.PathLike) -> tuple[DualTalkConfig, dic
     if meta["format_version"] != FORMAT_VERSION:
         raise InputError(path, f"model format version {meta['format_version']} is not supported "
                                f"(this dualtalk {__version__} reads version {FORMAT_VERSION})")
+    cfg = from_dict(DualTalkConfig, meta["model"], where=str(path), prefix="model.")
     try:
-        cfg = from_dict(DualTalkConfig, meta["model"], where=str(path)).validate()
+        cfg.check()
     except DualTalkError as exc:
-        raise InputError(path, str(exc)) from None
+        raise InputError(path, f"model: {exc}") from None
     return cfg, meta.get("extra", {})
 
 
@@ -151,11 +153,14 @@ def config_from_official_json(path: str | os.PathLike) -> DualTalkConfig:
         raise InputError(path, "not a released-model config (needs audio_encoder_config and feature_dim)")
     cfg = DualTalkConfig()
     cfg.audio_encoder.wav2vec2 = dict(data["audio_encoder_config"])
-    for key in ("feature_dim", "motion_dim", "fps", "sample_rate"):
-        if key in data:
-            setattr(cfg, key, int(data[key]))
     try:
-        return cfg.validate()
+        for key in ("feature_dim", "motion_dim", "fps", "sample_rate"):
+            if key in data:
+                setattr(cfg, key, data[key])
+    except ValidationError as exc:
+        raise config_error(exc, DualTalkConfig, str(path)) from None
+    try:
+        return cfg.check()
     except DualTalkError as exc:
         raise InputError(path, str(exc)) from None
 

@@ -181,7 +181,7 @@ class DualTalk(nn.Module):
 
     def __init__(self, cfg: DualTalkConfig):
         super().__init__()
-        self.config = cfg.validate()
+        self.config = cfg.check()
         self.joint_encoder = JointEncoder(cfg)
         self.temporal_enhancer = TemporalEnhancer(cfg)
         self.interaction_module = InteractionModule(cfg)

@@ -39,7 +39,7 @@ def list_presets() -> list[str]:
 def get_preset(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DualTalkConfig:
     if name not in _PRESETS:
         raise DualTalkError(f"unknown model preset {name!r} (known: {', '.join(list_presets())})")
-    return apply_overrides(_PRESETS[name](), list(overrides)).validate()
+    return apply_overrides(_PRESETS[name](), list(overrides)).check()
 
 
 #: wav2vec2-large-lv60's architecture at toy size (same layer kinds and CNN strides: the real code path)
@@ -95,18 +95,30 @@ def tiny_mel() -> DualTalkConfig:
     )
 
 
-@register("speaker_only")
-def speaker_only() -> DualTalkConfig:
-    cfg = small()
-    cfg.variant = "paper"
-    cfg.use_partner_audio = False
-    cfg.use_partner_motion = False
-    return cfg
+#: the model settings of each learned method of the comparison (``dualtalk benchmark``), applied to one
+#: size preset. The baselines are the paper variant with inputs switched off (FaceFormer's biases and
+#: positions; the partner's motion time-aligned, as Learning2Listen's listener sees it). Defined once:
+#: the ``speaker_only``/``listener_only`` presets and the benchmark's methods both come from here.
+METHODS: dict[str, dict] = {
+    "dualtalk": {"variant": "released"},
+    "dualtalk_paper": {"variant": "paper"},
+    "speaker_only": {"variant": "paper", "use_partner_audio": False, "use_partner_motion": False},
+    "listener_only": {"variant": "paper", "use_self_audio": False},
+}
 
 
-@register("listener_only")
-def listener_only() -> DualTalkConfig:
-    cfg = small()
-    cfg.variant = "paper"
-    cfg.use_self_audio = False
-    return cfg
+def method_overrides(method: str) -> list[str]:
+    """``model.key=value`` training overrides that turn a size preset into ``method``."""
+    return [f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in METHODS[method].items()]
+
+
+def _baseline(method: str) -> Callable[[], DualTalkConfig]:
+    def build() -> DualTalkConfig:
+        return small().model_copy(update=METHODS[method])
+
+    build.__doc__ = f"``small`` with the model settings of the {method} baseline (:data:`METHODS`)."
+    return build
+
+
+for _name in ("speaker_only", "listener_only"):
+    register(_name)(_baseline(_name))

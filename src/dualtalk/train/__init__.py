@@ -1,17 +1,18 @@
 """Training: ``dualtalk train`` and :func:`train`.
 
-    from dualtalk.train import train, make_train_config
-    best = train("DATA", "runs/exp1", make_train_config(preset="small", max_steps=2000))
+    from dualtalk.train import train, compose_train_config
+    best = train("DATA", "runs/exp1", compose_train_config(preset="small", max_steps=2000))
     # best == runs/exp1/best, a model directory: dualtalk generate --model runs/exp1/best ...
 
 Modules: ``data`` (index, windows, lazy loading), ``loss`` (the released objective with masks), ``cache``
-(frozen-encoder feature cache), ``runs`` (run directory, checkpoints, metrics), ``engine`` (the loop,
-single process or torchrun/DDP), ``configure`` (config building), ``toy`` (a tiny generated corpus).
+(frozen-encoder feature cache), ``runs`` (run directory, checkpoints, metrics), ``engine`` (the
+:class:`Trainer`, stage by stage, single process or torchrun/DDP), ``configure`` (the one function that
+composes a training config), ``toy`` (a tiny generated corpus).
 """
 
 from __future__ import annotations
 
-from .configure import make_train_config, resolve_model_config
-from .engine import TrainingInterrupted, train
+from .configure import compose_train_config, resolve_model_config
+from .engine import Trainer, TrainingInterrupted, TrainState, train
 
-__all__ = ["TrainingInterrupted", "make_train_config", "resolve_model_config", "train"]
+__all__ = ["TrainState", "Trainer", "TrainingInterrupted", "compose_train_config", "resolve_model_config", "train"]

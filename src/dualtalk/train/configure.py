@@ -1,118 +1,102 @@
-"""Building a :class:`~dualtalk.config.TrainConfig`: defaults < YAML file < --preset/--max-steps < key=value.
+"""Composing a :class:`~dualtalk.config.TrainConfig`: defaults < file < --preset/--max-steps < key=value.
 
-``model.*`` overrides go into the run's partial model config (a nested mapping applied to the preset),
-so ``model.audio_encoder.freeze=true`` and ``model.feature_dim=128`` combine instead of replacing each other.
+:func:`compose_train_config` is the one function that builds a training configuration; the ``train``
+command, :func:`dualtalk.train.train` and ``dualtalk benchmark`` all call it.
+
+    cfg = compose_train_config(config_file="recipe-cpu", preset="small", overrides=["optim.lr=3e-4"])
+
+Every source is checked when it is applied, so an error names it: ``configs/x.yaml: data.batch_size must
+be >= 1, got 0``, ``override 'model.feature_dim=1.28e2': model.feature_dim must be an integer, got
+1.28e2``. ``model.*`` settings form the run's partial model config (a nested mapping applied to the
+preset), so ``model.audio_encoder.freeze=true`` and ``model.feature_dim=128`` combine instead of replacing
+each other; they are checked against the preset with each source too, and stored with checked values.
+Rules between fields (validation split, feature cache, the model's own) are checked once at the end.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
+from typing import Any, Iterable
 
 import yaml
 
-from ..config import (DualTalkConfig, TrainConfig, apply_overrides, from_dict, load_yaml, load_yaml_overrides,
-                      merge_dict, parse_override, to_dict)
+from ..config import (DualTalkConfig, TrainConfig, deep_merge, find_config_file, from_dict, load_mapping,
+                      merge_dict, override_mapping, to_dict)
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_write_text
 
 
-def resolve_model_config(cfg: TrainConfig) -> DualTalkConfig:
-    """The preset with the run's ``model`` mapping applied (unknown keys are errors)."""
+def _preset(cfg: TrainConfig, where: str) -> DualTalkConfig:
     from ..model.presets import get_preset
 
-    base = get_preset(cfg.preset)
+    try:
+        return get_preset(cfg.preset)
+    except DualTalkError as exc:
+        raise DualTalkError(f"{where}: {exc}") from None
+
+
+def _checked_model_part(cfg: TrainConfig, where: str) -> TrainConfig:
+    """Check the partial model config against the preset; store its values as checked (``1e-1`` -> 0.1)."""
     if not cfg.model:
-        return base
-    return merge_dict(base, cfg.model, where="model").validate()
+        _preset(cfg, where)
+        return cfg
+    full = to_dict(from_dict(DualTalkConfig, deep_merge(to_dict(_preset(cfg, where)), cfg.model), where,
+                             prefix="model."))
 
+    def pick(given: dict, checked: dict) -> dict:
+        return {k: pick(v, checked[k]) if isinstance(v, dict) and isinstance(checked.get(k), dict) else checked[k]
+                for k, v in given.items()}
 
-def apply_train_overrides(cfg: TrainConfig, items) -> TrainConfig:
-    for item in items:
-        path, value = parse_override(item)
-        if path[0] == "model" and len(path) > 1:
-            cfg = copy.deepcopy(cfg)
-            node = cfg.model
-            for part in path[1:-1]:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[path[-1]] = value
-        else:
-            cfg = apply_overrides(cfg, [item])
+    cfg.model = pick(cfg.model, full)
     return cfg
 
 
-def make_train_config(preset: str | None = None, config_file: str | os.PathLike | None = None,
-                      overrides=(), max_steps: int | None = None, base: TrainConfig | None = None) -> TrainConfig:
-    cfg = base if base is not None else TrainConfig()
+def _apply(cfg: TrainConfig, data: dict, where: str) -> TrainConfig:
+    return _checked_model_part(merge_dict(cfg, data, where), where)
+
+
+def compose_train_config(config_file: str | os.PathLike | None = None, preset: str | None = None,
+                         max_steps: int | None = None, overrides: Iterable[str] = (),
+                         base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (default: the defaults) < ``config_file`` (YAML/JSON path or packaged name) < ``preset`` <
+    ``max_steps`` < ``overrides`` (``key=value``); every source checked as it is applied, then the rules
+    between fields (:func:`check_train_config`)."""
+    cfg = base.model_copy(deep=True) if base is not None else TrainConfig()
     if config_file is not None:
-        cfg = load_yaml_overrides(cfg, config_file)
+        path = find_config_file(config_file)
+        cfg = _apply(cfg, load_mapping(path), os.fspath(path))
     if preset is not None:
-        cfg = apply_overrides(cfg, [f"preset={preset}"])
+        cfg = _apply(cfg, {"preset": preset}, "--preset")
     if max_steps is not None:
-        cfg = apply_overrides(cfg, [f"max_steps={int(max_steps)}"])
-    cfg = apply_train_overrides(cfg, list(overrides))
+        cfg = _apply(cfg, {"max_steps": max_steps}, "--max-steps")
+    for item in overrides:
+        cfg = _apply(cfg, override_mapping(item), f"override {item!r}")
     check_train_config(cfg)
     return cfg
 
 
-def coerce_numbers(cfg, prefix: str = ""):
-    """YAML reads ``1e-4`` (no dot) as a string: turn such values of float/int fields into numbers."""
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        value, tp = getattr(cfg, f.name), hints[f.name]
-        if dataclasses.is_dataclass(value):
-            coerce_numbers(value, f"{prefix}{f.name}.")
-        elif tp is float and isinstance(value, (str, int)) and not isinstance(value, bool):
-            try:
-                setattr(cfg, f.name, float(value))
-            except ValueError:
-                raise DualTalkError(f"training config: {prefix}{f.name} must be a number, not {value!r}") from None
-        elif tp is int and isinstance(value, str):
-            try:
-                setattr(cfg, f.name, int(value))
-            except ValueError:
-                raise DualTalkError(f"training config: {prefix}{f.name} must be an integer, not {value!r}") from None
-        elif tp is int and isinstance(value, float) and value.is_integer():
-            setattr(cfg, f.name, int(value))
-    return cfg
+def resolve_model_config(cfg: TrainConfig) -> DualTalkConfig:
+    """The preset with the run's ``model`` mapping applied, every rule checked."""
+    base = _preset(cfg, "preset")
+    model = merge_dict(base, cfg.model, where="model") if cfg.model else base
+    try:
+        return model.check()
+    except DualTalkError as exc:
+        raise DualTalkError(f"model config: {exc}") from None
 
 
 def check_train_config(cfg: TrainConfig) -> DualTalkConfig:
-    """Every setting in range (one clear error otherwise); -> the resolved model config."""
-    def need(ok: bool, what: str):
+    """The rules between fields (each value is checked on its own already); -> the resolved model config."""
+    d = cfg.data
+
+    def need(ok: bool, what: str) -> None:
         if not ok:
             raise DualTalkError(f"training config: {what}")
 
-    coerce_numbers(cfg)
-    d, o = cfg.data, cfg.optim
-    need(isinstance(o.betas, list) and len(o.betas) == 2, "optim.betas must be a list of two numbers")
-    o.betas = [float(b) for b in o.betas]
-    need(cfg.max_steps >= 1, f"max_steps must be >= 1, not {cfg.max_steps}")
-    need(d.window_frames >= 2, f"data.window_frames must be >= 2, not {d.window_frames}")
-    need(d.val_window_frames >= 0, "data.val_window_frames must be >= 0")
-    need(d.batch_size >= 1, f"data.batch_size must be >= 1, not {d.batch_size}")
-    need(d.num_workers >= 0, "data.num_workers must be >= 0")
-    need(d.cache_chunk_seconds > 0, "data.cache_chunk_seconds must be > 0")
     need(d.val_split != d.train_split, f"the validation split must differ from the training split ({d.val_split!r})")
     need(d.val_split != d.test_split, f"the validation split must not be the test split ({d.test_split!r}): "
                                       "set data.val_split to a held-out split of its own")
-    need(o.optimizer in ("adam", "adamw"), f"optim.optimizer must be 'adam' or 'adamw', not {o.optimizer!r}")
-    need(o.lr > 0, f"optim.lr must be > 0, not {o.lr}")
-    need(o.scheduler in ("step", "constant"), f"optim.scheduler must be 'step' or 'constant', not {o.scheduler!r}")
-    need(o.step_unit in ("epoch", "step"), f"optim.step_unit must be 'epoch' or 'step', not {o.step_unit!r}")
-    need(o.step_size >= 1, "optim.step_size must be >= 1")
-    need(o.grad_accum_steps >= 1, "optim.grad_accum_steps must be >= 1")
-    need(o.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)")
-    need(cfg.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not {cfg.precision!r}")
-    need(0.0 <= cfg.ema_decay < 1.0, f"ema_decay must be in [0, 1), not {cfg.ema_decay}")
-    for key in ("log_every", "val_every", "checkpoint_every"):
-        need(getattr(cfg, key) >= 1, f"{key} must be >= 1")
     model_cfg = resolve_model_config(cfg)
     if d.feature_cache:
         need(model_cfg.audio_encoder.freeze, "data.feature_cache needs frozen audio encoders "
@@ -125,6 +109,8 @@ def save_train_config(cfg: TrainConfig, path: Path) -> None:
 
 
 def load_train_config(path: Path) -> TrainConfig:
+    """A run's saved ``config.yaml`` (checked like any other source)."""
     if not Path(path).exists():
         raise InputError(Path(path).parent, "not a training run directory (config.yaml missing)")
-    return from_dict(TrainConfig, load_yaml(path), where=str(path))
+    data: Any = load_mapping(path)
+    return _checked_model_part(from_dict(TrainConfig, data, where=str(path)), str(path))

@@ -1,4 +1,4 @@
-"""The training loop: one process, or many with torchrun + DistributedDataParallel.
+"""Training: the :class:`Trainer` (one run, stage by stage), in one process or many with torchrun + DDP.
 
     dualtalk train --data DATA --out RUN                                     # one process (CPU or GPU)
     torchrun --nproc_per_node 4 -m dualtalk train --data DATA --out RUN      # 4 GPUs, one node
@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -36,11 +38,11 @@ import torch.distributed as dist
 from .. import __version__
 from ..config import TrainConfig, to_dict
 from ..errors import DualTalkError, InputError
-from ..io.motion import MOTION_DIM
+from ..io.motion import FPS, MOTION_DIM
 from ..model.dualtalk import DualTalk
 from . import cache as feature_cache
 from . import runs
-from .configure import check_train_config, load_train_config, save_train_config
+from .configure import check_train_config, compose_train_config, load_train_config, save_train_config
 from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader, split_dir
 from .loss import NAMES, PARTS, combine, motion_errors, weights
 
@@ -224,7 +226,419 @@ def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_st
 
 
 # ----------------------------------------------------------------------------------------------------
-# the run
+# the trainer
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint (``state.pt["progress"]``) and restored from it."""
+
+    step: int = 0
+    epoch: int = 0
+    #: batches of the current epoch already consumed by each process
+    batch_in_epoch: int = 0
+    best_val: float = math.inf
+    best_step: int = -1
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load(self, data: dict) -> None:
+        for key, value in data.items():
+            setattr(self, key, value)
+
+
+class Trainer:
+    """One training run, stage by stage (audiocraft's solver is the model): every stage is a method that
+    a test can call on its own, and :meth:`fit` calls them in order.
+
+        trainer = Trainer("DATA", "runs/exp", compose_train_config(preset="small", max_steps=2000))
+        best = trainer.fit()          # prepare_run, build_data, build_model, build_loaders,
+                                      # build_optimizer, restore, then train_step/validate/save_checkpoint
+
+    Under torchrun every process builds its own Trainer; ``ctx`` (:class:`Dist`) is joined by :func:`train`.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig, *,
+                 resume: bool = False, progress: bool = True, ctx: Dist | None = None):
+        self.data_dir, self.run, self.cfg = Path(data_dir), Path(run), cfg
+        self.resume = resume
+        self.ctx = ctx if ctx is not None else Dist()
+        self.show = progress and self.ctx.main
+        self.model_cfg = check_train_config(cfg)
+        self.state = TrainState()
+        self.latest: Path | None = None  # the checkpoint to restore (set by prepare_run)
+        self.last_saved = -1
+        self.best_gain: list[float] = []  # the output gain of best/ (models with output_gain)
+        self.record: list[str] = []  # example keys this process saw (debug_record)
+        self.metrics: runs.Metrics | None = None
+        self._bar = None
+
+    # --- messages --------------------------------------------------------------------------------------
+
+    def say(self, msg: str) -> None:
+        """A line for the user (rank 0 only; above the progress bar on a terminal)."""
+        if self.ctx.main:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+
+    # --- stages ----------------------------------------------------------------------------------------
+
+    def prepare_run(self) -> Path | None:
+        """Check the data directory, create (or, resuming, clean) the run directory, write its config and
+        run.json; -> the checkpoint to restore (None for a new run)."""
+        run, ctx = self.run, self.ctx
+        if not self.data_dir.is_dir():
+            raise InputError(self.data_dir, "data directory not found")
+        latest = None
+        if ctx.main:
+            if self.resume:
+                runs.clean_partial_writes(run)
+            latest = runs.latest_checkpoint(run)
+            if self.resume and latest is None:
+                raise InputError(run, "no checkpoint to resume from (checkpoints/step_* missing)")
+            if not self.resume and latest is not None:
+                raise InputError(run, "already holds a training run: continue it with --resume, or choose a new --out")
+            if not self.resume and (run / "config.yaml").exists():  # a run that stopped before its first checkpoint
+                self.say(f"{run}: the previous run there has no checkpoint; starting it afresh")
+                for name in ("metrics.csv", "run.json"):
+                    (run / name).unlink(missing_ok=True)
+                for name in ("tensorboard", "best", "debug"):
+                    shutil.rmtree(run / name, ignore_errors=True)
+            run.mkdir(parents=True, exist_ok=True)
+            save_train_config(self.cfg, run / "config.yaml")
+            runs.write_run_info(run, {"data_dir": str(self.data_dir.resolve()), "world_size": ctx.world,
+                                      "dualtalk_version": __version__,
+                                      "event": {"event": "resume" if self.resume else "start", "time": time.time(),
+                                                "from": latest.name if latest else None, "world_size": ctx.world}})
+        self.latest = ctx.broadcast_object(latest)
+        return self.latest
+
+    def build_data(self) -> None:
+        """Index both splits (rank 0; shared with the others) and the training split's motion statistics."""
+        d, ctx = self.cfg.data, self.ctx
+        split_dir(self.data_dir, d.train_split, "train")  # both splits exist before anything slow starts
+        split_dir(self.data_dir, d.val_split, "val")
+        found = None
+        if ctx.main:
+            train_index, stats = index_split(self.data_dir, d.train_split, "train", with_stats=True, progress=self.show)
+            val_index, _ = index_split(self.data_dir, d.val_split, "val", progress=self.show)
+            self.say(f"data: {len(train_index.clips)} training conversations "
+                     f"({int(train_index.frames.sum()) / FPS / 3600:.2f} h), "
+                     f"{len(val_index.clips)} validation conversations")
+            found = (train_index, stats, val_index)
+        self.train_index, self.stats, self.val_index = ctx.broadcast_object(found)
+
+    def build_model(self) -> DualTalk:
+        """The model (same seed everywhere; rank 0's weights broadcast), motion statistics, loss weights."""
+        cfg, ctx, model_cfg = self.cfg, self.ctx, self.model_cfg
+        seed_everything(cfg.seed)
+        model = DualTalk(model_cfg)
+        if model_cfg.normalize_motion:
+            model.set_motion_statistics(self.stats.mean, self.stats.std)
+        model.to(ctx.device)
+        if ctx.world > 1:  # identical starting point everywhere (also for the feature cache's key)
+            for tensor in model.state_dict().values():
+                dist.broadcast(tensor, 0)
+        torch.manual_seed(cfg.seed + 1000 * ctx.rank)  # different dropout per process
+        self.model = model
+        self.module: torch.nn.Module = model  # what the loop calls: the model, or its DDP wrapper (wrap())
+        self.std = model.motion_std if (model_cfg.normalize_motion and cfg.loss.normalized) else None
+        self.loss_w = weights(cfg.loss, ctx.device)
+        return model
+
+    def build_loaders(self) -> None:
+        """The feature cache (if asked for), the epoch-plan samplers and the loaders of both splits."""
+        d, ctx = self.cfg.data, self.ctx
+        features = {"train": None, "val": None}
+        if d.feature_cache:
+            root = Path(d.cache_dir) if d.cache_dir else self.run / "feature_cache"
+            features = feature_cache.build_cache(self.model, root, {"train": self.train_index, "val": self.val_index},
+                                                 d.cache_chunk_seconds, ctx.rank, ctx.world, ctx.device, self.show)
+            ctx.barrier()
+        self.cached = d.feature_cache
+        window, val_window = d.window_frames, d.val_window_frames or d.window_frames
+        self.train_sampler = PlanBatchSampler(self.train_index.frames, window, d.batch_size, self.cfg.seed,
+                                              ctx.rank, ctx.world)
+        val_sampler = PlanBatchSampler(self.val_index.frames, val_window, d.batch_size, rank=ctx.rank,
+                                       world=ctx.world, shuffle=False, max_batches=d.max_val_batches)
+        pin = ctx.device.type == "cuda"
+        self.train_loader = make_loader(ConversationWindows(self.train_index, window, features["train"]),
+                                        self.train_sampler, d.num_workers, pin)
+        self.val_loader = make_loader(ConversationWindows(self.val_index, val_window, features["val"]), val_sampler,
+                                      d.num_workers, pin, persistent=False)
+        self.steps_per_epoch = max(1, len(self.train_sampler) // self.cfg.optim.grad_accum_steps)
+
+    def build_optimizer(self) -> None:
+        """Optimiser, learning-rate schedule, EMA and mixed precision."""
+        cfg, o = self.cfg, self.cfg.optim
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(self.params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(o, self.steps_per_epoch))
+        self.ema = None
+        if cfg.ema_decay:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.amp_dtype = None
+        if cfg.precision == "bf16" or (cfg.precision == "auto" and self.ctx.device.type == "cuda"
+                                       and torch.cuda.is_bf16_supported()):
+            self.amp_dtype = torch.bfloat16
+
+    def restore(self, checkpoint: Path) -> None:
+        """Model, optimiser, schedule, EMA, train state and random states from ``checkpoint``. With another
+        number of processes the data position is kept (counted in the new world size), not the random states."""
+        ctx = self.ctx
+        weights_sd, state, rng = runs.read_checkpoint(checkpoint, ctx.rank)
+        self.model.load_state_dict(weights_sd)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.state.load(state["progress"])
+        old_world = int(state.get("world_size", ctx.world))
+        if rng is not None and old_world == ctx.world:
+            runs.set_rng_state(rng)
+        elif old_world != ctx.world:  # same examples consumed, counted in batches of the new world size
+            self.state.batch_in_epoch = self.state.batch_in_epoch * old_world // ctx.world
+            self.say(f"resuming with {ctx.world} processes instead of {old_world}: same data position, "
+                     "fresh random states")
+        self.last_saved = self.state.step
+        self.say(f"resumed from {checkpoint} (step {self.state.step}, epoch {self.state.epoch}, "
+                 f"batch {self.state.batch_in_epoch} of the epoch)")
+
+    def wrap(self) -> None:
+        """DistributedDataParallel around the model when there are several processes."""
+        ctx, model_cfg = self.ctx, self.model_cfg
+        if ctx.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            unused = model_cfg.audio_encoder.type == "wav2vec2" and not model_cfg.audio_encoder.freeze \
+                and not self.cached
+            self.module = DDP(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+                              find_unused_parameters=unused)
+        self.model.train()
+
+    def setup(self) -> None:
+        """Every stage before the loop, in order (the order fixes the random states: keep it)."""
+        self.prepare_run()
+        self.build_data()
+        self.build_model()
+        self.build_loaders()
+        self.build_optimizer()
+        if self.latest is not None:
+            self.restore(self.latest)
+        self.wrap()
+        self.metrics = runs.Metrics(self.run, self.ctx.main, self.cfg.tensorboard,
+                                    self.state.step if self.latest is not None else None)
+
+    # --- steps -----------------------------------------------------------------------------------------
+
+    def train_step(self, batch: dict, sync: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward and backward of one micro-batch (gradients summed into ``.grad``, scaled by 1/accum);
+        ``sync=False`` skips DDP's gradient all-reduce (not the last micro-batch of a step).
+        -> (loss, per-group error sums (4,), counts (4,))."""
+        ctx, accum = self.ctx, self.cfg.optim.grad_accum_steps
+        no_sync = contextlib.nullcontext() if sync or ctx.world == 1 else self.module.no_sync()
+        with no_sync:
+            with torch.autocast(ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                pred = run_model(self.module, batch, ctx.device, self.cached)  # (B, W, 56)
+            s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), self.std)
+            loss, _ = combine(s, c, self.loss_w)
+            (loss / accum).backward()
+        return loss, s, c
+
+    def optimizer_step(self) -> float:
+        """Clip, step optimiser + schedule, update the EMA, count the step; -> the gradient norm (nan unclipped)."""
+        grad_norm = float("nan")
+        if self.cfg.optim.grad_clip > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.state.step += 1
+        return grad_norm
+
+    def _export_extra(self, step: int, val: dict | None) -> dict:
+        stats = self.stats
+        return {"step": step, "val": val, "train_config": to_dict(self.cfg), "data_dir": str(self.data_dir.resolve()),
+                "motion_stats": {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "frames": stats.frames},
+                "ema": bool(self.ema)}
+
+    def validate(self, step: int) -> dict:
+        """Validation loss (the EMA's when there is one); a new best is saved to ``best/`` (with the output
+        gain fitted on validation, for models that have one); logs, learning-curve plot, one line."""
+        ctx, run = self.ctx, self.run
+        target = self.ema.module if self.ema is not None else self.model
+        val = evaluate(target, self.val_loader, ctx, self.std, self.loss_w, self.amp_dtype, self.cached,
+                       (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None)
+        gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
+        improved = val["loss"] < self.state.best_val
+        if improved:
+            self.state.best_val, self.state.best_step = val["loss"], step
+            if ctx.main and gain is None:
+                runs.save_best(run, target, self._export_extra(step, val))
+            elif ctx.main:  # best/ predicts with the gains; training goes on without them
+                target.output_gain.copy_(torch.from_numpy(gain))
+                runs.save_best(run, target, {**self._export_extra(step, val),
+                                             "output_gain": [round(float(g), 4) for g in gain]})
+                target.output_gain.fill_(1.0)
+                self.best_gain[:] = gain.tolist()
+        self.metrics.log("val", step, {"epoch": self.state.epoch, **val})
+        if ctx.main:  # the learning curve so far, for a person to look at (skipped without matplotlib)
+            from ..render.curves import plot_learning_curves
+
+            plot_learning_curves({run.name: run}, run / "learning_curves.png", title=f"{run}")
+        self.say(f"step {step}: val loss {val['loss']:.4f} (exp {val['exp']:.4f} jaw {val['jaw']:.4f} "
+                 f"pose {val['pose']:.4f} vel {val['velocity']:.4f}){'  best' if improved else ''}")
+        return val
+
+    def save_checkpoint(self, step: int) -> None:
+        """An atomic checkpoint ``checkpoints/step_N`` (every rank adds its random state); once per step."""
+        if step == self.last_saved:
+            return
+        ctx = self.ctx
+        root = self.run / "checkpoints"
+        name = f"step_{step:08d}"
+        tmp = root / f".{name}.tmp"
+        if ctx.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        ctx.barrier()
+        torch.save(runs.rng_state(), tmp / f"rng_rank{ctx.rank}.pt")
+        ctx.barrier()
+        if ctx.main:
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "ema": self.ema.state_dict() if self.ema is not None else None,
+                     "progress": self.state.to_dict(), "world_size": ctx.world}
+            runs.write_checkpoint(tmp, root / name, self.model, state, self._export_extra(step, None),
+                                  self.cfg.keep_checkpoints)
+        ctx.barrier()
+        self.last_saved = step
+
+    # --- the loop --------------------------------------------------------------------------------------
+
+    def fit(self) -> Path:
+        """Set up, train to ``max_steps`` (validating and checkpointing on schedule), finish; -> ``run/best``.
+        A signal finishes the step, saves a checkpoint and raises :class:`TrainingInterrupted`."""
+        from tqdm import tqdm
+
+        self.setup()
+        cfg, ctx, state = self.cfg, self.ctx, self.state
+        accum = cfg.optim.grad_accum_steps
+        last_val = None
+        with stop_on_signals() as stop:
+            if self.latest is None and cfg.val_at_start:
+                self.validate(0)
+                last_val = 0
+            bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not self.show, unit="step",
+                       dynamic_ncols=True, file=sys.stderr)
+            window = _LogWindow(ctx.device)
+            started = time.perf_counter()
+            micro = 0
+            postfix = {"loss": "?", "ex/s": "?"}
+            grad_norm = float("nan")
+            self.optimizer.zero_grad(set_to_none=True)
+            while state.step < cfg.max_steps:
+                self.train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
+                for batch in self.train_loader:
+                    micro += 1
+                    boundary = micro % accum == 0
+                    loss, s, c = self.train_step(batch, sync=boundary)
+                    window.add(s, c, int((batch["mask"].any(dim=1)).sum()) * ctx.world)
+                    state.batch_in_epoch += 1
+                    if cfg.debug_record:
+                        self.record.extend(batch["key"])
+                    if not boundary:
+                        continue
+                    grad_norm = self.optimizer_step()
+                    step = state.step
+                    bar.update(1)
+                    if step % cfg.log_every == 0 or step == cfg.max_steps:
+                        speed = self._log_train(step, window, grad_norm, started)
+                        postfix["ex/s"] = f"{speed:.1f}"
+                    postfix["loss"] = f"{float(loss.detach()):.4f}"
+                    bar.set_postfix(postfix, refresh=False)
+                    paused = time.perf_counter()  # validation and checkpoints do not count against the speed
+                    if step % cfg.val_every == 0:
+                        self.validate(step)
+                        last_val = step
+                    if step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint(step)
+                    window.start += time.perf_counter() - paused
+                    signalled = torch.tensor([0 if stop["signal"] is None else int(stop["signal"])], device=ctx.device)
+                    if ctx.world > 1:
+                        dist.all_reduce(signalled, op=dist.ReduceOp.MAX)
+                    if int(signalled):
+                        self.save_checkpoint(step)
+                        bar.close()
+                        self.metrics.close()
+                        name = signal.Signals(int(signalled)).name
+                        raise TrainingInterrupted(f"{name} at step {step}: checkpoint saved; continue with "
+                                                  f"dualtalk train --resume {self.run}")
+                    if step >= cfg.max_steps:
+                        break
+                else:  # the epoch is exhausted
+                    state.epoch += 1
+                    state.batch_in_epoch = 0
+            bar.close()
+            if last_val != state.step:
+                self.validate(state.step)
+            self.save_checkpoint(state.step)
+        return self.finish()
+
+    def _log_train(self, step: int, window: "_LogWindow", grad_norm: float, started: float) -> float:
+        """Training losses of the log window (summed over processes) to metrics; -> examples per second."""
+        self.ctx.sum_(window.sums)
+        self.ctx.sum_(window.counts)
+        total, mse = combine(window.sums, window.counts, self.loss_w)
+        speed = window.examples / max(time.perf_counter() - window.start, 1e-9)
+        self.metrics.log("train", step, {"epoch": self.state.epoch, "loss": float(total),
+                                         **{n: float(v) for n, v in zip(NAMES, mse)},
+                                         "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                                         "examples_per_sec": speed, "elapsed_s": time.perf_counter() - started})
+        window.reset()
+        return speed
+
+    def finish(self) -> Path:
+        """Close the logs, report the output gain, write the debug record; -> ``run/best``."""
+        self.metrics.close()
+        if self.best_gain:
+            g = self.best_gain
+            self.say(f"best step {self.state.best_step}: output gain fitted on the validation split, mean "
+                     f"{np.mean(g):.2f}; {sum(x < 0.05 for x in g)} of {len(g)} coefficients fall back to the "
+                     "training mean")
+        if self.cfg.debug_record:
+            (self.run / "debug").mkdir(parents=True, exist_ok=True)
+            (self.run / "debug" / f"rank{self.ctx.rank}.json").write_text(json.dumps(
+                {"rank": self.ctx.rank, "world": self.ctx.world, "samples": self.record,
+                 "weights_sha256": weights_digest(self.model)}))
+        self.ctx.barrier()
+        return self.run / "best"
+
+
+class _LogWindow:
+    """Error sums, counts and examples since the last training log line (and when the window started)."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(4, device=device)
+        self.counts = torch.zeros(4, device=device)
+        self.reset()
+
+    def add(self, sums: torch.Tensor, counts: torch.Tensor, examples: int) -> None:
+        self.sums += sums.detach()
+        self.counts += counts.detach()
+        self.examples += examples
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.counts.zero_()
+        self.examples, self.start = 0, time.perf_counter()
 
 
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config: TrainConfig | None = None, *,
@@ -233,7 +647,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
     """Train a DualTalk model on ``data_dir/{train,val}`` into the run directory ``out_dir``.
 
     ``preset``, ``max_steps`` and ``overrides`` (``key=value`` strings) are applied on top of ``config``
-    (default :class:`TrainConfig`): ``train(data, out, preset="speaker_only", max_steps=2000)``.
+    (default :class:`TrainConfig`) by :func:`~dualtalk.train.configure.compose_train_config`:
+    ``train(data, out, preset="speaker_only", max_steps=2000)``.
 
     ``resume=True`` continues the run in ``out_dir`` from its newest checkpoint (``config`` defaults to
     the run's saved config; ``data_dir`` to the run's data directory). Returns ``out_dir/best``, the
@@ -242,10 +657,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
     """
     out = Path(out_dir)
     if preset is not None or max_steps is not None or overrides:
-        from .configure import load_train_config as _load, make_train_config
-
-        base = config if config is not None else (_load(out / "config.yaml") if resume else TrainConfig())
-        config = make_train_config(preset=preset, max_steps=max_steps, overrides=overrides, base=base)
+        base = config if config is not None else (load_train_config(out / "config.yaml") if resume else None)
+        config = compose_train_config(preset=preset, max_steps=max_steps, overrides=overrides, base=base)
     if resume:
         info = runs.read_run_info(out)
         saved = load_train_config(out / "config.yaml")
@@ -255,306 +668,12 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
             raise DualTalkError(f"{out}: the model config differs from the run being resumed "
                                 "(only training settings can change on --resume)")
         data_dir = data_dir if data_dir is not None else info["data_dir"]
-    config = config if config is not None else TrainConfig()
+    config = config if config is not None else compose_train_config()
     if data_dir is None:
         raise DualTalkError("no data directory given")
     check_train_config(config)
     ctx = setup_distributed(config.device)
     try:
-        return _train(Path(data_dir), out, config, resume, progress, ctx)
+        return Trainer(Path(data_dir), out, config, resume=resume, progress=progress, ctx=ctx).fit()
     finally:
         ctx.close()
-
-
-def _train(data_dir: Path, run: Path, cfg: TrainConfig, resume: bool, progress: bool, ctx: Dist) -> Path:
-    from tqdm import tqdm
-
-    model_cfg = check_train_config(cfg)
-    show = progress and ctx.main
-
-    def say(msg: str) -> None:
-        if ctx.main:
-            tqdm.write(msg, file=sys.stderr)
-
-    # --- run directory -----------------------------------------------------------------------------
-    if not data_dir.is_dir():
-        raise InputError(data_dir, "data directory not found")
-    latest = None
-    if ctx.main:
-        if resume:
-            runs.clean_partial_writes(run)
-        latest = runs.latest_checkpoint(run)
-        if resume and latest is None:
-            raise InputError(run, "no checkpoint to resume from (checkpoints/step_* missing)")
-        if not resume and latest is not None:
-            raise InputError(run, "already holds a training run: continue it with --resume, or choose a new --out")
-        if not resume and (run / "config.yaml").exists():  # a run that stopped before its first checkpoint
-            import shutil
-
-            say(f"{run}: the previous run there has no checkpoint; starting it afresh")
-            for name in ("metrics.csv", "run.json"):
-                (run / name).unlink(missing_ok=True)
-            for name in ("tensorboard", "best", "debug"):
-                shutil.rmtree(run / name, ignore_errors=True)
-        run.mkdir(parents=True, exist_ok=True)
-        save_train_config(cfg, run / "config.yaml")
-        runs.write_run_info(run, {"data_dir": str(data_dir.resolve()), "world_size": ctx.world,
-                                  "dualtalk_version": __version__,
-                                  "event": {"event": "resume" if resume else "start", "time": time.time(),
-                                            "from": latest.name if latest else None, "world_size": ctx.world}})
-    latest = ctx.broadcast_object(latest)
-
-    # --- data: index (rank 0) and motion statistics of the training split --------------------------
-    d = cfg.data
-    split_dir(data_dir, d.train_split, "train")  # both splits exist before anything slow starts
-    split_dir(data_dir, d.val_split, "val")
-    if ctx.main:
-        train_index, stats = index_split(data_dir, d.train_split, "train", with_stats=True, progress=show)
-        val_index, _ = index_split(data_dir, d.val_split, "val", progress=show)
-        say(f"data: {len(train_index.clips)} training conversations ({int(train_index.frames.sum()) / 25 / 3600:.2f} h), "
-            f"{len(val_index.clips)} validation conversations")
-    else:
-        train_index = stats = val_index = None
-    train_index, stats, val_index = ctx.broadcast_object((train_index, stats, val_index))
-
-    # --- model -------------------------------------------------------------------------------------
-    seed_everything(cfg.seed)
-    model = DualTalk(model_cfg)
-    if model_cfg.normalize_motion:
-        model.set_motion_statistics(stats.mean, stats.std)
-    model.to(ctx.device)
-    if ctx.world > 1:  # identical starting point everywhere (also for the feature cache's key)
-        for tensor in model.state_dict().values():
-            dist.broadcast(tensor, 0)
-    torch.manual_seed(cfg.seed + 1000 * ctx.rank)  # different dropout per process
-    std = model.motion_std if (model_cfg.normalize_motion and cfg.loss.normalized) else None
-    loss_w = weights(cfg.loss, ctx.device)
-
-    features = {"train": None, "val": None}
-    if d.feature_cache:
-        root = Path(d.cache_dir) if d.cache_dir else run / "feature_cache"
-        features = feature_cache.build_cache(model, root, {"train": train_index, "val": val_index},
-                                             d.cache_chunk_seconds, ctx.rank, ctx.world, ctx.device, show)
-        ctx.barrier()
-    cached = d.feature_cache
-
-    window, val_window = d.window_frames, d.val_window_frames or d.window_frames
-    train_sampler = PlanBatchSampler(train_index.frames, window, d.batch_size, cfg.seed, ctx.rank, ctx.world)
-    val_sampler = PlanBatchSampler(val_index.frames, val_window, d.batch_size, rank=ctx.rank, world=ctx.world,
-                                   shuffle=False, max_batches=d.max_val_batches)
-    pin = ctx.device.type == "cuda"
-    train_loader = make_loader(ConversationWindows(train_index, window, features["train"]), train_sampler,
-                               d.num_workers, pin)
-    val_loader = make_loader(ConversationWindows(val_index, val_window, features["val"]), val_sampler,
-                             d.num_workers, pin, persistent=False)
-    batches_per_epoch = len(train_sampler)
-    accum = cfg.optim.grad_accum_steps
-    steps_per_epoch = max(1, batches_per_epoch // accum)
-
-    # --- optimisation ------------------------------------------------------------------------------
-    o = cfg.optim
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt_cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(o, steps_per_epoch))
-    ema = None
-    if cfg.ema_decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    amp_dtype = None
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and ctx.device.type == "cuda"
-                                   and torch.cuda.is_bf16_supported()):
-        amp_dtype = torch.bfloat16
-
-    progress_state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val": math.inf, "best_step": -1}
-    if latest is not None:
-        weights_sd, state, rng = runs.read_checkpoint(latest, ctx.rank)
-        model.load_state_dict(weights_sd)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        progress_state.update(state["progress"])
-        old_world = int(state.get("world_size", ctx.world))
-        if rng is not None and old_world == ctx.world:
-            runs.set_rng_state(rng)
-        elif old_world != ctx.world:  # same examples consumed, counted in batches of the new world size
-            done = progress_state["batch_in_epoch"] * old_world
-            progress_state["batch_in_epoch"] = done // ctx.world
-            say(f"resuming with {ctx.world} processes instead of {old_world}: same data position, fresh random states")
-        say(f"resumed from {latest} (step {progress_state['step']}, epoch {progress_state['epoch']}, "
-            f"batch {progress_state['batch_in_epoch']} of the epoch)")
-
-    module = model
-    if ctx.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        unused = model_cfg.audio_encoder.type == "wav2vec2" and not model_cfg.audio_encoder.freeze and not cached
-        module = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-                     find_unused_parameters=unused)
-    model.train()
-
-    metrics = runs.Metrics(run, ctx.main, cfg.tensorboard, progress_state["step"] if latest is not None else None)
-    record: list[str] = []
-    best_gain: list[float] = []  # the output gain of best/ (models with output_gain)
-    run_cfg = to_dict(cfg)
-    last_saved = progress_state["step"] if latest is not None else -1
-
-    def export_extra(step: int, val: dict | None) -> dict:
-        return {"step": step, "val": val, "train_config": run_cfg, "data_dir": str(data_dir.resolve()),
-                "motion_stats": {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "frames": stats.frames},
-                "ema": bool(ema)}
-
-    def validate(step: int) -> dict:
-        target = ema.module if ema is not None else model
-        val = evaluate(target, val_loader, ctx, std, loss_w, amp_dtype, cached,
-                       (target.motion_mean, target.motion_std) if model_cfg.output_gain else None)
-        gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
-        improved = val["loss"] < progress_state["best_val"]
-        if improved:
-            progress_state["best_val"], progress_state["best_step"] = val["loss"], step
-            if ctx.main and gain is None:
-                runs.save_best(run, target, export_extra(step, val))
-            elif ctx.main:  # best/ predicts with the gains; training goes on without them
-                target.output_gain.copy_(torch.from_numpy(gain))
-                runs.save_best(run, target, {**export_extra(step, val), "output_gain": [round(float(g), 4) for g in gain]})
-                target.output_gain.fill_(1.0)
-                best_gain[:] = gain.tolist()
-        metrics.log("val", step, {"epoch": progress_state["epoch"], **val})
-        if ctx.main:  # the learning curve so far, for a person to look at (skipped without matplotlib)
-            from ..render.curves import plot_learning_curves
-
-            plot_learning_curves({run.name: run}, run / "learning_curves.png", title=f"{run}")
-        say(f"step {step}: val loss {val['loss']:.4f} (exp {val['exp']:.4f} jaw {val['jaw']:.4f} "
-            f"pose {val['pose']:.4f} vel {val['velocity']:.4f}){'  best' if improved else ''}")
-        return val
-
-    def checkpoint(step: int) -> None:
-        nonlocal last_saved
-        if step == last_saved:
-            return
-        root = run / "checkpoints"
-        name = f"step_{step:08d}"
-        tmp = root / f".{name}.tmp"
-        if ctx.main:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        ctx.barrier()
-        torch.save(runs.rng_state(), tmp / f"rng_rank{ctx.rank}.pt")
-        ctx.barrier()
-        if ctx.main:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "ema": ema.state_dict() if ema is not None else None, "progress": dict(progress_state),
-                     "world_size": ctx.world}
-            runs.write_checkpoint(tmp, root / name, model, state, export_extra(step, None), cfg.keep_checkpoints)
-        ctx.barrier()
-        last_saved = step
-
-    # --- loop --------------------------------------------------------------------------------------
-    step = progress_state["step"]
-    last_val = None
-    with stop_on_signals() as stop:
-        if latest is None and cfg.val_at_start:
-            validate(0)
-            last_val = 0
-        bar = tqdm(total=cfg.max_steps, initial=step, disable=not show, unit="step", dynamic_ncols=True,
-                   file=sys.stderr)
-        window_sums = torch.zeros(4, device=ctx.device)
-        window_counts = torch.zeros(4, device=ctx.device)
-        window_loss, window_examples, window_start = 0.0, 0, time.perf_counter()
-        started = time.perf_counter()
-        micro = 0
-        postfix = {"loss": "?", "ex/s": "?"}
-        grad_norm = float("nan")
-        optimizer.zero_grad(set_to_none=True)
-        while step < cfg.max_steps:
-            train_sampler.set_epoch(progress_state["epoch"], skip=progress_state["batch_in_epoch"])
-            for batch in train_loader:
-                micro += 1
-                boundary = micro % accum == 0
-                sync = contextlib.nullcontext() if boundary or ctx.world == 1 else module.no_sync()
-                with sync:
-                    with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32,
-                                        enabled=amp_dtype is not None):
-                        pred = run_model(module, batch, ctx.device, cached)  # (B, W, 56)
-                    s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), std)
-                    loss, _ = combine(s, c, loss_w)
-                    (loss / accum).backward()
-                window_sums += s.detach()
-                window_counts += c.detach()
-                window_examples += int((batch["mask"].any(dim=1)).sum()) * ctx.world
-                progress_state["batch_in_epoch"] += 1
-                if cfg.debug_record:
-                    record.extend(batch["key"])
-                if not boundary:
-                    continue
-                if o.grad_clip > 0:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, o.grad_clip))
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if ema is not None:
-                    ema.update_parameters(model)
-                step += 1
-                progress_state["step"] = step
-                window_loss = float(loss.detach())
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == cfg.max_steps:
-                    ctx.sum_(window_sums)
-                    ctx.sum_(window_counts)
-                    total, mse = combine(window_sums, window_counts, loss_w)
-                    elapsed = time.perf_counter() - window_start
-                    speed = window_examples / max(elapsed, 1e-9)
-                    metrics.log("train", step, {"epoch": progress_state["epoch"], "loss": float(total),
-                                                **{n: float(v) for n, v in zip(NAMES, mse)},
-                                                "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                                                "examples_per_sec": speed,
-                                                "elapsed_s": time.perf_counter() - started})
-                    postfix["ex/s"] = f"{speed:.1f}"
-                    window_sums.zero_()
-                    window_counts.zero_()
-                    window_examples, window_start = 0, time.perf_counter()
-                postfix["loss"] = f"{window_loss:.4f}"
-                bar.set_postfix(postfix, refresh=False)
-                paused = time.perf_counter()  # validation and checkpoints do not count against the speed
-                if step % cfg.val_every == 0:
-                    validate(step)
-                    last_val = step
-                if step % cfg.checkpoint_every == 0:
-                    checkpoint(step)
-                window_start += time.perf_counter() - paused
-                signalled = torch.tensor([0 if stop["signal"] is None else int(stop["signal"])], device=ctx.device)
-                if ctx.world > 1:
-                    dist.all_reduce(signalled, op=dist.ReduceOp.MAX)
-                if int(signalled):
-                    checkpoint(step)
-                    bar.close()
-                    metrics.close()
-                    name = signal.Signals(int(signalled)).name
-                    raise TrainingInterrupted(f"{name} at step {step}: checkpoint saved; continue with "
-                                              f"dualtalk train --resume {run}")
-                if step >= cfg.max_steps:
-                    break
-            else:  # the epoch is exhausted
-                progress_state["epoch"] += 1
-                progress_state["batch_in_epoch"] = 0
-        bar.close()
-        if last_val != step:
-            validate(step)
-        checkpoint(step)
-    metrics.close()
-    if best_gain:
-        say(f"best step {progress_state['best_step']}: output gain fitted on the validation split, mean "
-            f"{np.mean(best_gain):.2f}; {sum(g < 0.05 for g in best_gain)} of {len(best_gain)} coefficients fall "
-            "back to the training mean")
-    if cfg.debug_record:
-        (run / "debug").mkdir(parents=True, exist_ok=True)
-        import json
-
-        (run / "debug" / f"rank{ctx.rank}.json").write_text(json.dumps(
-            {"rank": ctx.rank, "world": ctx.world, "samples": record, "weights_sha256": weights_digest(model)}))
-    ctx.barrier()
-    return run / "best"
