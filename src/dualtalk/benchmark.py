@@ -103,7 +103,9 @@ def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, wor
     ctx = mp.get_context("spawn")
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    pending, running, seconds = list(jobs), {}, {}
+    pending = list(jobs)
+    running: dict[str, tuple] = {}
+    seconds: dict[str, float] = {}
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -253,12 +255,12 @@ def _fmt(v) -> str:
 
 
 def _best(rows: dict[str, dict], key: str) -> str | None:
-    vals = {m: r.get(key) for m, r in rows.items() if r.get(key) is not None}
+    vals = {m: float(r[key]) for m, r in rows.items() if r.get(key) is not None}
     if not vals:
         return None
     base = key.rsplit("_", 1)[0]
     pick = min if LOWER_IS_BETTER.get(base, True) else max
-    return pick(vals, key=vals.get)
+    return pick(vals, key=lambda m: vals[m])
 
 
 def render_markdown(report: dict) -> str:
@@ -272,7 +274,7 @@ def render_markdown(report: dict) -> str:
     lines += [head, "|---" * (1 + len(PAPER_COLUMNS) * len(GROUPS)) + "|"]
     best = {f"{key}_{g}": _best(means, f"{key}_{g}") for _, key in PAPER_COLUMNS for g in GROUPS}
     for m in methods:
-        cells = []
+        cells: list[str] = []
         for _, key in PAPER_COLUMNS:
             for g in GROUPS:
                 k = f"{key}_{g}"
@@ -289,9 +291,9 @@ def render_markdown(report: dict) -> str:
         by = res[m].get("by_role") or {}
         sp = (by.get("speaking") or {}).get("mean") or {}
         li = (by.get("listening") or {}).get("mean") or {}
-        cells = [sp.get("mse_exp"), li.get("mse_exp"), sp.get("mse_pose"), li.get("mse_pose"), sp.get("mse_jaw"),
+        values = [sp.get("mse_exp"), li.get("mse_exp"), sp.get("mse_pose"), li.get("mse_pose"), sp.get("mse_jaw"),
                  li.get("mse_jaw"), sp.get("fid_exp"), li.get("fid_exp"), li.get("fid_pose")]
-        lines.append(f"| {m} | " + " | ".join(_fmt(c) for c in cells) + " |")
+        lines.append(f"| {m} | " + " | ".join(_fmt(c) for c in values) + " |")
     floor = report.get("noise_floor")
     if floor:
         lines += ["", "Noise floor of the synthetic corpus (MSE of the idle motion no input can predict): "

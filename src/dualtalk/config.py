@@ -200,7 +200,7 @@ def _field_class(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return cls
 
 
-def describe_error(err: dict, cls: type[BaseModel], prefix: str = "") -> str:
+def describe_error(err: Any, cls: type[BaseModel], prefix: str = "") -> str:
     """One pydantic error -> ``key must be ..., got ...``."""
     loc = tuple(err["loc"])
     key = prefix + ".".join(str(p) for p in loc)

@@ -28,7 +28,6 @@ def test_stages_one_by_one(toy_corpus, tmp_path, fast):
     assert t.steps_per_epoch >= 1
     t.build_optimizer()
     t.wrap()
-    t.metrics = None  # no logging in this test
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
     batch = next(iter(t.train_loader))

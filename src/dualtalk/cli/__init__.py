@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from ..errors import DualTalkError
 
@@ -29,7 +30,7 @@ SUBCOMMANDS = [
 class Parser(argparse.ArgumentParser):
     """argparse with one ``error:`` line (naming the command) instead of a usage block, exit status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 

@@ -126,6 +126,7 @@ def _load_state(model: DualTalk, state: dict, source) -> None:
 def _rebuild_nonpersistent(model: DualTalk) -> None:
     """Non-persistent buffers (mel filters, windows) were created on the meta device: rebuild them."""
     from ..features.audio_encoder import MelEncoder, mel_filterbank
+    from .layers import PeriodicPositionalEncoding
 
     for module in model.modules():
         if isinstance(module, MelEncoder):
@@ -133,9 +134,7 @@ def _rebuild_nonpersistent(model: DualTalk) -> None:
             dev = next(module.parameters()).device
             module.window = torch.hann_window(cfg.n_fft, device=dev)
             module.mel = torch.from_numpy(mel_filterbank(model.config.sample_rate, cfg.n_fft, cfg.n_mels)).to(dev)
-        if hasattr(module, "pe") and module.pe.is_meta:
-            from .layers import PeriodicPositionalEncoding
-
+        if isinstance(module, PeriodicPositionalEncoding) and module.pe.is_meta:
             fresh = PeriodicPositionalEncoding(module.pe.shape[1], module.period)
             module.pe = fresh.pe
 

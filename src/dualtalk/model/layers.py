@@ -60,6 +60,7 @@ class PeriodicPositionalEncoding(nn.Module):
         pe = torch.zeros(period, dim)
         pe[:, 0::2] = torch.sin(pos * div)
         pe[:, 1::2] = torch.cos(pos * div)
+        self.pe: torch.Tensor
         self.register_buffer("pe", pe, persistent=False)  # (P, D)
         self.period = period
 

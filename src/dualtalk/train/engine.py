@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -259,6 +260,8 @@ class Trainer:
     Under torchrun every process builds its own Trainer; ``ctx`` (:class:`Dist`) is joined by :func:`train`.
     """
 
+    metrics: runs.Metrics  # set by setup()
+
     def __init__(self, data_dir: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig, *,
                  resume: bool = False, progress: bool = True, ctx: Dist | None = None):
         self.data_dir, self.run, self.cfg = Path(data_dir), Path(run), cfg
@@ -271,7 +274,6 @@ class Trainer:
         self.last_saved = -1
         self.best_gain: list[float] = []  # the output gain of best/ (models with output_gain)
         self.record: list[str] = []  # example keys this process saw (debug_record)
-        self.metrics: runs.Metrics | None = None
         self._bar = None
 
     # --- messages --------------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ class Trainer:
     def build_loaders(self) -> None:
         """The feature cache (if asked for), the epoch-plan samplers and the loaders of both splits."""
         d, ctx = self.cfg.data, self.ctx
-        features = {"train": None, "val": None}
+        features: dict[str, Any] = {"train": None, "val": None}
         if d.feature_cache:
             root = Path(d.cache_dir) if d.cache_dir else self.run / "feature_cache"
             features = feature_cache.build_cache(self.model, root, {"train": self.train_index, "val": self.val_index},
@@ -375,7 +377,7 @@ class Trainer:
         cfg, o = self.cfg, self.cfg.optim
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(self.params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.optimizer = opt_cls(self.params, lr=o.lr, betas=(o.betas[0], o.betas[1]), weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(o, self.steps_per_epoch))
         self.ema = None
         if cfg.ema_decay:
@@ -441,7 +443,7 @@ class Trainer:
         ``sync=False`` skips DDP's gradient all-reduce (not the last micro-batch of a step).
         -> (loss, per-group error sums (4,), counts (4,))."""
         ctx, accum = self.ctx, self.cfg.optim.grad_accum_steps
-        no_sync = contextlib.nullcontext() if sync or ctx.world == 1 else self.module.no_sync()
+        no_sync = contextlib.nullcontext() if sync or ctx.world == 1 else self.module.no_sync()  # type: ignore[operator]
         with no_sync:
             with torch.autocast(ctx.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
@@ -474,7 +476,7 @@ class Trainer:
         """Validation loss (the EMA's when there is one); a new best is saved to ``best/`` (with the output
         gain fitted on validation, for models that have one); logs, learning-curve plot, one line."""
         ctx, run = self.ctx, self.run
-        target = self.ema.module if self.ema is not None else self.model
+        target = cast(DualTalk, self.ema.module) if self.ema is not None else self.model
         val = evaluate(target, self.val_loader, ctx, self.std, self.loss_w, self.amp_dtype, self.cached,
                        (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None)
         gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best

@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+from typing import cast
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +70,11 @@ def clean_partial_writes(run: Path) -> None:
 
 
 def rng_state() -> dict:
-    state = {
+    numpy_state = cast(tuple, np.random.get_state())  # ("MT19937", keys, pos, has_gauss, cached_gaussian)
+    state: dict = {
         "python": random.getstate(),
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-        "numpy_rest": list(np.random.get_state()[2:]),  # pos, has_gauss, cached_gaussian
+        "numpy": torch.from_numpy(numpy_state[1].astype(np.int64)),
+        "numpy_rest": list(numpy_state[2:]),  # pos, has_gauss, cached_gaussian
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
