@@ -57,7 +57,7 @@ def test_generate_cli_on_real_conversation(demo, tiny_dir, tmp_path):
     motion = generate(tiny_dir, demo / f"{CONV}_speaker2.wav", demo / f"{CONV}_speaker1.wav",
                       demo / f"{CONV}_speaker1.npz", options=InferenceOptions(progress=False))
     with np.load(out) as data:
-        np.testing.assert_allclose(motion.pose, data["pose"], atol=1e-6)
+        np.testing.assert_allclose(motion.flame_pose, data["pose"], atol=1e-6)
 
 
 def test_predict_cli_writes_every_generatable_side(demo, tiny_dir, tmp_path):

@@ -20,9 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.conversation import partner_speaker
 from ..io.motion import load_model_motion, load_motion
-
-#: (T, 56) model-order column ranges of the three parameter groups; "pose" is the global rotation
-GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56)}
+from ..layout import GROUPS  # (T, 56) model-order column ranges of exp, jaw, "pose" (= the 3-d head rotation)
 #: fewest common frames an item may have: the k-means of SID needs at least k = 40 frames
 MIN_FRAMES = 40
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.audio import load_audio
-from ..io.motion import FPS
 from ..io.vad import voice_activity
+from ..layout import FPS
 from .data import GROUPS
 
 ROLES = ("speaking", "listening")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..config import AudioEncoderConfig
 from ..errors import DualTalkError
+from ..layout import SAMPLE_RATE
 
 
 def normalize_waveform(wave: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -169,7 +170,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
 class MelEncoder(nn.Module):
     """Log-mel spectrogram (50 frames/s) -> a stack of 1-D convolutions -> interpolated to T frames."""
 
-    def __init__(self, cfg: AudioEncoderConfig, sample_rate: int = 16000):
+    def __init__(self, cfg: AudioEncoderConfig, sample_rate: int = SAMPLE_RATE):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
@@ -205,7 +206,7 @@ class MelEncoder(nn.Module):
         return self.norm(x)
 
 
-def build_audio_encoder(cfg: AudioEncoderConfig, sample_rate: int = 16000) -> nn.Module:
+def build_audio_encoder(cfg: AudioEncoderConfig, sample_rate: int = SAMPLE_RATE) -> nn.Module:
     if cfg.type == "wav2vec2":
         return Wav2Vec2Encoder(cfg)
     if cfg.type == "mel":

@@ -14,9 +14,8 @@ import soundfile as sf
 import soxr
 
 from ..errors import InputError
+from ..layout import SAMPLE_RATE
 from .files import atomic_path
-
-SAMPLE_RATE = 16000
 
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

@@ -4,7 +4,8 @@ Both audio files of a conversation are required (each person's audio is an input
 generated); motion may exist for one side only: that conversation can still be used to generate the other
 side. Everything else is checked strictly, with one error line naming the file.
 
-Length tolerance: audio of S samples covers ``T = ceil(S / 640)`` frames at 25 fps / 16 kHz. A motion
+Length tolerance: audio of S samples covers ``T = ceil(S / 640)`` frames at 25 fps / 16 kHz
+(:func:`dualtalk.layout.frames_for`). A motion
 file may differ from its audio by at most :data:`MAX_LENGTH_MISMATCH_FRAMES` frames (0.2 s; trackers drop
 or add a frame at the ends); the two audio files of a conversation by at most the same duration.
 Within tolerance, the generated person's audio defines T, and the partner's inputs are trimmed or padded.
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .audio import SAMPLE_RATE, load_audio
-from .motion import FPS, Motion, load_motion
+from ..layout import FPS, SAMPLE_RATE, frames_for
+from .audio import load_audio
+from .motion import Motion, load_motion
 
 #: largest accepted difference between the lengths of two files of one conversation, in frames
 MAX_LENGTH_MISMATCH_FRAMES = 5
@@ -30,9 +32,8 @@ _NAME_RE = re.compile(r"^(?P<name>.+)_speaker(?P<k>\d+)\.(?P<ext>wav|flac|npz)$"
 _AUDIO_EXTS = ("wav", "flac")
 
 
-def num_frames(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
-    """T = ceil(samples / sample_rate * fps) (integer arithmetic: no float rounding surprises)."""
-    return -(-num_samples * fps // sample_rate)
+#: T = ceil(samples / sample_rate * fps): :func:`dualtalk.layout.frames_for` under its older name here
+num_frames = frames_for
 
 
 def partner_speaker(k: int) -> int:

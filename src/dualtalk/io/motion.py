@@ -1,8 +1,9 @@
 """FLAME motion: ``exp`` (T, 50) and ``pose`` (T, 6) = [global/neck rotation (3), jaw (3)], 25 fps.
 
 Inside the model a frame is 56-d in the order [exp 50, jaw 3, global 3] ("model order"); the dataset
-files keep ``pose`` = [global, jaw]. :class:`Motion` converts between the two so that no other module
-has to know the orders.
+files keep ``pose`` = [global, jaw] (the 6-d FLAME pose, :attr:`Motion.flame_pose` in code). :class:`Motion`
+converts between the two so that no other module has to know the orders (the orders themselves are
+written down once, in :mod:`dualtalk.layout`).
 """
 
 from __future__ import annotations
@@ -15,27 +16,24 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..layout import (EXP, FLAME_POSE_HEAD_ROT, FLAME_POSE_JAW, FPS, HEAD_ROT, JAW, MOTION_DIM, N_EXP,
+                      N_FLAME_POSE, NPZ_EXP, NPZ_POSE)
 from .files import atomic_path
-
-N_EXP = 50
-N_POSE = 6
-MOTION_DIM = 56  # exp 50 + jaw 3 + global 3
-FPS = 25
 
 
 @dataclass
 class Motion:
     exp: np.ndarray  # (T, 50)
     jaw: np.ndarray  # (T, 3) axis-angle
-    global_rot: np.ndarray  # (T, 3) axis-angle (global / neck rotation)
+    global_rot: np.ndarray  # (T, 3) axis-angle (global / neck rotation: the head rotation)
     fps: int = FPS
 
     def __len__(self) -> int:
         return int(self.exp.shape[0])
 
     @property
-    def pose(self) -> np.ndarray:
-        """(T, 6) in the dataset layout [global, jaw]."""
+    def flame_pose(self) -> np.ndarray:
+        """(T, 6) the FLAME pose of the dataset files (their ``pose`` key): [global rotation, jaw]."""
         return np.concatenate([self.global_rot, self.jaw], axis=1)
 
     def to_model(self) -> np.ndarray:
@@ -47,12 +45,13 @@ class Motion:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != MOTION_DIM:
             raise ValueError(f"model-order motion must be (T, {MOTION_DIM}), got {x.shape}")
-        return cls(exp=x[:, :N_EXP].copy(), jaw=x[:, 50:53].copy(), global_rot=x[:, 53:56].copy(), fps=fps)
+        return cls(exp=x[:, EXP].copy(), jaw=x[:, JAW].copy(), global_rot=x[:, HEAD_ROT].copy(), fps=fps)
 
     @classmethod
-    def from_layout(cls, exp: np.ndarray, pose: np.ndarray, fps: int = FPS) -> "Motion":
-        return cls(exp=np.asarray(exp, np.float32), jaw=np.asarray(pose[:, 3:6], np.float32),
-                   global_rot=np.asarray(pose[:, 0:3], np.float32), fps=fps)
+    def from_layout(cls, exp: np.ndarray, flame_pose: np.ndarray, fps: int = FPS) -> "Motion":
+        """From the dataset layout: ``exp`` (T, 50) and the 6-d FLAME pose (T, 6) = [global rotation, jaw]."""
+        return cls(exp=np.asarray(exp, np.float32), jaw=np.asarray(flame_pose[:, FLAME_POSE_JAW], np.float32),
+                   global_rot=np.asarray(flame_pose[:, FLAME_POSE_HEAD_ROT], np.float32), fps=fps)
 
     def fit_length(self, n: int) -> "Motion":
         """Trim to ``n`` frames, or extend by repeating the last frame."""
@@ -92,11 +91,11 @@ def load_motion(path: str | os.PathLike) -> Motion:
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise InputError(path, "not an .npz archive (a single .npy array?)")
         with data:
-            missing = [k for k in ("exp", "pose") if k not in data.files]
+            missing = [k for k in (NPZ_EXP, NPZ_POSE) if k not in data.files]
             if missing:
                 raise InputError(path, f"missing key(s) {', '.join(missing)} (has: {', '.join(data.files) or 'none'})")
-            exp = data["exp"]
-            pose = data["pose"]
+            exp = data[NPZ_EXP]
+            flame_pose = data[NPZ_POSE]
     except InputError:
         raise
     except (zipfile.BadZipFile, EOFError) as exc:
@@ -105,18 +104,18 @@ def load_motion(path: str | os.PathLike) -> Motion:
         raise InputError(path, f"not a readable .npz file ({str(exc).splitlines()[0]})") from None
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
-    exp = _check_array(path, "exp", exp, N_EXP)
-    pose = _check_array(path, "pose", pose, N_POSE)
-    if exp.shape[0] != pose.shape[0]:
-        raise InputError(path, f"'exp' has {exp.shape[0]} frames but 'pose' has {pose.shape[0]}")
-    return Motion.from_layout(exp, pose)
+    exp = _check_array(path, NPZ_EXP, exp, N_EXP)
+    flame_pose = _check_array(path, NPZ_POSE, flame_pose, N_FLAME_POSE)
+    if exp.shape[0] != flame_pose.shape[0]:
+        raise InputError(path, f"'{NPZ_EXP}' has {exp.shape[0]} frames but '{NPZ_POSE}' has {flame_pose.shape[0]}")
+    return Motion.from_layout(exp, flame_pose)
 
 
 def save_motion(path: str | os.PathLike, motion: Motion) -> None:
     """Write ``exp`` (T, 50) and ``pose`` (T, 6) = [global, jaw] as float32 ``.npz`` (atomically)."""
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, exp=motion.exp.astype(np.float32), pose=motion.pose.astype(np.float32))
+            np.savez(fh, **{NPZ_EXP: motion.exp.astype(np.float32), NPZ_POSE: motion.flame_pose.astype(np.float32)})
 
 
 def load_model_motion(path: str | os.PathLike) -> np.ndarray:

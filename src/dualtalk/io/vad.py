@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, resample
-from .conversation import num_frames as frames_for
+from ..layout import FPS, SAMPLE_RATE, frames_for
+from .audio import resample
 
-_VAD_RATE = 16000
+_VAD_RATE = 16000  # the rate the detector runs at (webrtcvad takes 8/16/32/48 kHz), whatever the input's
 _VAD_FRAME_MS = 20
 
 
@@ -29,7 +29,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
     return [(int(s), int(e), bool(mask[s])) for s, e in zip(starts, ends)]
 
 
-def voice_activity(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: int = 25, num_frames: int | None = None,
+def voice_activity(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: int = FPS, num_frames: int | None = None,
                    aggressiveness: int = 2, min_gap: float = 0.3, min_speech: float = 0.2) -> np.ndarray:
     """Boolean speech mask (T,) at ``fps`` for a mono waveform; T = ceil(samples / sample_rate * fps)."""
     import webrtcvad
@@ -65,6 +65,6 @@ def voice_activity(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: int = 
     return mask
 
 
-def speech_segments(mask: np.ndarray, fps: int = 25) -> list[tuple[float, float]]:
+def speech_segments(mask: np.ndarray, fps: int = FPS) -> list[tuple[float, float]]:
     """(start_s, end_s) of each speech run of a frame mask."""
     return [(s / fps, e / fps) for s, e, v in _runs(np.asarray(mask, bool)) if v]

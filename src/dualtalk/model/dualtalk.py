@@ -37,7 +37,7 @@ import torch.nn as nn
 from ..config import DualTalkConfig
 from ..errors import DualTalkError
 from ..features.audio_encoder import build_audio_encoder
-from ..io.conversation import num_frames as frames_for
+from ..layout import frames_for
 from .layers import PeriodicPositionalEncoding, alignment_mask, temporal_bias
 
 

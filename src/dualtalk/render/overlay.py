@@ -10,6 +10,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..layout import N_EXP
+
 SPEAKING = (0.16, 0.62, 0.28)
 LISTENING = (0.55, 0.55, 0.58)
 
@@ -107,7 +109,7 @@ class ExpressionStrip:
     numbers, and the label says the full face needs a FLAME model file.
     """
 
-    def __init__(self, panel_size: int, num: int = 50, scale: float = 2.5):
+    def __init__(self, panel_size: int, num: int = N_EXP, scale: float = 2.5):
         self.num, self.scale = num, scale
         self.lut = _coolwarm_lut()
         fs = max(9, panel_size // 42)

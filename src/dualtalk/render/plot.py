@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from ..io.audio import SAMPLE_RATE
 from ..io.files import atomic_path
-from ..io.motion import FPS
 from ..io.vad import speech_segments, voice_activity
+from ..layout import FPS, SAMPLE_RATE
 from .video import as_audio, as_motion
 
 COLORS = {"partner": "#d9822b", "self": "#2b6cb0"}

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import DualTalkError, InputError
+from ..layout import HEAD_ROT, JAW, MOTION_DIM, N_EXP
 
 DRIVERS = ("phrase_end", "partner_speaking", "partner_event")
 CARRIERS = ("audio", "motion", "both")
@@ -49,8 +50,9 @@ OWN_RATE = (2.0, 6.0)
 LAUGH_RATE = (4.0, 10.0)
 DELAY = (0.2, 1.0)
 #: coefficients no speech rule moves (model order): where listening causes may act
-FREE_EXP = (3,) + tuple(range(20, 50))
-FREE_POSE = (53, 54, 55)  # head pitch, yaw, roll
+FREE_EXP = (3,) + tuple(range(20, N_EXP))
+FREE_POSE = tuple(range(HEAD_ROT.start, HEAD_ROT.stop))  # (53, 54, 55): head pitch, yaw, roll
+PITCH, YAW, ROLL = FREE_POSE  # global (head) rotation about x, y, z
 
 
 @dataclass
@@ -66,9 +68,9 @@ class IdleSpec:
 
     def std(self, dim: int) -> float:
         """Standard deviation of the idle noise of one model-order coefficient."""
-        if dim < 50:
+        if dim < JAW.start:
             return self.jitter_std_exp
-        if dim < 53:
+        if dim < HEAD_ROT.start:
             return self.jitter_std_jaw
         return float(np.hypot(self.jitter_std_pose, self.drift_std))
 
@@ -102,8 +104,8 @@ class ListeningCause:
             raise DualTalkError(f"{where}: composition must be add or max, not {self.composition!r}")
         if not self.targets or len(self.targets) != len(self.loadings):
             raise DualTalkError(f"{where}: targets and loadings must be non-empty lists of the same length")
-        if any(not 0 <= int(t) < 56 or (int(t) < 50 and int(t) not in FREE_EXP) or 50 <= int(t) < 53
-               for t in self.targets):
+        if any(not 0 <= int(t) < MOTION_DIM or (int(t) < N_EXP and int(t) not in FREE_EXP)
+               or JAW.start <= int(t) < JAW.stop for t in self.targets):
             raise DualTalkError(f"{where}: targets must be free coefficients (exp 3, 20-49 or head rotation 53-55)")
         if not (0.0 <= self.delay <= 5.0 and 0.04 <= self.duration <= 10.0 and self.amplitude >= 0.0):
             raise DualTalkError(f"{where}: delay must be in [0, 5] s, duration in [0.04, 10] s, amplitude >= 0")
@@ -182,14 +184,14 @@ def smile_loadings() -> list[float]:
 def standard() -> Scenario:
     """The documented fixed causes (README's table): nod, head turn, mirrored smile."""
     idle = IdleSpec()
-    pitch_std, exp_std = idle.std(53), idle.std(3)
+    pitch_std, exp_std = idle.std(PITCH), idle.std(3)
     return Scenario("standard", [
         # nod: head pitch +0.08 rad, sin(pi u) over [end + 0.3 s, end + 0.8 s] after each partner phrase
-        ListeningCause("nod", "phrase_end", "audio", [53], [1.0], delay=0.3, duration=0.5,
+        ListeningCause("nod", "phrase_end", "audio", [PITCH], [1.0], delay=0.3, duration=0.5,
                        amplitude=0.08 / pitch_std),
         # head turn toward the talking partner: 0.15 rad of yaw, one-pole lag of 0.2 s
-        ListeningCause("turn", "partner_speaking", "audio", [54], [1.0], delay=0.0, duration=0.2,
-                       amplitude=0.15 / idle.std(54)),
+        ListeningCause("turn", "partner_speaking", "audio", [YAW], [1.0], delay=0.0, duration=0.2,
+                       amplitude=0.15 / idle.std(YAW)),
         # mirrored smile: the partner's smiles, 0.48 s later, on exp 3 and exp 20-35 (peak exp 3: 0.5)
         ListeningCause("smile", "partner_event", "motion", [3] + list(range(20, 36)), smile_loadings(),
                        delay=0.48, duration=1.0, amplitude=0.5 / exp_std, composition="add", own_rate=6.0,

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, signal
 
-from .causes import IdleSpec, ListeningCause, Scenario
+from .. import layout  # module, not names: every upper-case name here is a parameter in the manifest
+from .causes import PITCH, ROLL, YAW, IdleSpec, ListeningCause, Scenario  # noqa: F401 (ROLL, YAW: re-exported)
 from .timeline import Segment, Syllables, envelope, pitch_deviation, segment_mask, vowel_track
 
-FPS = 25
-DIM = 56
+FPS = layout.FPS  # 25
+DIM = layout.MOTION_DIM  # 56
 
-# --- indices (model order) ---
+# --- indices (model order, :mod:`dualtalk.layout`) ---
 EXP_OPEN, EXP_ROUND, EXP_SPREAD = 0, 1, 2
 EXP_SECONDARY = slice(4, 20)
-JAW_OPEN = 50  # jaw rotation about x
-PITCH, YAW, ROLL = 53, 54, 55  # global (head) rotation about x, y, z
+JAW_OPEN = layout.JAW.start  # 50, jaw rotation about x
+# PITCH, YAW, ROLL = 53, 54, 55: global (head) rotation about x, y, z (from .causes, whose causes use them too)
 
 # --- own speech (visible in the person's own audio) ---
 JAW_REST = 0.02  # rad, the mouth is slightly open at rest
@@ -72,10 +73,11 @@ def idle_noise(num_frames: int, rng: np.random.Generator, idle: IdleSpec) -> np.
     """The irreducible part: (T, 56) smoothed jitter on everything + slow head drift."""
     out = np.zeros((num_frames, DIM))
     sigma = idle.jitter_smooth_frames
-    out[:, :50] = smooth_noise(rng, (num_frames, 50), sigma, idle.jitter_std_exp)
-    out[:, 50:53] = smooth_noise(rng, (num_frames, 3), sigma, idle.jitter_std_jaw)
-    out[:, 53:56] = smooth_noise(rng, (num_frames, 3), sigma, idle.jitter_std_pose)
-    out[:, 53:56] += smooth_noise(rng, (num_frames, 3), idle.drift_smooth_frames, idle.drift_std)
+    head = layout.HEAD_ROT
+    for part, std in ((layout.EXP, idle.jitter_std_exp), (layout.JAW, idle.jitter_std_jaw),
+                      (head, idle.jitter_std_pose)):
+        out[:, part] = smooth_noise(rng, (num_frames, part.stop - part.start), sigma, std)
+    out[:, head] += smooth_noise(rng, (num_frames, head.stop - head.start), idle.drift_smooth_frames, idle.drift_std)
     return out
 
 

@@ -28,10 +28,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.motion import load_model_motion, load_motion
+from ..layout import SAMPLE_RATE, SAMPLES_PER_FRAME, frames_for
 from .corpus import load_manifest, manifest_scenario
+from .motion import JAW_OPEN
 
-#: coefficients speech moves (model order): lips (exp 0-2), secondary (exp 4-19), jaw_x
-SPEECH_TARGETS = list(range(0, 3)) + list(range(4, 20)) + [50]
+#: coefficients speech moves (model order): lips (exp 0-2), secondary (exp 4-19), jaw_x (50)
+SPEECH_TARGETS = list(range(0, 3)) + list(range(4, 20)) + [JAW_OPEN]
 PROBE_LAGS = tuple(range(0, 61, 2))  # frames: 0-2.4 s of the past
 PROBE_ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 LISTENING = 0.5  # a frame is a listening frame when L >= 0.5
@@ -104,11 +106,12 @@ def log_mel_frames(wave: np.ndarray, bands: int = 40) -> np.ndarray:
 
     from ..features.audio_encoder import mel_filterbank
 
-    fb = mel_filterbank(16000, 512, bands)  # (bands, 257)
-    t = -(-len(wave) // 640)
-    padded = np.zeros(t * 640, dtype=np.float64)
+    fb = mel_filterbank(SAMPLE_RATE, 512, bands)  # (bands, 257)
+    t = frames_for(len(wave))
+    padded = np.zeros(t * SAMPLES_PER_FRAME, dtype=np.float64)
     padded[: len(wave)] = wave
-    _, _, spec = signal.stft(padded, fs=16000, nperseg=512, noverlap=512 - 320, boundary="even", padded=True)
+    hop = SAMPLES_PER_FRAME // 2  # 320: two STFT frames per motion frame
+    _, _, spec = signal.stft(padded, fs=SAMPLE_RATE, nperseg=512, noverlap=512 - hop, boundary="even", padded=True)
     mel = np.log(fb @ (np.abs(spec) ** 2) + 1e-6).T  # (N, bands) at 50 frames per second
     mel = np.concatenate([mel, np.repeat(mel[-1:], max(0, 2 * t - len(mel)), axis=0)])[: 2 * t]
     return mel.reshape(t, 2, bands).mean(axis=1)  # (T, bands)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from .. import layout  # module, not names: every upper-case name here is a parameter in the manifest
 from .timeline import VOWEL_NAMES, Syllables, envelope, pitch_deviation, vowel_track
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = layout.SAMPLE_RATE  # 16000
 LOW_VOICE = {"f0": (95.0, 135.0), "formant_scale": 1.0}
 HIGH_VOICE = {"f0": (175.0, 240.0), "formant_scale": 1.17}
 FORMANT_GAIN = (1.0, 0.6, 0.3)
@@ -108,7 +109,7 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if len(x) >= n else np.concatenate([x, np.zeros(n - len(x))])
 
 
-def rms_envelope(wave: np.ndarray, samples_per_frame: int = 640) -> np.ndarray:
+def rms_envelope(wave: np.ndarray, samples_per_frame: int = layout.SAMPLES_PER_FRAME) -> np.ndarray:
     """RMS of each motion frame's samples (T,) (used by tests and by curious users)."""
     t = -(-len(wave) // samples_per_frame)
     padded = np.zeros(t * samples_per_frame, dtype=np.float64)

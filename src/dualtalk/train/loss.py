@@ -1,6 +1,6 @@
 """The training objective (the released one by default), with masks.
 
-    loss = w_exp MSE(exp) + w_jaw MSE(jaw) + w_pose MSE(global pose) + w_vel MSE(velocity)
+    loss = w_exp MSE(exp) + w_jaw MSE(jaw) + w_pose MSE(pose = global/head rotation) + w_vel MSE(velocity)
 
 each MSE a mean over the valid (unmasked) frames and the dimensions of that part; velocity is the
 difference of consecutive frames, over pairs of valid frames. When the model normalises motion, errors are
@@ -15,8 +15,10 @@ from __future__ import annotations
 import torch
 
 from ..config import LossConfig
+from ..layout import GROUPS
 
-PARTS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56)}
+#: the loss's parts, model-order column slices (:data:`dualtalk.layout.GROUPS`: "pose" is the head rotation)
+PARTS = GROUPS
 NAMES = ("exp", "jaw", "pose", "velocity")
 
 

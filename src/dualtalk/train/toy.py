@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.audio import SAMPLE_RATE, save_audio
-from ..io.motion import FPS, Motion, save_motion
-
-SPF = SAMPLE_RATE // FPS
+from ..io.audio import save_audio
+from ..io.motion import Motion, save_motion
+from ..layout import FPS, HEAD_ROT, JAW, MOTION_DIM, SAMPLE_RATE, SAMPLES_PER_FRAME, frames_for
 
 
 def _envelopes(frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -38,23 +37,23 @@ def _envelopes(frames: int, rng: np.random.Generator) -> np.ndarray:
 
 def write_conversation(directory: Path, name: str, seconds: float, rng: np.random.Generator) -> None:
     samples = int(seconds * SAMPLE_RATE)
-    frames = -(-samples // SPF)
+    frames = frames_for(samples)
     env = _envelopes(frames, rng)  # (2, T)
-    mix = np.random.default_rng(1234).normal(0, 0.4, (3, 56))  # the same face "rig" for every corpus
-    base = np.random.default_rng(4321).normal(0, 0.3, 56)  # the same resting face
+    mix = np.random.default_rng(1234).normal(0, 0.4, (3, MOTION_DIM))  # the same face "rig" for every corpus
+    base = np.random.default_rng(4321).normal(0, 0.3, MOTION_DIM)  # the same resting face
     time_s = np.arange(samples) / SAMPLE_RATE
     for k in (0, 1):
         f0 = (120.0, 210.0)[k] * rng.uniform(0.9, 1.1)
         tone = sum(np.sin(2 * np.pi * f0 * h * time_s) / h for h in (1, 2, 3))
-        loud = np.repeat(env[k], SPF)[:samples]
+        loud = np.repeat(env[k], SAMPLES_PER_FRAME)[:samples]
         wave = 0.3 * loud * tone + 0.003 * rng.normal(size=samples)
         save_audio(directory / f"{name}_speaker{k + 1}.wav", wave.astype(np.float32))
         slow = np.convolve(env[k], np.ones(13) / 13, mode="same")  # (T,) recent speaking
         drive = np.stack([env[k], env[1 - k], slow], axis=1)  # (T, 3)
-        x = base + drive @ mix + 0.02 * rng.normal(size=(frames, 56))  # (T, 56) model order
+        x = base + drive @ mix + 0.02 * rng.normal(size=(frames, MOTION_DIM))  # (T, 56) model order
         x[:, 0] += 1.5 * env[k]  # mouth opening expression
-        x[:, 50] += 0.3 * env[k]  # jaw
-        x[:, 53] += 0.2 * env[1 - k]  # head turns towards the speaker
+        x[:, JAW.start] += 0.3 * env[k]  # jaw opening
+        x[:, HEAD_ROT.start] += 0.2 * env[1 - k]  # head turns towards the speaker
         save_motion(directory / f"{name}_speaker{k + 1}.npz", Motion.from_model(x.astype(np.float32)))
 
 
