@@ -41,8 +41,8 @@ import numpy as np
 
 from .errors import InputError
 from .io.files import atomic_path
-
-N_EXP = 50
+from .io.pickles import Refused, RestrictedUnpickler, latin1_encode, numpy_globals
+from .layout import N_EXP
 EXP_OFFSET = 300  # expression blendshapes follow the 300 shape blendshapes in ``shapedirs``
 N_JOINTS = 5  # root, neck, jaw, left eye, right eye
 ROOT, NECK, JAW, EYE_L, EYE_R = range(N_JOINTS)
@@ -87,35 +87,18 @@ class _CsrStandIn(_SparseStandIn):
 def _safe_reconstructor(cls, base, state):
     """``copyreg._reconstructor`` (protocol 0/1 pickles) limited to our stand-ins on ``object``."""
     if base is not object or cls not in (_ChStandIn, _CscStandIn, _CsrStandIn):
-        raise _Refused(f"refusing to reconstruct {cls!r} from {base!r}")
+        raise Refused(f"refusing to reconstruct {cls!r} from {base!r}")
     return object.__new__(cls)
 
 
-def _safe_encode(text, encoding="latin1"):
-    """``_codecs.encode`` as Python 3 protocol-2 pickles use it for bytes: latin-1 only."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise _Refused(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _numpy_globals() -> dict[tuple[str, str], object]:
-    from numpy._core import multiarray, numeric
-
-    table = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for mod in ("numpy.core", "numpy._core"):  # Python 2 / numpy 1 files name numpy.core
-        table[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        table[(f"{mod}.multiarray", "scalar")] = multiarray.scalar
-        table[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer
-    return table
-
-
 def _allowed_globals() -> dict[tuple[str, str], object]:
-    table = _numpy_globals()
+    """The allow-list of a FLAME model file: numpy arrays, chumpy ``Ch`` and scipy sparse matrices."""
+    table = dict(numpy_globals())
     table[("chumpy.ch", "Ch")] = _ChStandIn
     for mod in ("scipy.sparse", "scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr"):
         table[(mod, "csc_matrix")] = _CscStandIn
         table[(mod, "csr_matrix")] = _CsrStandIn
-    table[("_codecs", "encode")] = _safe_encode
+    table[("_codecs", "encode")] = latin1_encode
     for mod in ("copy_reg", "copyreg"):
         table[(mod, "_reconstructor")] = _safe_reconstructor
     for mod in ("__builtin__", "builtins"):
@@ -125,26 +108,10 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     return table
 
 
-class _Refused(pickle.UnpicklingError):
-    """The pickle names a global outside the allowed FLAME contents."""
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the classes a FLAME model file contains; anything else is refused."""
-
-    _allowed = None
-
-    def find_class(self, module, name):
-        if _RestrictedUnpickler._allowed is None:
-            _RestrictedUnpickler._allowed = _allowed_globals()
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChStandIn  # every chumpy class: inert, whatever it is called
-        try:
-            return _RestrictedUnpickler._allowed[(module, name)]
-        except KeyError:
-            raise _Refused(f"the pickle asks for '{module}.{name}', which a FLAME model "
-                                         "never contains (only numpy arrays, chumpy Ch and scipy sparse "
-                                         "matrices are allowed)") from None
+#: every chumpy class, whatever it is called, becomes the inert stand-in
+_CHUMPY = {"chumpy": _ChStandIn}
+_REFUSAL = ("the pickle asks for '{module}.{name}', which a FLAME model never contains (only numpy arrays, "
+            "chumpy Ch and scipy sparse matrices are allowed)")
 
 
 def _to_array(path, key: str, value) -> np.ndarray:
@@ -172,8 +139,9 @@ def _to_array(path, key: str, value) -> np.ndarray:
 def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            data = _RestrictedUnpickler(fh, encoding="latin1").load()
-    except _Refused as exc:
+            data = RestrictedUnpickler(fh, _allowed_globals(), modules=_CHUMPY, refusal=_REFUSAL,
+                                       encoding="latin1").load()
+    except Refused as exc:
         raise InputError(path, f"refusing to load this FLAME file: {exc}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not a FLAME model pickle ({type(exc).__name__}: {exc})") from None

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DualTalkError, InputError
+from ..io.pickles import RestrictedUnpickler, latin1_encode, numpy_globals
+from ..layout import EXP, JAW
 
 LIP_REGIONS = ("lips",)
 UPPER_FACE_REGIONS = ("forehead", "eye_region")
@@ -60,34 +62,10 @@ def fdd(pred_verts: np.ndarray, gt_verts: np.ndarray, template: np.ndarray, uppe
 
 # ----------------------------------------------------------------------------- region masks
 
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    if encoding.lower().replace("-", "") != "latin1":
-        raise pickle.UnpicklingError(f"refusing to encode with {encoding}")
-    return text.encode("latin1")
-
-
-class _MaskUnpickler(pickle.Unpickler):
-    """Only what a pickled dict of numpy index arrays needs; anything else is refused."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles written by Python 3 store bytes
-            return _latin1_encode
-        if (module, name) in self._ALLOWED:
-            import importlib
-
-            for prefix in ("numpy._core.", "numpy.core."):  # NumPy 2 moved numpy.core; FLAME's files are NumPy 1
-                try:
-                    return getattr(importlib.import_module(prefix + module.rsplit(".", 1)[-1]), name)
-                except (ImportError, AttributeError):
-                    continue
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+def _mask_globals() -> dict:
+    """The allow-list of a masks file, a pickled dict of numpy index arrays (bytes as protocol-2 pickles
+    written by Python 3 store them)."""
+    return {**numpy_globals(), ("_codecs", "encode"): latin1_encode}
 
 
 def load_region_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -101,7 +79,7 @@ def load_region_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 masks = {k: data[k] for k in data.files}
         else:
             with open(path, "rb") as fh:
-                masks = _MaskUnpickler(fh, encoding="latin1").load()
+                masks = RestrictedUnpickler(fh, _mask_globals(), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError, ImportError) as exc:
         raise InputError(path, f"not a FLAME masks file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if not isinstance(masks, dict):
@@ -157,7 +135,7 @@ class MeshEvaluator:
         parts = []
         for s in range(0, len(x), _CHUNK):
             c = x[s:s + _CHUNK].astype(np.float64)  # (C, 56)
-            verts = self.model.vertices(c[:, 0:50], c[:, 50:53], np.zeros((len(c), 3)))  # (C, V, 3)
+            verts = self.model.vertices(c[:, EXP], c[:, JAW], np.zeros((len(c), 3)))  # (C, V, 3)
             parts.append(np.asarray(verts)[:, idx].astype(np.float64))  # (C, I, 3)
         return np.concatenate(parts, axis=0)
 
