@@ -29,6 +29,8 @@ import numpy as np
 
 from ..errors import DualTalkError
 from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
+from ..io.progress import progress as progress_bar
+from ..io.threads import limit_threads
 from .data import GROUPS, MIN_FRAMES, ItemArrays, load_item, pair_files
 from .metrics import (SID_CLUSTERS, diversity, frechet_distance, mse, paired_frechet_distance, pearson, rpcc, sid,
                       sts, variance)
@@ -92,9 +94,7 @@ def pooled_metrics(items: list[ItemArrays], frames: list[np.ndarray] | None = No
     out = {}
     groups = list(GROUPS)
     if progress:  # k-means over all frames takes a while on a large test set
-        from tqdm import tqdm
-
-        groups = tqdm(groups, desc=progress, unit="group", leave=False)
+        groups = progress_bar(groups, desc=progress, unit="group", leave=False)
     for g in groups:
         P = np.concatenate([take(a.group("pred", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         G = np.concatenate([take(a.group("gt", g), f) for a, f in zip(items, sel)])  # (N, D_g)
@@ -131,14 +131,7 @@ class _Job:
 def _single_thread():
     """One BLAS / OpenMP thread: per-file arrays are small, and threads inside a library only add overhead
     (and contention with other processes); parallelism comes from evaluating files side by side."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        import contextlib
-
-        return contextlib.nullcontext()
+    return limit_threads(1)
 
 
 def _run_job(job: _Job) -> dict:
@@ -241,9 +234,7 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
     n_workers = _auto_workers(len(jobs)) if workers is None else max(1, int(workers))
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), desc="evaluate", unit="file", leave=False)
+        bar = progress_bar(total=len(jobs), desc="evaluate", unit="file", leave=False)
     results = []
     # threads, not processes: k-means (Cython), sqrtm (LAPACK) and NumPy release the GIL, and threads
     # need no start-up, no copies of the arrays and no fork (unsafe after OpenMP has run)

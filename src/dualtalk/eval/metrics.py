@@ -102,17 +102,13 @@ def _entropy_bits(labels: np.ndarray, k: int) -> float:
     return float(-np.cumsum(p * np.log2(p + SID_EPS))[-1])  # sequential, as the reference's loop
 
 
-_OPENMP = None
-
-
 def _one_openmp_thread():
     """Limit the calling thread's OpenMP pool to one thread (scikit-learn's k-means runs on it)."""
-    global _OPENMP
-    if _OPENMP is None:
-        from threadpoolctl import ThreadpoolController
+    from ..io.threads import limit_threads
 
-        _OPENMP = ThreadpoolController()  # after scikit-learn is imported, so that its OpenMP is found
-    return _OPENMP.limit(limits=1, user_api="openmp")
+    # one controller for the process (k-means runs per file and group); made after scikit-learn is
+    # imported, so that its OpenMP is found
+    return limit_threads(1, "openmp", reuse=True)
 
 
 def kmeans_labels(fit_on: np.ndarray, assign: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:

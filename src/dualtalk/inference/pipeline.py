@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import DualTalkError
 from ..io.conversation import discover_conversations, load_generation_inputs, partner_speaker
-from ..io.conversation import num_frames as frames_for
 from ..io.motion import Motion, save_model_motion, save_motion
+from ..io.progress import progress as progress_bar
+from ..layout import frames_for
 from ..model.checkpoint import load_model
 from ..model.dualtalk import DualTalk
 
@@ -109,7 +109,7 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
     weights = blend_weights(windows)
     out = np.zeros((num_frames, cfg.motion_dim), dtype=np.float64)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    bar = tqdm(windows, desc="generate", unit="window", disable=not options.progress or len(windows) == 1)
+    bar = progress_bar(windows, desc="generate", unit="window", enabled=options.progress and len(windows) > 1)
     with torch.inference_mode(), autocast:
         for (s, e), w in zip(bar, weights):
             a = torch.from_numpy(np.ascontiguousarray(self_audio[s * spf: e * spf], dtype=np.float32))
@@ -176,7 +176,7 @@ def predict(model, data_dir: str | os.PathLike, out_dir: str | os.PathLike, conf
     jobs = [(conv, k) for conv in conversations for k in conv.generatable()]
     written = []
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
-    for conv, k in tqdm(jobs, desc="predict", unit="file", disable=not options.progress):
+    for conv, k in progress_bar(jobs, desc="predict", unit="file", enabled=options.progress):
         p = partner_speaker(k)
         inputs = load_generation_inputs(conv.audio[k], conv.audio[p], conv.motion[p], net.config.sample_rate,
                                         net.config.fps)

@@ -21,9 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DualTalkError, InputError, require
-from ..io.audio import SAMPLE_RATE, load_audio
+from ..io.audio import load_audio
 from ..io.files import atomic_path
-from ..io.motion import FPS, Motion, load_model_motion
+from ..io.motion import Motion, load_model_motion
+from ..io.progress import progress as progress_bar
+from ..io.threads import limit_threads, single_thread_env
+from ..layout import FPS, SAMPLE_RATE
 from .heads import BuiltinHead, FlameHead, Head
 from .overlay import Caption, ExpressionStrip
 from .raster import BACKENDS, make_rasterizer
@@ -123,23 +126,18 @@ class FrameRenderer:
 
 
 _worker: FrameRenderer | None = None
-_SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LP_NUM_THREADS": "1"}
 
 
 def _one_blas_thread():
     """Limit BLAS to one thread in this process (idle OpenBLAS threads spin and steal the renderer's CPU).
 
-    Returns the threadpoolctl limiter (keep it alive) or None when threadpoolctl is not installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
+    Returns the limiter (keep it alive; ``.restore_original_limits()`` undoes it)."""
+    return limit_threads(1, "blas")
 
 
 def _init_worker(panels, size, backend):
     global _worker, _worker_error, _limiter
-    os.environ.update(_SINGLE_THREAD)  # read by Mesa when this worker makes its EGL context
+    single_thread_env()  # read by Mesa when this worker makes its EGL context
     _limiter = _one_blas_thread()
     try:
         _worker = FrameRenderer(panels, size, backend)
@@ -165,12 +163,10 @@ def _frames(panels, size, backend, num_frames, workers, progress):
     """
     import multiprocessing as mp
 
-    from tqdm import tqdm
-
     if workers <= 1:
         limiter = _one_blas_thread()
         r = FrameRenderer(panels, size, backend)
-        bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
+        bar = progress_bar(total=num_frames, unit="frame", desc="render", enabled=progress, leave=False)
         try:
             for i in range(num_frames):
                 yield r.backend, r.render(i)
@@ -178,11 +174,10 @@ def _frames(panels, size, backend, num_frames, workers, progress):
         finally:
             r.close()
             bar.close()
-            if limiter is not None:
-                limiter.restore_original_limits()
+            limiter.restore_original_limits()
         return
     pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(panels, size, backend))
-    bar = tqdm(total=num_frames, unit="frame", desc="render", disable=not progress, leave=False)
+    bar = progress_bar(total=num_frames, unit="frame", desc="render", enabled=progress, leave=False)
     with pool:
         try:
             for item in pool.imap(_render_in_worker, range(num_frames), chunksize=8):

@@ -22,9 +22,11 @@ import numpy as np
 
 from ..errors import DualTalkError, InputError
 from ..io.audio import save_audio
-from ..io.conversation import num_frames
 from ..io.files import atomic_write_text
 from ..io.motion import Motion, save_motion
+from ..io.progress import progress as progress_bar
+from ..layout import GROUPS as MOTION_GROUPS
+from ..layout import MOTION_DIM, SAMPLE_RATE, frames_for
 from . import causes as causes_mod
 from . import timeline, voice
 from . import motion as rules
@@ -35,7 +37,9 @@ from .timeline import Segment
 GENERATOR_VERSION = 3
 GENERATOR = "dualtalk.synth"
 MIN_SECONDS = 1.0
-GROUPS = {"exp": slice(0, 50), "jaw": slice(50, 53), "pose": slice(53, 56), "all": slice(0, 56)}
+#: the groups of the noise floor: the loss/metric groups of :mod:`dualtalk.layout` ("pose" = the 3-d head
+#: rotation) and "all" 56
+GROUPS = {**MOTION_GROUPS, "all": slice(0, MOTION_DIM)}
 
 
 @dataclass
@@ -109,7 +113,7 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
     for k in (1, 2):
         kind = voice.LOW_VOICE if k == low else voice.HIGH_VOICE
         voices[k] = {"f0": round(float(plan_rng.uniform(*kind["f0"])), 2), "formant_scale": kind["formant_scale"]}
-    num_samples = int(round(seconds * voice.SAMPLE_RATE))
+    num_samples = int(round(seconds * SAMPLE_RATE))
     audio = {k: voice.synthesize(syllables[k], num_samples, voices[k]["f0"], voices[k]["formant_scale"],
                                  np.random.default_rng(seeds[k])) for k in (1, 2)}
     activity_rng = np.random.default_rng(seeds[4])
@@ -124,7 +128,7 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
                                               voices[k]["f0"] * voice.LAUGH_PITCH, voices[k]["formant_scale"],
                                               laugh_rng, breath=voice.LAUGH_BREATH)
             audio[k] = audio[k] + laugh_audio[k]
-    t = num_frames(num_samples)
+    t = frames_for(num_samples)
     truth = rules.build_motion(t, segments, syllables, scenario, activity, np.random.default_rng(seeds[3]))
     motion = {k: Motion.from_model(sum(truth.components[k].values()).astype(np.float32)) for k in (1, 2)}
     return SynthConversation(seconds=float(seconds), seed=int(seed), audio=audio, motion=motion,
@@ -234,8 +238,6 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
     ``causes``: the listening causes and idle noise (:mod:`.causes`): ``"standard"`` (the documented set),
     ``"random"`` (drawn from ``seed``), a :class:`Scenario`, its dict, or a JSON file; in the manifest.
     """
-    from tqdm import tqdm
-
     if not isinstance(conversations, int) or conversations < 1:
         raise DualTalkError(f"--conversations must be a positive integer, got {conversations}")
     if not (math.isfinite(seconds) and seconds >= MIN_SECONDS):
@@ -257,7 +259,7 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
         idle_sq_low = {name: {g: 0.0 for g in GROUPS} for name in counts}
         frames = {name: 0 for name in counts}
         names_in_order = [name for name, n in counts.items() for _ in range(n)]
-        bar = tqdm(total=conversations, desc="synth", unit="conv", disable=not progress)
+        bar = progress_bar(total=conversations, desc="synth", unit="conv", enabled=progress)
         for i, split in enumerate(names_in_order):
             name = f"synth_{i:04d}"
             cseed = conversation_seed(seed, i)
