@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..config import DualTalkConfig, to_dict
 from ..io.audio import load_audio
 from ..io.files import atomic_path, atomic_write_text
-from .data import SAMPLES_PER_FRAME, SplitIndex
+from ..io.progress import progress as progress_bar
+from ..layout import SAMPLES_PER_FRAME
+from .clips import SplitIndex
 
 ENCODERS = {"self": "audio_encoder1", "partner": "audio_encoder2"}
 
@@ -92,7 +93,8 @@ def build_cache(model, cache_root: Path, splits: dict[str, SplitIndex], chunk_se
             dirs[split][role] = out
             todo = [(c, k) for i, c in enumerate(index.clips) if i % world == rank for k in (1, 2)
                     if not feature_path(out, c.name, k).exists()]
-            for clip, k in tqdm(todo, desc=f"caching {attr} ({split})", unit="file", disable=not progress or not todo):
+            for clip, k in progress_bar(todo, desc=f"caching {attr} ({split})", unit="file",
+                                        enabled=progress and bool(todo)):
                 wave = load_audio(clip.audio[k - 1])
                 need = clip.frames * SAMPLES_PER_FRAME
                 wave = np.pad(wave[:need], (0, max(0, need - len(wave))))

@@ -34,36 +34,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError
-from ..io.audio import SAMPLE_RATE, load_audio
-from ..io.conversation import check_length, discover_conversations, num_frames
-from ..io.motion import FPS, MOTION_DIM, load_motion
-
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+from ..io.audio import load_audio
+from ..io.conversation import check_length, discover_conversations
+from ..io.motion import load_motion
+from ..io.progress import progress as progress_bar
+from ..layout import MOTION_DIM, SAMPLE_RATE, SAMPLES_PER_FRAME, frames_for
+from .clips import Clip, SplitIndex
 
 #: columns of a plan row: conversation index, first frame, frames, target speaker (1|2), dummy (0|1), and
 #: the leading frames that carry no loss (the last validation window overlaps the one before it)
 CLIP, START, LENGTH, TARGET, DUMMY, SKIP = range(6)
-
-
-@dataclass
-class Clip:
-    """One conversation of the index (paths and length only: nothing is loaded)."""
-
-    name: str
-    audio: tuple[str, str]  # speaker 1, speaker 2
-    motion: tuple[str, str]
-    frames: int  # usable frames: the shortest of the four files
-    sample_rates: tuple[int, int]
-
-
-@dataclass
-class SplitIndex:
-    directory: str
-    clips: list[Clip]
-
-    @property
-    def frames(self) -> np.ndarray:
-        return np.array([c.frames for c in self.clips], dtype=np.int64)  # (N,)
 
 
 @dataclass
@@ -97,8 +77,6 @@ def _audio_info(path: Path) -> tuple[int, int]:
 def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
                 with_stats: bool = False, progress: bool = False) -> tuple[SplitIndex, MotionStats | None]:
     """Index one split (lengths checked, nothing kept in memory); optionally motion statistics."""
-    from tqdm import tqdm
-
     directory = split_dir(data_dir, split, role)
     try:
         convs = discover_conversations(directory, require_motion="both")
@@ -110,12 +88,12 @@ def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
     total_sq = np.zeros(MOTION_DIM, np.float64)
     count = 0
     clips = []
-    for conv in tqdm(convs, desc=f"indexing {split}", unit="conv", disable=not progress, leave=False,
-                     delay=2):
+    for conv in progress_bar(convs, desc=f"indexing {split}", unit="conv", enabled=progress, leave=False,
+                             delay=2):
         lengths, rates = [], []
         for k in (1, 2):
             samples, sr = _audio_info(conv.audio[k])
-            lengths.append(num_frames(samples))
+            lengths.append(frames_for(samples))
             rates.append(sr)
         for k in (1, 2):
             motion = load_motion(conv.motion[k]).to_model()  # (T, 56)
