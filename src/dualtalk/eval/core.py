@@ -92,10 +92,8 @@ def pooled_metrics(items: list[ItemArrays], frames: list[np.ndarray] | None = No
     if sum(len(a.pred) if f is None else int(f.sum()) for a, f in zip(items, sel)) < MIN_FRAMES:
         return None
     out = {}
-    groups = list(GROUPS)
-    if progress:  # k-means over all frames takes a while on a large test set
-        groups = progress_bar(groups, desc=progress, unit="group", leave=False)
-    for g in groups:
+    # a bar when asked: k-means over all frames takes a while on a large test set
+    for g in progress_bar(list(GROUPS), desc=progress or "", unit="group", leave=False, enabled=bool(progress)):
         P = np.concatenate([take(a.group("pred", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         G = np.concatenate([take(a.group("gt", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         A = np.concatenate([take(a.group("partner", g), f) for a, f in zip(items, sel)])  # (N, D_g)
@@ -232,9 +230,7 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
     # 2. per-file numbers, in parallel where that helps
     jobs = [_Job(it.key, a, m, protocol, mesh_eval) for it, a, m in zip(items, arrays, masks)]
     n_workers = _auto_workers(len(jobs)) if workers is None else max(1, int(workers))
-    bar = None
-    if progress:
-        bar = progress_bar(total=len(jobs), desc="evaluate", unit="file", leave=False)
+    bar = progress_bar(total=len(jobs), desc="evaluate", unit="file", leave=False, enabled=bool(progress))
     results = []
     # threads, not processes: k-means (Cython), sqrtm (LAPACK) and NumPy release the GIL, and threads
     # need no start-up, no copies of the arrays and no fork (unsafe after OpenMP has run)
@@ -246,12 +242,12 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
             with ThreadPoolExecutor(n_workers) as pool:
                 for r in pool.map(_run_job, jobs):
                     results.append(r)
-                    bar and bar.update()
+                    bar.update()
         else:
             for job in jobs:
                 results.append(_run_job(job))
-                bar and bar.update()
-    bar and bar.close()
+                bar.update()
+    bar.close()
     keys = [it.key for it in items]
 
     # 3. assemble

@@ -115,7 +115,8 @@ def save_motion(path: str | os.PathLike, motion: Motion) -> None:
     """Write ``exp`` (T, 50) and ``pose`` (T, 6) = [global, jaw] as float32 ``.npz`` (atomically)."""
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **{NPZ_EXP: motion.exp.astype(np.float32), NPZ_POSE: motion.flame_pose.astype(np.float32)})
+            # the keys are layout.NPZ_EXP and layout.NPZ_POSE
+            np.savez(fh, exp=motion.exp.astype(np.float32), pose=motion.flame_pose.astype(np.float32))
 
 
 def load_model_motion(path: str | os.PathLike) -> np.ndarray:
