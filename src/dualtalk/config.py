@@ -96,7 +96,9 @@ class DualTalkConfig(Config):
 
     #: ``released``: exactly the computation of the released checkpoint. ``paper``: adds what the paper
     #: describes beyond it (alignment-biased attention, sigmoid-gated modulation, positional information).
-    variant: Literal["released", "paper"] = "released"
+    #: ``causal``: every layer sees the past plus ``lookahead_frames`` of audio; streamable
+    #: (``dualtalk.model.causal``, ``dualtalk stream``).
+    variant: Literal["released", "paper", "causal"] = "released"
     audio_encoder: AudioEncoderConfig = Field(default_factory=AudioEncoderConfig)
     feature_dim: int = Field(256, ge=2)
     motion_dim: int = Field(56, ge=1)
@@ -148,6 +150,16 @@ class DualTalkConfig(Config):
     #: mean + gain x (prediction - mean). Training fits it on the validation split at the step it keeps
     #: (least squares, clipped): a coefficient the model cannot predict beyond the mean falls back to the mean
     output_gain: bool = False
+    # --- causal variant (live use) ---
+    #: frames of audio after frame t that frame t may read (its algorithmic latency is lookahead + 1 frames)
+    lookahead_frames: int = Field(2, ge=0, le=25)
+    #: frame t reads the partner's motion of frame t - delay (a live face tracker lags)
+    partner_motion_delay: int = Field(1, ge=0, le=250)
+    #: attention reaches this many frames into the past (itself included): constant memory per stream
+    attention_window: int = Field(100, ge=1)
+    #: during training, the probability that an example's partner motion is hidden (the "absent" vector),
+    #: so that the model also runs without the partner's face
+    partner_motion_dropout: float = Field(0.0, ge=0.0, le=1.0)
 
     def check(self) -> "DualTalkConfig":
         """The rules between fields (each field is checked on its own already); -> self."""
@@ -167,6 +179,11 @@ class DualTalkConfig(Config):
             raise DualTalkError("output_gain needs normalize_motion (the gain shrinks toward the stored mean)")
         if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):
             raise DualTalkError("the model must use at least one input")
+        if self.variant == "causal" and self.audio_encoder.type != "mel":
+            raise DualTalkError(f"the causal variant needs audio_encoder.type 'mel' (a {self.audio_encoder.type} "
+                                "encoder sees the whole clip and cannot stream)")
+        if self.variant == "causal" and not (self.use_self_audio or self.use_partner_audio):
+            raise DualTalkError("the causal variant needs at least one audio input")
         return self
 
     @property

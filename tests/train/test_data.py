@@ -124,9 +124,9 @@ def test_missing_and_empty_splits(tmp_path, toy_corpus):
 
 
 def test_validation_split_must_not_be_test():
-    from dualtalk.train import make_train_config
+    from dualtalk.train import compose_train_config
 
     with pytest.raises(DualTalkError, match="must not be the test split"):
-        make_train_config(overrides=["data.val_split=test"])
+        compose_train_config(overrides=["data.val_split=test"])
     with pytest.raises(DualTalkError, match="differ from the training split"):
-        make_train_config(overrides=["data.val_split=train"])
+        compose_train_config(overrides=["data.val_split=train"])

@@ -29,7 +29,7 @@ from .. import __version__
 from ..config import FORMAT_VERSION, DualTalkConfig, config_error, from_dict, to_dict
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_path, atomic_write_text
-from .dualtalk import DualTalk
+from .dualtalk import DualTalk, build_model
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -98,7 +98,7 @@ def load_model_dir(directory: str | os.PathLike, device="cpu") -> DualTalk:
         raise InputError(weights, f"not a readable safetensors file ({exc})") from None
     cfg.audio_encoder.pretrained = None  # weights come from the file
     with torch.device("meta"):
-        model = DualTalk(cfg)
+        model = build_model(cfg)
     _load_state(model, state, weights)
     model.extra = extra
     return model.eval()
@@ -126,9 +126,12 @@ def _load_state(model: DualTalk, state: dict, source) -> None:
 def _rebuild_nonpersistent(model: DualTalk) -> None:
     """Non-persistent buffers (mel filters, windows) were created on the meta device: rebuild them."""
     from ..features.audio_encoder import MelEncoder, mel_filterbank
+    from .causal import CausalLogMel, WindowedAttention
     from .layers import PeriodicPositionalEncoding
 
     for module in model.modules():
+        if isinstance(module, (CausalLogMel, WindowedAttention)):
+            module.rebuild_buffers(next((p.device for p in model.parameters()), None))
         if isinstance(module, MelEncoder):
             cfg = module.cfg
             dev = next(module.parameters()).device
@@ -266,7 +269,7 @@ def load_model(source: str | os.PathLike, config: str | os.PathLike | None = Non
     elif path.exists():
         raise InputError(path, "not a model (expected a model directory, a .pth checkpoint, an hf-hub: id or a preset)")
     elif text in list_presets():
-        model = DualTalk(get_preset(text)).eval()
+        model = build_model(get_preset(text)).eval()
     else:
         raise InputError(path, f"model not found (not a directory, .pth file, hf-hub: id, or preset: "
                                f"{', '.join(list_presets())})")

@@ -101,8 +101,11 @@ class TemporalEnhancer(nn.Module):
             ahead = k // 2 if cfg.temporal_lookahead < 0 else cfg.temporal_lookahead
             self.temporal_pad = (k - 1 - ahead, ahead)  # (past, future) frames
             self.temporal_conv = nn.Sequential(nn.Conv1d(d, d, k, groups=d), nn.Conv1d(d, d, 1))
-            nn.init.zeros_(self.temporal_conv[1].weight)  # a residual branch that starts at zero
-            nn.init.zeros_(self.temporal_conv[1].bias)
+            pointwise = self.temporal_conv[1]
+            assert isinstance(pointwise, nn.Conv1d)
+            nn.init.zeros_(pointwise.weight)  # a residual branch that starts at zero
+            if pointwise.bias is not None:
+                nn.init.zeros_(pointwise.bias)
 
     def forward(self, partner_audio_feat, partner_motion_feat):
         """(B, T, d), (B, T, d) -> (B, T, d)"""
@@ -179,9 +182,18 @@ class SynthesisModule(nn.Module):
 class DualTalk(nn.Module):
     """The full model. ``forward(self_audio, partner_audio, partner_motion) -> (B, T, 56)``."""
 
+    # buffers (registered when the config asks for them)
+    motion_mean: torch.Tensor  # (56,) training-set mean, normalize_motion
+    motion_std: torch.Tensor  # (56,) training-set std, normalize_motion
+    output_gain: torch.Tensor  # (56,) per-coefficient gain toward the mean, output_gain
+    #: what a model directory carries beside the weights (training step, validation loss, ...), when loaded
+    extra: dict
+
     def __init__(self, cfg: DualTalkConfig):
         super().__init__()
         self.config = cfg.check()
+        if cfg.variant == "causal":
+            raise DualTalkError("DualTalk is the offline model: build a causal config with build_model()")
         self.joint_encoder = JointEncoder(cfg)
         self.temporal_enhancer = TemporalEnhancer(cfg)
         self.interaction_module = InteractionModule(cfg)
@@ -217,6 +229,8 @@ class DualTalk(nn.Module):
                                         f"{tuple(partner_motion.shape[:2])}")
         else:
             wave = self_audio if self_audio is not None else partner_audio
+            if wave is None:
+                raise DualTalkError("the model needs audio (or precomputed audio_features)")
             num_frames = frames_for(wave.shape[1], cfg.sample_rate, cfg.fps)  # T = ceil(S / 640)
             if partner_motion.shape[1] != num_frames:
                 raise DualTalkError(f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}")
@@ -243,6 +257,16 @@ class DualTalk(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def build_model(cfg: DualTalkConfig) -> nn.Module:
+    """The model of a config: :class:`DualTalk` (``released``, ``paper``) or
+    :class:`~dualtalk.model.causal.CausalDualTalk` (``causal``)."""
+    if cfg.variant == "causal":
+        from .causal import CausalDualTalk
+
+        return CausalDualTalk(cfg)
+    return DualTalk(cfg)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,8 @@
     small           log-mel audio encoders, d=64: trains on a CPU in minutes (the demo model's size)
     tiny            tiny wav2vec2 encoders, d=16: the real code path at toy size, for tests (< 0.1 s forward)
     tiny-mel        tiny log-mel encoders, d=16: for tests that train
+    stream-small    the causal variant for live use (``dualtalk stream``): ``small``'s size, 80 ms lookahead
+    tiny-stream     the causal variant at toy size, for tests
     speaker_only    baseline, FaceFormer-style: ``small``, paper variant, seeing only the person's own audio
     listener_only   baseline, Learning2Listen-style: ``small``, paper variant, seeing only the partner's audio
                     and motion
@@ -92,6 +94,33 @@ def tiny_mel() -> DualTalkConfig:
     return DualTalkConfig(
         audio_encoder=AudioEncoderConfig(type="mel", n_mels=32, mel_channels=16, mel_layers=1),
         feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, normalize_motion=True, **PAPER_PATHS,
+    )
+
+
+#: the causal model for live use (``dualtalk stream``): log-mel front ends at the frame rate, 80 ms of
+#: lookahead, the partner's face read one frame late, attention over the last 4 s, and trained to run
+#: without the partner's face too (a third of the examples hide it)
+STREAM_SETTINGS = dict(variant="causal", lookahead_frames=2, partner_motion_delay=1, attention_window=100,
+                       partner_motion_dropout=0.3, temporal_kernel=15, lstm_layers=1, normalize_motion=True)
+
+
+@register("stream-small")
+def stream_small() -> DualTalkConfig:
+    return DualTalkConfig(
+        audio_encoder=AudioEncoderConfig(type="mel", n_mels=40, n_fft=512, mel_channels=96, mel_layers=2,
+                                         normalize_waveform=False),
+        feature_dim=64, ffn_dim=256, encoder_layers=2, decoder_layers=1, dropout=0.1, interaction_dropout=0.1,
+        **STREAM_SETTINGS,
+    )
+
+
+@register("tiny-stream")
+def tiny_stream() -> DualTalkConfig:
+    return DualTalkConfig(
+        audio_encoder=AudioEncoderConfig(type="mel", n_mels=16, n_fft=256, mel_channels=16, mel_layers=1,
+                                         normalize_waveform=False),
+        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, **dict(STREAM_SETTINGS, attention_window=12,
+                                                                              temporal_kernel=3),
     )
 
 

@@ -40,7 +40,7 @@ from .. import __version__
 from ..config import TrainConfig, to_dict
 from ..errors import DualTalkError, InputError
 from ..io.motion import FPS, MOTION_DIM
-from ..model.dualtalk import DualTalk
+from ..model.dualtalk import DualTalk, build_model
 from . import cache as feature_cache
 from . import runs
 from .configure import check_train_config, compose_train_config, load_train_config, save_train_config
@@ -336,7 +336,7 @@ class Trainer:
         """The model (same seed everywhere; rank 0's weights broadcast), motion statistics, loss weights."""
         cfg, ctx, model_cfg = self.cfg, self.ctx, self.model_cfg
         seed_everything(cfg.seed)
-        model = DualTalk(model_cfg)
+        model = cast(DualTalk, build_model(model_cfg))  # or CausalDualTalk: the same interface
         if model_cfg.normalize_motion:
             model.set_motion_statistics(self.stats.mean, self.stats.std)
         model.to(ctx.device)

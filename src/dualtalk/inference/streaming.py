@@ -1,0 +1,334 @@
+"""Live use of a causal model: push audio (and, if you have it, the partner's face) as it arrives, get the
+frames that became final.
+
+    session = StreamingSession(load_model("demo-stream"))
+    for self_chunk, partner_chunk in microphone_pairs():          # any chunk sizes, 16 kHz mono float
+        frames = session.push(self_chunk, partner_chunk)          # (n, 56) model order, n >= 0
+    frames = session.flush()                                      # the rest; the session is closed
+
+    joint = JointSession(model)                                   # both people from two voices
+    b, a = joint.push(b_chunk, a_chunk)                           # each fed the other's motion, 1 frame late
+
+Frame t is final once both voices reached sample ``640 (t + 1 + lookahead)`` (and, with the partner's
+face, once the partner's motion of frame ``t - partner_motion_delay`` arrived). The model carries its
+state between calls (``CausalDualTalk.forward_frames``), so the frames equal those of the offline
+``model(self_audio, partner_audio, partner_motion)`` on the whole input (up to float rounding), and memory
+stays constant however long the stream. Audio at another rate is resampled as a stream (soxr), stereo is
+averaged to mono.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import DualTalkError
+from ..layout import MOTION_DIM
+
+#: at the end, a partner stream may be this many frames shorter than the person's (as ``generate`` allows)
+END_TOLERANCE_FRAMES = 5
+#: the two voices may drift apart by this much while streaming before it counts as a stalled stream
+MAX_SKEW_SECONDS = 10.0
+
+
+def _causal(model):
+    if getattr(getattr(model, "config", None), "variant", None) != "causal":
+        variant = getattr(getattr(model, "config", None), "variant", "?")
+        raise DualTalkError(f"streaming needs a causal model (variant 'causal', e.g. --model demo-stream); this model "
+                            f"is {variant!r}, which sees the whole conversation at once")
+    return model
+
+
+class _AudioStream:
+    """One voice: resampling to the model's rate, the samples still needed, and how many arrived."""
+
+    def __init__(self, name: str, sample_rate: int, channels: int, model_rate: int):
+        if not isinstance(sample_rate, (int, np.integer)) or not 4000 <= sample_rate <= 384000:
+            raise DualTalkError(f"{name}: sample rate must be a whole number of Hz in [4000, 384000], got {sample_rate!r}")
+        if channels not in (1, 2):
+            raise DualTalkError(f"{name}: channel count must be 1 or 2, got {channels!r}")
+        self.name, self.channels = name, channels
+        self.resampler = None
+        if sample_rate != model_rate:
+            import soxr
+
+            self.resampler = soxr.ResampleStream(int(sample_rate), model_rate, 1, dtype="float32")
+        self.buffer = np.zeros(0, np.float32)
+        self.start = 0  # absolute index of buffer[0]
+        self.received = 0  # samples at the model's rate so far
+
+    def push(self, pcm, last: bool = False) -> None:
+        if pcm is None:
+            if last and self.resampler is not None:
+                self._append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            return
+        x = np.asarray(pcm)
+        if x.dtype == np.int16:
+            x = x.astype(np.float32) / 32768.0
+        if not np.issubdtype(x.dtype, np.floating) and x.size:
+            raise DualTalkError(f"{self.name}: samples must be float or int16, got {x.dtype}")
+        x = x.astype(np.float32, copy=False)
+        if self.channels == 1 and x.ndim != 1:
+            raise DualTalkError(f"{self.name}: expected mono samples (n,), got shape {x.shape}")
+        if self.channels == 2:
+            if x.ndim != 2 or x.shape[1] != 2:
+                raise DualTalkError(f"{self.name}: expected stereo samples (n, 2), got shape {x.shape}")
+            x = x.mean(axis=1)
+        if not np.isfinite(x).all():
+            raise DualTalkError(f"{self.name}: samples contain NaN or infinite values")
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(x, last=last)
+        self._append(x)
+
+    def _append(self, x: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer, x]) if self.buffer.size else x.astype(np.float32, copy=True)
+        self.received += len(x)
+
+    def trim(self, keep_from: int) -> None:
+        """Drop samples before absolute index ``keep_from``."""
+        cut = min(max(0, keep_from - self.start), len(self.buffer))
+        if cut:
+            self.buffer = self.buffer[cut:]
+            self.start += cut
+
+
+@dataclass
+class StreamStats:
+    """Compute time of each model call and the frames it produced."""
+
+    calls: list[float] = field(default_factory=list)  # seconds per call that produced frames
+    frames: list[int] = field(default_factory=list)
+
+    def summary(self, latency_frames: int, fps: int) -> dict:
+        per_frame = [c / max(n, 1) for c, n in zip(self.calls, self.frames)]
+        total_frames = sum(self.frames)
+        total = sum(self.calls)
+        pct = (lambda q: float(np.percentile(self.calls, q) * 1000)) if self.calls else (lambda q: 0.0)
+        return {"algorithmic_latency_ms": 1000.0 * (latency_frames + 1) / fps, "frames": total_frames,
+                "calls": len(self.calls), "compute_ms_p50": pct(50), "compute_ms_p95": pct(95),
+                "compute_ms_max": pct(100),
+                "compute_ms_per_frame_mean": 1000.0 * float(np.mean(per_frame)) if per_frame else 0.0,
+                "real_time_factor": total / (total_frames / fps) if total_frames else 0.0}
+
+
+class StreamingSession:
+    """One person's motion from both voices (and optionally the partner's face), pushed in chunks.
+
+    ``partner_motion``: ``True`` (the partner's motion will be pushed), ``False`` (never: the model runs on
+    audio alone; it must have been trained with ``partner_motion_dropout``) or ``None`` (decided by the
+    first push). ``sample_rate`` / ``channels`` declare the pushed audio.
+    """
+
+    def __init__(self, model, *, partner_motion: bool | None = None, sample_rate: int = 16000, channels: int = 1,
+                 partner_sample_rate: int | None = None, partner_channels: int | None = None):
+        self.model = _causal(model).eval()
+        cfg = model.config
+        self.cfg = cfg
+        self.spf = cfg.samples_per_frame
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.voices = {"self": _AudioStream("self audio", sample_rate, channels, cfg.sample_rate),
+                       "partner": _AudioStream("partner audio", partner_sample_rate or sample_rate,
+                                               partner_channels or channels, cfg.sample_rate)}
+        self.frontend = (model.audio_encoder1 if cfg.use_self_audio else model.audio_encoder2).frontend
+        self.use_motion = partner_motion
+        if partner_motion is False:
+            self._check_audio_only()
+        self.motion: list[np.ndarray] = []  # partner motion frames still needed (from index motion_start)
+        self.motion_start = 0
+        self.motion_received = 0
+        self.last_motion = np.zeros(MOTION_DIM, np.float32)
+        self.done = 0  # frames emitted
+        self.state = None
+        self.closed = False
+        self.stats = StreamStats()
+
+    def _check_audio_only(self) -> None:
+        if self.cfg.use_partner_motion and self.cfg.partner_motion_dropout <= 0:
+            raise DualTalkError("this model was trained with the partner's motion always present "
+                                "(partner_motion_dropout 0): give the partner's motion, or use a model trained "
+                                "with partner_motion_dropout > 0 (e.g. demo-stream)")
+
+    # --- input --------------------------------------------------------------------------------------
+
+    def push(self, self_pcm=None, partner_pcm=None, partner_motion=None) -> np.ndarray:
+        """Add audio of either or both voices and/or partner motion frames (k, 56) model order; -> the
+        frames that became final, (n, 56) model order."""
+        self.feed(self_pcm, partner_pcm, partner_motion)
+        return self._advance(final=False)
+
+    def feed(self, self_pcm=None, partner_pcm=None, partner_motion=None) -> None:
+        """Add input without computing (``push`` = ``feed`` + compute what is ready)."""
+        if self.closed:
+            raise DualTalkError("the stream was flushed: start a new session")
+        if self.use_motion is None:  # decided by the first push
+            self.use_motion = partner_motion is not None
+            if not self.use_motion:
+                self._check_audio_only()
+        self.voices["self"].push(self_pcm)
+        self.voices["partner"].push(partner_pcm)
+        if partner_motion is not None:
+            self.push_motion(partner_motion)
+        self._check_skew()
+
+    def push_motion(self, frames) -> None:
+        """Partner motion frames (k, 56) model order (or (56,) one frame), in order."""
+        if self.closed:
+            raise DualTalkError("the stream was flushed: start a new session")
+        m = np.asarray(frames, dtype=np.float32)
+        if m.ndim == 1:
+            m = m[None]
+        if m.ndim != 2 or m.shape[1] != MOTION_DIM:
+            raise DualTalkError(f"partner motion frames must be (k, {MOTION_DIM}) in model order, got shape {m.shape}")
+        if not np.isfinite(m).all():
+            raise DualTalkError("partner motion contains NaN or infinite values")
+        if self.use_motion is False:
+            raise DualTalkError("this session was started without the partner's motion (partner_motion=False)")
+        self.use_motion = True
+        if len(m):
+            self.motion.extend(m)
+            self.motion_received += len(m)
+            self.last_motion = m[-1]
+
+    def flush(self) -> np.ndarray:
+        """End the stream: the remaining frames (audio after the end is silence); the session closes."""
+        if self.closed:
+            raise DualTalkError("the stream was already flushed")
+        for voice in self.voices.values():
+            voice.push(None, last=True)
+        total = -(-self.voices["self"].received // self.spf)
+        partner = -(-self.voices["partner"].received // self.spf)
+        if partner < total - END_TOLERANCE_FRAMES:
+            raise DualTalkError(f"the partner's audio ended {(total - partner) / self.cfg.fps:.2f} s before the "
+                                f"person's (at most {END_TOLERANCE_FRAMES} frames are tolerated)")
+        if self.use_motion:
+            lag = self.cfg.partner_motion_delay
+            needed = max(0, total - lag)
+            if self.motion_received < needed - END_TOLERANCE_FRAMES:
+                raise DualTalkError(f"the partner's motion ended at frame {self.motion_received}, the audio needs "
+                                    f"{needed} (at most {END_TOLERANCE_FRAMES} frames are tolerated)")
+            while self.motion_received < needed:  # the last frame held, as generate does
+                self.motion.append(self.last_motion)
+                self.motion_received += 1
+        if self.use_motion is None:
+            self.use_motion = False
+            self._check_audio_only()
+        out = self._advance(final=True, total=total)
+        self.closed = True
+        return out
+
+    # --- the model ----------------------------------------------------------------------------------
+
+    def _check_skew(self) -> None:
+        a, b = self.voices["self"].received, self.voices["partner"].received
+        if abs(a - b) > MAX_SKEW_SECONDS * self.cfg.sample_rate:
+            behind = "partner's" if b < a else "person's"
+            raise DualTalkError(f"the {behind} audio stalled: the two voices are {abs(a - b) / self.cfg.sample_rate:.1f} s "
+                                f"apart (at most {MAX_SKEW_SECONDS:.0f} s)")
+
+    def ready_frames(self, final: bool = False, total: int | None = None) -> int:
+        """How many frames (from the first not yet emitted) can be computed now."""
+        if final:
+            t_end = total if total is not None else self.done
+        else:
+            have = min(v.received for v in self.voices.values())
+            t_end = max(0, have // self.spf - self.cfg.lookahead_frames)  # last_sample(t) <= have
+        if self.use_motion:
+            t_end = min(t_end, self.motion_received + self.cfg.partner_motion_delay)
+        return max(0, t_end - self.done)
+
+    def _advance(self, final: bool, total: int | None = None) -> np.ndarray:
+        n = self.ready_frames(final, total)
+        if n == 0:
+            return np.zeros((0, MOTION_DIM), np.float32)
+        import time
+
+        t0, t1 = self.done, self.done + n
+        # every voice's buffer begins at or before the first sample frame t0 reads (trim keeps it), or at 0
+        start = self.frontend.first_sample(t0)
+        seg_start = max(start, 0)
+        waves = []
+        for voice in self.voices.values():
+            seg = voice.buffer[seg_start - voice.start:]
+            waves.append(torch.from_numpy(np.ascontiguousarray(seg))[None].to(self.device))
+        motion = None
+        if self.use_motion:
+            lag = self.cfg.partner_motion_delay
+            rows = []
+            for t in range(t0, t1):
+                i = t - lag
+                rows.append(np.zeros(MOTION_DIM, np.float32) if i < 0 else self.motion[i - self.motion_start])
+            motion = torch.from_numpy(np.stack(rows))[None].to(self.device, self.dtype)
+        began = time.perf_counter()
+        with torch.inference_mode():
+            out, self.state = self.model.forward_frames(waves[0], waves[1], seg_start, t0, t1, motion, self.state)
+        self.stats.calls.append(time.perf_counter() - began)
+        self.stats.frames.append(n)
+        self.done = t1
+        keep = self.frontend.first_sample(t1)
+        for voice in self.voices.values():
+            voice.trim(keep)
+        if self.use_motion:
+            drop = max(0, t1 - self.cfg.partner_motion_delay - self.motion_start)
+            del self.motion[:drop]
+            self.motion_start += drop
+        return out[0].float().cpu().numpy()
+
+    def summary(self) -> dict:
+        return self.stats.summary(self.cfg.lookahead_frames, self.cfg.fps)
+
+
+class JointSession:
+    """Both people from the two voices: each one's model is fed the other's generated motion, read
+    ``partner_motion_delay`` (>= 1) frames late. ``push(a_pcm, b_pcm) -> (frames of A, frames of B)``."""
+
+    def __init__(self, model, model_b=None, **audio):
+        self.a = StreamingSession(model, partner_motion=True, **audio)
+        self.b = StreamingSession(model_b if model_b is not None else model, partner_motion=True, **audio)
+        for s in (self.a, self.b):
+            if s.cfg.partner_motion_delay < 1:
+                raise DualTalkError("joint mode needs a model with partner_motion_delay >= 1 (each head reads the "
+                                    "other's generated motion at least one frame late)")
+            if not s.cfg.use_partner_motion:
+                raise DualTalkError("joint mode needs a model that reads the partner's motion")
+
+    def push(self, a_pcm=None, b_pcm=None) -> tuple[np.ndarray, np.ndarray]:
+        self.a.feed(a_pcm, b_pcm)
+        self.b.feed(b_pcm, a_pcm)
+        return self._run(final=False)
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        for s in (self.a, self.b):
+            if s.closed:
+                raise DualTalkError("the stream was already flushed")
+            for voice in s.voices.values():
+                voice.push(None, last=True)
+        total_a = -(-self.a.voices["self"].received // self.a.spf)
+        total_b = -(-self.b.voices["self"].received // self.b.spf)
+        if abs(total_a - total_b) > END_TOLERANCE_FRAMES:
+            raise DualTalkError(f"the two voices differ by {abs(total_a - total_b) / self.a.cfg.fps:.2f} s in length "
+                                f"(at most {END_TOLERANCE_FRAMES} frames are tolerated)")
+        out = self._run(final=True, totals=(total_a, total_b))
+        self.a.closed = self.b.closed = True
+        return out
+
+    def _run(self, final: bool, totals: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        outs: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+        while True:
+            ta = self.a._advance(final, totals[0] if totals else None)
+            tb = self.b._advance(final, totals[1] if totals else None)
+            if not len(ta) and not len(tb):
+                break
+            if len(ta):
+                self.b.push_motion(ta)
+                outs["a"].append(ta)
+            if len(tb):
+                self.a.push_motion(tb)
+                outs["b"].append(tb)
+        empty = np.zeros((0, MOTION_DIM), np.float32)
+        return (np.concatenate(outs["a"]) if outs["a"] else empty, np.concatenate(outs["b"]) if outs["b"] else empty)
+
+
+__all__ = ["JointSession", "StreamStats", "StreamingSession"]

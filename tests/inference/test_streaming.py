@@ -1,0 +1,186 @@
+"""The causal model and its streaming session: chunked == offline, causality, constant memory, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dualtalk.errors import DualTalkError
+from dualtalk.inference.streaming import JointSession, StreamingSession
+from dualtalk.model.causal import state_nbytes
+from dualtalk.model.dualtalk import build_model
+from dualtalk.model.presets import get_preset
+
+SR = 16000
+
+
+def model(seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    cfg = get_preset("tiny-stream", [f"{k}={v}" for k, v in overrides.items()])
+    m = build_model(cfg).eval()
+    m.set_motion_statistics(np.full(56, 0.1), np.full(56, 0.5))  # not the identity: the path is exercised
+    return m
+
+
+def signals(seconds: float, seed: int):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    a = (0.1 * rng.standard_normal(n) * (1 + np.sin(np.arange(n) / 900.0))).astype(np.float32)
+    b = (0.1 * rng.standard_normal(n) * (1 + np.cos(np.arange(n) / 700.0))).astype(np.float32)
+    t = -(-n // 640)
+    motion = (0.3 * rng.standard_normal((t, 56))).astype(np.float32)
+    return a, b, motion
+
+
+def offline(m, a, b, motion):
+    with torch.inference_mode():
+        mo = None if motion is None else torch.from_numpy(motion)[None]
+        return m(torch.from_numpy(a)[None], torch.from_numpy(b)[None], mo)[0].numpy()
+
+
+def random_cuts(n: int, rng, largest: int) -> list[int]:
+    cuts, i = [], 0
+    while i < n:
+        step = int(rng.choice([1, rng.integers(1, 700), rng.integers(1, largest + 1)]))
+        cuts.append(min(n, i + step))
+        i = cuts[-1]
+    return cuts
+
+
+def stream(m, a, b, motion, rng, *, with_motion: bool):
+    """Both voices (and the motion) chunked independently, from 1 sample to 2 s."""
+    session = StreamingSession(m, partner_motion=with_motion)
+    ca, cb = random_cuts(len(a), rng, 2 * SR), random_cuts(len(b), rng, 2 * SR)
+    cm = random_cuts(len(motion), rng, 50) if with_motion else []
+    ia = ib = im = 0
+    outs = []
+    while ia < len(ca) or ib < len(cb) or im < len(cm):
+        sa = a[(ca[ia - 1] if ia else 0): ca[ia]] if ia < len(ca) else None
+        sb = b[(cb[ib - 1] if ib else 0): cb[ib]] if ib < len(cb) else None
+        sm = motion[(cm[im - 1] if im else 0): cm[im]] if im < len(cm) else None
+        outs.append(session.push(sa, sb, sm))
+        ia, ib, im = ia + (sa is not None), ib + (sb is not None), im + (sm is not None)
+    outs.append(session.flush())
+    return np.concatenate(outs), session
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_streamed_equals_offline_for_random_chunkings(seed):
+    rng = np.random.default_rng(100 + seed)
+    m = model(seed)
+    a, b, motion = signals(3.0 + seed * 0.37, seed)  # crosses the attention window (12 frames) many times
+    want = offline(m, a, b, motion)
+    got, session = stream(m, a, b, motion, rng, with_motion=True)
+    assert got.shape == want.shape == (-(-len(a) // 640), 56)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    # the partner's face unseen: the same for audio alone
+    want = offline(m, a, b, None)
+    got, _ = stream(m, a, b, None, rng, with_motion=False)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_frames_depend_only_on_the_past_and_the_lookahead():
+    m = model()
+    a, b, motion = signals(2.0, 5)
+    base = offline(m, a, b, motion)
+    t = 20
+    cut = 640 * (t + 1 + m.config.lookahead_frames)  # frame t reads samples before this one
+    a2, b2, motion2 = a.copy(), b.copy(), motion.copy()
+    a2[cut:] = 0.5
+    b2[cut:] = -0.5
+    motion2[t + 1 - m.config.partner_motion_delay:] = 3.0  # frame t reads motion of frame t - delay
+    changed = offline(m, a2, b2, motion2)
+    np.testing.assert_allclose(changed[: t + 1], base[: t + 1], atol=1e-6)
+    assert np.abs(changed[t + 1:] - base[t + 1:]).max() > 1e-3
+
+
+def test_memory_is_constant_over_a_long_stream():
+    m = model()
+    session = StreamingSession(m, partner_motion=False)
+    sizes = []
+    chunk = np.zeros(640 * 25, np.float32)  # one second
+    rng = np.random.default_rng(0)
+    for second in range(40):
+        x = (0.1 * rng.standard_normal(len(chunk))).astype(np.float32)
+        session.push(x, x[::-1].copy())
+        if second in (5, 39):
+            sizes.append((state_nbytes(session.state), sum(len(v.buffer) for v in session.voices.values())))
+    assert sizes[0] == sizes[1], sizes
+
+
+def test_joint_mode_feeds_each_head_the_others_motion():
+    m = model()
+    a, b, _ = signals(2.0, 7)
+    joint = JointSession(m)
+    outs_a, outs_b = [], []
+    for i in range(0, len(a), 3000):
+        oa, ob = joint.push(a[i: i + 3000], b[i: i + 3000])
+        outs_a.append(oa)
+        outs_b.append(ob)
+    oa, ob = joint.flush()
+    gen_a, gen_b = np.concatenate(outs_a + [oa]), np.concatenate(outs_b + [ob])
+    assert gen_a.shape == gen_b.shape == (-(-len(a) // 640), 56)
+    # each head is what the offline model makes of its voices and the other's generated motion
+    np.testing.assert_allclose(offline(m, b, a, gen_a), gen_b, atol=1e-5)
+    np.testing.assert_allclose(offline(m, a, b, gen_b), gen_a, atol=1e-5)
+
+
+def test_resampled_and_stereo_input_runs():
+    m = model()
+    a, b, _ = signals(1.0, 3)
+    session = StreamingSession(m, partner_motion=False, sample_rate=48000, channels=2)
+    a48 = np.repeat(a, 3)
+    b48 = np.repeat(b, 3)
+    out = session.push(np.stack([a48, a48], 1), np.stack([b48, b48], 1))
+    out = np.concatenate([out, session.flush()])
+    assert out.shape == (25, 56) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("case,message", [
+    ("rate", "sample rate must be a whole number of Hz"),
+    ("channels", "channel count must be 1 or 2"),
+    ("nan", "samples contain NaN"),
+    ("shape", "expected mono samples"),
+    ("motion_width", "partner motion frames must be (k, 56)"),
+    ("after_flush", "the stream was flushed"),
+    ("ended_early", "the partner's audio ended"),
+    ("stalled", "the partner's audio stalled"),
+    ("motion_ended", "the partner's motion ended"),
+    ("not_causal", "streaming needs a causal model"),
+    ("audio_only_not_trained", "trained with the partner's motion always present"),
+])
+def test_bad_input_while_streaming(case, message):
+    m = model()
+    a, b, motion = signals(1.0, 1)
+    with pytest.raises(DualTalkError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        if case == "rate":
+            StreamingSession(m, sample_rate=0)
+        elif case == "channels":
+            StreamingSession(m, channels=3)
+        elif case == "not_causal":
+            StreamingSession(build_model(get_preset("tiny-mel")))
+        elif case == "audio_only_not_trained":
+            StreamingSession(model(partner_motion_dropout=0.0), partner_motion=False)
+        else:
+            s = StreamingSession(m, partner_motion=case in ("motion_width", "motion_ended"))
+            if case == "nan":
+                a[10] = np.nan
+                s.push(a, b)
+            elif case == "shape":
+                s.push(a[:, None], b)
+            elif case == "motion_width":
+                s.push(a, b, np.zeros((3, 50), np.float32))
+            elif case == "after_flush":
+                s.push(a, b)
+                s.flush()
+                s.push(a, b)
+            elif case == "ended_early":
+                s.push(a, b[: len(b) // 2])
+                s.flush()
+            elif case == "stalled":
+                long = np.zeros(SR * 11, np.float32)
+                s.push(long, None)
+            elif case == "motion_ended":
+                s.push(a, b, motion[:5])
+                s.flush()
