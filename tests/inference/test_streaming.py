@@ -184,3 +184,79 @@ def test_bad_input_while_streaming(case, message):
             elif case == "motion_ended":
                 s.push(a, b, motion[:5])
                 s.flush()
+
+
+# ----------------------------------------------------------------------------------------------------
+# files and commands
+
+
+def write_pair(tmp_path, seconds=1.5, seed=4):
+    import soundfile as sf
+
+    from dualtalk.io.motion import Motion, save_motion
+
+    a, b, motion = signals(seconds, seed)
+    sf.write(tmp_path / "A.wav", a, SR, subtype="FLOAT")
+    sf.write(tmp_path / "B.wav", b, SR, subtype="FLOAT")
+    save_motion(tmp_path / "A.npz", Motion.from_model(motion))
+    return a, b, motion
+
+
+def saved_model(tmp_path):
+    from dualtalk.model.checkpoint import save_model
+
+    return save_model(model(), tmp_path / "model")
+
+
+def test_stream_command_equals_generate_and_writes_stats(tmp_path, capsys):
+    import json
+
+    from dualtalk.cli import main
+    from dualtalk.io.motion import load_motion
+
+    write_pair(tmp_path)
+    m = saved_model(tmp_path)
+    for motion in ([], ["--partner-motion", str(tmp_path / "A.npz")]):
+        assert main(["stream", "--model", str(m), "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
+                     str(tmp_path / "A.wav"), *motion, "--out", str(tmp_path / "s.npz"), "--chunk-ms", "13",
+                     "--stats", str(tmp_path / "stats.json")]) == 0
+        assert main(["generate", "--model", str(m), "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
+                     str(tmp_path / "A.wav"), *motion, "--out", str(tmp_path / "g.npz"), "--quiet"]) == 0
+        s, g = load_motion(tmp_path / "s.npz"), load_motion(tmp_path / "g.npz")
+        np.testing.assert_allclose(s.to_model(), g.to_model(), atol=1e-5)
+        stats = json.loads((tmp_path / "stats.json").read_text())
+        assert stats["algorithmic_latency_ms"] == 120.0 and stats["frames"] == len(s)
+        assert stats["compute_ms_per_chunk"]["p95"] > 0 and stats["partner_motion"] == bool(motion)
+    assert "latency 120 ms" in capsys.readouterr().out
+
+
+def test_both_heads_from_two_voices(tmp_path):
+    from dualtalk.cli import main
+    from dualtalk.io.motion import load_motion
+
+    write_pair(tmp_path)
+    m = saved_model(tmp_path)
+    for command in ("generate", "stream"):
+        assert main([command, "--model", str(m), "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
+                     str(tmp_path / "A.wav"), "--partner-out", str(tmp_path / f"{command}_A.npz"),
+                     "--out", str(tmp_path / f"{command}_B.npz")] + (["--quiet"] if command == "generate" else [])) == 0
+    for who in ("A", "B"):
+        a = load_motion(tmp_path / f"generate_{who}.npz").to_model()
+        b = load_motion(tmp_path / f"stream_{who}.npz").to_model()
+        assert a.shape == (38, 56)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_offline_model_without_partner_motion_is_one_error_line(tmp_path, capsys):
+    from dualtalk.cli import main
+
+    write_pair(tmp_path)
+    code = main(["generate", "--model", "tiny", "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
+                 str(tmp_path / "A.wav"), "--out", str(tmp_path / "x.npz"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "needs the partner's motion (--partner-motion)" in err[0]
+    assert not (tmp_path / "x.npz").exists()
+    code = main(["stream", "--model", "tiny", "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
+                 str(tmp_path / "A.wav"), "--out", str(tmp_path / "x.npz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "streaming needs a causal model" in err[0]

@@ -17,6 +17,7 @@ from ..errors import DualTalkError
 #: subcommand modules, in the order ``dualtalk --help`` lists them
 SUBCOMMANDS = [
     "dualtalk.cli.inference",  # generate, predict, convert-official
+    "dualtalk.cli.stream",  # stream
     "dualtalk.cli.evaluate",  # evaluate
     "dualtalk.cli.train",  # train
     "dualtalk.cli.render",  # render, plot

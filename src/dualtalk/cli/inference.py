@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from . import positive
 import argparse
+
+from . import positive
 
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
-                   help="model directory, hf-hub:ORG/NAME, released-layout .pth, or preset name (random weights)")
+                   help="model directory, packaged model (demo, demo-stream), hf-hub:ORG/NAME, released-layout "
+                        ".pth, or preset name (random weights)")
     p.add_argument("--config", help="config json of a released-layout .pth whose shapes are not the released ones")
     p.add_argument("--device", default="cpu", help="cpu (default, the reference), cuda, mps")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -33,8 +35,9 @@ def _generate(args) -> int:
     from ..inference.pipeline import generate
 
     motion = generate(args.model, args.self_audio, args.partner_audio, args.partner_motion, args.out,
-                      config=args.config, options=_options(args))
-    print(f"wrote {args.out}: {len(motion)} frames ({len(motion) / motion.fps:.2f} s)")
+                      config=args.config, options=_options(args), partner_out=args.partner_out)
+    also = f" and {args.partner_out}" if args.partner_out else ""
+    print(f"wrote {args.out}{also}: {len(motion)} frames ({len(motion) / motion.fps:.2f} s)")
     return 0
 
 
@@ -60,7 +63,9 @@ def register(sub) -> None:
     _model_args(p)
     p.add_argument("--self-audio", required=True, help="audio of the person to generate (wav/flac)")
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
-    p.add_argument("--partner-motion", required=True, help="partner motion (.npz: exp (T,50), pose (T,6))")
+    p.add_argument("--partner-motion", help="partner motion (.npz: exp (T,50), pose (T,6)); without it, a causal "
+                                            "model trained for it (e.g. demo-stream) runs on the two voices alone")
+    p.add_argument("--partner-out", help="also generate the partner (joint mode, causal models): output .npz")
     p.add_argument("--out", required=True, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])")
     p.set_defaults(func=_generate)
 

@@ -90,16 +90,80 @@ def blend_weights(windows: list[tuple[int, int]]) -> list[np.ndarray]:
     return weights
 
 
-def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray, partner_motion: np.ndarray,
+#: a causal model reads long inputs in chunks of this many seconds (its state carries between them)
+CAUSAL_CHUNK_SECONDS = 10.0
+
+
+def needs_partner_motion(model) -> bool:
+    """Whether the model cannot run without the partner's motion (only causal models trained with
+    ``partner_motion_dropout`` can)."""
+    cfg = model.config
+    return cfg.use_partner_motion and not (cfg.variant == "causal" and cfg.partner_motion_dropout > 0)
+
+
+def run_causal(model, self_audio: np.ndarray, partner_audio: np.ndarray, partner_motion: np.ndarray | None,
+               options: InferenceOptions | None = None) -> np.ndarray:
+    """A causal model over whole arrays through its streaming session, in chunks (constant memory; equal to
+    the offline forward). -> (T, 56)"""
+    from .streaming import StreamingSession
+
+    options = options or InferenceOptions()
+    model = model.to(resolve_device(options.device)).eval()
+    session = StreamingSession(model, partner_motion=partner_motion is not None)
+    step = int(CAUSAL_CHUNK_SECONDS * model.config.sample_rate)
+    spf = model.config.samples_per_frame
+    outs, pushed = [], 0
+    for i in progress_bar(range(0, len(self_audio), step), desc="generate", unit="chunk",
+                          enabled=options.progress and len(self_audio) > step):
+        motion = None
+        if partner_motion is not None:  # the frames whose audio has fully arrived
+            upto = min(len(partner_motion), (i + step) // spf)
+            motion, pushed = partner_motion[pushed:upto], upto
+        outs.append(session.push(self_audio[i: i + step], partner_audio[i: i + step], motion))
+    if partner_motion is not None and pushed < len(partner_motion):
+        session.push_motion(partner_motion[pushed:])
+    outs.append(session.flush())
+    return np.concatenate(outs).astype(np.float32)
+
+
+def run_joint(model, audio_a: np.ndarray, audio_b: np.ndarray,
+              options: InferenceOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Both people from their two voices with a causal model (each fed the other's generated motion one
+    frame late); -> ((T, 56) of A, (T, 56) of B)."""
+    from .streaming import JointSession
+
+    options = options or InferenceOptions()
+    model = model.to(resolve_device(options.device)).eval()
+    if model.config.variant != "causal":
+        raise DualTalkError("generating both people (--partner-out) needs a causal model (e.g. --model demo-stream)")
+    joint = JointSession(model)
+    step = int(CAUSAL_CHUNK_SECONDS * model.config.sample_rate)
+    outs_a, outs_b = [], []
+    for i in range(0, max(len(audio_a), len(audio_b)), step):
+        a, b = joint.push(audio_a[i: i + step], audio_b[i: i + step])
+        outs_a.append(a)
+        outs_b.append(b)
+    a, b = joint.flush()
+    return np.concatenate(outs_a + [a]), np.concatenate(outs_b + [b])
+
+
+def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray, partner_motion: np.ndarray | None,
               options: InferenceOptions | None = None) -> np.ndarray:
-    """Arrays in, (T, 56) model-order motion out; T = ceil(len(self_audio) / 640)."""
+    """Arrays in, (T, 56) model-order motion out; T = ceil(len(self_audio) / 640). ``partner_motion`` None:
+    the partner's face unseen (models that can: :func:`needs_partner_motion`)."""
     options = options or InferenceOptions()
     cfg = model.config
     spf = cfg.samples_per_frame
-    num_frames = partner_motion.shape[0]
     expected = frames_for(len(self_audio), cfg.sample_rate, cfg.fps)
-    if expected != num_frames:
-        raise DualTalkError(f"partner motion has {num_frames} frames, the audio implies {expected}")
+    if partner_motion is None and needs_partner_motion(model):
+        raise DualTalkError("this model needs the partner's motion (--partner-motion); only causal models trained "
+                            "with partner_motion_dropout run without it (e.g. --model demo-stream)")
+    if partner_motion is not None and expected != partner_motion.shape[0]:
+        raise DualTalkError(f"partner motion has {partner_motion.shape[0]} frames, the audio implies {expected}")
+    if cfg.variant == "causal":
+        return run_causal(model, self_audio, partner_audio, partner_motion, options)
+    assert partner_motion is not None
+    num_frames = expected
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype)
     model = model.to(device).eval()
@@ -144,21 +208,39 @@ def _as_model(model, config=None, device="cpu", int8: bool = False) -> DualTalk:
     device = resolve_device(device)  # fail on an unavailable device before reading anything
     if int8 and device.type != "cpu":
         raise DualTalkError("int8 quantisation runs on the CPU only (use --device cpu)")
-    net = model if isinstance(model, DualTalk) else load_model(model, config=config)
+    net = model if isinstance(model, torch.nn.Module) else load_model(model, config=config)
+    if int8 and not isinstance(net, DualTalk):
+        raise DualTalkError("--int8 quantises the offline model's wav2vec2 encoders; a causal model has none")
     return quantize_int8(net) if int8 else net.to(device)
 
 
 def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathLike,
-             partner_motion: str | os.PathLike, out: str | os.PathLike | None = None, config=None,
-             options: InferenceOptions | None = None) -> Motion:
+             partner_motion: str | os.PathLike | None, out: str | os.PathLike | None = None, config=None,
+             options: InferenceOptions | None = None, partner_out: str | os.PathLike | None = None) -> Motion:
     """Generate the motion of the person speaking in ``self_audio``; write it to ``out`` (dataset layout).
 
-    ``model``: a :class:`DualTalk`, a model directory, an ``hf-hub:`` id, a released-layout ``.pth``
-    (``config`` = its config json when not the released shapes) or a preset name.
+    ``model``: a :class:`DualTalk`, a model directory, a packaged model (``demo``, ``demo-stream``), an
+    ``hf-hub:`` id, a released-layout ``.pth`` (``config`` = its config json when not the released shapes)
+    or a preset name. ``partner_motion`` None: the partner's face unseen (causal models trained for it).
+    ``partner_out``: generate the partner too (joint mode, causal models, no ``partner_motion``), written there.
     """
     options = options or InferenceOptions()
     net = _as_model(model, config, options.device, options.int8)
+    if partner_out is not None and partner_motion is not None:
+        raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
+    if partner_out is not None and net.config.variant != "causal":
+        raise DualTalkError("generating both people (--partner-out) needs a causal model (e.g. --model demo-stream)")
+    if partner_motion is None and partner_out is None and needs_partner_motion(net):
+        raise DualTalkError("this model needs the partner's motion (--partner-motion); only causal models trained "
+                            "with partner_motion_dropout run without it (e.g. --model demo-stream)")
     inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, net.config.sample_rate, net.config.fps)
+    if partner_out is not None:
+        other, mine = run_joint(net, inputs.partner_audio, inputs.self_audio, options)
+        motion = Motion.from_model(mine, net.config.fps)
+        if out is not None:
+            save_motion(out, motion)
+        save_motion(partner_out, Motion.from_model(other, net.config.fps))
+        return motion
     motion = Motion.from_model(run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options),
                                net.config.fps)
     if out is not None:

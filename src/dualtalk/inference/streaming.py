@@ -331,4 +331,92 @@ class JointSession:
         return (np.concatenate(outs["a"]) if outs["a"] else empty, np.concatenate(outs["b"]) if outs["b"] else empty)
 
 
-__all__ = ["JointSession", "StreamStats", "StreamingSession"]
+# ----------------------------------------------------------------------------------------------------
+# files fed as a live source would feed them (``dualtalk stream``)
+
+
+def stream_files(model, self_audio, partner_audio, out, *, partner_motion=None, partner_out=None,
+                 chunk_ms: float = 40.0, realtime: bool = False, stats=None) -> dict:
+    """Feed two audio files (and the partner's motion file) to a causal model in ``chunk_ms`` chunks, as a
+    live source would (``realtime``: paced by the clock); write the motion to ``out`` (and, with
+    ``partner_out``, the partner's generated motion: joint mode) and the stats (``stats``: a JSON path).
+    -> the stats: algorithmic latency, compute per chunk p50/p95/max, real-time factor."""
+    import json
+    import time
+
+    from ..io.conversation import load_generation_inputs
+    from ..io.files import atomic_write_text
+    from ..io.motion import Motion, save_motion
+    from ..model.checkpoint import load_model
+
+    net = model if isinstance(model, torch.nn.Module) else load_model(model)
+    _causal(net)
+    cfg = net.config
+    if partner_out is not None and partner_motion is not None:
+        raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
+    if not chunk_ms > 0:
+        raise DualTalkError(f"--chunk-ms must be > 0, got {chunk_ms}")
+    inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, cfg.sample_rate, cfg.fps)
+    step = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
+    spf = cfg.samples_per_frame
+    joint = JointSession(net) if partner_out is not None else None
+    session = None if joint is not None else StreamingSession(net, partner_motion=inputs.partner_motion is not None)
+    mine: list[np.ndarray] = []
+    other: list[np.ndarray] = []
+    chunk_compute: list[float] = []
+    started = time.perf_counter()
+    pushed = 0
+    a, b = inputs.self_audio, inputs.partner_audio
+    for i in range(0, len(a), step):
+        if realtime:  # a live source delivers the chunk when its last sample has been spoken
+            wait = started + (i + step) / cfg.sample_rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        t0 = time.perf_counter()
+        if joint is not None:
+            o, m = joint.push(b[i: i + step], a[i: i + step])
+            other.append(o)
+        else:
+            assert session is not None
+            motion = None
+            if inputs.partner_motion is not None:
+                upto = min(len(inputs.partner_motion), (i + step) // spf)
+                motion, pushed = inputs.partner_motion[pushed:upto], upto
+            m = session.push(a[i: i + step], b[i: i + step], motion)
+        chunk_compute.append(time.perf_counter() - t0)
+        mine.append(m)
+    if joint is not None:
+        o, m = joint.flush()
+        other.append(o)
+        sessions = [joint.a, joint.b]
+    else:
+        assert session is not None
+        if inputs.partner_motion is not None and pushed < len(inputs.partner_motion):
+            session.push_motion(inputs.partner_motion[pushed:])
+        m = session.flush()
+        sessions = [session]
+    mine.append(m)
+    wall = time.perf_counter() - started
+    motion = Motion.from_model(np.concatenate(mine), cfg.fps)
+    seconds = len(a) / cfg.sample_rate
+    pct = np.percentile(np.asarray(chunk_compute) * 1000.0, [50, 95, 100]) if chunk_compute else [0.0, 0.0, 0.0]
+    summary = {
+        "model_variant": cfg.variant, "chunk_ms": chunk_ms, "realtime": realtime, "seconds": seconds,
+        "frames": len(motion), "heads": 2 if joint is not None else 1,
+        "partner_motion": inputs.partner_motion is not None,
+        "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
+        "chunks": len(chunk_compute),
+        "compute_ms_per_chunk": {"p50": float(pct[0]), "p95": float(pct[1]), "max": float(pct[2])},
+        "real_time_factor": float(sum(chunk_compute) / seconds) if seconds else 0.0,
+        "wall_seconds": wall,
+        "model_calls": sum(len(s.stats.calls) for s in sessions),
+    }
+    save_motion(out, motion)
+    if partner_out is not None:
+        save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
+    if stats is not None:
+        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+__all__ = ["JointSession", "StreamStats", "StreamingSession", "stream_files"]

@@ -118,24 +118,28 @@ class GenerationInputs:
 
     self_audio: np.ndarray  # (S,) float32, S = samples of the generated person's audio
     partner_audio: np.ndarray  # (S,) float32, fitted to the same length
-    partner_motion: np.ndarray  # (T, 56) model order, fitted to T
+    partner_motion: np.ndarray | None  # (T, 56) model order, fitted to T; None: the partner's face unseen
     num_frames: int
 
 
 def load_generation_inputs(self_audio, partner_audio, partner_motion, sample_rate: int = SAMPLE_RATE,
                            fps: int = FPS) -> GenerationInputs:
-    """Read and check the three input files of one generation; T comes from the self audio."""
+    """Read and check the input files of one generation (``partner_motion`` may be None: audio only);
+    T comes from the self audio."""
     wav_b = load_audio(self_audio, sample_rate)
     wav_a = load_audio(partner_audio, sample_rate)
-    mot_a: Motion = load_motion(partner_motion)
     t = num_frames(len(wav_b), sample_rate, fps)
     check_length(partner_audio, num_frames(len(wav_a), sample_rate, fps), t,
                  f"partner audio ({len(wav_a) / sample_rate:.2f} s)")
-    check_length(partner_motion, len(mot_a), t, "partner motion")
+    motion = None
+    if partner_motion is not None:
+        mot_a: Motion = load_motion(partner_motion)
+        check_length(partner_motion, len(mot_a), t, "partner motion")
+        motion = mot_a.fit_length(t).to_model()
     return GenerationInputs(
         self_audio=wav_b,
         partner_audio=fit_audio(wav_a, len(wav_b)),
-        partner_motion=mot_a.fit_length(t).to_model(),
+        partner_motion=motion,
         num_frames=t,
     )
 

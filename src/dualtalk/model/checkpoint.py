@@ -250,17 +250,32 @@ def convert_official(src: str | os.PathLike, out_dir: str | os.PathLike,
 # one loader
 
 
+#: models shipped in the package, loadable by name (``--model demo-stream``): name -> model directory
+PACKAGED_MODELS = {
+    "demo": Path(__file__).resolve().parents[1] / "assets" / "demo_model",  # scripts/train_demo_model.py
+    "demo-stream": Path(__file__).resolve().parents[1] / "assets" / "demo_stream",  # ... --stream
+}
+
+
 def load_model(source: str | os.PathLike, config: str | os.PathLike | None = None, device="cpu",
                dtype: torch.dtype | None = None) -> DualTalk:
-    """A model from a directory, an ``hf-hub:`` id, a released-layout ``.pth`` or a preset name.
+    """A model from a directory, a packaged model's name (``demo``, ``demo-stream``), an ``hf-hub:`` id, a
+    released-layout ``.pth`` or a preset name.
 
-    A preset name gives random weights (useful for tests and benchmarks of speed).
+    A preset name gives random weights (useful for tests and benchmarks of speed). A causal model comes
+    back as :class:`~dualtalk.model.causal.CausalDualTalk` (same calling convention).
     """
     from .presets import get_preset, list_presets
 
     text = os.fspath(source)
     path = Path(text)
-    if text.startswith(HUB_PREFIX):
+    if text in PACKAGED_MODELS and not path.exists():
+        if not (PACKAGED_MODELS[text] / CONFIG_NAME).exists():
+            raise InputError(PACKAGED_MODELS[text], f"the packaged model {text!r} is missing from this installation "
+                                                    "(re-create it: python scripts/train_demo_model.py --help)")
+        path = PACKAGED_MODELS[text]
+        model = load_model_dir(path, device)
+    elif text.startswith(HUB_PREFIX):
         model = load_model_dir(_download_hub(text[len(HUB_PREFIX):]), device)
     elif path.is_dir():
         model = load_model_dir(path, device)
