@@ -14,6 +14,9 @@ overrides of one config, not copies):
     dualtalk         DualTalk, released variant, at ``--preset`` size
     dualtalk_paper   DualTalk, paper variant (alignment-biased attention, gated modulation, positions, and
                      the information paths that let partner-driven behaviour be learned)
+    dualtalk_causal  DualTalk, causal variant (live use: 80 ms lookahead, partner's face one frame late),
+                     run through its streaming session
+    dualtalk_causal_audio_only   the same trained model without the partner's face (audio only)
     speaker_only     FaceFormer-style: the person's own audio only (paper variant, inputs switched off)
     listener_only    Learning2Listen-style: the partner's audio and motion only (paper variant)
     mean             the training-set mean motion
@@ -45,11 +48,13 @@ from .model.presets import method_overrides
 #: ``model.*`` training overrides that turn the size preset into each learned method (defined once, in
 #: :data:`dualtalk.model.presets.METHODS`)
 LEARNED = {name: method_overrides(name) for name in MODEL_METHODS}
+#: methods that are a learned method's model run without the partner's motion: name -> the learned method
+AUDIO_ONLY = {"dualtalk_causal_audio_only": "dualtalk_causal"}
 FIXED = ("mean", "mirror", "random_segment")
 #: the recommended CPU recipe (a packaged config, ``dualtalk/assets/configs/recipe-cpu.yaml``): every learned
 #: method trains with it unless ``--config`` names another
 DEFAULT_CONFIG = "recipe-cpu"
-METHODS = tuple(LEARNED) + FIXED
+METHODS = tuple(LEARNED) + tuple(AUDIO_ONLY) + FIXED
 
 #: the paper's table: FD, P-FD, MSE, SID, rPCC, each for EXP, JAW, POSE
 PAPER_COLUMNS = [("FD", "fid"), ("P-FD", "p_fid"), ("MSE", "mse"), ("SID", "sid"), ("rPCC", "rpcc")]
@@ -67,18 +72,28 @@ def parse_methods(text: str | list[str] | None) -> list[str]:
     return items
 
 
-def _train_and_predict(cfg, data: Path, out: Path, name: str, progress: bool) -> float:
-    """Train one learned method into ``out/runs/name``, predict ``data/test`` into ``out/pred/name``; -> seconds."""
+def _train_and_predict(cfg, data: Path, out: Path, name: str, progress: bool,
+                       audio_only: tuple[str, ...] = ()) -> float:
+    """Train one learned method into ``out/runs/name``, predict ``data/test`` into ``out/pred/name`` (and,
+    for each name in ``audio_only``, without the partner's motion into ``out/pred/<that name>``); -> seconds."""
     from .inference.pipeline import InferenceOptions, predict
     from .train import train
 
     started = time.perf_counter()
     best = train(data, out / "runs" / name, cfg, progress=progress)
     predict(best, data / "test", out / "pred" / name, options=InferenceOptions(progress=False))
+    for other in audio_only:
+        predict(best, data / "test", out / "pred" / other, options=InferenceOptions(progress=False),
+                partner_motion=False)
     return time.perf_counter() - started
 
 
-def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result: Path) -> None:
+def _audio_only_of(name: str, names: list[str]) -> tuple[str, ...]:
+    return tuple(a for a, base in AUDIO_ONLY.items() if base == name and a in names)
+
+
+def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result: Path,
+         audio_only: tuple[str, ...] = ()) -> None:
     """A ``--jobs`` worker process: one learned method with ``threads`` threads, output to ``log``."""
     import sys
 
@@ -89,11 +104,12 @@ def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result:
     os.dup2(fh.fileno(), 2)
     sys.stdout = sys.stderr = fh
     torch.set_num_threads(threads)
-    seconds = _train_and_predict(cfg, data, out, name, progress=False)
+    seconds = _train_and_predict(cfg, data, out, name, progress=False, audio_only=audio_only)
     atomic_write_text(result, json.dumps({"seconds": seconds}))
 
 
-def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, workers: int, progress: bool) -> dict:
+def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, workers: int, progress: bool,
+                      audio_only: dict[str, tuple[str, ...]] | None = None) -> dict:
     """Run ``(name, train config)`` jobs, ``workers`` at a time, each in its own process with an equal
     share of the CPU threads; -> {name: seconds}. A failed job stops the others and names its log."""
     import multiprocessing as mp
@@ -112,7 +128,8 @@ def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, wor
                 name, cfg = pending.pop(0)
                 result = logs / f"{name}.json"
                 result.unlink(missing_ok=True)
-                proc = ctx.Process(target=_job, args=(cfg, data, out, name, threads, logs / f"{name}.log", result))
+                proc = ctx.Process(target=_job, args=(cfg, data, out, name, threads, logs / f"{name}.log", result,
+                                                      (audio_only or {}).get(name, ())))
                 proc.start()
                 running[name] = (proc, result)
                 if progress:
@@ -161,27 +178,32 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
         if not (data / split).is_dir():
             raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
     out.mkdir(parents=True, exist_ok=True)
+    trained = [n for n in LEARNED if n in names or any(AUDIO_ONLY.get(a) == n for a in names)]
     configs = {name: compose_train_config(preset=preset, config_file=config_file, max_steps=steps,
-                                       overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
-               for name in names if name in LEARNED}
-    for name in names:  # a re-run replaces these methods' previous results
+                                          overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
+               for name in trained}
+    audio_only = {name: _audio_only_of(name, names) for name in trained}
+    for name in set(names) | set(trained):  # a re-run replaces these methods' previous results
         for stale in (out / "runs" / name, out / "pred" / name):
             if stale.exists():
                 shutil.rmtree(stale)
     timings: dict[str, float] = {}
     if jobs > 1 and len(configs) > 1:
-        timings.update(train_in_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress))
+        timings.update(train_in_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress,
+                                         audio_only))
+    for name in trained:  # learned methods (and the ones that need them) trained one by one
+        if name not in timings:
+            if progress:
+                print(f"[benchmark] {name}", flush=True)
+            timings[name] = _train_and_predict(configs[name], data, out, name, progress, audio_only[name])
     results: dict[str, dict] = {}
     for name in names:
         started = time.perf_counter()
         pred_dir = out / "pred" / name
-        if name not in timings:
+        if name not in trained and name not in AUDIO_ONLY:
             if progress:
                 print(f"[benchmark] {name}", flush=True)
-            if name in LEARNED:
-                _train_and_predict(configs[name], data, out, name, progress)
-            else:
-                predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
+            predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
         results[name] = evaluate(pred_dir, data / "test", protocol="reference", roles="on")
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
     settings = compose_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
@@ -201,7 +223,7 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
     }
     from .render.curves import plot_learning_curves
 
-    runs = {name: out / "runs" / name for name in names if name in LEARNED}
+    runs = {name: out / "runs" / name for name in trained}
     report["learning_curves"] = bool(runs) and plot_learning_curves(
         runs, out / "learning_curves.png", title=f"validation loss of every learned method on {data}") is not None
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")

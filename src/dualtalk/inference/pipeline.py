@@ -249,9 +249,10 @@ def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathL
 
 
 def predict(model, data_dir: str | os.PathLike, out_dir: str | os.PathLike, config=None,
-            options: InferenceOptions | None = None) -> list[Path]:
+            options: InferenceOptions | None = None, partner_motion: bool = True) -> list[Path]:
     """Every conversation of a split, in both directions where the partner's motion exists:
-    ``out_dir/NAME_speakerK.npy`` (T, 56) in model order."""
+    ``out_dir/NAME_speakerK.npy`` (T, 56) in model order. ``partner_motion=False``: the same sides, the
+    partner's face unseen (models that can run without it)."""
     options = options or InferenceOptions()
     conversations = discover_conversations(data_dir)
     net = _as_model(model, config, options.device, options.int8)
@@ -260,8 +261,8 @@ def predict(model, data_dir: str | os.PathLike, out_dir: str | os.PathLike, conf
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
     for conv, k in progress_bar(jobs, desc="predict", unit="file", enabled=options.progress):
         p = partner_speaker(k)
-        inputs = load_generation_inputs(conv.audio[k], conv.audio[p], conv.motion[p], net.config.sample_rate,
-                                        net.config.fps)
+        inputs = load_generation_inputs(conv.audio[k], conv.audio[p], conv.motion[p] if partner_motion else None,
+                                        net.config.sample_rate, net.config.fps)
         y = run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, inner)
         path = Path(out_dir) / f"{conv.name}_speaker{k}.npy"
         save_model_motion(path, y)

@@ -133,6 +133,8 @@ METHODS: dict[str, dict] = {
     "dualtalk_paper": {"variant": "paper"},
     "speaker_only": {"variant": "paper", "use_partner_audio": False, "use_partner_motion": False},
     "listener_only": {"variant": "paper", "use_self_audio": False},
+    # live use: the causal variant at the same size and recipe (lookahead, delay, window, dropout of stream-small)
+    "dualtalk_causal": {k: v for k, v in STREAM_SETTINGS.items() if k not in ("temporal_kernel", "normalize_motion")},
 }
 
 
