@@ -1,6 +1,8 @@
-"""Re-create the small DualTalk model shipped in the package (``src/dualtalk/assets/demo_model``).
+"""Re-create the small DualTalk models shipped in the package (``src/dualtalk/assets/demo_model`` and, with
+``--stream``, the causal ``demo_stream`` that ``dualtalk stream`` uses by default).
 
     python scripts/train_demo_model.py                       # the shipped model (a few minutes on 2 CPU cores)
+    python scripts/train_demo_model.py --stream              # the shipped streaming model (recipe-stream)
     python scripts/train_demo_model.py --steps 300 --out /tmp/demo_model --work /tmp/demo_work
 
 It writes a synthetic corpus (``dualtalk synth``: 40 conversations of 60 s, seed 2025, the standard causes),
@@ -25,8 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET = REPO / "src" / "dualtalk" / "assets" / "demo_model"
-
-RECIPE = "recipe-cpu"
+STREAM_ASSET = REPO / "src" / "dualtalk" / "assets" / "demo_stream"
 
 
 def main() -> None:
@@ -34,7 +35,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--conversations", type=int, default=40)
     ap.add_argument("--seed", type=int, default=2025)
-    ap.add_argument("--out", type=Path, default=ASSET)
+    ap.add_argument("--stream", action="store_true", help="the causal streaming model (recipe-stream, demo_stream)")
+    ap.add_argument("--out", type=Path, help=f"model directory (default: {ASSET} or, with --stream, {STREAM_ASSET})")
     ap.add_argument("--work", type=Path, help="working directory (default: a temporary one, deleted)")
     args = ap.parse_args()
 
@@ -42,6 +44,9 @@ def main() -> None:
     from dualtalk.synth import GENERATOR_VERSION, make_corpus
     from dualtalk.train import compose_train_config, train
 
+    recipe = "recipe-stream" if args.stream else "recipe-cpu"
+    if args.out is None:
+        args.out = STREAM_ASSET if args.stream else ASSET
     started = time.perf_counter()
     tmp = None
     work = args.work
@@ -53,14 +58,14 @@ def main() -> None:
         n_val = max(2, args.conversations // 10)
         make_corpus(corpus, args.conversations, seconds=60.0, seed=args.seed,
                     splits={"train": args.conversations - n_val, "val": n_val})
-    cfg = compose_train_config(config_file=RECIPE, max_steps=args.steps)
+    cfg = compose_train_config(config_file=recipe, max_steps=args.steps)
     best = train(corpus, work / "run", cfg)
     model = load_model(best)
     extra = dict(model.extra)
-    extra.update({"made_by": "python scripts/train_demo_model.py",
+    extra.update({"made_by": "python scripts/train_demo_model.py" + (" --stream" if args.stream else ""),
                   "corpus": {"generator": "dualtalk.synth", "version": GENERATOR_VERSION,
                              "conversations": args.conversations, "seconds": 60, "seed": args.seed},
-                  "train": {"config": RECIPE, "steps": args.steps}})
+                  "train": {"config": recipe, "steps": args.steps}})
     if args.out.exists():
         shutil.rmtree(args.out)
     save_model(model, args.out, extra=extra)

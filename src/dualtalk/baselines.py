@@ -27,8 +27,9 @@ import numpy as np
 
 from .errors import DualTalkError
 from .io.audio import load_audio
-from .io.conversation import discover_conversations, load_generation_inputs, num_frames, partner_speaker
-from .io.motion import MOTION_DIM, load_motion, save_model_motion
+from .io.conversation import discover_conversations, load_generation_inputs, partner_speaker
+from .io.motion import load_motion, save_model_motion
+from .layout import MOTION_DIM, frames_for
 
 BASELINES = ("mean", "mirror", "random_segment")
 
@@ -85,8 +86,9 @@ def predict_baseline(method: str, train_dir: str | os.PathLike | None, data_dir:
                 inputs = load_generation_inputs(conv.audio[k], conv.audio[partner_speaker(k)],
                                                 conv.motion[partner_speaker(k)])
                 pred = inputs.partner_motion  # (T, 56)
+                assert pred is not None
             else:
-                t = num_frames(len(load_audio(conv.audio[k])))
+                t = frames_for(len(load_audio(conv.audio[k])))
                 if method == "mean":
                     pred = np.repeat(mean[None, :], t, axis=0)  # (T, 56)
                 else:

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from .errors import DualTalkError, InputError
+from . import layout
 from .io.files import atomic_write_text
 from .model.presets import METHODS as MODEL_METHODS
 from .model.presets import method_overrides
@@ -58,7 +59,7 @@ METHODS = tuple(LEARNED) + tuple(AUDIO_ONLY) + FIXED
 
 #: the paper's table: FD, P-FD, MSE, SID, rPCC, each for EXP, JAW, POSE
 PAPER_COLUMNS = [("FD", "fid"), ("P-FD", "p_fid"), ("MSE", "mse"), ("SID", "sid"), ("rPCC", "rpcc")]
-GROUPS = ("exp", "jaw", "pose")
+GROUPS = tuple(layout.GROUPS)  # exp, jaw, pose (= the head rotation)
 LOWER_IS_BETTER = {"fid": True, "p_fid": True, "mse": True, "sid": False, "rpcc": True}
 
 

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import DualTalkError, InputError
+from .layout import FPS, MOTION_DIM, SAMPLE_RATE
 
 #: Version of the on-disk model format (config.json + model.safetensors). Bumped on incompatible change.
 FORMAT_VERSION = 1
@@ -101,9 +102,9 @@ class DualTalkConfig(Config):
     variant: Literal["released", "paper", "causal"] = "released"
     audio_encoder: AudioEncoderConfig = Field(default_factory=AudioEncoderConfig)
     feature_dim: int = Field(256, ge=2)
-    motion_dim: int = Field(56, ge=1)
-    fps: int = Field(25, ge=1)
-    sample_rate: int = Field(16000, ge=1)
+    motion_dim: int = Field(MOTION_DIM, ge=1)
+    fps: int = Field(FPS, ge=1)
+    sample_rate: int = Field(SAMPLE_RATE, ge=1)
     num_heads: int = Field(4, ge=1)
     ffn_dim: int = Field(2048, ge=1)
     encoder_layers: int = Field(3, ge=1)

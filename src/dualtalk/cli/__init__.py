@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) or a bad option (2, its one error line printed)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     try:
         code = args.func(args)
     except DualTalkError as exc:

@@ -39,7 +39,8 @@ import torch.distributed as dist
 from .. import __version__
 from ..config import TrainConfig, to_dict
 from ..errors import DualTalkError, InputError
-from ..io.motion import FPS, MOTION_DIM
+from ..io.progress import progress, write
+from ..layout import FPS, MOTION_DIM
 from ..model.dualtalk import DualTalk, build_model
 from . import cache as feature_cache
 from . import runs
@@ -281,9 +282,7 @@ class Trainer:
     def say(self, msg: str) -> None:
         """A line for the user (rank 0 only; above the progress bar on a terminal)."""
         if self.ctx.main:
-            from tqdm import tqdm
-
-            tqdm.write(msg, file=sys.stderr)
+            write(msg)
 
     # --- stages ----------------------------------------------------------------------------------------
 
@@ -528,8 +527,6 @@ class Trainer:
     def fit(self) -> Path:
         """Set up, train to ``max_steps`` (validating and checkpointing on schedule), finish; -> ``run/best``.
         A signal finishes the step, saves a checkpoint and raises :class:`TrainingInterrupted`."""
-        from tqdm import tqdm
-
         self.setup()
         cfg, ctx, state = self.cfg, self.ctx, self.state
         accum = cfg.optim.grad_accum_steps
@@ -538,8 +535,8 @@ class Trainer:
             if self.latest is None and cfg.val_at_start:
                 self.validate(0)
                 last_val = 0
-            bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not self.show, unit="step",
-                       dynamic_ncols=True, file=sys.stderr)
+            bar = progress(total=cfg.max_steps, initial=state.step, enabled=self.show, unit="step",
+                           dynamic_ncols=True, stream=sys.stderr)
             window = _LogWindow(ctx.device)
             started = time.perf_counter()
             micro = 0
