@@ -26,8 +26,13 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PATHS_OFF = ["model.enhancer_residual=false", "model.motion_skip=false", "model.temporal_kernel=0",
-             "model.lstm_residual=false", "model.interaction_residual=false"]
+PATHS_OFF = [
+    "model.enhancer_residual=false",
+    "model.motion_skip=false",
+    "model.temporal_kernel=0",
+    "model.lstm_residual=false",
+    "model.interaction_residual=false",
+]
 #: factor -> overrides of the recipe (the issue's list: information path, loss weighting, normalisation,
 #: window length, capacity, optimisation, steps)
 FACTORS = {
@@ -76,8 +81,15 @@ def main() -> int:
         if not (data / "manifest.json").exists():
             shutil.rmtree(data, ignore_errors=True)
             n = max(1, args.conversations // 10)
-            make_corpus(data, args.conversations, args.seconds, seed=seed, causes="random", progress=False,
-                        splits={"train": args.conversations - 2 * n, "val": n, "test": n})
+            make_corpus(
+                data,
+                args.conversations,
+                args.seconds,
+                seed=seed,
+                causes="random",
+                progress=False,
+                splits={"train": args.conversations - 2 * n, "val": n, "test": n},
+            )
         corpora[seed] = data
     from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, train_in_parallel
     from dualtalk.train import compose_train_config
@@ -86,9 +98,18 @@ def main() -> int:
     for seed, data in corpora.items():
         work = args.work / f"seed{seed}"
         todo = [f for f in factors if not (work / "pred" / f).is_dir()]  # a re-run keeps finished variants
-        configs = [(f, compose_train_config(config_file=DEFAULT_CONFIG, overrides=LEARNED["dualtalk_paper"] + FACTORS[f]
-                                         + ([f"max_steps={args.steps}"] if args.steps else [])))
-                   for f in todo]
+        configs = [
+            (
+                f,
+                compose_train_config(
+                    config_file=DEFAULT_CONFIG,
+                    overrides=LEARNED["dualtalk_paper"]
+                    + FACTORS[f]
+                    + ([f"max_steps={args.steps}"] if args.steps else []),
+                ),
+            )
+            for f in todo
+        ]
         seconds = train_in_parallel(configs, data, work, args.jobs, progress=True) if configs else {}
         for f in factors:
             done[(seed, f)] = seconds.get(f)

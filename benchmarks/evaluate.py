@@ -52,6 +52,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "evaluate.json"
 
 # ----------------------------------------------------------------------------- data
 
+
 def smooth(rng, t, scale=1.0):
     return (scale * signal.lfilter([0.3], [1, -0.9], rng.standard_normal((t, 56)), axis=0)).astype(np.float32)
 
@@ -73,6 +74,7 @@ def generate(root: Path, conversations: int, seconds: float, seed: int = 0) -> t
 
 
 # ----------------------------------------------------------------------------- baselines
+
 
 def _mean_cols(rows):  # rows: list of lists (T x D)
     n, d = len(rows), len(rows[0])
@@ -117,7 +119,7 @@ def _sts_loops(x, y):
     for d in range(len(x[0])):
         for i in range(1, len(x)):
             ans += ((x[i][d] - x[i - 1][d]) - (y[i][d] - y[i - 1][d])) ** 2 / 0.1
-    return ans ** 0.5
+    return ans**0.5
 
 
 def _entropy_loops(labels, k):
@@ -165,6 +167,7 @@ def per_element_file(a) -> dict:
 
 def reference_style_file(a) -> dict:
     """The reference script's mix: NumPy statistics, per-element loops for STS and the SID histogram."""
+
     def fd(x, y):
         s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
         covmean = linalg.sqrtm(s1.dot(s2))
@@ -199,8 +202,9 @@ def reference_style_file(a) -> dict:
         out[f"sid_{g}"] = -ent
         out[f"sts_{g}"] = sts_loop(p, t)
         out[f"variance_pre_{g}"] = np.mean(np.var(p, axis=0))
-        out[f"rpcc_{g}"] = abs(np.corrcoef(t.reshape(-1), q.reshape(-1))[0, 1]
-                               - np.corrcoef(p.reshape(-1), q.reshape(-1))[0, 1])
+        out[f"rpcc_{g}"] = abs(
+            np.corrcoef(t.reshape(-1), q.reshape(-1))[0, 1] - np.corrcoef(p.reshape(-1), q.reshape(-1))[0, 1]
+        )
     return out
 
 
@@ -209,6 +213,7 @@ def _max_rel_err(a: dict, b: dict) -> float:
 
 
 # ----------------------------------------------------------------------------- main
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -237,11 +242,14 @@ def main(argv=None) -> int:
         results = {}
         for label, workers in (("dualtalk_serial", 1), ("dualtalk_parallel", None)):
             t0 = time.perf_counter()
-            results[label] = evaluate(pred_dir, gt_dir, protocol="reference", roles="off", workers=workers,
-                                      progress=True)
+            results[label] = evaluate(
+                pred_dir, gt_dir, protocol="reference", roles="off", workers=workers, progress=True
+            )
             timings[label] = (time.perf_counter() - t0) / args.conversations
-            print(f"{label:<20} {timings[label] * 1000:9.1f} ms / conversation "
-                  f"({results[label]['info']['workers']} worker(s))")
+            print(
+                f"{label:<20} {timings[label] * 1000:9.1f} ms / conversation "
+                f"({results[label]['info']['workers']} worker(s))"
+            )
         assert results["dualtalk_serial"]["per_file"] == results["dualtalk_parallel"]["per_file"]
 
         items = pair_files(pred_dir, gt_dir)[: args.baseline_files]
@@ -253,10 +261,13 @@ def main(argv=None) -> int:
             with threadpool_limits(1):  # as dualtalk's file jobs: compare implementations, not thread contention
                 outs = [fn(a) for a in tqdm(arrays, desc=label, unit="file", leave=False)]
             timings[label] = (time.perf_counter() - t0) / len(arrays) * 2  # two files per conversation
-            errors[label] = max(_max_rel_err(o, results["dualtalk_serial"]["per_file"][it.key])
-                                for o, it in zip(outs, items))
-            print(f"{label:<20} {timings[label] * 1000:9.1f} ms / conversation "
-                  f"(on {len(arrays)} files; max rel. difference from dualtalk {errors[label]:.1e})")
+            errors[label] = max(
+                _max_rel_err(o, results["dualtalk_serial"]["per_file"][it.key]) for o, it in zip(outs, items)
+            )
+            print(
+                f"{label:<20} {timings[label] * 1000:9.1f} ms / conversation "
+                f"(on {len(arrays)} files; max rel. difference from dualtalk {errors[label]:.1e})"
+            )
             assert errors[label] < 1e-5, f"{label} disagrees with dualtalk: {errors[label]}"
 
     best = min(timings["dualtalk_serial"], timings["dualtalk_parallel"])
@@ -272,13 +283,22 @@ def main(argv=None) -> int:
         "benchmark": "evaluate",
         "command": "python benchmarks/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "settings": {"conversations": args.conversations, "seconds": args.seconds, "files": files,
-                     "baseline_files": len(arrays), "protocol": "reference"},
+        "settings": {
+            "conversations": args.conversations,
+            "seconds": args.seconds,
+            "files": files,
+            "baseline_files": len(arrays),
+            "protocol": "reference",
+        },
         "seconds_per_conversation": timings,
         "speedup": speedups,
         "baseline_max_rel_difference": errors,
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "python": platform.python_version(),
-                    "numpy": np.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
     }
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

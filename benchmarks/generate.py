@@ -61,8 +61,16 @@ def run_one(mode: str, seconds: float, out_npy: str, window: float = 0.0) -> dic
     wall = time.perf_counter() - t0
     np.save(out_npy, y)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"mode": mode, "seconds": seconds, "window_s": window, "wall_s": wall, "rtf": wall / seconds,
-            "peak_rss_mb": peak_mb, "build_s": build_s, "threads": torch.get_num_threads()}
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "window_s": window,
+        "wall_s": wall,
+        "rtf": wall / seconds,
+        "peak_rss_mb": peak_mb,
+        "build_s": build_s,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -81,14 +89,32 @@ def main() -> None:
     rows, outputs = [], {}
     for mode in args.modes.split(","):
         npy = RESULTS / f".generate_{mode}.npy"
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, "--seconds", str(args.seconds),
-                               "--window", str(args.window), "--out-npy", str(npy)], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--seconds",
+                str(args.seconds),
+                "--window",
+                str(args.window),
+                "--out-npy",
+                str(npy),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         outputs[mode] = np.load(npy)
         npy.unlink()
         rows.append(row)
-        print(f"{mode:>13}: {row['wall_s']:7.2f} s for {args.seconds:g} s of audio  RTF {row['rtf']:.3f}  "
-              f"peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
+        print(
+            f"{mode:>13}: {row['wall_s']:7.2f} s for {args.seconds:g} s of audio  RTF {row['rtf']:.3f}  "
+            f"peak RSS {row['peak_rss_mb']:,.0f} MB",
+            flush=True,
+        )
     if "exact" in outputs:
         for row in rows:
             if row["mode"] != "exact":
@@ -98,8 +124,11 @@ def main() -> None:
         "benchmark": "generate",
         "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
         "command": "python benchmarks/generate.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
         "rows": rows,
     }
     out = RESULTS / (f"generate_{args.tag}.json" if args.tag else "generate.json")

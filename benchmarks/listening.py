@@ -40,18 +40,40 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CAPTURE_BAR = 0.6
 
 
-def run_corpus(seed: int, work: Path, methods: list[str], config: str, jobs: int, conversations: int,
-               seconds: float, steps: int | None) -> dict:
+def run_corpus(
+    seed: int,
+    work: Path,
+    methods: list[str],
+    config: str,
+    jobs: int,
+    conversations: int,
+    seconds: float,
+    steps: int | None,
+) -> dict:
     data = work / f"corpus_{seed}"
     report_dir = work / f"report_{seed}"
     if not (data / "manifest.json").exists():
         shutil.rmtree(data, ignore_errors=True)
         n_test = n_val = max(1, conversations // 10)
-        make_corpus(data, conversations, seconds, seed=seed, causes="random", progress=False,
-                    splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test})
+        make_corpus(
+            data,
+            conversations,
+            seconds,
+            seed=seed,
+            causes="random",
+            progress=False,
+            splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test},
+        )
     started = time.perf_counter()
-    report = run_benchmark(data, report_dir, config_file=config, methods=methods + ["mean"], jobs=jobs,
-                           steps=steps, progress=sys.stderr.isatty())
+    report = run_benchmark(
+        data,
+        report_dir,
+        config_file=config,
+        methods=methods + ["mean"],
+        jobs=jobs,
+        steps=steps,
+        progress=sys.stderr.isatty(),
+    )
     learned = [m for m in methods if m in LEARNED]
     scores = report["causes"]  # dualtalk.synth.scoring.score_corpus, run by the benchmark
     manifest = json.loads((data / "manifest.json").read_text())
@@ -64,13 +86,22 @@ def run_corpus(seed: int, work: Path, methods: list[str], config: str, jobs: int
         "groups": scores["groups"],
         "probe": scores["probe"],
         "methods": {m: scores["methods"][m] for m in methods},
-        "mse": {m: {g: report["results"][m]["mean"][f"mse_{g}"] for g in ("exp", "jaw", "pose")}
-                for m in methods + ["mean"]},
+        "mse": {
+            m: {g: report["results"][m]["mean"][f"mse_{g}"] for g in ("exp", "jaw", "pose")} for m in methods + ["mean"]
+        },
     }
 
 
-def _corpus_job(seed: int, work: Path, methods: list[str], config: str, conversations: int, seconds: float,
-                steps: int | None, result: Path) -> None:
+def _corpus_job(
+    seed: int,
+    work: Path,
+    methods: list[str],
+    config: str,
+    conversations: int,
+    seconds: float,
+    steps: int | None,
+    result: Path,
+) -> None:
     """One corpus in its own process, one thread (``--parallel``: corpora side by side)."""
     import torch
 
@@ -81,8 +112,17 @@ def _corpus_job(seed: int, work: Path, methods: list[str], config: str, conversa
     result.write_text(json.dumps(out))
 
 
-def run_all(seeds: list[int], work: Path, methods: list[str], config: str, jobs: int, parallel: int,
-            conversations: int, seconds: float, steps: int | None) -> list[dict]:
+def run_all(
+    seeds: list[int],
+    work: Path,
+    methods: list[str],
+    config: str,
+    jobs: int,
+    parallel: int,
+    conversations: int,
+    seconds: float,
+    steps: int | None,
+) -> list[dict]:
     """Every corpus: ``parallel`` corpora at once (one thread each), or one at a time with ``jobs`` learned
     methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again."""
     import multiprocessing as mp
@@ -93,16 +133,18 @@ def run_all(seeds: list[int], work: Path, methods: list[str], config: str, jobs:
     if parallel <= 1:
         for seed in todo:
             print(f"[listening] corpus seed {seed}", flush=True)
-            results[seed].write_text(json.dumps(run_corpus(seed, work, methods, config, jobs, conversations,
-                                                           seconds, steps)))
+            results[seed].write_text(
+                json.dumps(run_corpus(seed, work, methods, config, jobs, conversations, seconds, steps))
+            )
     else:
         ctx = mp.get_context("spawn")
         running = {}
         while todo or running:
             while todo and len(running) < parallel:
                 seed = todo.pop(0)
-                p = ctx.Process(target=_corpus_job, args=(seed, work, methods, config, conversations, seconds,
-                                                          steps, results[seed]))
+                p = ctx.Process(
+                    target=_corpus_job, args=(seed, work, methods, config, conversations, seconds, steps, results[seed])
+                )
                 p.start()
                 running[seed] = p
                 print(f"[listening] corpus seed {seed} started (log {work / f'corpus_{seed}.log'})", flush=True)
@@ -126,15 +168,19 @@ def checks(corpora: list[dict], main: str = "dualtalk_paper") -> dict:
         if m:
             row["capture"] = {g: m[g]["capture"] for g in listening}
             # reduction >= 60 % of the probe's (a probe that finds nothing asks for no worse than the mean)
-            row["passed"] = {g: m[g]["reduction"] >= CAPTURE_BAR * max(c["probe"][g]["reduction"], 0.0)
-                             for g in listening}
+            row["passed"] = {
+                g: m[g]["reduction"] >= CAPTURE_BAR * max(c["probe"][g]["reduction"], 0.0) for g in listening
+            }
             row["all_captured"] = all(row["passed"].values())
             if "speaker_only" in c["methods"]:
                 mine = np.mean([m[g]["mse"] for g in listening])
                 theirs = np.mean([c["methods"]["speaker_only"][g]["mse"] for g in listening])
                 row["listening_mse_vs_speaker_only"] = [float(mine), float(theirs)]
             if "listener_only" in c["methods"]:
-                row["speaking_mse_vs_listener_only"] = [m["speech"]["mse"], c["methods"]["listener_only"]["speech"]["mse"]]
+                row["speaking_mse_vs_listener_only"] = [
+                    m["speech"]["mse"],
+                    c["methods"]["listener_only"]["speech"]["mse"],
+                ]
         for method, groups in c["mse"].items():
             if method == "mean":
                 continue
@@ -142,8 +188,12 @@ def checks(corpora: list[dict], main: str = "dualtalk_paper") -> dict:
                 if v > c["mse"]["mean"][g]:
                     row["worse_than_mean"].append(f"{method}:{g}")
         out.append(row)
-    return {"per_corpus": out, "corpora_all_captured": sum(bool(r.get("all_captured")) for r in out),
-            "corpora": len(out), "worse_than_mean": sum(len(r["worse_than_mean"]) for r in out)}
+    return {
+        "per_corpus": out,
+        "corpora_all_captured": sum(bool(r.get("all_captured")) for r in out),
+        "corpora": len(out),
+        "worse_than_mean": sum(len(r["worse_than_mean"]) for r in out),
+    }
 
 
 def plot(corpora: list[dict], out: Path) -> None:
@@ -185,36 +235,64 @@ def main() -> int:
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     methods = [m for m in args.methods.split(",") if m.strip()]
-    corpora = run_all(seeds, args.work, methods, args.config, args.jobs, args.parallel, args.conversations,
-                      args.seconds, args.steps)
+    corpora = run_all(
+        seeds, args.work, methods, args.config, args.jobs, args.parallel, args.conversations, args.seconds, args.steps
+    )
     for c in corpora:
-        print(f"corpus seed {c['seed']} (training s: " + ", ".join(f"{m} {v:.0f}" for m, v in c["train_seconds"].items())
-              + ")")
+        print(
+            f"corpus seed {c['seed']} (training s: "
+            + ", ".join(f"{m} {v:.0f}" for m, v in c["train_seconds"].items())
+            + ")"
+        )
         for g, v in c["groups"].items():
             p = c["probe"].get(g)
             cells = ", ".join(f"{m} {c['methods'][m][g]['reduction']:+.3f}" for m in methods)
-            print(f"  {g:20s} {v['carrier']:9s} probe {p['reduction']:+.3f}  " if p else f"  {g:20s} {'':9s} {'':14s}  ",
-                  cells, flush=True)
-    result = {"config": args.config, "seeds": seeds, "methods": methods, "conversations": args.conversations,
-              "seconds": args.seconds, "steps": args.steps, "corpora": corpora,
-              "checks": checks(corpora) if "dualtalk_paper" in methods else None}
+            print(
+                f"  {g:20s} {v['carrier']:9s} probe {p['reduction']:+.3f}  " if p else f"  {g:20s} {'':9s} {'':14s}  ",
+                cells,
+                flush=True,
+            )
+    result = {
+        "config": args.config,
+        "seeds": seeds,
+        "methods": methods,
+        "conversations": args.conversations,
+        "seconds": args.seconds,
+        "steps": args.steps,
+        "corpora": corpora,
+        "checks": checks(corpora) if "dualtalk_paper" in methods else None,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     plot(corpora, args.out.with_suffix(".png"))
     if result["checks"]:
         ch = result["checks"]
-        print(f"dualtalk_paper captures >= {CAPTURE_BAR:.0%} of the probe on every listening cause in "
-              f"{ch['corpora_all_captured']} of {ch['corpora']} corpora; learned method x group worse than the "
-              f"mean: {ch['worse_than_mean']}")
+        print(
+            f"dualtalk_paper captures >= {CAPTURE_BAR:.0%} of the probe on every listening cause in "
+            f"{ch['corpora_all_captured']} of {ch['corpora']} corpora; learned method x group worse than the "
+            f"mean: {ch['worse_than_mean']}"
+        )
         for row in ch["per_corpus"]:
-            print(f"  seed {row['seed']}: capture " + ", ".join(
-                (f"{g} {v:.2f}" if v is not None else f"{g} -") + ("" if row["passed"][g] else " (FAIL)")
-                for g, v in row["capture"].items())
-                + (f"; listening MSE vs speaker_only {row['listening_mse_vs_speaker_only'][0]:.4g} / "
-                   f"{row['listening_mse_vs_speaker_only'][1]:.4g}" if "listening_mse_vs_speaker_only" in row else "")
-                + (f"; speaking vs listener_only {row['speaking_mse_vs_listener_only'][0]:.4g} / "
-                   f"{row['speaking_mse_vs_listener_only'][1]:.4g}" if "speaking_mse_vs_listener_only" in row else "")
-                + (f"; worse than mean: {', '.join(row['worse_than_mean'])}" if row["worse_than_mean"] else ""))
+            print(
+                f"  seed {row['seed']}: capture "
+                + ", ".join(
+                    (f"{g} {v:.2f}" if v is not None else f"{g} -") + ("" if row["passed"][g] else " (FAIL)")
+                    for g, v in row["capture"].items()
+                )
+                + (
+                    f"; listening MSE vs speaker_only {row['listening_mse_vs_speaker_only'][0]:.4g} / "
+                    f"{row['listening_mse_vs_speaker_only'][1]:.4g}"
+                    if "listening_mse_vs_speaker_only" in row
+                    else ""
+                )
+                + (
+                    f"; speaking vs listener_only {row['speaking_mse_vs_listener_only'][0]:.4g} / "
+                    f"{row['speaking_mse_vs_listener_only'][1]:.4g}"
+                    if "speaking_mse_vs_listener_only" in row
+                    else ""
+                )
+                + (f"; worse than mean: {', '.join(row['worse_than_mean'])}" if row["worse_than_mean"] else "")
+            )
     print(f"saved {args.out} and {args.out.with_suffix('.png')}")
     return 0
 

@@ -76,14 +76,29 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     # asked in a child process: a process that made an EGL context renders in-process, without workers
-    probe = subprocess.run([sys.executable, "-c", "from dualtalk.render.raster import egl_available as a; "
-                            "ok, info = a(); print(int(ok), info)"], capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dualtalk.render.raster import egl_available as a; ok, info = a(); print(int(ok), info)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     first, _, egl_info = probe.stdout.strip().partition(" ")
     egl_ok = first == "1"
     egl_info = egl_info or probe.stderr.strip().splitlines()[-1:]
-    results = {"size": args.size, "frames": args.frames, "video_seconds": args.video_seconds,
-               "mesh": {}, "egl": egl_info, "cpus": os.cpu_count(), "python": sys.version.split()[0],
-               "machine": platform.machine(), "backends": {}}
+    results = {
+        "size": args.size,
+        "frames": args.frames,
+        "video_seconds": args.video_seconds,
+        "mesh": {},
+        "egl": egl_info,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "backends": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         model = load_flame(write_synthetic_flame(Path(tmp) / "generic_model.pkl"))
         results["mesh"] = {"vertices": int(model.num_vertices), "faces": int(len(model.faces))}
@@ -98,22 +113,40 @@ def main(argv=None) -> int:
         # videos first: forked workers are used only while this process has made no EGL context
         for backend in backends:
             row = results["backends"].setdefault(backend, {"video": {}})
-            for workers in ([args.workers] if args.workers else [None, 1]):
+            for workers in [args.workers] if args.workers else [None, 1]:
                 out = Path(tmp) / f"{backend}.mp4"
-                r = render_video(random_motion(T, 0), out, audio=audio[0], partner_motion=random_motion(T, 1),
-                                 partner_audio=audio[1], flame=model, size=args.size, backend=backend,
-                                 workers=workers, progress=True)
+                r = render_video(
+                    random_motion(T, 0),
+                    out,
+                    audio=audio[0],
+                    partner_motion=random_motion(T, 1),
+                    partner_audio=audio[1],
+                    flame=model,
+                    size=args.size,
+                    backend=backend,
+                    workers=workers,
+                    progress=True,
+                )
                 key = f"{r['workers']}_workers"
-                row["video"][key] = {"seconds": r["seconds"], "wall_seconds": r["render_seconds"],
-                                     "realtime_factor": r["seconds"] / r["render_seconds"]}
-                print(f"{backend:9s} {r['seconds']:.0f} s two-head video in {r['render_seconds']:.1f} s "
-                      f"({r['seconds'] / r['render_seconds']:.2f}x real time, {r['workers']} worker process(es))")
+                row["video"][key] = {
+                    "seconds": r["seconds"],
+                    "wall_seconds": r["render_seconds"],
+                    "realtime_factor": r["seconds"] / r["render_seconds"],
+                }
+                print(
+                    f"{backend:9s} {r['seconds']:.0f} s two-head video in {r['render_seconds']:.1f} s "
+                    f"({r['seconds'] / r['render_seconds']:.2f}x real time, {r['workers']} worker process(es))"
+                )
         for backend in backends:
             row = results["backends"][backend]
-            row["frames_per_second"] = {"one_head": fps(head, backend, False, args.frames, args.size),
-                                        "two_heads": fps(head, backend, True, args.frames, args.size)}
+            row["frames_per_second"] = {
+                "one_head": fps(head, backend, False, args.frames, args.size),
+                "two_heads": fps(head, backend, True, args.frames, args.size),
+            }
             f = row["frames_per_second"]
-            print(f"{backend:9s} in one process: one head {f['one_head']:6.1f} fps | two heads {f['two_heads']:6.1f} fps")
+            print(
+                f"{backend:9s} in one process: one head {f['one_head']:6.1f} fps | two heads {f['two_heads']:6.1f} fps"
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -75,12 +75,16 @@ def one_session(model: str, seconds: float, with_motion: bool, chunk_ms: float =
             upto = min(len(motion), (i + step) // 640)
             m, pushed = motion[pushed:upto], upto
         t0 = time.perf_counter()
-        session.push(a[i: i + step], b[i: i + step], m)
+        session.push(a[i : i + step], b[i : i + step], m)
         times.append(time.perf_counter() - t0)
     ms = np.asarray(times[25:]) * 1000  # the first second warms up
-    return {"chunks": len(ms), "compute_ms_p50": float(np.percentile(ms, 50)),
-            "compute_ms_p95": float(np.percentile(ms, 95)), "compute_ms_max": float(ms.max()),
-            "real_time_factor": float(ms.sum() / 1000 / (len(ms) * chunk_ms / 1000))}
+    return {
+        "chunks": len(ms),
+        "compute_ms_p50": float(np.percentile(ms, 50)),
+        "compute_ms_p95": float(np.percentile(ms, 95)),
+        "compute_ms_max": float(ms.max()),
+        "real_time_factor": float(ms.sum() / 1000 / (len(ms) * chunk_ms / 1000)),
+    }
 
 
 def _worker(model: str, sessions: int, seconds: float, out) -> None:
@@ -93,7 +97,7 @@ def _worker(model: str, sessions: int, seconds: float, out) -> None:
     started = time.perf_counter()
     for i in range(0, len(a), step):
         for s in live:
-            s.push(a[i: i + step], b[i: i + step])
+            s.push(a[i : i + step], b[i : i + step])
     out.put(time.perf_counter() - started)
 
 
@@ -106,8 +110,12 @@ def concurrent(model: str, per_core: int, cores: int, seconds: float) -> dict:
     walls = [q.get() for _ in procs]
     for p in procs:
         p.join()
-    return {"sessions": per_core * cores, "audio_seconds": seconds, "wall_seconds_max": max(walls),
-            "real_time": max(walls) < seconds}
+    return {
+        "sessions": per_core * cores,
+        "audio_seconds": seconds,
+        "wall_seconds_max": max(walls),
+        "real_time": max(walls) < seconds,
+    }
 
 
 def memory(model: str, hour_seconds: float) -> dict:
@@ -122,15 +130,20 @@ def memory(model: str, hour_seconds: float) -> dict:
     fed = 0
     while fed < hour_seconds * SR:
         i = fed % len(a)
-        session.push(a[i: i + step], b[i: i + step])
+        session.push(a[i : i + step], b[i : i + step])
         fed += step
         if fed in (60 * SR, int(hour_seconds) * SR):
             key = "after_1_min" if fed == 60 * SR else "at_end"
-            out[key] = {"seconds": fed / SR, "state_bytes": state_nbytes(session.state),
-                        "buffer_samples": sum(len(v.buffer) for v in session.voices.values()),
-                        "rss_mb": rss_mb()}
-    out["flat"] = (out["after_1_min"]["state_bytes"] == out["at_end"]["state_bytes"]
-                   and out["after_1_min"]["buffer_samples"] == out["at_end"]["buffer_samples"])
+            out[key] = {
+                "seconds": fed / SR,
+                "state_bytes": state_nbytes(session.state),
+                "buffer_samples": sum(len(v.buffer) for v in session.voices.values()),
+                "rss_mb": rss_mb(),
+            }
+    out["flat"] = (
+        out["after_1_min"]["state_bytes"] == out["at_end"]["state_bytes"]
+        and out["after_1_min"]["buffer_samples"] == out["at_end"]["buffer_samples"]
+    )
     return out
 
 
@@ -153,13 +166,16 @@ def main() -> None:
 
     net = load_model(args.model)
     cfg = net.config
-    result: dict = {"model": args.model, "parameters": sum(p.numel() for p in net.parameters()),
-                    "lookahead_frames": cfg.lookahead_frames, "partner_motion_delay": cfg.partner_motion_delay,
-                    "attention_window": cfg.attention_window,
-                    "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
-                    "machine": {"cpu": platform.processor() or platform.machine(), "cores": args.cores},
-                    "command": "python benchmarks/stream.py" + ("" if args.model == "demo-stream" else
-                                                                f" --model {args.model}")}
+    result: dict = {
+        "model": args.model,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "lookahead_frames": cfg.lookahead_frames,
+        "partner_motion_delay": cfg.partner_motion_delay,
+        "attention_window": cfg.attention_window,
+        "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": args.cores},
+        "command": "python benchmarks/stream.py" + ("" if args.model == "demo-stream" else f" --model {args.model}"),
+    }
     print(f"model {args.model}: {result['parameters']} parameters, latency {result['algorithmic_latency_ms']:.0f} ms")
     result["one_session"] = {
         "audio_only": run_in_process(one_session, args.model, args.seconds, False),

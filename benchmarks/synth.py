@@ -49,8 +49,9 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
     from scipy import signal
     from transformers.audio_utils import mel_filter_bank
 
-    fb = mel_filter_bank(num_frequency_bins=257, num_mel_filters=40, min_frequency=50, max_frequency=8000,
-                         sampling_rate=16000)  # (257, 40)
+    fb = mel_filter_bank(
+        num_frequency_bins=257, num_mel_filters=40, min_frequency=50, max_frequency=8000, sampling_rate=16000
+    )  # (257, 40)
     _, _, spec = signal.stft(wave, fs=16000, nperseg=512, noverlap=512 - 320, boundary=None, padded=True)
     mel = np.log(np.abs(spec.T) ** 2 @ fb + 1e-6)  # (N, 40) at 50 frames per second
     t = len(wave) // 640
@@ -75,15 +76,24 @@ def probe(root: Path, manifest: dict) -> dict:
             for k in (1, 2):
                 own, par = log_mel(wav[k]), log_mel(wav[3 - k])
                 t = min(len(own), len(par))
-                out.append({"own audio": lagged(own[:t], range(-3, 4)),
-                            "partner audio": lagged(par[:t], range(0, 16, 2)),
-                            "partner smile": lagged(conv.model_motion(3 - k)[:t, SMILE_DIMS], range(0, 25, 2)),
-                            "y": conv.model_motion(k)[:t], "clean": conv.clean_motion(k)[:t]})
+                out.append(
+                    {
+                        "own audio": lagged(own[:t], range(-3, 4)),
+                        "partner audio": lagged(par[:t], range(0, 16, 2)),
+                        "partner smile": lagged(conv.model_motion(3 - k)[:t, SMILE_DIMS], range(0, 25, 2)),
+                        "y": conv.model_motion(k)[:t],
+                        "clean": conv.clean_motion(k)[:t],
+                    }
+                )
         return out
 
     train, test = rows("train"), rows("test")
-    targets = {"jaw_x": ([50], ["own audio", "partner audio"]), "exp 0-2": ([0, 1, 2], ["own audio", "partner audio"]),
-               "yaw": ([54], ["partner audio", "own audio"]), "smile (exp 3, 20-35)": (list(SMILE_DIMS), ["partner smile", "own audio"])}
+    targets = {
+        "jaw_x": ([50], ["own audio", "partner audio"]),
+        "exp 0-2": ([0, 1, 2], ["own audio", "partner audio"]),
+        "yaw": ([54], ["partner audio", "own audio"]),
+        "smile (exp 3, 20-35)": (list(SMILE_DIMS), ["partner smile", "own audio"]),
+    }
     out = {}
     for target, (cols, inputs) in targets.items():
         ytr = np.concatenate([r["y"][:, cols] for r in train]).astype(np.float64)  # (N, C)
@@ -118,8 +128,14 @@ def main() -> None:
         root = Path(tmp) / "corpus"
         n_test = max(1, args.conversations // 5)
         t0 = time.perf_counter()
-        manifest = make_corpus(root, args.conversations, args.seconds, args.seed,
-                               splits={"train": args.conversations - n_test, "test": n_test}, progress=False)
+        manifest = make_corpus(
+            root,
+            args.conversations,
+            args.seconds,
+            args.seed,
+            splits={"train": args.conversations - n_test, "test": n_test},
+            progress=False,
+        )
         corpus_s = time.perf_counter() - t0
         results = {}
         for method in BASELINES:
@@ -138,8 +154,10 @@ def main() -> None:
         "noise_floor_test": {g: floor[g] for g in GROUPS},
         "probe_mse": probes,
     }
-    print(f"generate one {args.seconds:g} s conversation: {report['seconds_per_conversation_generate']:.3f} s "
-          f"(median of 5); with writing the files: {report['seconds_per_conversation_write_corpus']:.3f} s")
+    print(
+        f"generate one {args.seconds:g} s conversation: {report['seconds_per_conversation_generate']:.3f} s "
+        f"(median of 5); with writing the files: {report['seconds_per_conversation_write_corpus']:.3f} s"
+    )
     print(f"{'method':16s}" + "".join(f"{g:>12s}" for g in GROUPS))
     for method, row in results.items():
         print(f"{method:16s}" + "".join(f"{row[g]:12.5f}" for g in GROUPS))

@@ -73,18 +73,25 @@ def bench_loader(data: Path, workers: int, batches: int) -> dict:
                 break
         epoch += 1
     dt = time.perf_counter() - t0
-    return {"workers": workers, "batch_size": 8, "window_frames": 200, "batches": batches,
-            "examples_per_sec": examples / dt, "first_batch_seconds": first, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "workers": workers,
+        "batch_size": 8,
+        "window_frames": 200,
+        "batches": batches,
+        "examples_per_sec": examples / dt,
+        "first_batch_seconds": first,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def bench_config(data: Path, name: str, steps: int, threads: int) -> dict:
     import torch
 
+    from dualtalk.config import LossConfig
     from dualtalk.model.dualtalk import DualTalk
     from dualtalk.model.presets import get_preset
     from dualtalk.train.engine import run_model
     from dualtalk.train.loss import combine, motion_errors, weights
-    from dualtalk.config import LossConfig
 
     torch.set_num_threads(threads)
     preset, overrides, window, batch_size = CONFIGS[name]
@@ -110,12 +117,25 @@ def bench_config(data: Path, name: str, steps: int, threads: int) -> dict:
         times.append((t1 - t0, t2 - t1, time.perf_counter() - t2))
     parts = [sum(t[j] for t in times[1:]) / steps for j in range(3)]
     step = sum(parts)
-    return {"config": name, "preset": preset, "overrides": overrides, "parameters": model.num_parameters(),
-            "trainable_parameters": sum(p.numel() for p in params), "batch_size": batch_size,
-            "window_frames": window, "window_seconds": window / 25, "steps_timed": steps, "threads": threads,
-            "seconds_per_step": step, "forward_s": parts[0], "backward_s": parts[1], "optimizer_s": parts[2],
-            "examples_per_sec": batch_size / step, "first_step_seconds": sum(times[0]),
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "config": name,
+        "preset": preset,
+        "overrides": overrides,
+        "parameters": model.num_parameters(),
+        "trainable_parameters": sum(p.numel() for p in params),
+        "batch_size": batch_size,
+        "window_frames": window,
+        "window_seconds": window / 25,
+        "steps_timed": steps,
+        "threads": threads,
+        "seconds_per_step": step,
+        "forward_s": parts[0],
+        "backward_s": parts[1],
+        "optimizer_s": parts[2],
+        "examples_per_sec": batch_size / step,
+        "first_step_seconds": sum(times[0]),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def child(args) -> None:
@@ -148,41 +168,63 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     data = write_toy_corpus(tmp.name, {"train": args.conversations}, seconds=(args.seconds, args.seconds))
     previous = json.loads(Path(args.out).read_text()).get("configs", {}) if Path(args.out).exists() else {}
-    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-               "corpus": {"conversations": args.conversations, "seconds_each": args.seconds},
-               "note": "CPU only; released-size configs at batch 1 on 2 s windows (the released recipe uses "
-                       "batch 32 on 8 s windows on a GPU); timings on a shared machine are noisy",
-               "configs": previous}  # configs not run this time keep their last figures
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "corpus": {"conversations": args.conversations, "seconds_each": args.seconds},
+        "note": "CPU only; released-size configs at batch 1 on 2 s windows (the released recipe uses "
+        "batch 32 on 8 s windows on a GPU); timings on a shared machine are noisy",
+        "configs": previous,
+    }  # configs not run this time keep their last figures
 
     def run_child(what: str):
-        cmd = [sys.executable, __file__, "--child", what, "--data", str(data), "--steps", str(args.steps),
-               "--workers", str(args.workers), "--loader-batches", str(args.loader_batches),
-               "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            what,
+            "--data",
+            str(data),
+            "--steps",
+            str(args.steps),
+            "--workers",
+            str(args.workers),
+            "--loader-batches",
+            str(args.loader_batches),
+            "--threads",
+            str(args.threads),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not lines:
             print(f"{what}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
             return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-        return json.loads(lines[-1][len("RESULT "):])
+        return json.loads(lines[-1][len("RESULT ") :])
 
     results["loader"] = run_child("loader")
     for r in results["loader"] if isinstance(results["loader"], list) else []:
-        print(f"loader  workers={r['workers']}: {r['examples_per_sec']:8.1f} examples/s "
-              f"(200-frame windows, batch 8), peak {r['peak_rss_mb']:.0f} MB")
-    best_loader = max((r["examples_per_sec"] for r in results["loader"]), default=0.0) \
-        if isinstance(results["loader"], list) else 0.0
+        print(
+            f"loader  workers={r['workers']}: {r['examples_per_sec']:8.1f} examples/s "
+            f"(200-frame windows, batch 8), peak {r['peak_rss_mb']:.0f} MB"
+        )
+    best_loader = (
+        max((r["examples_per_sec"] for r in results["loader"]), default=0.0)
+        if isinstance(results["loader"], list)
+        else 0.0
+    )
     for name in [c for c in args.configs.split(",") if c]:
         if name not in CONFIGS:
             raise SystemExit(f"unknown config {name!r} (known: {', '.join(CONFIGS)})")
         r = run_child(name)
         if "error" not in r:
             r["loader_headroom"] = best_loader / r["examples_per_sec"]
-            print(f"{name:16s} {r['parameters'] / 1e6:7.1f} M params ({r['trainable_parameters'] / 1e6:.1f} M trained), "
-                  f"batch {r['batch_size']} x {r['window_seconds']:.0f} s: {r['examples_per_sec']:7.2f} examples/s, "
-                  f"{r['seconds_per_step']:.3f} s/step (fwd {r['forward_s']:.2f} bwd {r['backward_s']:.2f} "
-                  f"adam {r['optimizer_s']:.2f}), peak {r['peak_rss_mb']:.0f} MB, "
-                  f"loader headroom x{r['loader_headroom']:.1f}")
+            print(
+                f"{name:16s} {r['parameters'] / 1e6:7.1f} M params ({r['trainable_parameters'] / 1e6:.1f} M trained), "
+                f"batch {r['batch_size']} x {r['window_seconds']:.0f} s: {r['examples_per_sec']:7.2f} examples/s, "
+                f"{r['seconds_per_step']:.3f} s/step (fwd {r['forward_s']:.2f} bwd {r['backward_s']:.2f} "
+                f"adam {r['optimizer_s']:.2f}), peak {r['peak_rss_mb']:.0f} MB, "
+                f"loader headroom x{r['loader_headroom']:.1f}"
+            )
         results["configs"][name] = r
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

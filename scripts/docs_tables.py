@@ -46,8 +46,7 @@ def load(name: str) -> dict:
 
 
 def table(head: list[str], rows: list[list[str]], rule: str = "---") -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(f" {rule} " if rule == "---" else rule
-                                                              for _ in head) + "|"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(f" {rule} " if rule == "---" else rule for _ in head) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -98,16 +97,24 @@ def driver_text(cause: dict) -> str:
 # ------------------------------------------------------------------------------------------------ tables
 def t_generate() -> str:
     """benchmarks/generate.py: the released architecture at full size, 60 s, one process per mode."""
-    labels = {"exact": "`exact` (default)",
-              "transformers": "transformers' own CNN path (the reference arithmetic)",
-              "int8": "`--int8` (audio encoders' linear layers int8)"}
+    labels = {
+        "exact": "`exact` (default)",
+        "transformers": "transformers' own CNN path (the reference arithmetic)",
+        "int8": "`--int8` (audio encoders' linear layers int8)",
+    }
     rows = []
     for r in load("generate.json")["rows"]:
         rtf = f"{r['rtf']:.2f}"
         diff = r.get("max_abs_diff_vs_exact")
-        rows.append([labels.get(r["mode"], f"`{r['mode']}`"), f"{r['wall_s']:.1f} s",
-                     f"**{rtf}**" if r["mode"] == "exact" else rtf,
-                     f"{r['peak_rss_mb'] / 1024:.1f} GB", "–" if diff is None else f"{diff:.1e}"])
+        rows.append(
+            [
+                labels.get(r["mode"], f"`{r['mode']}`"),
+                f"{r['wall_s']:.1f} s",
+                f"**{rtf}**" if r["mode"] == "exact" else rtf,
+                f"{r['peak_rss_mb'] / 1024:.1f} GB",
+                "–" if diff is None else f"{diff:.1e}",
+            ]
+        )
     return table(["mode", "wall time", "real-time factor", "peak memory", "max abs difference from `exact`"], rows)
 
 
@@ -115,8 +122,14 @@ def t_generate_long() -> str:
     """benchmarks/generate.py --seconds 600 --modes exact --window 120 --tag long."""
     rows = []
     for r in load("generate_long.json")["rows"]:
-        rows.append([f"`{r['mode']}`, {r['seconds'] / 60:.0f} min, {r['window_s']:.0f} s windows",
-                     f"{r['wall_s']:.0f} s", f"{r['rtf']:.2f}", f"{r['peak_rss_mb'] / 1024:.1f} GB"])
+        rows.append(
+            [
+                f"`{r['mode']}`, {r['seconds'] / 60:.0f} min, {r['window_s']:.0f} s windows",
+                f"{r['wall_s']:.0f} s",
+                f"{r['rtf']:.2f}",
+                f"{r['peak_rss_mb'] / 1024:.1f} GB",
+            ]
+        )
     return table(["mode", "wall time", "real-time factor", "peak memory"], rows)
 
 
@@ -148,9 +161,16 @@ def t_train() -> str:
     for name, (label, optimizer) in TRAIN_ROWS.items():
         c = configs[name]
         step = _step(c["seconds_per_step"]) + (f" (Adam {c['optimizer_s']:.1f})" if optimizer else "")
-        rows.append([label, f"{_millions(c['parameters'])} ({_millions(c['trainable_parameters'])})",
-                     f"{c['batch_size']} x {c['window_seconds']:.0f} s", _rate(c["examples_per_sec"]), step,
-                     f"{c['peak_rss_mb'] / 1000:.1f} GB"])
+        rows.append(
+            [
+                label,
+                f"{_millions(c['parameters'])} ({_millions(c['trainable_parameters'])})",
+                f"{c['batch_size']} x {c['window_seconds']:.0f} s",
+                _rate(c["examples_per_sec"]),
+                step,
+                f"{c['peak_rss_mb'] / 1000:.1f} GB",
+            ]
+        )
     return table(["config", "parameters (trained)", "batch x window", "examples/s", "s/step", "peak memory"], rows)
 
 
@@ -166,12 +186,23 @@ def t_evaluate() -> str:
     """benchmarks/evaluate.py: the reference protocol, time per conversation."""
     d = load("evaluate.json")
     s, up = d["seconds_per_conversation"], d["speedup"]
-    rows = [["dualtalk, 1 worker / automatic workers",
-             f"{s['dualtalk_serial'] * 1000:.0f} ms / {s['dualtalk_parallel'] * 1000:.0f} ms", ""],
-            ["per-element implementation of the same formulas (Python loops; k-means, sqrtm from the libraries)",
-             _duration(s["per_element"]), _times(up["vs_per_element_best"])],
-            ["the reference script's mix (NumPy statistics, per-element STS and histogram loops)",
-             _duration(s["reference_style"]), _times(up["vs_reference_style_best"])]]
+    rows = [
+        [
+            "dualtalk, 1 worker / automatic workers",
+            f"{s['dualtalk_serial'] * 1000:.0f} ms / {s['dualtalk_parallel'] * 1000:.0f} ms",
+            "",
+        ],
+        [
+            "per-element implementation of the same formulas (Python loops; k-means, sqrtm from the libraries)",
+            _duration(s["per_element"]),
+            _times(up["vs_per_element_best"]),
+        ],
+        [
+            "the reference script's mix (NumPy statistics, per-element STS and histogram loops)",
+            _duration(s["reference_style"]),
+            _times(up["vs_reference_style_best"]),
+        ],
+    ]
     return compact_table(["per conversation (2 files × 1500 frames)", "time", "dualtalk is"], rows)
 
 
@@ -183,12 +214,27 @@ def t_render() -> str:
     for name, b in d["backends"].items():
         fps, v = b["frames_per_second"], b["video"]
         two, one = v["2_workers"], v["1_workers"]
-        rows.append([labels.get(name, name), f"{fps['one_head']:.1f} fps", f"{fps['two_heads']:.1f} fps",
-                     (f"{two['wall_seconds']:.1f} s / {one['wall_seconds']:.1f} s "
-                     f"({two['realtime_factor']:.2f}x / {one['realtime_factor']:.2f}x real time)")])
+        rows.append(
+            [
+                labels.get(name, name),
+                f"{fps['one_head']:.1f} fps",
+                f"{fps['two_heads']:.1f} fps",
+                (
+                    f"{two['wall_seconds']:.1f} s / {one['wall_seconds']:.1f} s "
+                    f"({two['realtime_factor']:.2f}x / {one['realtime_factor']:.2f}x real time)"
+                ),
+            ]
+        )
     secs = f"{d['video_seconds']:.0f} s"
-    return table(["backend", "one head, 1 process", "two heads, 1 process",
-                  f"{secs} two-head video, end to end (2 workers / 1 process)"], rows)
+    return table(
+        [
+            "backend",
+            "one head, 1 process",
+            "two heads, 1 process",
+            f"{secs} two-head video, end to end (2 workers / 1 process)",
+        ],
+        rows,
+    )
 
 
 def t_synth_baselines() -> str:
@@ -246,17 +292,40 @@ def t_benchmark_roles() -> str:
         by = d["results"][m].get("by_role") or {}
         sp = (by.get("speaking") or {}).get("mean") or {}
         li = (by.get("listening") or {}).get("mean") or {}
-        cells = [sp.get("mse_exp"), li.get("mse_exp"), sp.get("mse_pose"), li.get("mse_pose"), sp.get("mse_jaw"),
-                 li.get("mse_jaw"), sp.get("fid_exp"), li.get("fid_exp"), li.get("fid_pose")]
+        cells = [
+            sp.get("mse_exp"),
+            li.get("mse_exp"),
+            sp.get("mse_pose"),
+            li.get("mse_pose"),
+            sp.get("mse_jaw"),
+            li.get("mse_jaw"),
+            sp.get("fid_exp"),
+            li.get("fid_exp"),
+            li.get("fid_pose"),
+        ]
         rows.append([m] + [fmt_metric(c) for c in cells])
-    head = ["Method", "MSE-EXP speak", "MSE-EXP listen", "MSE-POSE speak", "MSE-POSE listen", "MSE-JAW speak",
-            "MSE-JAW listen", "FD-EXP speak", "FD-EXP listen", "FD-POSE listen"]
+    head = [
+        "Method",
+        "MSE-EXP speak",
+        "MSE-EXP listen",
+        "MSE-POSE speak",
+        "MSE-POSE listen",
+        "MSE-JAW speak",
+        "MSE-JAW listen",
+        "FD-EXP speak",
+        "FD-EXP listen",
+        "FD-POSE listen",
+    ]
     return compact_table(head, rows)
 
 
 FIXED_BASELINES = ("mean", "mirror", "random_segment")
-CARRIER = {"own audio": "own audio", "audio": "partner audio", "motion": "partner motion",
-           "both": "partner audio and motion"}
+CARRIER = {
+    "own audio": "own audio",
+    "audio": "partner audio",
+    "motion": "partner motion",
+    "both": "partner audio and motion",
+}
 
 
 def t_benchmark_causes() -> str:
@@ -268,19 +337,28 @@ def t_benchmark_causes() -> str:
     for m, row in causes["methods"].items():
         if m in FIXED_BASELINES:  # no cause to capture: the learned methods only
             continue
-        rows.append([m] + [signed(row[g]["reduction"])
-                           + (f" ({row[g]['capture']:.0%})" if row[g].get("capture") is not None else "")
-                           for g in groups])
-    head = ["Method"] + [f"{g} ({CARRIER.get(causes['groups'][g]['carrier'], causes['groups'][g]['carrier'])})"
-                         for g in groups]
+        rows.append(
+            [m]
+            + [
+                signed(row[g]["reduction"])
+                + (f" ({row[g]['capture']:.0%})" if row[g].get("capture") is not None else "")
+                for g in groups
+            ]
+        )
+    head = ["Method"] + [
+        f"{g} ({CARRIER.get(causes['groups'][g]['carrier'], causes['groups'][g]['carrier'])})" for g in groups
+    ]
     return compact_table(head, rows)
 
 
 def t_benchmark_floor() -> str:
     """dualtalk benchmark: the noise floor of the corpus's test split (one sentence)."""
     floor = load("benchmark_synth.json")["noise_floor"]
-    return ("Noise floor of this corpus (MSE of the idle motion that no input can predict, test split): "
-            + ", ".join(f"{g} {floor[g]:.2e}" for g in GROUPS) + ".\n")
+    return (
+        "Noise floor of this corpus (MSE of the idle motion that no input can predict, test split): "
+        + ", ".join(f"{g} {floor[g]:.2e}" for g in GROUPS)
+        + ".\n"
+    )
 
 
 ABLATION_LABELS = {"before": "before (no paths, no output gain)"}
@@ -296,11 +374,15 @@ def t_ablation() -> str:
         names = [c["name"] for c in causes]
         head = [f"variant (seed {seed})", "speech"] + [
             f"{driver_text(c).replace(' with ', '-with-')} → {targets_text(c['targets'])} "
-            f"({c['carrier']}, {c['delay']:.2f} s, {c['composition']})" for c in causes]
+            f"({c['carrier']}, {c['delay']:.2f} s, {c['composition']})"
+            for c in causes
+        ]
         rows = [["probe", "—"] + [signed(corpus["probe"][n]["reduction"]) for n in names]]
         for variant, v in corpus["variants"].items():
-            rows.append([ABLATION_LABELS.get(variant, variant)]
-                        + [signed(v["scores"][n]["reduction"]) for n in ["speech"] + names])
+            rows.append(
+                [ABLATION_LABELS.get(variant, variant)]
+                + [signed(v["scores"][n]["reduction"]) for n in ["speech"] + names]
+            )
         out.append(compact_table(head, rows))
     return "\n".join(out)
 
@@ -314,16 +396,27 @@ def t_listening() -> str:
     rows = []
     for c in d["corpora"]:
         seed = c["seed"]
-        rows.append([str(seed), "speech (own audio)", "—", signed(c["methods"][main]["speech"]["reduction"]), "—"]
-                    + [signed(c["methods"][m]["speech"]["reduction"]) for m in others])
+        rows.append(
+            [str(seed), "speech (own audio)", "—", signed(c["methods"][main]["speech"]["reduction"]), "—"]
+            + [signed(c["methods"][m]["speech"]["reduction"]) for m in others]
+        )
         for cause in c["scenario"]["causes"]:
             n = cause["name"]
             score = c["methods"][main][n]
             mark = "✓" if passed[seed][n] else "✗"
-            rows.append([str(seed), (f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
-                                    f"{cause['delay']:.2f} s, {cause['composition']}"),
-                         signed(c["probe"][n]["reduction"]), signed(score["reduction"]),
-                         f"{score['capture']:.2f} {mark}"] + [signed(c["methods"][m][n]["reduction"]) for m in others])
+            rows.append(
+                [
+                    str(seed),
+                    (
+                        f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
+                        f"{cause['delay']:.2f} s, {cause['composition']}"
+                    ),
+                    signed(c["probe"][n]["reduction"]),
+                    signed(score["reduction"]),
+                    f"{score['capture']:.2f} {mark}",
+                ]
+                + [signed(c["methods"][m][n]["reduction"]) for m in others]
+            )
     head = ["corpus", "cause (driver, carrier, targets, delay, composition)", "probe", main, "capture"] + others
     return compact_table(head, rows)
 
@@ -356,8 +449,10 @@ def render_page(text: str, page: str, problems: list[str]) -> str:
         try:
             body = TABLES[name][1]()
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-            problems.append(f"{page}: table '{name}' cannot be rendered from benchmarks/results/"
-                            f"{TABLES[name][0]}: {type(exc).__name__}: {exc}")
+            problems.append(
+                f"{page}: table '{name}' cannot be rendered from benchmarks/results/"
+                f"{TABLES[name][0]}: {type(exc).__name__}: {exc}"
+            )
             return m.group(0)
         return m.group(1) + body + m.group(4)
 
@@ -378,8 +473,10 @@ def run(check: bool, docs: Path = DOCS) -> int:
             new_bodies = {m.group("name"): m.group("body") for m in MARKER.finditer(new)}
             names = [n for n in new_bodies if old_bodies.get(n) != new_bodies[n]]
             for n in names:
-                stale.append(f"{page}: table '{n}' is out of date with benchmarks/results/{TABLES[n][0]} "
-                             f"(run: python scripts/docs_tables.py)")
+                stale.append(
+                    f"{page}: table '{n}' is out of date with benchmarks/results/{TABLES[n][0]} "
+                    f"(run: python scripts/docs_tables.py)"
+                )
             if not check:
                 path.write_text(new, encoding="utf-8")
     for name in TABLES:

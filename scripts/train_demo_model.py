@@ -56,16 +56,30 @@ def main() -> None:
     corpus = work / "corpus"
     if not corpus.exists():
         n_val = max(2, args.conversations // 10)
-        make_corpus(corpus, args.conversations, seconds=60.0, seed=args.seed,
-                    splits={"train": args.conversations - n_val, "val": n_val})
+        make_corpus(
+            corpus,
+            args.conversations,
+            seconds=60.0,
+            seed=args.seed,
+            splits={"train": args.conversations - n_val, "val": n_val},
+        )
     cfg = compose_train_config(config_file=recipe, max_steps=args.steps)
     best = train(corpus, work / "run", cfg)
     model = load_model(best)
     extra = dict(model.extra)
-    extra.update({"made_by": "python scripts/train_demo_model.py" + (" --stream" if args.stream else ""),
-                  "corpus": {"generator": "dualtalk.synth", "version": GENERATOR_VERSION,
-                             "conversations": args.conversations, "seconds": 60, "seed": args.seed},
-                  "train": {"config": recipe, "steps": args.steps}})
+    extra.update(
+        {
+            "made_by": "python scripts/train_demo_model.py" + (" --stream" if args.stream else ""),
+            "corpus": {
+                "generator": "dualtalk.synth",
+                "version": GENERATOR_VERSION,
+                "conversations": args.conversations,
+                "seconds": 60,
+                "seed": args.seed,
+            },
+            "train": {"config": recipe, "steps": args.steps},
+        }
+    )
     if args.out.exists():
         shutil.rmtree(args.out)
     save_model(model, args.out, extra=extra)

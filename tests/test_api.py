@@ -10,8 +10,21 @@ import dualtalk
 
 
 def test_every_command_has_a_function():
-    for name in ("load_model", "generate", "predict", "convert_official", "evaluate", "train_model", "render_video",
-                 "plot_motion", "make_corpus", "run_benchmark", "run_demo", "get_preset", "DualTalkConfig"):
+    for name in (
+        "load_model",
+        "generate",
+        "predict",
+        "convert_official",
+        "evaluate",
+        "train_model",
+        "render_video",
+        "plot_motion",
+        "make_corpus",
+        "run_benchmark",
+        "run_demo",
+        "get_preset",
+        "DualTalkConfig",
+    ):
         assert callable(getattr(dualtalk, name)), name
     assert "generate" in dir(dualtalk)
     train_pkg = importlib.import_module("dualtalk.train")  # the subpackage must not hide the function
@@ -28,6 +41,16 @@ def test_cli_lists_every_subcommand():
     from dualtalk.cli import build_parser
 
     text = build_parser().format_help()
-    for cmd in ("generate", "predict", "convert-official", "evaluate", "train", "render", "plot", "synth",
-                "benchmark", "demo"):
+    for cmd in (
+        "generate",
+        "predict",
+        "convert-official",
+        "evaluate",
+        "train",
+        "render",
+        "plot",
+        "synth",
+        "benchmark",
+        "demo",
+    ):
         assert cmd in text, cmd

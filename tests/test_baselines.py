@@ -29,8 +29,11 @@ def _truth(path):
 def test_mean(corpus, tmp_path):
     train = corpus / "c" / "train"
     paths = predict_baseline("mean", train, corpus / "c" / "test", tmp_path)
-    assert sorted(p.name for p in paths) == ["synth_0002_speaker1.npy", "synth_0002_speaker2.npy",
-                                             "synth_0003_speaker2.npy"]
+    assert sorted(p.name for p in paths) == [
+        "synth_0002_speaker1.npy",
+        "synth_0002_speaker2.npy",
+        "synth_0003_speaker2.npy",
+    ]
     frames = np.concatenate([_truth(p) for p in sorted(train.glob("*.npz"))])
     for p in paths:
         pred = load_model_motion(p)
@@ -59,8 +62,7 @@ def test_random_segment_is_a_window_of_another_training_conversation(corpus, tmp
         pred = load_model_motion(p)
         assert pred.shape == (75, 56)
         name = p.stem.rsplit("_speaker", 1)[0]
-        hits = [(n, k, s) for n, k, m in pool for s in range(len(m) - 75 + 1)
-                if np.array_equal(m[s:s + 75], pred)]
+        hits = [(n, k, s) for n, k, m in pool for s in range(len(m) - 75 + 1) if np.array_equal(m[s : s + 75], pred)]
         assert len(hits) == 1
         assert hits[0][0] != name  # never the conversation itself
         starts.add(hits[0][2])
@@ -79,7 +81,7 @@ def test_random_segment_wraps_short_training_motion(corpus, tmp_path):
     for p in paths:
         pred = load_model_motion(p)
         assert pred.shape == (125, 56)
-        assert any(np.array_equal(np.tile(m, (3, 1))[s:s + 125], pred) for m in pool.values() for s in range(75))
+        assert any(np.array_equal(np.tile(m, (3, 1))[s : s + 125], pred) for m in pool.values() for s in range(75))
 
 
 def test_errors(corpus, tmp_path):

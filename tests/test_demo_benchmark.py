@@ -32,11 +32,21 @@ def test_shipped_demo_model_is_small_and_loads():
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     exe = Path(sys.executable).with_name("dualtalk")
-    proc = subprocess.run([str(exe), "demo", "--out", str(out), "--seconds", "6", "--seed", "3", "--size", "128",
-                           "--quiet"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(exe), "demo", "--out", str(out), "--seconds", "6", "--seed", "3", "--size", "128", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
-    for name in ("generated_B.npz", "metrics.json", "motion.png", "conversation.mp4",
-                 "conversation/demo_speaker1.wav", "conversation/demo_speaker2.npz", "conversation/truth.json"):
+    for name in (
+        "generated_B.npz",
+        "metrics.json",
+        "motion.png",
+        "conversation.mp4",
+        "conversation/demo_speaker1.wav",
+        "conversation/demo_speaker2.npz",
+        "conversation/truth.json",
+    ):
         assert (out / name).exists(), name
         assert str(out / name.split("/")[0]) in proc.stdout  # says where it wrote everything
     with np.load(out / "generated_B.npz") as d:
@@ -52,9 +62,23 @@ def test_demo_with_a_real_model_and_files(tmp_path):
     demo = shared_path("data", "dualtalk_demo")
     conv = "xkHwlcDSOjc_sub_video_109_000"
     out = tmp_path / "real"
-    code = main(["demo", "--model", "tiny", "--self-audio", str(demo / f"{conv}_speaker2.wav"),
-                 "--partner-audio", str(demo / f"{conv}_speaker1.wav"),
-                 "--partner-motion", str(demo / f"{conv}_speaker1.npz"), "--out", str(out), "--no-video", "--quiet"])
+    code = main(
+        [
+            "demo",
+            "--model",
+            "tiny",
+            "--self-audio",
+            str(demo / f"{conv}_speaker2.wav"),
+            "--partner-audio",
+            str(demo / f"{conv}_speaker1.wav"),
+            "--partner-motion",
+            str(demo / f"{conv}_speaker1.npz"),
+            "--out",
+            str(out),
+            "--no-video",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert (out / "generated_B.npz").exists() and (out / "motion.png").exists()
     assert not (out / "metrics.json").exists()  # no ground truth given
@@ -78,8 +102,24 @@ def test_benchmark_writes_a_complete_report(tiny_corpus, tmp_path):
     from dualtalk.benchmark import METHODS
 
     out = tmp_path / "report"
-    code = main(["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--preset", "tiny-mel", "--steps", "2",
-                 "--quiet", "data.window_frames=50", "data.batch_size=4", "data.num_workers=0", "val_every=2"])
+    code = main(
+        [
+            "benchmark",
+            "--data",
+            str(tiny_corpus),
+            "--out",
+            str(out),
+            "--preset",
+            "tiny-mel",
+            "--steps",
+            "2",
+            "--quiet",
+            "data.window_frames=50",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "val_every=2",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["methods"] == list(METHODS)
@@ -104,28 +144,67 @@ def test_benchmark_writes_a_complete_report(tiny_corpus, tmp_path):
     # the learned methods' trained models are regular model directories
     assert (out / "runs" / "speaker_only" / "best" / "model.safetensors").exists()
     # running again into the same report directory replaces those methods' results
-    code = main(["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--preset", "tiny-mel", "--steps", "1",
-                 "--methods", "speaker_only,mirror", "--quiet", "data.window_frames=50", "data.batch_size=4",
-                 "data.num_workers=0"])
+    code = main(
+        [
+            "benchmark",
+            "--data",
+            str(tiny_corpus),
+            "--out",
+            str(out),
+            "--preset",
+            "tiny-mel",
+            "--steps",
+            "1",
+            "--methods",
+            "speaker_only,mirror",
+            "--quiet",
+            "data.window_frames=50",
+            "data.batch_size=4",
+            "data.num_workers=0",
+        ]
+    )
     assert code == 0
     assert json.loads((out / "report.json").read_text())["methods"] == ["speaker_only", "mirror"]
 
 
 def test_benchmark_rejects_unknown_methods_and_missing_splits(tiny_corpus, tmp_path, capsys):
-    assert main(["benchmark", "--data", str(tiny_corpus), "--out", str(tmp_path / "r"), "--methods", "dualtalk,nope"]) == 2
+    assert (
+        main(["benchmark", "--data", str(tiny_corpus), "--out", str(tmp_path / "r"), "--methods", "dualtalk,nope"]) == 2
+    )
     assert "unknown method(s) nope" in capsys.readouterr().err
     assert main(["benchmark", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "split directory not found" in capsys.readouterr().err
 
 
-FAST = ["--preset", "tiny-mel", "--steps", "2", "--quiet", "data.window_frames=50", "data.batch_size=4",
-        "data.num_workers=0", "val_every=2"]
+FAST = [
+    "--preset",
+    "tiny-mel",
+    "--steps",
+    "2",
+    "--quiet",
+    "data.window_frames=50",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "val_every=2",
+]
 
 
 def test_benchmark_jobs_trains_methods_in_worker_processes(tiny_corpus, tmp_path):
     out = tmp_path / "report"
-    code = main(["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--jobs", "2",
-                 "--methods", "speaker_only,dualtalk_paper,mean"] + FAST)
+    code = main(
+        [
+            "benchmark",
+            "--data",
+            str(tiny_corpus),
+            "--out",
+            str(out),
+            "--jobs",
+            "2",
+            "--methods",
+            "speaker_only,dualtalk_paper,mean",
+        ]
+        + FAST
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["jobs"] == 2 and report["methods"] == ["speaker_only", "dualtalk_paper", "mean"]
@@ -143,8 +222,10 @@ def test_benchmark_jobs_names_the_log_of_a_failed_method(tiny_corpus, tmp_path, 
     shutil.copytree(tiny_corpus, data)
     next((data / "train").glob("*_speaker1.wav")).write_bytes(b"not a wav file")  # fails inside the worker
     out = tmp_path / "report"
-    code = main(["benchmark", "--data", str(data), "--out", str(out), "--jobs", "2",
-                 "--methods", "speaker_only,listener_only"] + FAST)
+    code = main(
+        ["benchmark", "--data", str(data), "--out", str(out), "--jobs", "2", "--methods", "speaker_only,listener_only"]
+        + FAST
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "failed" in err and "logs" in err and len(err.strip().splitlines()) == 1

@@ -39,7 +39,9 @@ def _relative_links(md: Path) -> list[str]:
 def test_docs_tables_match_the_benchmark_json():
     if not TABLES.exists():
         pytest.skip("scripts/docs_tables.py is missing")
-    proc = subprocess.run([sys.executable, str(TABLES), "--check"], check=False, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(TABLES), "--check"], check=False, cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
@@ -48,8 +50,9 @@ def test_readme_is_at_most_12_kb():
     assert size <= README_MAX_BYTES, f"README.md is {size} bytes (limit {README_MAX_BYTES}): move the detail to docs/"
 
 
-@pytest.mark.parametrize("md", [README, *sorted((ROOT / "docs").rglob("*.md"))],
-                         ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize(
+    "md", [README, *sorted((ROOT / "docs").rglob("*.md"))], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_relative_links_point_to_existing_files(md: Path):
     missing = []
     for target in _relative_links(md):

@@ -27,8 +27,8 @@ def _by_hand(m, exp, jaw, neck):
     J = m.J_regressor.astype(np.float64) @ v_shaped  # (5, 3)
     Rn = Rotation.from_rotvec(neck).as_matrix()
     Rj = Rotation.from_rotvec(jaw).as_matrix()
-    I = np.eye(3)
-    feature = np.concatenate([(Rn - I).ravel(), (Rj - I).ravel(), np.zeros(9), np.zeros(9)])  # neck, jaw, eyes
+    eye = np.eye(3)
+    feature = np.concatenate([(Rn - eye).ravel(), (Rj - eye).ravel(), np.zeros(9), np.zeros(9)])  # neck, jaw, eyes
     v_posed = v_shaped + m.posedirs.astype(np.float64) @ feature
     out = np.zeros_like(v_posed)
     for i, x in enumerate(v_posed):
@@ -75,7 +75,9 @@ def test_root_rotation_turns_the_whole_mesh_rigidly_about_joint_0(small_model, r
 
 def test_chunking_does_not_change_results(small_model, rng):
     exp, jaw, rot = rng.standard_normal((7, 50)), 0.2 * rng.standard_normal((7, 3)), 0.2 * rng.standard_normal((7, 3))
-    np.testing.assert_allclose(small_model.vertices(exp, jaw, rot, chunk=2), small_model.vertices(exp, jaw, rot), atol=1e-6)
+    np.testing.assert_allclose(
+        small_model.vertices(exp, jaw, rot, chunk=2), small_model.vertices(exp, jaw, rot), atol=1e-6
+    )
 
 
 def test_chumpy_variant_loads_the_same_arrays(tmp_path):
@@ -169,11 +171,14 @@ def test_refuses_a_pickle_that_calls_anything_else(tmp_path):
         load_flame(path)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"not a pickle at all", "not a FLAME model pickle"),
-    (pickle.dumps([1, 2, 3], protocol=2), "expected a dict"),
-    (pickle.dumps({"v_template": np.zeros((4, 3))}, protocol=2), "missing key"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a pickle at all", "not a FLAME model pickle"),
+        (pickle.dumps([1, 2, 3], protocol=2), "expected a dict"),
+        (pickle.dumps({"v_template": np.zeros((4, 3))}, protocol=2), "missing key"),
+    ],
+)
 def test_clear_errors_for_other_files(tmp_path, content, message):
     path = tmp_path / "model.pkl"
     path.write_bytes(content)

@@ -49,8 +49,9 @@ def training_mean(train_dir: str | os.PathLike) -> np.ndarray:
     return frames.mean(axis=0).astype(np.float32)
 
 
-def random_window(pool: list[tuple[str, int, np.ndarray]], exclude: str, t: int,
-                  rng: np.random.Generator) -> tuple[str, int, int, np.ndarray]:
+def random_window(
+    pool: list[tuple[str, int, np.ndarray]], exclude: str, t: int, rng: np.random.Generator
+) -> tuple[str, int, int, np.ndarray]:
     """A random ``t``-frame window (wrapped cyclically if short) of a pool motion not named ``exclude``.
 
     Returns (name, speaker, start frame, (t, 56)).
@@ -69,8 +70,13 @@ def _item_rng(seed: int, name: str, k: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8")), int(k)])
 
 
-def predict_baseline(method: str, train_dir: str | os.PathLike | None, data_dir: str | os.PathLike,
-                     out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
+def predict_baseline(
+    method: str,
+    train_dir: str | os.PathLike | None,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+) -> list[Path]:
     """Write the baseline's prediction for every generatable side in ``data_dir``; return the paths."""
     if method not in BASELINES:
         raise DualTalkError(f"unknown baseline '{method}' (choose from {', '.join(BASELINES)})")
@@ -83,8 +89,9 @@ def predict_baseline(method: str, train_dir: str | os.PathLike | None, data_dir:
     for conv in discover_conversations(data_dir, require_motion="partner"):
         for k in conv.generatable():
             if method == "mirror":
-                inputs = load_generation_inputs(conv.audio[k], conv.audio[partner_speaker(k)],
-                                                conv.motion[partner_speaker(k)])
+                inputs = load_generation_inputs(
+                    conv.audio[k], conv.audio[partner_speaker(k)], conv.motion[partner_speaker(k)]
+                )
                 pred = inputs.partner_motion  # (T, 56)
                 assert pred is not None
             else:

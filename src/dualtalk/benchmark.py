@@ -40,8 +40,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import DualTalkError, InputError
 from . import layout
+from .errors import DualTalkError, InputError
 from .io.files import atomic_write_text
 from .model.presets import METHODS as MODEL_METHODS
 from .model.presets import method_overrides
@@ -73,8 +73,9 @@ def parse_methods(text: str | list[str] | None) -> list[str]:
     return items
 
 
-def _train_and_predict(cfg, data: Path, out: Path, name: str, progress: bool,
-                       audio_only: tuple[str, ...] = ()) -> float:
+def _train_and_predict(
+    cfg, data: Path, out: Path, name: str, progress: bool, audio_only: tuple[str, ...] = ()
+) -> float:
     """Train one learned method into ``out/runs/name``, predict ``data/test`` into ``out/pred/name`` (and,
     for each name in ``audio_only``, without the partner's motion into ``out/pred/<that name>``); -> seconds."""
     from .inference.pipeline import InferenceOptions, predict
@@ -84,8 +85,9 @@ def _train_and_predict(cfg, data: Path, out: Path, name: str, progress: bool,
     best = train(data, out / "runs" / name, cfg, progress=progress)
     predict(best, data / "test", out / "pred" / name, options=InferenceOptions(progress=False))
     for other in audio_only:
-        predict(best, data / "test", out / "pred" / other, options=InferenceOptions(progress=False),
-                partner_motion=False)
+        predict(
+            best, data / "test", out / "pred" / other, options=InferenceOptions(progress=False), partner_motion=False
+        )
     return time.perf_counter() - started
 
 
@@ -93,8 +95,9 @@ def _audio_only_of(name: str, names: list[str]) -> tuple[str, ...]:
     return tuple(a for a, base in AUDIO_ONLY.items() if base == name and a in names)
 
 
-def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result: Path,
-         audio_only: tuple[str, ...] = ()) -> None:
+def _job(
+    cfg, data: Path, out: Path, name: str, threads: int, log: Path, result: Path, audio_only: tuple[str, ...] = ()
+) -> None:
     """A ``--jobs`` worker process: one learned method with ``threads`` threads, output to ``log``."""
     import sys
 
@@ -109,8 +112,14 @@ def _job(cfg, data: Path, out: Path, name: str, threads: int, log: Path, result:
     atomic_write_text(result, json.dumps({"seconds": seconds}))
 
 
-def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, workers: int, progress: bool,
-                      audio_only: dict[str, tuple[str, ...]] | None = None) -> dict:
+def train_in_parallel(
+    jobs: list[tuple[str, object]],
+    data: Path,
+    out: Path,
+    workers: int,
+    progress: bool,
+    audio_only: dict[str, tuple[str, ...]] | None = None,
+) -> dict:
     """Run ``(name, train config)`` jobs, ``workers`` at a time, each in its own process with an equal
     share of the CPU threads; -> {name: seconds}. A failed job stops the others and names its log."""
     import multiprocessing as mp
@@ -129,13 +138,27 @@ def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, wor
                 name, cfg = pending.pop(0)
                 result = logs / f"{name}.json"
                 result.unlink(missing_ok=True)
-                proc = ctx.Process(target=_job, args=(cfg, data, out, name, threads, logs / f"{name}.log", result,
-                                                      (audio_only or {}).get(name, ())))
+                proc = ctx.Process(
+                    target=_job,
+                    args=(
+                        cfg,
+                        data,
+                        out,
+                        name,
+                        threads,
+                        logs / f"{name}.log",
+                        result,
+                        (audio_only or {}).get(name, ()),
+                    ),
+                )
                 proc.start()
                 running[name] = (proc, result)
                 if progress:
-                    print(f"[benchmark] {name}: training in a worker process ({threads} thread(s); log "
-                          f"{logs / (name + '.log')})", flush=True)
+                    print(
+                        f"[benchmark] {name}: training in a worker process ({threads} thread(s); log "
+                        f"{logs / (name + '.log')})",
+                        flush=True,
+                    )
             time.sleep(0.5)
             for name, (proc, result) in list(running.items()):
                 if proc.is_alive():
@@ -143,8 +166,9 @@ def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, wor
                 proc.join()
                 del running[name]
                 if proc.exitcode != 0 or not result.exists():
-                    raise DualTalkError(f"benchmark: {name} failed (exit code {proc.exitcode}); "
-                                        f"see {logs / (name + '.log')}")
+                    raise DualTalkError(
+                        f"benchmark: {name} failed (exit code {proc.exitcode}); see {logs / (name + '.log')}"
+                    )
                 seconds[name] = json.loads(result.read_text())["seconds"]
                 if progress:
                     print(f"[benchmark] {name}: trained and predicted in {seconds[name]:.0f} s", flush=True)
@@ -155,10 +179,18 @@ def train_in_parallel(jobs: list[tuple[str, object]], data: Path, out: Path, wor
     return seconds
 
 
-def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, preset: str | None = None,
-                  steps: int | None = None, methods: str | list[str] | None = None,
-                  overrides: list[str] | tuple[str, ...] = (), seed: int = 0, config_file=None,
-                  progress: bool = True, jobs: int = 1) -> dict:
+def run_benchmark(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    preset: str | None = None,
+    steps: int | None = None,
+    methods: str | list[str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    seed: int = 0,
+    config_file=None,
+    progress: bool = True,
+    jobs: int = 1,
+) -> dict:
     """Train, predict and evaluate every method; write the report; return ``report.json``'s content.
 
     ``jobs`` > 1 trains that many learned methods at once, each in its own process with an equal share of
@@ -180,9 +212,15 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
             raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
     out.mkdir(parents=True, exist_ok=True)
     trained = [n for n in LEARNED if n in names or any(AUDIO_ONLY.get(a) == n for a in names)]
-    configs = {name: compose_train_config(preset=preset, config_file=config_file, max_steps=steps,
-                                          overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides))
-               for name in trained}
+    configs = {
+        name: compose_train_config(
+            preset=preset,
+            config_file=config_file,
+            max_steps=steps,
+            overrides=list(LEARNED[name]) + [f"seed={seed}"] + list(overrides),
+        )
+        for name in trained
+    }
     audio_only = {name: _audio_only_of(name, names) for name in trained}
     for name in set(names) | set(trained):  # a re-run replaces these methods' previous results
         for stale in (out / "runs" / name, out / "pred" / name):
@@ -190,8 +228,9 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
                 shutil.rmtree(stale)
     timings: dict[str, float] = {}
     if jobs > 1 and len(configs) > 1:
-        timings.update(train_in_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress,
-                                         audio_only))
+        timings.update(
+            train_in_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress, audio_only)
+        )
     for name in trained:  # learned methods (and the ones that need them) trained one by one
         if name not in timings:
             if progress:
@@ -225,8 +264,13 @@ def run_benchmark(data_dir: str | os.PathLike, out_dir: str | os.PathLike, prese
     from .render.curves import plot_learning_curves
 
     runs = {name: out / "runs" / name for name in trained}
-    report["learning_curves"] = bool(runs) and plot_learning_curves(
-        runs, out / "learning_curves.png", title=f"validation loss of every learned method on {data}") is not None
+    report["learning_curves"] = (
+        bool(runs)
+        and plot_learning_curves(
+            runs, out / "learning_curves.png", title=f"validation loss of every learned method on {data}"
+        )
+        is not None
+    )
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     plot_roles(report, out / "roles.png")
     atomic_write_text(out / "report.md", render_markdown(report))
@@ -290,9 +334,13 @@ def render_markdown(report: dict) -> str:
     methods = report["methods"]
     res = report["results"]
     means = {m: res[m]["mean"] for m in methods}
-    lines = [f"# Benchmark on `{report['data']}`", "",
-             f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
-             "test split, reference protocol (mean over files). Best per column in bold.", ""]
+    lines = [
+        f"# Benchmark on `{report['data']}`",
+        "",
+        f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
+        "test split, reference protocol (mean over files). Best per column in bold.",
+        "",
+    ]
     head = "| Method | " + " | ".join(f"{label}-{g.upper()}" for label, _ in PAPER_COLUMNS for g in GROUPS) + " |"
     lines += [head, "|---" * (1 + len(PAPER_COLUMNS) * len(GROUPS)) + "|"]
     best = {f"{key}_{g}": _best(means, f"{key}_{g}") for _, key in PAPER_COLUMNS for g in GROUPS}
@@ -304,47 +352,84 @@ def render_markdown(report: dict) -> str:
                 text = _fmt(means[m].get(k))
                 cells.append(f"**{text}**" if best[k] == m else text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Arrows: FD, P-FD, MSE, rPCC lower is better; SID higher is better.", "",
-              "## Speaking and listening frames", "",
-              "Roles from voice activity (WebRTC VAD) on each person's own audio.", "",
-              "| Method | MSE-EXP speak | MSE-EXP listen | MSE-POSE speak | MSE-POSE listen | MSE-JAW speak | "
-              "MSE-JAW listen | FD-EXP speak | FD-EXP listen | FD-POSE listen |",
-              "|---" * 10 + "|"]
+    lines += [
+        "",
+        "Arrows: FD, P-FD, MSE, rPCC lower is better; SID higher is better.",
+        "",
+        "## Speaking and listening frames",
+        "",
+        "Roles from voice activity (WebRTC VAD) on each person's own audio.",
+        "",
+        "| Method | MSE-EXP speak | MSE-EXP listen | MSE-POSE speak | MSE-POSE listen | MSE-JAW speak | "
+        "MSE-JAW listen | FD-EXP speak | FD-EXP listen | FD-POSE listen |",
+        "|---" * 10 + "|",
+    ]
     for m in methods:
         by = res[m].get("by_role") or {}
         sp = (by.get("speaking") or {}).get("mean") or {}
         li = (by.get("listening") or {}).get("mean") or {}
-        values = [sp.get("mse_exp"), li.get("mse_exp"), sp.get("mse_pose"), li.get("mse_pose"), sp.get("mse_jaw"),
-                 li.get("mse_jaw"), sp.get("fid_exp"), li.get("fid_exp"), li.get("fid_pose")]
+        values = [
+            sp.get("mse_exp"),
+            li.get("mse_exp"),
+            sp.get("mse_pose"),
+            li.get("mse_pose"),
+            sp.get("mse_jaw"),
+            li.get("mse_jaw"),
+            sp.get("fid_exp"),
+            li.get("fid_exp"),
+            li.get("fid_pose"),
+        ]
         lines.append(f"| {m} | " + " | ".join(_fmt(c) for c in values) + " |")
     floor = report.get("noise_floor")
     if floor:
-        lines += ["", "Noise floor of the synthetic corpus (MSE of the idle motion no input can predict): "
-                  + ", ".join(f"{g} {_fmt(floor.get(g))}" for g in GROUPS if g in floor) + "."]
+        lines += [
+            "",
+            "Noise floor of the synthetic corpus (MSE of the idle motion no input can predict): "
+            + ", ".join(f"{g} {_fmt(floor.get(g))}" for g in GROUPS if g in floor)
+            + ".",
+        ]
     causes = report.get("causes")
     if causes:
         groups = list(causes["groups"])
-        lines += ["", "## By cause", "",
-                  "Error reduction relative to the training mean on each cause's own frames and coefficients "
-                  "(speech: speaking frames; listening causes: listening frames), and in brackets the share of the "
-                  "ridge probe's reduction (a linear model on the cause's true input) that the method captures.", "",
-                  "| Method | " + " | ".join(f"{g} ({causes['groups'][g]['carrier']})" for g in groups) + " |",
-                  "|---" * (1 + len(groups)) + "|"]
+        lines += [
+            "",
+            "## By cause",
+            "",
+            "Error reduction relative to the training mean on each cause's own frames and coefficients "
+            "(speech: speaking frames; listening causes: listening frames), and in brackets the share of the "
+            "ridge probe's reduction (a linear model on the cause's true input) that the method captures.",
+            "",
+            "| Method | " + " | ".join(f"{g} ({causes['groups'][g]['carrier']})" for g in groups) + " |",
+            "|---" * (1 + len(groups)) + "|",
+        ]
         probe = causes.get("probe", {})
-        lines.append("| probe | " + " | ".join(f"{probe[g]['reduction']:+.3f}" if g in probe else "–" for g in groups)
-                     + " |")
+        lines.append(
+            "| probe | " + " | ".join(f"{probe[g]['reduction']:+.3f}" if g in probe else "–" for g in groups) + " |"
+        )
         for m in methods:
             row = causes["methods"][m]
-            cells = [f"{row[g]['reduction']:+.3f}" + (f" ({row[g]['capture']:.0%})" if row[g].get("capture") is not None
-                                                       else "") for g in groups]
+            cells = [
+                f"{row[g]['reduction']:+.3f}"
+                + (f" ({row[g]['capture']:.0%})" if row[g].get("capture") is not None else "")
+                for g in groups
+            ]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Time per method (train + predict + evaluate, s): "
-              + ", ".join(f"{m} {report['seconds'][m]:.0f}" for m in methods), "",
-              "![per-role errors](roles.png)", ""]
+    lines += [
+        "",
+        "Time per method (train + predict + evaluate, s): "
+        + ", ".join(f"{m} {report['seconds'][m]:.0f}" for m in methods),
+        "",
+        "![per-role errors](roles.png)",
+        "",
+    ]
     if report.get("learning_curves"):
-        lines += ["Validation loss per group against training steps (circles: the step each method keeps; a "
-                  "curve still falling at the end means more steps would help):", "",
-                  "![learning curves](learning_curves.png)", ""]
+        lines += [
+            "Validation loss per group against training steps (circles: the step each method keeps; a "
+            "curve still falling at the end means more steps would help):",
+            "",
+            "![learning curves](learning_curves.png)",
+            "",
+        ]
     return "\n".join(lines)
 
 

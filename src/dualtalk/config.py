@@ -162,7 +162,7 @@ class DualTalkConfig(Config):
     #: so that the model also runs without the partner's face
     partner_motion_dropout: float = Field(0.0, ge=0.0, le=1.0)
 
-    def check(self) -> "DualTalkConfig":
+    def check(self) -> DualTalkConfig:
         """The rules between fields (each field is checked on its own already); -> self."""
         if self.feature_dim % 2:
             raise DualTalkError(f"feature_dim must be a positive even number, not {self.feature_dim}")
@@ -174,15 +174,18 @@ class DualTalkConfig(Config):
         if self.temporal_kernel and self.temporal_kernel % 2 == 0:
             raise DualTalkError(f"temporal_kernel must be 0 or an odd number of frames, not {self.temporal_kernel}")
         if not self.temporal_lookahead < max(self.temporal_kernel, 1):
-            raise DualTalkError(f"temporal_lookahead must be -1 (symmetric) or in [0, temporal_kernel), "
-                                f"not {self.temporal_lookahead}")
+            raise DualTalkError(
+                f"temporal_lookahead must be -1 (symmetric) or in [0, temporal_kernel), not {self.temporal_lookahead}"
+            )
         if self.output_gain and not self.normalize_motion:
             raise DualTalkError("output_gain needs normalize_motion (the gain shrinks toward the stored mean)")
         if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):
             raise DualTalkError("the model must use at least one input")
         if self.variant == "causal" and self.audio_encoder.type != "mel":
-            raise DualTalkError(f"the causal variant needs audio_encoder.type 'mel' (a {self.audio_encoder.type} "
-                                "encoder sees the whole clip and cannot stream)")
+            raise DualTalkError(
+                f"the causal variant needs audio_encoder.type 'mel' (a {self.audio_encoder.type} "
+                "encoder sees the whole clip and cannot stream)"
+            )
         if self.variant == "causal" and not (self.use_self_audio or self.use_partner_audio):
             raise DualTalkError("the causal variant needs at least one audio input")
         return self
@@ -227,15 +230,26 @@ def describe_error(err: Any, cls: type[BaseModel], prefix: str = "") -> str:
         holder = _field_class(cls, loc)
         known = sorted(holder.model_fields) if holder is not None else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean {prefix}{'.'.join(map(str, loc[:-1] + (close[0],)))}?)" if close else \
-            (f" (known: {', '.join(known)})" if known else "")
+        hint = (
+            f" (did you mean {prefix}{'.'.join(map(str, loc[:-1] + (close[0],)))}?)"
+            if close
+            else (f" (known: {', '.join(known)})" if known else "")
+        )
         return f"unknown key {key}{hint}"
     messages = {
-        "int_parsing": "must be an integer", "int_type": "must be an integer", "int_from_float": "must be an integer",
-        "float_parsing": "must be a number", "float_type": "must be a number", "finite_number": "must be finite",
-        "bool_parsing": "must be true or false", "bool_type": "must be true or false",
-        "string_type": "must be a string", "dict_type": "must be a mapping", "model_type": "must be a mapping",
-        "model_attributes_type": "must be a mapping", "list_type": "must be a list",
+        "int_parsing": "must be an integer",
+        "int_type": "must be an integer",
+        "int_from_float": "must be an integer",
+        "float_parsing": "must be a number",
+        "float_type": "must be a number",
+        "finite_number": "must be finite",
+        "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
+        "string_type": "must be a string",
+        "dict_type": "must be a mapping",
+        "model_type": "must be a mapping",
+        "model_attributes_type": "must be a mapping",
+        "list_type": "must be a list",
     }
     if kind in messages:
         what = messages[kind]

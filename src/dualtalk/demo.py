@@ -53,9 +53,19 @@ def _metrics(pred: np.ndarray, gt_dir: Path, work: Path) -> dict:
     return evaluate(pred_dir, gt_dir, protocol="reference", progress=False)
 
 
-def run_demo(out_dir: str | os.PathLike = "demo_output", seconds: float = 20.0, seed: int | None = None,
-             model: str | os.PathLike | None = None, self_audio=None, partner_audio=None, partner_motion=None,
-             ground_truth=None, video: bool = True, size: int = 384, progress: bool = True) -> DemoResult:
+def run_demo(
+    out_dir: str | os.PathLike = "demo_output",
+    seconds: float = 20.0,
+    seed: int | None = None,
+    model: str | os.PathLike | None = None,
+    self_audio=None,
+    partner_audio=None,
+    partner_motion=None,
+    ground_truth=None,
+    video: bool = True,
+    size: int = 384,
+    progress: bool = True,
+) -> DemoResult:
     """Run the demo; returns what was written. See the module docstring."""
     from .inference.pipeline import InferenceOptions, generate
     from .render import plot_motion, render_video
@@ -68,8 +78,9 @@ def run_demo(out_dir: str | os.PathLike = "demo_output", seconds: float = 20.0, 
     if real and model is None:
         raise DualTalkError("real input files need --model (the shipped demo model knows only synthetic voices)")
     if model is None and not (DEMO_MODEL / "model.safetensors").exists():
-        raise DualTalkError(f"the shipped demo model is missing from {DEMO_MODEL} "
-                            "(re-create it: python scripts/train_demo_model.py)")
+        raise DualTalkError(
+            f"the shipped demo model is missing from {DEMO_MODEL} (re-create it: python scripts/train_demo_model.py)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     options = InferenceOptions(progress=False)
@@ -91,10 +102,19 @@ def run_demo(out_dir: str | os.PathLike = "demo_output", seconds: float = 20.0, 
             ground_truth = conv_dir / f"{NAME}_speaker2.npz"
             result.files["conversation"] = conv_dir
         if progress:
-            print(f"[demo] generating person B ({'synthetic conversation, seed ' + str(seed) if not real else self_audio})",
-                  flush=True)
-        motion: Motion = generate(model if model is not None else DEMO_MODEL, self_audio, partner_audio,
-                                  partner_motion, out / "generated_B.npz", options=options)
+            source = self_audio if real else f"synthetic conversation, seed {seed}"
+            print(
+                f"[demo] generating person B ({source})",
+                flush=True,
+            )
+        motion: Motion = generate(
+            model if model is not None else DEMO_MODEL,
+            self_audio,
+            partner_audio,
+            partner_motion,
+            out / "generated_B.npz",
+            options=options,
+        )
         result.files["motion"] = out / "generated_B.npz"
         if ground_truth is not None:
             gt_dir = work / "gt"
@@ -108,14 +128,28 @@ def run_demo(out_dir: str | os.PathLike = "demo_output", seconds: float = 20.0, 
             result.files["metrics"] = out / "metrics.json"
         if progress:
             print("[demo] plotting", flush=True)
-        result.files["plot"] = plot_motion(motion, out / "motion.png", audio=self_audio, partner_motion=partner_motion,
-                                           partner_audio=partner_audio, num_exp=4,  # exp[3]: the smile
-                                           title="DualTalk demo: A's motion is given, B's is generated")
+        result.files["plot"] = plot_motion(
+            motion,
+            out / "motion.png",
+            audio=self_audio,
+            partner_motion=partner_motion,
+            partner_audio=partner_audio,
+            num_exp=4,  # exp[3]: the smile
+            title="DualTalk demo: A's motion is given, B's is generated",
+        )
         if video:
             if progress:
                 print("[demo] rendering the video", flush=True)
-            render_video(motion, out / "conversation.mp4", audio=self_audio, partner_motion=partner_motion,
-                         partner_audio=partner_audio, ground_truth=ground_truth, size=size, progress=progress)
+            render_video(
+                motion,
+                out / "conversation.mp4",
+                audio=self_audio,
+                partner_motion=partner_motion,
+                partner_audio=partner_audio,
+                ground_truth=ground_truth,
+                size=size,
+                progress=progress,
+            )
             result.files["video"] = out / "conversation.mp4"
     result.seconds = time.perf_counter() - started
     return result
@@ -126,12 +160,19 @@ def summary(result: DemoResult) -> str:
 
     lines = []
     if result.metrics is not None:
-        lines += ["Metrics of the generated person against the ground truth (reference protocol):",
-                  format_table(result.metrics), ""]
+        lines += [
+            "Metrics of the generated person against the ground truth (reference protocol):",
+            format_table(result.metrics),
+            "",
+        ]
     lines.append(f"Wrote (in {result.seconds:.0f} s):")
-    labels = {"conversation": "the conversation (both audios, both motions, truth.json)",
-              "motion": "generated motion of B (exp, pose)", "metrics": "metrics (JSON)",
-              "plot": "motion curves with speaking/listening bands", "video": "two-head video with audio"}
+    labels = {
+        "conversation": "the conversation (both audios, both motions, truth.json)",
+        "motion": "generated motion of B (exp, pose)",
+        "metrics": "metrics (JSON)",
+        "plot": "motion curves with speaking/listening bands",
+        "video": "two-head video with audio",
+    }
     for key, path in result.files.items():
         lines.append(f"  {str(path):<40} {labels.get(key, key)}")
     return "\n".join(lines)

@@ -43,6 +43,7 @@ from .errors import InputError
 from .io.files import atomic_path
 from .io.pickles import Refused, RestrictedUnpickler, latin1_encode, numpy_globals
 from .layout import N_EXP
+
 EXP_OFFSET = 300  # expression blendshapes follow the 300 shape blendshapes in ``shapedirs``
 N_JOINTS = 5  # root, neck, jaw, left eye, right eye
 ROOT, NECK, JAW, EYE_L, EYE_R = range(N_JOINTS)
@@ -110,8 +111,10 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
 
 #: every chumpy class, whatever it is called, becomes the inert stand-in
 _CHUMPY = {"chumpy": _ChStandIn}
-_REFUSAL = ("the pickle asks for '{module}.{name}', which a FLAME model never contains (only numpy arrays, "
-            "chumpy Ch and scipy sparse matrices are allowed)")
+_REFUSAL = (
+    "the pickle asks for '{module}.{name}', which a FLAME model never contains (only numpy arrays, "
+    "chumpy Ch and scipy sparse matrices are allowed)"
+)
 
 
 def _to_array(path, key: str, value) -> np.ndarray:
@@ -129,8 +132,10 @@ def _to_array(path, key: str, value) -> np.ndarray:
         if not all(k in s for k in ("data", "indices", "indptr")) or shape is None:
             raise InputError(path, f"'{key}' is a sparse matrix with an unexpected layout")
         cls = scipy.sparse.csc_matrix if value.fmt == "csc" else scipy.sparse.csr_matrix
-        value = cls((np.asarray(s["data"]), np.asarray(s["indices"]), np.asarray(s["indptr"])),
-                    shape=tuple(int(n) for n in shape)).toarray()
+        value = cls(
+            (np.asarray(s["data"]), np.asarray(s["indices"]), np.asarray(s["indptr"])),
+            shape=tuple(int(n) for n in shape),
+        ).toarray()
     if not isinstance(value, np.ndarray):
         raise InputError(path, f"'{key}' is a {type(value).__name__}, expected an array")
     return value
@@ -139,11 +144,21 @@ def _to_array(path, key: str, value) -> np.ndarray:
 def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            data = RestrictedUnpickler(fh, _allowed_globals(), modules=_CHUMPY, refusal=_REFUSAL,
-                                       encoding="latin1").load()
+            data = RestrictedUnpickler(
+                fh, _allowed_globals(), modules=_CHUMPY, refusal=_REFUSAL, encoding="latin1"
+            ).load()
     except Refused as exc:
         raise InputError(path, f"refusing to load this FLAME file: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, UnicodeDecodeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        UnicodeDecodeError,
+    ) as exc:
         raise InputError(path, f"not a FLAME model pickle ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
@@ -154,8 +169,11 @@ def _read_pickle(path: Path) -> dict:
 
 def _convert(path: Path, data: dict) -> dict[str, np.ndarray]:
     """FLAME pickle contents -> the float32/int arrays the forward pass uses."""
-    missing = [k for k in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
-               if k not in data]
+    missing = [
+        k
+        for k in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
+        if k not in data
+    ]
     if missing:
         raise InputError(path, f"not a FLAME model: missing key(s) {', '.join(missing)}")
     v_template = _to_array(path, "v_template", data["v_template"]).astype(np.float32)
@@ -169,10 +187,14 @@ def _convert(path: Path, data: dict) -> dict[str, np.ndarray]:
     kintree = _to_array(path, "kintree_table", data["kintree_table"])
     weights = _to_array(path, "weights", data["weights"])
     checks = [
-        (faces.ndim == 2 and faces.shape[1] == 3 and faces.size and faces.min() >= 0 and faces.max() < V,
-         f"'f' must be (F, 3) vertex indices below {V}, got {faces.shape}"),
-        (shapedirs.ndim == 3 and shapedirs.shape[:2] == (V, 3) and shapedirs.shape[2] >= EXP_OFFSET + N_EXP,
-         f"'shapedirs' must be (V, 3, >= {EXP_OFFSET + N_EXP}), got {shapedirs.shape}"),
+        (
+            faces.ndim == 2 and faces.shape[1] == 3 and faces.size and faces.min() >= 0 and faces.max() < V,
+            f"'f' must be (F, 3) vertex indices below {V}, got {faces.shape}",
+        ),
+        (
+            shapedirs.ndim == 3 and shapedirs.shape[:2] == (V, 3) and shapedirs.shape[2] >= EXP_OFFSET + N_EXP,
+            f"'shapedirs' must be (V, 3, >= {EXP_OFFSET + N_EXP}), got {shapedirs.shape}",
+        ),
         (posedirs.shape == (V, 3, 9 * (N_JOINTS - 1)), f"'posedirs' must be ({V}, 3, 36), got {posedirs.shape}"),
         (J_regressor.shape == (N_JOINTS, V), f"'J_regressor' must be ({N_JOINTS}, {V}), got {J_regressor.shape}"),
         (kintree.shape == (2, N_JOINTS), f"'kintree_table' must be (2, {N_JOINTS}), got {kintree.shape}"),
@@ -226,8 +248,9 @@ class FlameModel:
     def num_vertices(self) -> int:
         return int(self.v_template.shape[0])
 
-    def vertices(self, exp: np.ndarray, jaw: np.ndarray, global_rot: np.ndarray,
-                 rotation_joint: str = "neck", chunk: int = 128) -> np.ndarray:
+    def vertices(
+        self, exp: np.ndarray, jaw: np.ndarray, global_rot: np.ndarray, rotation_joint: str = "neck", chunk: int = 128
+    ) -> np.ndarray:
         """Posed vertices (T, V, 3) float32 for expression (T, 50), jaw (T, 3) and global/neck rotation (T, 3).
 
         ``rotation_joint``: "neck" (default, as the DualTalk reference renderer) or "root".
@@ -240,14 +263,16 @@ class FlameModel:
         global_rot = np.atleast_2d(np.asarray(global_rot, np.float32))
         T = exp.shape[0]
         if exp.shape[1] > self.expdirs.shape[2] or jaw.shape != (T, 3) or global_rot.shape != (T, 3):
-            raise ValueError(f"expected exp (T, <= {self.expdirs.shape[2]}), jaw (T, 3), global_rot (T, 3); "
-                             f"got {exp.shape}, {jaw.shape}, {global_rot.shape}")
+            raise ValueError(
+                f"expected exp (T, <= {self.expdirs.shape[2]}), jaw (T, 3), global_rot (T, 3); "
+                f"got {exp.shape}, {jaw.shape}, {global_rot.shape}"
+            )
         pose = np.zeros((T, N_JOINTS, 3), np.float32)  # (T, 5, 3) axis-angle per joint
         pose[:, NECK if rotation_joint == "neck" else ROOT] = global_rot
         pose[:, JAW] = jaw
         out = np.empty((T, self.num_vertices, 3), np.float32)
         for s in range(0, T, chunk):
-            out[s:s + chunk] = self._lbs(exp[s:s + chunk], pose[s:s + chunk])
+            out[s : s + chunk] = self._lbs(exp[s : s + chunk], pose[s : s + chunk])
         return out
 
     def _flat(self, E: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,8 +280,10 @@ class FlameModel:
         cache = self.__dict__.setdefault("_flat_cache", {})
         if E not in cache:
             V = self.num_vertices
-            cache[E] = (np.ascontiguousarray(self.expdirs[:, :, :E].reshape(V * 3, E).T),  # (E, V*3)
-                        np.ascontiguousarray(self.posedirs.reshape(V * 3, -1).T))  # (36, V*3)
+            cache[E] = (
+                np.ascontiguousarray(self.expdirs[:, :, :E].reshape(V * 3, E).T),  # (E, V*3)
+                np.ascontiguousarray(self.posedirs.reshape(V * 3, -1).T),
+            )  # (36, V*3)
         return cache[E]
 
     def _lbs(self, exp: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -264,7 +291,7 @@ class FlameModel:
         expdirs, posedirs = self._flat(E)
         # expression blendshapes
         v_shaped = self.v_template[None] + (exp @ expdirs).reshape(T, V, 3)  # (T, V, 3)
-        joints = (self.J_regressor @ v_shaped)  # (T, 5, 3)
+        joints = self.J_regressor @ v_shaped  # (T, 5, 3)
         # pose correctives from the non-root joints' rotations
         rot = rodrigues(pose).astype(np.float32)  # (T, 5, 3, 3)
         feature = (rot[:, 1:] - np.eye(3, dtype=np.float32)).reshape(T, 9 * (N_JOINTS - 1))  # (T, 36)
@@ -285,7 +312,7 @@ class FlameModel:
         blended = (self.weights @ A.reshape(T, N_JOINTS, 12)).reshape(T, V, 3, 4)  # (T, V, 3, 4)
         out = blended[..., 3].copy()  # translation, then + rotation-scale part row by row
         for c in range(3):
-            out += blended[..., c] * v_posed[..., c:c + 1]
+            out += blended[..., c] * v_posed[..., c : c + 1]
         return out  # (T, V, 3)
 
     def rest_vertices(self) -> np.ndarray:
@@ -295,8 +322,12 @@ class FlameModel:
     def to_npz(self, path: str | os.PathLike, source: dict | None = None) -> None:
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, cache_version=np.int64(CACHE_VERSION), **{k: getattr(self, k) for k in _CACHE_KEYS},
-                         **{f"source_{k}": np.asarray(v) for k, v in (source or {}).items()})
+                np.savez(
+                    fh,
+                    cache_version=np.int64(CACHE_VERSION),
+                    **{k: getattr(self, k) for k in _CACHE_KEYS},
+                    **{f"source_{k}": np.asarray(v) for k, v in (source or {}).items()},
+                )
 
 
 def _load_npz(path: Path) -> tuple[FlameModel, dict]:
@@ -308,7 +339,7 @@ def _load_npz(path: Path) -> tuple[FlameModel, dict]:
             if missing:
                 raise InputError(path, f"not a converted FLAME model: missing key(s) {', '.join(missing)}")
             arrays = {k: data[k] for k in _CACHE_KEYS}
-            source = {k[len("source_"):]: data[k] for k in data.files if k.startswith("source_")}
+            source = {k[len("source_") :]: data[k] for k in data.files if k.startswith("source_")}
             source["cache_version"] = int(data["cache_version"]) if "cache_version" in data.files else 0
     except InputError:
         raise
@@ -346,15 +377,20 @@ def load_flame(path: str | os.PathLike, cache_dir: str | os.PathLike | None = No
     stamp = _stamp(path)
     candidates = [path.with_name(path.name + ".dualtalk.npz")]
     key = hashlib.sha1(f"{path.resolve()}".encode()).hexdigest()[:16]
-    candidates.append(Path(cache_dir) / f"{path.stem}-{key}.npz" if cache_dir else _default_cache_dir() / f"{path.stem}-{key}.npz")
+    candidates.append(
+        Path(cache_dir) / f"{path.stem}-{key}.npz" if cache_dir else _default_cache_dir() / f"{path.stem}-{key}.npz"
+    )
     for cached in candidates:
         if cached.exists():
             try:
                 model, source = _load_npz(cached)
             except InputError:
                 continue
-            if (source.get("cache_version") == CACHE_VERSION and int(source.get("size", -1)) == stamp["size"]
-                    and int(source.get("mtime_ns", -1)) == stamp["mtime_ns"]):
+            if (
+                source.get("cache_version") == CACHE_VERSION
+                and int(source.get("size", -1)) == stamp["size"]
+                and int(source.get("mtime_ns", -1)) == stamp["mtime_ns"]
+            ):
                 return model
     model = FlameModel(**_convert(path, _read_pickle(path)))
     for cached in candidates:
@@ -389,8 +425,14 @@ class _FlamePickler(pickle._Pickler):
 
     def save(self, obj, save_persistent_id=True):
         if isinstance(obj, _FakeCh):
-            state = {"x": obj.x, "_dirty_vars": set(), "_itr": None, "_depends_on_deps": {},
-                     "_make_dense": False, "_make_sparse": False}
+            state = {
+                "x": obj.x,
+                "_dirty_vars": set(),
+                "_itr": None,
+                "_depends_on_deps": {},
+                "_make_dense": False,
+                "_make_sparse": False,
+            }
             return self._save_fake(b"chumpy.ch\nCh\n", state)
         if isinstance(obj, _FakeOldCsc):
             m = obj.m
@@ -437,8 +479,9 @@ def _smooth_fields(v: np.ndarray, k: int, scale: float, rng) -> np.ndarray:
     return scale * wave[:, None, :] * direction.T[None]  # (V, 3, k)
 
 
-def write_synthetic_flame(path: str | os.PathLike, num_vertices: int = 5023, num_faces: int | None = 9976,
-                          seed: int = 0, chumpy: bool = False) -> Path:
+def write_synthetic_flame(
+    path: str | os.PathLike, num_vertices: int = 5023, num_faces: int | None = 9976, seed: int = 0, chumpy: bool = False
+) -> Path:
     """Write a small random model in the FLAME pickle layout (protocol 2, as the real files).
 
     Arrays: ``v_template`` (V, 3), ``f`` (F, 3) uint32, ``shapedirs`` (V, 3, 400), ``posedirs``

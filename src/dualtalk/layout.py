@@ -61,6 +61,21 @@ def frames_for(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS)
 
 
 __all__ = [
-    "EXP", "FLAME_POSE_HEAD_ROT", "FLAME_POSE_JAW", "FPS", "GROUPS", "HEAD_ROT", "JAW", "MOTION_DIM", "NPZ_EXP",
-    "NPZ_POSE", "N_EXP", "N_FLAME_POSE", "N_HEAD_ROT", "N_JAW", "SAMPLES_PER_FRAME", "SAMPLE_RATE", "frames_for",
+    "EXP",
+    "FLAME_POSE_HEAD_ROT",
+    "FLAME_POSE_JAW",
+    "FPS",
+    "GROUPS",
+    "HEAD_ROT",
+    "JAW",
+    "MOTION_DIM",
+    "NPZ_EXP",
+    "NPZ_POSE",
+    "N_EXP",
+    "N_FLAME_POSE",
+    "N_HEAD_ROT",
+    "N_JAW",
+    "SAMPLES_PER_FRAME",
+    "SAMPLE_RATE",
+    "frames_for",
 ]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy import signal
 
 from dualtalk.cli import main
 from dualtalk.eval import evaluate
+from dualtalk.eval import metrics as M
 from dualtalk.eval.core import pooled_metrics, reference_metrics
 from dualtalk.eval.data import load_item, pair_files
-from dualtalk.eval import metrics as M
 from dualtalk.eval.roles import transition_window
 from dualtalk.io.audio import save_audio
 from dualtalk.io.motion import Motion, save_model_motion, save_motion
@@ -45,7 +44,10 @@ def write_conversation(gt_dir, pred_dir, name, seconds=8.0, seed=0, speakers=(1,
         save_motion(gt_dir / f"{name}_speaker{k}.npz", Motion.from_model(gt))
         if audio:
             voice = vowel_like(seconds, 120.0 if k == 1 else 200.0)[: len(turn)] * (turn == k - 1)
-            save_audio(gt_dir / f"{name}_speaker{k}.wav", 0.4 * voice / np.abs(voice).max() + 1e-4 * rng.standard_normal(len(turn)))
+            save_audio(
+                gt_dir / f"{name}_speaker{k}.wav",
+                0.4 * voice / np.abs(voice).max() + 1e-4 * rng.standard_normal(len(turn)),
+            )
         if k in speakers:
             save_model_motion(pred_dir / f"{name}_speaker{k}.npy", gt + 0.3 * smooth_motion(rng, t))
 
@@ -115,15 +117,22 @@ def test_pooled_protocol(dataset):
     for g in ("exp", "jaw", "pose"):
         for m in ("fid", "p_fid", "sid", "sid_gt", "diversity_pre", "diversity_gt", "variance_gt"):
             assert np.isfinite(r["mean"][f"{m}_{g}"])
-    assert set(r["per_file"]["a_speaker1.npy"]) == {f"{m}_{g}" for m in ("mse", "sts", "variance_pre", "rpcc")
-                                                    for g in ("exp", "jaw", "pose")}
+    assert set(r["per_file"]["a_speaker1.npy"]) == {
+        f"{m}_{g}" for m in ("mse", "sts", "variance_pre", "rpcc") for g in ("exp", "jaw", "pose")
+    }
     # FD over all frames of all files at once
     arrays = [load_item(it) for it in pair_files(pred, gt)]
     allp = np.concatenate([a.group("pred", "exp") for a in arrays])
     allg = np.concatenate([a.group("gt", "exp") for a in arrays])
     assert np.isclose(r["mean"]["fid_exp"], M.frechet_distance(allp, allg))
-    assert np.isclose(r["mean"]["sid_gt_jaw"], M.sid(np.concatenate([a.group("gt", "jaw") for a in arrays]),
-                                                     np.concatenate([a.group("pred", "jaw") for a in arrays]), 10))
+    assert np.isclose(
+        r["mean"]["sid_gt_jaw"],
+        M.sid(
+            np.concatenate([a.group("gt", "jaw") for a in arrays]),
+            np.concatenate([a.group("pred", "jaw") for a in arrays]),
+            10,
+        ),
+    )
     # seeded: the same seed gives the same diversity, another seed another
     again = evaluate(pred, gt, protocol="pooled", workers=1, seed=0)
     assert again["mean"] == r["mean"]
@@ -149,11 +158,14 @@ def test_npz_predictions_and_length_notes(dataset):
 
 def test_parallel_equals_serial(dataset):
     pred, gt = dataset
-    assert evaluate(pred, gt, workers=2) == {**evaluate(pred, gt, workers=1),
-                                             "info": evaluate(pred, gt, workers=2)["info"]}
+    assert evaluate(pred, gt, workers=2) == {
+        **evaluate(pred, gt, workers=1),
+        "info": evaluate(pred, gt, workers=2)["info"],
+    }
 
 
 # ----------------------------------------------------------------------------- bad input
+
 
 def _run(pred, gt, out, capsys):
     code = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out), "--workers", "1"])
@@ -161,16 +173,19 @@ def _run(pred, gt, out, capsys):
     return code, err
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("mismatched_name", "c_speaker1.npz: ground truth for prediction c_speaker1.npy not found"),
-    ("missing_partner", "a_speaker2.npz: partner ground truth for prediction a_speaker1.npy not found"),
-    ("nan", "a_speaker1.npy: 'array' contains NaN or infinite values"),
-    ("wrong_width", "a_speaker1.npy: 'array' must have shape (T, 56), got (200, 55)"),
-    ("empty_pred", "no predictions found"),
-    ("empty_gt", "no ground-truth motion files"),
-    ("bad_name", "x.npy: prediction name must be NAME_speaker1 or NAME_speaker2"),
-    ("too_short", "a_speaker1.npy: only 10 frames in common"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("mismatched_name", "c_speaker1.npz: ground truth for prediction c_speaker1.npy not found"),
+        ("missing_partner", "a_speaker2.npz: partner ground truth for prediction a_speaker1.npy not found"),
+        ("nan", "a_speaker1.npy: 'array' contains NaN or infinite values"),
+        ("wrong_width", "a_speaker1.npy: 'array' must have shape (T, 56), got (200, 55)"),
+        ("empty_pred", "no predictions found"),
+        ("empty_gt", "no ground-truth motion files"),
+        ("bad_name", "x.npy: prediction name must be NAME_speaker1 or NAME_speaker2"),
+        ("too_short", "a_speaker1.npy: only 10 frames in common"),
+    ],
+)
 def test_bad_input_one_line_no_json(tmp_path, capsys, case, expected):
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     gt.mkdir()

@@ -105,8 +105,26 @@ def test_evaluate_with_flame(flame_files, tmp_path, rng):
         save_motion(gt_dir / f"c_speaker{k}.npz", Motion.from_model(gt))
         save_model_motion(pred_dir / f"c_speaker{k}.npy", gt + 0.1 * rng.standard_normal((80, 56)).astype(np.float32))
     out = tmp_path / "m.json"
-    assert main(["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--flame", str(model_path),
-                 "--flame-masks", str(masks_path), "--json", str(out), "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(pred_dir),
+                "--gt",
+                str(gt_dir),
+                "--flame",
+                str(model_path),
+                "--flame-masks",
+                str(masks_path),
+                "--json",
+                str(out),
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert set(r["mesh"]["per_file"]) == {"c_speaker1.npy", "c_speaker2.npy"}
     assert r["mesh"]["mean"]["lve_mm"] > 0

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import shared_path
+
 from dualtalk.cli import main
 from dualtalk.eval import evaluate
 
@@ -37,8 +37,7 @@ def test_reference_protocol_reproduces_expected_metrics(workers):
     pred, gt, expected = _fixture()
     result = evaluate(pred, gt, protocol="reference", workers=workers)
     _assert_matches(result, expected)
-    assert result["info"]["frames"]["conv00_speaker1.npy"] == {"evaluated": 281, "pred": 281, "gt": 284,
-                                                               "partner": 284}
+    assert result["info"]["frames"]["conv00_speaker1.npy"] == {"evaluated": 281, "pred": 281, "gt": 284, "partner": 284}
 
 
 def test_cli_writes_the_same_json(tmp_path, capsys):
@@ -55,7 +54,11 @@ def test_installed_command(tmp_path):
     exe = Path(sys.executable).with_name("dualtalk")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "dualtalk"]
     out = tmp_path / "m.json"
-    proc = subprocess.run(cmd + ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        cmd + ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     _assert_matches(json.loads(out.read_text()), expected)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.conftest import shared_path
 
 from dualtalk.cli import main
 from dualtalk.errors import DualTalkError
@@ -17,7 +18,6 @@ from dualtalk.io import load_audio, load_motion
 from dualtalk.model.checkpoint import save_model
 from dualtalk.model.dualtalk import DualTalk
 from dualtalk.model.presets import get_preset
-from tests.conftest import shared_path
 
 CONV = "xkHwlcDSOjc_sub_video_109_000"  # speaker1 has motion, so speaker2 can be generated
 
@@ -38,11 +38,24 @@ def tiny_dir(tmp_path_factory):
 def test_generate_cli_on_real_conversation(demo, tiny_dir, tmp_path):
     out = tmp_path / "sub" / "B.npz"
     exe = Path(sys.executable).with_name("dualtalk")
-    proc = subprocess.run([str(exe), "generate", "--model", str(tiny_dir),
-                           "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
-                           "--partner-audio", str(demo / f"{CONV}_speaker1.wav"),
-                           "--partner-motion", str(demo / f"{CONV}_speaker1.npz"), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(exe),
+            "generate",
+            "--model",
+            str(tiny_dir),
+            "--self-audio",
+            str(demo / f"{CONV}_speaker2.wav"),
+            "--partner-audio",
+            str(demo / f"{CONV}_speaker1.wav"),
+            "--partner-motion",
+            str(demo / f"{CONV}_speaker1.npz"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout
     samples = len(load_audio(demo / f"{CONV}_speaker2.wav"))
@@ -54,8 +67,13 @@ def test_generate_cli_on_real_conversation(demo, tiny_dir, tmp_path):
     # the same through the API
     from dualtalk.inference.pipeline import generate
 
-    motion = generate(tiny_dir, demo / f"{CONV}_speaker2.wav", demo / f"{CONV}_speaker1.wav",
-                      demo / f"{CONV}_speaker1.npz", options=InferenceOptions(progress=False))
+    motion = generate(
+        tiny_dir,
+        demo / f"{CONV}_speaker2.wav",
+        demo / f"{CONV}_speaker1.wav",
+        demo / f"{CONV}_speaker1.npz",
+        options=InferenceOptions(progress=False),
+    )
     with np.load(out) as data:
         np.testing.assert_allclose(motion.flame_pose, data["pose"], atol=1e-6)
 
@@ -70,9 +88,22 @@ def test_predict_cli_writes_every_generatable_side(demo, tiny_dir, tmp_path):
     assert y.shape == (-(-len(load_audio(demo / f"{CONV}_speaker2.wav")) // 640), 56)
     # predictions equal generate's output in model order [exp, jaw, global]
     gen = tmp_path / "B.npz"
-    main(["generate", "--model", str(tiny_dir), "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
-          "--partner-audio", str(demo / f"{CONV}_speaker1.wav"), "--partner-motion",
-          str(demo / f"{CONV}_speaker1.npz"), "--out", str(gen), "--quiet"])
+    main(
+        [
+            "generate",
+            "--model",
+            str(tiny_dir),
+            "--self-audio",
+            str(demo / f"{CONV}_speaker2.wav"),
+            "--partner-audio",
+            str(demo / f"{CONV}_speaker1.wav"),
+            "--partner-motion",
+            str(demo / f"{CONV}_speaker1.npz"),
+            "--out",
+            str(gen),
+            "--quiet",
+        ]
+    )
     m = load_motion(gen)
     np.testing.assert_allclose(y, m.to_model(), atol=1e-6)
 
@@ -93,9 +124,18 @@ def test_predict_errors_on_bad_split(tmp_path, tiny_dir, capsys):
 
 
 def test_bfloat16_and_device_options(demo, tiny_dir, tmp_path, capsys):
-    args = ["generate", "--model", str(tiny_dir), "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
-            "--partner-audio", str(demo / f"{CONV}_speaker1.wav"),
-            "--partner-motion", str(demo / f"{CONV}_speaker1.npz"), "--quiet"]
+    args = [
+        "generate",
+        "--model",
+        str(tiny_dir),
+        "--self-audio",
+        str(demo / f"{CONV}_speaker2.wav"),
+        "--partner-audio",
+        str(demo / f"{CONV}_speaker1.wav"),
+        "--partner-motion",
+        str(demo / f"{CONV}_speaker1.npz"),
+        "--quiet",
+    ]
     assert main(args + ["--out", str(tmp_path / "bf16.npz"), "--dtype", "bfloat16"]) == 0
     assert main(args + ["--out", str(tmp_path / "fp32.npz")]) == 0
     with np.load(tmp_path / "bf16.npz") as a, np.load(tmp_path / "fp32.npz") as b:
@@ -167,9 +207,18 @@ def test_ten_minute_conversation_runs_windowed():
 
 
 def test_int8_mode_runs_and_stays_close(demo, tiny_dir, tmp_path, capsys):
-    args = ["generate", "--model", str(tiny_dir), "--self-audio", str(demo / f"{CONV}_speaker2.wav"),
-            "--partner-audio", str(demo / f"{CONV}_speaker1.wav"),
-            "--partner-motion", str(demo / f"{CONV}_speaker1.npz"), "--quiet"]
+    args = [
+        "generate",
+        "--model",
+        str(tiny_dir),
+        "--self-audio",
+        str(demo / f"{CONV}_speaker2.wav"),
+        "--partner-audio",
+        str(demo / f"{CONV}_speaker1.wav"),
+        "--partner-motion",
+        str(demo / f"{CONV}_speaker1.npz"),
+        "--quiet",
+    ]
     assert main(args + ["--out", str(tmp_path / "q.npz"), "--int8"]) == 0
     assert main(args + ["--out", str(tmp_path / "f.npz")]) == 0
     with np.load(tmp_path / "q.npz") as q, np.load(tmp_path / "f.npz") as f:

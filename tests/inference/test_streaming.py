@@ -56,9 +56,9 @@ def stream(m, a, b, motion, rng, *, with_motion: bool):
     ia = ib = im = 0
     outs = []
     while ia < len(ca) or ib < len(cb) or im < len(cm):
-        sa = a[(ca[ia - 1] if ia else 0): ca[ia]] if ia < len(ca) else None
-        sb = b[(cb[ib - 1] if ib else 0): cb[ib]] if ib < len(cb) else None
-        sm = motion[(cm[im - 1] if im else 0): cm[im]] if im < len(cm) else None
+        sa = a[(ca[ia - 1] if ia else 0) : ca[ia]] if ia < len(ca) else None
+        sb = b[(cb[ib - 1] if ib else 0) : cb[ib]] if ib < len(cb) else None
+        sm = motion[(cm[im - 1] if im else 0) : cm[im]] if im < len(cm) else None
         outs.append(session.push(sa, sb, sm))
         ia, ib, im = ia + (sa is not None), ib + (sb is not None), im + (sm is not None)
     outs.append(session.flush())
@@ -89,10 +89,10 @@ def test_frames_depend_only_on_the_past_and_the_lookahead():
     a2, b2, motion2 = a.copy(), b.copy(), motion.copy()
     a2[cut:] = 0.5
     b2[cut:] = -0.5
-    motion2[t + 1 - m.config.partner_motion_delay:] = 3.0  # frame t reads motion of frame t - delay
+    motion2[t + 1 - m.config.partner_motion_delay :] = 3.0  # frame t reads motion of frame t - delay
     changed = offline(m, a2, b2, motion2)
     np.testing.assert_allclose(changed[: t + 1], base[: t + 1], atol=1e-6)
-    assert np.abs(changed[t + 1:] - base[t + 1:]).max() > 1e-3
+    assert np.abs(changed[t + 1 :] - base[t + 1 :]).max() > 1e-3
 
 
 def test_memory_is_constant_over_a_long_stream():
@@ -115,7 +115,7 @@ def test_joint_mode_feeds_each_head_the_others_motion():
     joint = JointSession(m)
     outs_a, outs_b = [], []
     for i in range(0, len(a), 3000):
-        oa, ob = joint.push(a[i: i + 3000], b[i: i + 3000])
+        oa, ob = joint.push(a[i : i + 3000], b[i : i + 3000])
         outs_a.append(oa)
         outs_b.append(ob)
     oa, ob = joint.flush()
@@ -137,19 +137,22 @@ def test_resampled_and_stereo_input_runs():
     assert out.shape == (25, 56) and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("case,message", [
-    ("rate", "sample rate must be a whole number of Hz"),
-    ("channels", "channel count must be 1 or 2"),
-    ("nan", "samples contain NaN"),
-    ("shape", "expected mono samples"),
-    ("motion_width", "partner motion frames must be (k, 56)"),
-    ("after_flush", "the stream was flushed"),
-    ("ended_early", "the partner's audio ended"),
-    ("stalled", "the partner's audio stalled"),
-    ("motion_ended", "the partner's motion ended"),
-    ("not_causal", "streaming needs a causal model"),
-    ("audio_only_not_trained", "trained with the partner's motion always present"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("rate", "sample rate must be a whole number of Hz"),
+        ("channels", "channel count must be 1 or 2"),
+        ("nan", "samples contain NaN"),
+        ("shape", "expected mono samples"),
+        ("motion_width", "partner motion frames must be (k, 56)"),
+        ("after_flush", "the stream was flushed"),
+        ("ended_early", "the partner's audio ended"),
+        ("stalled", "the partner's audio stalled"),
+        ("motion_ended", "the partner's motion ended"),
+        ("not_causal", "streaming needs a causal model"),
+        ("audio_only_not_trained", "trained with the partner's motion always present"),
+    ],
+)
 def test_bad_input_while_streaming(case, message):
     m = model()
     a, b, motion = signals(1.0, 1)
@@ -217,11 +220,45 @@ def test_stream_command_equals_generate_and_writes_stats(tmp_path, capsys):
     write_pair(tmp_path)
     m = saved_model(tmp_path)
     for motion in ([], ["--partner-motion", str(tmp_path / "A.npz")]):
-        assert main(["stream", "--model", str(m), "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
-                     str(tmp_path / "A.wav"), *motion, "--out", str(tmp_path / "s.npz"), "--chunk-ms", "13",
-                     "--stats", str(tmp_path / "stats.json")]) == 0
-        assert main(["generate", "--model", str(m), "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
-                     str(tmp_path / "A.wav"), *motion, "--out", str(tmp_path / "g.npz"), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "stream",
+                    "--model",
+                    str(m),
+                    "--self-audio",
+                    str(tmp_path / "B.wav"),
+                    "--partner-audio",
+                    str(tmp_path / "A.wav"),
+                    *motion,
+                    "--out",
+                    str(tmp_path / "s.npz"),
+                    "--chunk-ms",
+                    "13",
+                    "--stats",
+                    str(tmp_path / "stats.json"),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "generate",
+                    "--model",
+                    str(m),
+                    "--self-audio",
+                    str(tmp_path / "B.wav"),
+                    "--partner-audio",
+                    str(tmp_path / "A.wav"),
+                    *motion,
+                    "--out",
+                    str(tmp_path / "g.npz"),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         s, g = load_motion(tmp_path / "s.npz"), load_motion(tmp_path / "g.npz")
         np.testing.assert_allclose(s.to_model(), g.to_model(), atol=1e-5)
         stats = json.loads((tmp_path / "stats.json").read_text())
@@ -237,9 +274,25 @@ def test_both_heads_from_two_voices(tmp_path):
     write_pair(tmp_path)
     m = saved_model(tmp_path)
     for command in ("generate", "stream"):
-        assert main([command, "--model", str(m), "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
-                     str(tmp_path / "A.wav"), "--partner-out", str(tmp_path / f"{command}_A.npz"),
-                     "--out", str(tmp_path / f"{command}_B.npz")] + (["--quiet"] if command == "generate" else [])) == 0
+        assert (
+            main(
+                [
+                    command,
+                    "--model",
+                    str(m),
+                    "--self-audio",
+                    str(tmp_path / "B.wav"),
+                    "--partner-audio",
+                    str(tmp_path / "A.wav"),
+                    "--partner-out",
+                    str(tmp_path / f"{command}_A.npz"),
+                    "--out",
+                    str(tmp_path / f"{command}_B.npz"),
+                ]
+                + (["--quiet"] if command == "generate" else [])
+            )
+            == 0
+        )
     for who in ("A", "B"):
         a = load_motion(tmp_path / f"generate_{who}.npz").to_model()
         b = load_motion(tmp_path / f"stream_{who}.npz").to_model()
@@ -251,12 +304,35 @@ def test_offline_model_without_partner_motion_is_one_error_line(tmp_path, capsys
     from dualtalk.cli import main
 
     write_pair(tmp_path)
-    code = main(["generate", "--model", "tiny", "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
-                 str(tmp_path / "A.wav"), "--out", str(tmp_path / "x.npz"), "--quiet"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--self-audio",
+            str(tmp_path / "B.wav"),
+            "--partner-audio",
+            str(tmp_path / "A.wav"),
+            "--out",
+            str(tmp_path / "x.npz"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "needs the partner's motion (--partner-motion)" in err[0]
     assert not (tmp_path / "x.npz").exists()
-    code = main(["stream", "--model", "tiny", "--self-audio", str(tmp_path / "B.wav"), "--partner-audio",
-                 str(tmp_path / "A.wav"), "--out", str(tmp_path / "x.npz")])
+    code = main(
+        [
+            "stream",
+            "--model",
+            "tiny",
+            "--self-audio",
+            str(tmp_path / "B.wav"),
+            "--partner-audio",
+            str(tmp_path / "A.wav"),
+            "--out",
+            str(tmp_path / "x.npz"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "streaming needs a causal model" in err[0]

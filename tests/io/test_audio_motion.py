@@ -34,8 +34,14 @@ def test_motion_layout_and_model_order(tmp_path):
     rng = np.random.default_rng(0)
     exp = rng.normal(size=(7, 50)).astype(np.float32)
     pose = rng.normal(size=(7, 6)).astype(np.float32)
-    np.savez(tmp_path / "m.npz", exp=exp, pose=pose, shape=np.zeros((7, 100)), cam=np.zeros((7, 3)),
-             light=np.zeros((7, 9, 3)))
+    np.savez(
+        tmp_path / "m.npz",
+        exp=exp,
+        pose=pose,
+        shape=np.zeros((7, 100)),
+        cam=np.zeros((7, 3)),
+        light=np.zeros((7, 9, 3)),
+    )
     m = load_motion(tmp_path / "m.npz")
     x = m.to_model()
     assert x.shape == (7, 56)
@@ -77,6 +83,8 @@ def test_discovery_one_sided_motion_and_strictness(tmp_path):
 def test_generation_inputs_are_aligned_to_self_audio(tmp_path):
     _conv(tmp_path, "c", t=30)
     sf.write(str(tmp_path / "c_speaker1.wav"), np.zeros(30 * 640 + 900, np.float32), 16000)  # 2 frames longer
-    inputs = load_generation_inputs(tmp_path / "c_speaker2.wav", tmp_path / "c_speaker1.wav", tmp_path / "c_speaker1.npz")
+    inputs = load_generation_inputs(
+        tmp_path / "c_speaker2.wav", tmp_path / "c_speaker1.wav", tmp_path / "c_speaker1.npz"
+    )
     assert inputs.num_frames == 30 and len(inputs.partner_audio) == len(inputs.self_audio) == 30 * 640
     assert inputs.partner_motion.shape == (30, 56)

@@ -19,8 +19,11 @@ import soundfile as sf
 from dualtalk.cli import main
 
 HERE = Path(__file__).parent
-CASES = [line.rstrip("\n").split("\t") for line in (HERE / "bad_inputs.tsv").read_text().splitlines()
-         if line.strip() and not line.startswith("#")]
+CASES = [
+    line.rstrip("\n").split("\t")
+    for line in (HERE / "bad_inputs.tsv").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
 SR = 16000
 T = 30  # frames; 30 * 640 samples
 
@@ -31,7 +34,10 @@ def write_wav(path, wave, sr=SR):
 
 def write_motion(path, t=T, exp_w=50, pose_w=6, **kw):
     rng = np.random.default_rng(0)
-    data = {"exp": rng.normal(size=(t, exp_w)).astype(np.float32), "pose": 0.1 * rng.normal(size=(t, pose_w)).astype(np.float32)}
+    data = {
+        "exp": rng.normal(size=(t, exp_w)).astype(np.float32),
+        "pose": 0.1 * rng.normal(size=(t, pose_w)).astype(np.float32),
+    }
     data.update(kw)
     np.savez(path, **data)
 
@@ -105,7 +111,9 @@ def make_case(case: str, tmp: Path) -> dict:
             from dualtalk.config import FORMAT_VERSION, to_dict
             from dualtalk.model.presets import get_preset
 
-            (d / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": to_dict(get_preset("tiny"))}))
+            (d / "config.json").write_text(
+                json.dumps({"format_version": FORMAT_VERSION, "model": to_dict(get_preset("tiny"))})
+            )
     elif case.startswith("model_config_"):
         from dualtalk.config import FORMAT_VERSION, to_dict
         from dualtalk.model.presets import get_preset
@@ -128,18 +136,24 @@ def make_case(case: str, tmp: Path) -> dict:
     elif case.startswith("option_"):
         files["option"] = "--window"
     elif case.startswith("train_override_"):
-        files["override"] = {"train_override_not_integer": "model.feature_dim=1.28e2",
-                             "train_override_out_of_range": "data.batch_size=0",
-                             "train_override_unknown_key": "optim.gama=0.5",
-                             "train_override_not_a_number": "optim.lr=fast"}[case]
+        files["override"] = {
+            "train_override_not_integer": "model.feature_dim=1.28e2",
+            "train_override_out_of_range": "data.batch_size=0",
+            "train_override_unknown_key": "optim.gama=0.5",
+            "train_override_not_a_number": "optim.lr=fast",
+        }[case]
     elif case.startswith(("train_yaml_", "train_json_")):
         path = tmp / ("config.json" if "json" in case else "config.yaml")
-        path.write_text({"train_yaml_not_integer": "preset: tiny\nmodel:\n  feature_dim: 1.28e2\n",
-                         "train_yaml_bad_choice": "optim: {optimizer: sgd, lr: 1e-3}\n",
-                         "train_yaml_not_a_mapping": "- preset\n- tiny\n",
-                         "train_yaml_unreadable": "data: {batch_size: [1\n",
-                         "train_json_bad_type": '{"data": {"feature_cache": "maybe"}}',
-                         "train_json_unreadable": '{"data": '}[case])
+        path.write_text(
+            {
+                "train_yaml_not_integer": "preset: tiny\nmodel:\n  feature_dim: 1.28e2\n",
+                "train_yaml_bad_choice": "optim: {optimizer: sgd, lr: 1e-3}\n",
+                "train_yaml_not_a_mapping": "- preset\n- tiny\n",
+                "train_yaml_unreadable": "data: {batch_size: [1\n",
+                "train_json_bad_type": '{"data": {"feature_cache": "maybe"}}',
+                "train_json_unreadable": '{"data": ',
+            }[case]
+        )
         files["config"] = path
     elif case == "model_bad_pth":
         files["model"] = tmp / "DualTalk.pth"
@@ -150,17 +164,40 @@ def make_case(case: str, tmp: Path) -> dict:
 
 
 def run_generate(files, out, *options):
-    return main(["generate", "--model", str(files["model"]), "--self-audio", str(files["self_audio"]),
-                 "--partner-audio", str(files["partner_audio"]), "--partner-motion", str(files["partner_motion"]),
-                 "--out", str(out), "--quiet", *options])
+    return main(
+        [
+            "generate",
+            "--model",
+            str(files["model"]),
+            "--self-audio",
+            str(files["self_audio"]),
+            "--partner-audio",
+            str(files["partner_audio"]),
+            "--partner-motion",
+            str(files["partner_motion"]),
+            "--out",
+            str(out),
+            "--quiet",
+            *options,
+        ]
+    )
 
 
 def run_case(case: str, files: dict, out: Path) -> int:
     if case.startswith("train_"):  # nothing may be written: the config is checked before the run starts
         data = out.parent / "data"
         options = ["--config", str(files["config"])] if "config" in files else []
-        return main(["train", "--data", str(data), "--out", str(out), *options, *([files["override"]] if
-                                                                                  "override" in files else [])])
+        return main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                *options,
+                *([files["override"]] if "override" in files else []),
+            ]
+        )
     if case == "option_window_negative":
         return run_generate(files, out, "--window", "-5")
     return run_generate(files, out)
@@ -208,10 +245,24 @@ def test_lengths_within_tolerance_are_accepted(tmp_path):
 def test_error_through_the_console_script(tmp_path):
     files = make_case("motion_nan", tmp_path)
     exe = Path(sys.executable).with_name("dualtalk")
-    proc = subprocess.run([str(exe), "generate", "--model", "tiny", "--self-audio", str(files["self_audio"]),
-                           "--partner-audio", str(files["partner_audio"]), "--partner-motion",
-                           str(files["partner_motion"]), "--out", str(tmp_path / "B.npz")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(exe),
+            "generate",
+            "--model",
+            "tiny",
+            "--self-audio",
+            str(files["self_audio"]),
+            "--partner-audio",
+            str(files["partner_audio"]),
+            "--partner-motion",
+            str(files["partner_motion"]),
+            "--out",
+            str(tmp_path / "B.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "contains NaN" in proc.stderr and str(files["partner_motion"]) in proc.stderr

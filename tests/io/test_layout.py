@@ -35,14 +35,14 @@ def test_flame_pose_is_global_then_jaw():
 def test_restricted_unpickler_resolves_only_its_allow_list():
     data = {"lips": np.arange(5, dtype=np.int64)}
     blob = pickle.dumps(data, protocol=2)
-    out = RestrictedUnpickler(io.BytesIO(blob), {**numpy_globals(), ("_codecs", "encode"): latin1_encode},
-                              encoding="latin1").load()
+    out = RestrictedUnpickler(
+        io.BytesIO(blob), {**numpy_globals(), ("_codecs", "encode"): latin1_encode}, encoding="latin1"
+    ).load()
     np.testing.assert_array_equal(out["lips"], data["lips"])
     with pytest.raises(Refused, match="refusing to load posix.system|refusing to load nt.system"):
         RestrictedUnpickler(io.BytesIO(pickle.dumps(os.system, protocol=2)), numpy_globals()).load()
     with pytest.raises(Refused, match=r"no (__builtin__|builtins)\.eval here"):
-        RestrictedUnpickler(io.BytesIO(pickle.dumps(eval, protocol=2)), {},
-                            refusal="no {module}.{name} here").load()
+        RestrictedUnpickler(io.BytesIO(pickle.dumps(eval, protocol=2)), {}, refusal="no {module}.{name} here").load()
 
 
 def test_limit_threads_is_a_context_manager():

@@ -20,8 +20,11 @@ S = T * 640
 
 def inputs(seed=0, b=1):
     g = torch.Generator().manual_seed(seed)
-    return (0.1 * torch.randn(b, S, generator=g), 0.1 * torch.randn(b, S, generator=g),
-            torch.randn(b, T, 56, generator=g))
+    return (
+        0.1 * torch.randn(b, S, generator=g),
+        0.1 * torch.randn(b, S, generator=g),
+        torch.randn(b, T, 56, generator=g),
+    )
 
 
 def test_presets_build_and_run():
@@ -76,7 +79,7 @@ def test_paper_cross_attention_keeps_the_partner_motion_timing():
     for variant, local in (("released", False), ("paper", True)):
         model = DualTalk(apply_overrides(get_preset("tiny"), [f"variant={variant}"])).eval()
         outputs = []
-        model.temporal_enhancer.cross_attention.register_forward_hook(lambda mod, i, o: outputs.append(o[0]))
+        model.temporal_enhancer.cross_attention.register_forward_hook(lambda mod, i, o, out=outputs: out.append(o[0]))
         with torch.inference_mode():
             model(a, b, m)
             model(a, b, moved)
@@ -192,9 +195,12 @@ def test_pretrained_wav2vec2_from_local_directory(tmp_path):
     cfg = apply_overrides(get_preset("tiny"), [f"audio_encoder.pretrained={tmp_path / 'w2v'}"])
     model = DualTalk(cfg)
     for enc in (model.joint_encoder.audio_encoder1, model.joint_encoder.audio_encoder2):
-        torch.testing.assert_close(enc.model.encoder.layers[0].attention.q_proj.weight,
-                                   w2v.encoder.layers[0].attention.q_proj.weight)
-    bad = apply_overrides(cfg, ["audio_encoder.wav2vec2.hidden_size=64", "audio_encoder.wav2vec2.num_attention_heads=4"])
+        torch.testing.assert_close(
+            enc.model.encoder.layers[0].attention.q_proj.weight, w2v.encoder.layers[0].attention.q_proj.weight
+        )
+    bad = apply_overrides(
+        cfg, ["audio_encoder.wav2vec2.hidden_size=64", "audio_encoder.wav2vec2.num_attention_heads=4"]
+    )
     with pytest.raises(DualTalkError, match="hidden_size"):
         DualTalk(bad)
     with pytest.raises(DualTalkError, match="cannot load pretrained"):

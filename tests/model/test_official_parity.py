@@ -7,13 +7,17 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from tests.conftest import shared_path
+
 from dualtalk.cli import main
 from dualtalk.config import DualTalkConfig
 from dualtalk.io import load_audio, load_motion
-from dualtalk.model.checkpoint import (filter_official_state_dict, load_model, load_official_state_dict,
-                                       to_official_state_dict)
+from dualtalk.model.checkpoint import (
+    filter_official_state_dict,
+    load_model,
+    load_official_state_dict,
+    to_official_state_dict,
+)
 from dualtalk.model.dualtalk import DualTalk
 
 TOL = 1e-4
@@ -27,8 +31,15 @@ def parity_dir():
 @pytest.fixture(scope="module")
 def converted(parity_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted")
-    code = main(["convert-official", str(parity_dir / "official_layout_checkpoint.pth"), str(out),
-                 "--config", str(parity_dir / "config.json")])
+    code = main(
+        [
+            "convert-official",
+            str(parity_dir / "official_layout_checkpoint.pth"),
+            str(out),
+            "--config",
+            str(parity_dir / "config.json"),
+        ]
+    )
     assert code == 0
     return out
 
@@ -41,8 +52,9 @@ def test_converted_checkpoint_reproduces_reference(parity_dir, converted):
     m = load_motion(parity_dir / "partner_motion.npz").to_model()
     np.testing.assert_array_equal(m, expected["model_input_motion"])
     with torch.inference_mode():
-        out, inter = model(torch.from_numpy(a)[None], torch.from_numpy(b)[None], torch.from_numpy(m)[None],
-                           return_intermediates=True)
+        out, inter = model(
+            torch.from_numpy(a)[None], torch.from_numpy(b)[None], torch.from_numpy(m)[None], return_intermediates=True
+        )
     assert out.shape == (1, 101, 56)
     assert np.abs(out[0].numpy() - expected["output"]).max() <= TOL
     for key in ("audio_feat_self", "audio_feat_partner", "partner_motion_feat", "temporal_feat"):
@@ -52,9 +64,22 @@ def test_converted_checkpoint_reproduces_reference(parity_dir, converted):
 
 def test_generate_cli_on_fixture_matches_reference(parity_dir, converted, tmp_path):
     out = tmp_path / "B.npz"
-    code = main(["generate", "--model", str(converted), "--self-audio", str(parity_dir / "self_audio.wav"),
-                 "--partner-audio", str(parity_dir / "partner_audio.wav"),
-                 "--partner-motion", str(parity_dir / "partner_motion.npz"), "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(converted),
+            "--self-audio",
+            str(parity_dir / "self_audio.wav"),
+            "--partner-audio",
+            str(parity_dir / "partner_audio.wav"),
+            "--partner-motion",
+            str(parity_dir / "partner_motion.npz"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     expected = np.load(parity_dir / "expected.npz")["output"]
     with np.load(out) as data:

@@ -44,11 +44,11 @@ def test_open_jaw_changes_the_mouth_region_only(builtin):
     rows = np.flatnonzero(changed.any(axis=1))
     mouth_row = int(SIZE * 0.56)  # the lip line sits a little below the image centre
     assert rows.min() >= mouth_row - SIZE // 10  # nothing above the mouth moved (eyes, nose, hair)
-    assert changed[mouth_row - 4:mouth_row + 16].sum() > 40
+    assert changed[mouth_row - 4 : mouth_row + 16].sum() > 40
     # the open mouth shows its dark inside
-    region = opened[mouth_row - 2:mouth_row + 14, SIZE // 2 - 12:SIZE // 2 + 12]
+    region = opened[mouth_row - 2 : mouth_row + 14, SIZE // 2 - 12 : SIZE // 2 + 12]
     assert (region.sum(axis=2) < 200).sum() > 20
-    closed_region = closed[mouth_row - 2:mouth_row + 14, SIZE // 2 - 12:SIZE // 2 + 12]
+    closed_region = closed[mouth_row - 2 : mouth_row + 14, SIZE // 2 - 12 : SIZE // 2 + 12]
     assert (closed_region.sum(axis=2) < 200).sum() < (region.sum(axis=2) < 200).sum() / 3
 
 
@@ -62,13 +62,15 @@ def test_yaw_moves_the_head_silhouette_sideways(builtin, sign):
     assert sign * shift > 1.5  # positive yaw turns the head (and its mass) towards image right
     # the body does not turn
     body = slice(int(SIZE * 0.9), SIZE - 14)
-    np.testing.assert_array_equal(_head_mask(_frame(builtin, _motion()))[body, :20],
-                                  _head_mask(_frame(builtin, _motion(rot=(0, sign * 0.6, 0))))[body, :20])
+    np.testing.assert_array_equal(
+        _head_mask(_frame(builtin, _motion()))[body, :20],
+        _head_mask(_frame(builtin, _motion(rot=(0, sign * 0.6, 0))))[body, :20],
+    )
 
 
 def test_positive_pitch_nods_the_face_down(builtin):
     def pupil_row(img):  # mean row of the near-black pupils
-        rows, _ = np.nonzero(img[:SIZE * 3 // 4].sum(axis=2) < 120)
+        rows, _ = np.nonzero(img[: SIZE * 3 // 4].sum(axis=2) < 120)
         return rows.mean()
 
     level = pupil_row(_frame(builtin, _motion()))
@@ -93,7 +95,7 @@ def test_heat_strip_shows_the_expression_coefficients(builtin):
     diff = np.abs(coloured[strip] - zero[strip]).sum(axis=2) > 60
     cols = np.flatnonzero(diff.any(axis=0))
     assert cols.min() < SIZE * 0.15 and cols.max() > SIZE * 0.85  # first and last cells
-    assert not diff[:, SIZE // 3:2 * SIZE // 3].any()  # the coefficients in between did not change
+    assert not diff[:, SIZE // 3 : 2 * SIZE // 3].any()  # the coefficients in between did not change
     left, right = coloured[strip, cols.min() + 1], coloured[strip, cols.max() - 1]
     assert left[:, 0].mean() > left[:, 2].mean() + 60  # positive: red
     assert right[:, 2].mean() > right[:, 0].mean() + 60  # negative: blue

@@ -12,16 +12,20 @@ from dualtalk.render import plot_motion
 
 
 def _motion(rng, T=100):
-    return Motion(rng.normal(0, 1, (T, 50)).astype(np.float32), np.abs(rng.normal(0.1, 0.05, (T, 3))).astype(np.float32),
-                  rng.normal(0, 0.1, (T, 3)).astype(np.float32))
+    return Motion(
+        rng.normal(0, 1, (T, 50)).astype(np.float32),
+        np.abs(rng.normal(0.1, 0.05, (T, 3))).astype(np.float32),
+        rng.normal(0, 0.1, (T, 3)).astype(np.float32),
+    )
 
 
 def test_two_people_with_speaking_bands(tmp_path, rng):
     t = np.arange(4 * 16000) / 16000
     voice = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
     a, b = np.where(t < 2, voice, 0), np.where(t >= 2, voice, 0)
-    out = plot_motion(_motion(rng), tmp_path / "curves.png", audio=b, partner_motion=_motion(rng, 90),
-                      partner_audio=a, num_exp=4)
+    out = plot_motion(
+        _motion(rng), tmp_path / "curves.png", audio=b, partner_motion=_motion(rng, 90), partner_audio=a, num_exp=4
+    )
     img = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert img.shape[0] > img.shape[1] * 0.6  # 7 stacked rows
     blue = ((img[..., 2] - img[..., 0]) > 80).sum()  # person B's colour (speech band, curves)

@@ -30,8 +30,26 @@ def _probe(path):
     reader.close()
     audio = None
     if meta.get("audio_codec"):
-        raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a",
-                              "-f", "f32le", "-ac", "1", "-ar", str(SR), "-"], capture_output=True, check=True).stdout
+        raw = subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-map",
+                "0:a",
+                "-f",
+                "f32le",
+                "-ac",
+                "1",
+                "-ar",
+                str(SR),
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
         audio = len(raw) / 4 / SR
     return frames, secs, tuple(meta["size"]), audio, meta
 
@@ -58,16 +76,26 @@ def conversation(tmp_path, rng):
     sf.write(tmp_path / "B.wav", b[: len(b) - 3000], SR)  # shorter than the motion: padded
     for name in ("A", "B", "B_gt"):
         jaw = np.abs(rng.normal(0.1, 0.05, (T, 3))).astype(np.float32)
-        save_motion(tmp_path / f"{name}.npz", Motion(rng.normal(0, 1, (T, 50)).astype(np.float32), jaw,
-                                                     rng.normal(0, 0.1, (T, 3)).astype(np.float32)))
+        save_motion(
+            tmp_path / f"{name}.npz",
+            Motion(rng.normal(0, 1, (T, 50)).astype(np.float32), jaw, rng.normal(0, 0.1, (T, 3)).astype(np.float32)),
+        )
     return tmp_path
 
 
 def test_two_heads_with_mixed_audio(conversation):
     d = conversation
     out = d / "conv.mp4"
-    result = render_video(d / "B.npz", out, audio=d / "B.wav", partner_motion=d / "A.npz",
-                          partner_audio=d / "A.wav", size=96, backend="software", progress=False)
+    result = render_video(
+        d / "B.npz",
+        out,
+        audio=d / "B.wav",
+        partner_motion=d / "A.npz",
+        partner_audio=d / "A.wav",
+        size=96,
+        backend="software",
+        progress=False,
+    )
     assert result["frames"] == 30 and result["backend"] == "software"
     frames, secs, size, audio, meta = _probe(out)
     assert frames == 30 and size == (192, 96) and meta["codec"] == "h264" and meta["audio_codec"] == "aac"
@@ -114,8 +142,7 @@ def test_a_backend_failing_in_the_workers_is_one_clear_error(conversation, monke
     monkeypatch.setattr(raster, "EGLRasterizer", no_egl)  # forked workers inherit the patch
     monkeypatch.setattr(raster, "egl_contexts_made", False)
     with pytest.raises(DualTalkError, match="EGL"):
-        render_video(conversation / "B.npz", conversation / "e.mp4", size=64, backend="egl", workers=2,
-                     progress=False)
+        render_video(conversation / "B.npz", conversation / "e.mp4", size=64, backend="egl", workers=2, progress=False)
     assert not (conversation / "e.mp4").exists()
 
 
@@ -152,13 +179,46 @@ def test_errors_are_clear_and_leave_no_output(conversation):
 def test_cli_render_and_plot(conversation, capsys, monkeypatch):
     d = conversation
     monkeypatch.setenv("DUALTALK_RENDER_BACKEND", "software")
-    code = main(["render", "--motion", str(d / "B.npz"), "--audio", str(d / "B.wav"), "--partner-motion",
-                 str(d / "A.npz"), "--partner-audio", str(d / "A.wav"), "--out", str(d / "c.mp4"),
-                 "--size", "64", "--backend", "software", "--name", "Bob", "--partner-name", "Alice"])
+    code = main(
+        [
+            "render",
+            "--motion",
+            str(d / "B.npz"),
+            "--audio",
+            str(d / "B.wav"),
+            "--partner-motion",
+            str(d / "A.npz"),
+            "--partner-audio",
+            str(d / "A.wav"),
+            "--out",
+            str(d / "c.mp4"),
+            "--size",
+            "64",
+            "--backend",
+            "software",
+            "--name",
+            "Bob",
+            "--partner-name",
+            "Alice",
+        ]
+    )
     assert code == 0 and "30 frames" in capsys.readouterr().out
     assert _probe(d / "c.mp4")[:3] == (30, 1.2, (128, 64))
-    code = main(["plot", "--motion", str(d / "B.npz"), "--audio", str(d / "B.wav"), "--partner-motion",
-                 str(d / "A.npz"), "--partner-audio", str(d / "A.wav"), "--out", str(d / "c.png")])
+    code = main(
+        [
+            "plot",
+            "--motion",
+            str(d / "B.npz"),
+            "--audio",
+            str(d / "B.wav"),
+            "--partner-motion",
+            str(d / "A.npz"),
+            "--partner-audio",
+            str(d / "A.wav"),
+            "--out",
+            str(d / "c.png"),
+        ]
+    )
     assert code == 0 and (d / "c.png").stat().st_size > 10_000
     code = main(["render", "--motion", str(d / "nope.npz"), "--out", str(d / "n.mp4")])
     err = capsys.readouterr().err
@@ -171,21 +231,43 @@ def test_cli_subprocess(conversation):
     exe = Path(sys.executable).parent / "dualtalk"
     if not exe.exists():
         pytest.skip("dualtalk console script not installed next to this python")
-    run = subprocess.run([str(exe), "render", "--motion", str(d / "B.npz"), "--out", str(d / "p.mp4"),
-                          "--size", "64", "--backend", "software", "--workers", "1"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(exe),
+            "render",
+            "--motion",
+            str(d / "B.npz"),
+            "--out",
+            str(d / "p.mp4"),
+            "--size",
+            "64",
+            "--backend",
+            "software",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert _probe(d / "p.mp4")[0] == 30
-    run = subprocess.run([str(exe), "render", "--motion", str(d / "B.npz"), "--out", str(d / "p.mp4"),
-                          "--flame", str(d / "B.wav")], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [str(exe), "render", "--motion", str(d / "B.npz"), "--out", str(d / "p.mp4"), "--flame", str(d / "B.wav")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2 and "B.wav" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_rendering_never_imports_the_model_or_torch(conversation):
-    code = ("import sys; from dualtalk.render import render_video, plot_motion; "
-            f"render_video(r'{conversation / 'B.npz'}', r'{conversation / 'i.mp4'}', size=64, backend='software', "
-            "progress=False); "
-            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('dualtalk.model', 'transformers'))]; "
-            "assert not bad, bad")
+    code = (
+        "import sys; from dualtalk.render import render_video, plot_motion; "
+        f"render_video(r'{conversation / 'B.npz'}', r'{conversation / 'i.mp4'}', size=64, backend='software', "
+        "progress=False); "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('dualtalk.model', 'transformers'))]; "
+        "assert not bad, bad"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

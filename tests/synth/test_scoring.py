@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from dualtalk.errors import DualTalkError
@@ -16,11 +15,15 @@ from dualtalk.synth.scoring import groups, score_corpus, score_predictions
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A small corpus with one strong motion-carried cause and one speech-carried cause."""
-    sc = Scenario("test", [
-        ListeningCause("mirror", "partner_event", "motion", [30], [1.0], delay=0.4, duration=0.5, amplitude=8.0,
-                       own_rate=10.0),
-        ListeningCause("nod", "phrase_end", "audio", [53], [1.0], delay=0.3, duration=0.6, amplitude=5.0),
-    ])
+    sc = Scenario(
+        "test",
+        [
+            ListeningCause(
+                "mirror", "partner_event", "motion", [30], [1.0], delay=0.4, duration=0.5, amplitude=8.0, own_rate=10.0
+            ),
+            ListeningCause("nod", "phrase_end", "audio", [53], [1.0], delay=0.3, duration=0.6, amplitude=5.0),
+        ],
+    )
     root = tmp_path_factory.mktemp("scoring") / "c"
     make_corpus(root, 12, 30, seed=3, splits="train=8,val=2,test=2", causes=sc, progress=False)
     return root

@@ -74,8 +74,8 @@ def test_voices_are_distinct(conv):
     sr = 16000
     for k in (1, 2):
         seg = next(s for s in conv.segments if s.speaker == k and s.kind == "phrase" and s.end - s.start > 1.0)
-        x = conv.audio[k][int((seg.start + 0.3) * sr): int((seg.start + 0.3) * sr) + 4096].astype(np.float64)
-        ac = np.correlate(x, x, "full")[len(x) - 1:]
+        x = conv.audio[k][int((seg.start + 0.3) * sr) : int((seg.start + 0.3) * sr) + 4096].astype(np.float64)
+        ac = np.correlate(x, x, "full")[len(x) - 1 :]
         lo, hi = sr // 300, sr // 70
         lag = lo + int(np.argmax(ac[lo:hi]))
         assert abs(sr / lag - f0[k]) / f0[k] < 0.2
@@ -124,7 +124,7 @@ def test_nods_follow_partner_phrase_ends(conv):
             idx = n0 + window
             if idx[0] < 0 or idx[-1] >= conv.num_frames or own[idx].any():
                 continue  # only fully listening stretches
-            curves.append(pitch[idx] - pitch[n0 - 5:n0].mean())
+            curves.append(pitch[idx] - pitch[n0 - 5 : n0].mean())
     assert len(curves) >= 10
     mean = np.mean(curves, axis=0)
     peak_s = (window[int(np.argmax(mean))] + 0.5) / 25
@@ -157,8 +157,9 @@ def test_mirrored_smile_rule_and_delay(conv):
         own = rules.bump_train(times, conv.activity[k].own["smile"])
         partner_own = rules.bump_train(times - smile.delay, conv.activity[3 - k].own["smile"])
         # the documented equation holds exactly: smile_k = (own_k + L_k x partner's own smiles 0.48 s earlier) x peak
-        np.testing.assert_allclose(conv.components[k]["smile"][:, smile.targets],
-                                   (own + listen * partner_own)[:, None] * peak, atol=1e-9)
+        np.testing.assert_allclose(
+            conv.components[k]["smile"][:, smile.targets], (own + listen * partner_own)[:, None] * peak, atol=1e-9
+        )
         np.testing.assert_allclose(conv.responses[k]["smile"], listen * partner_own, atol=1e-12)
         other = np.setdiff1d(np.arange(56), smile.targets)
         assert np.all(conv.components[k]["smile"][:, other] == 0)
@@ -227,9 +228,14 @@ def test_split_parsing_and_counts():
     assert split_counts(parse_splits("train=0.8,val=0.1,test=0.1"), 10) == {"train": 8, "val": 1, "test": 1}
     assert split_counts(parse_splits("train=0.5,test=0.5"), 3) == {"train": 2, "test": 1}
     assert split_counts(parse_splits("train=3,val=1,test=1"), 5) == {"train": 3, "val": 1, "test": 1}
-    for bad, msg in [("train", "NAME=VALUE"), ("train=x", "not a number"), ("train=0.5,val=0.2", "add up"),
-                     ("train=0.9,val=0.1", "no conversation"), ("train=4,val=2", "add up"),
-                     ("a=1,a=2", "twice")]:
+    for bad, msg in [
+        ("train", "NAME=VALUE"),
+        ("train=x", "not a number"),
+        ("train=0.5,val=0.2", "add up"),
+        ("train=0.9,val=0.1", "no conversation"),
+        ("train=4,val=2", "add up"),
+        ("a=1,a=2", "twice"),
+    ]:
         with pytest.raises(DualTalkError, match=msg):
             split_counts(parse_splits(bad), 5)
 
@@ -246,10 +252,12 @@ def test_make_corpus_layout_manifest_and_determinism(tmp_path):
     assert item["split"] == "test" and item["segments"] and set(item["voices"]) == {"1", "2"}
     # the manifest's per-conversation seed regenerates that conversation exactly
     again = make_conversation(3, item["seed"])
-    np.testing.assert_allclose(load_motion(tmp_path / "c" / "test" / "synth_0002_speaker2.npz").to_model(),
-                               again.model_motion(2), atol=1e-6)
-    np.testing.assert_allclose(load_audio(tmp_path / "c" / "test" / "synth_0002_speaker1.wav"), again.audio[1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        load_motion(tmp_path / "c" / "test" / "synth_0002_speaker2.npz").to_model(), again.model_motion(2), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        load_audio(tmp_path / "c" / "test" / "synth_0002_speaker1.wav"), again.audio[1], atol=1e-6
+    )
     # the corpus noise floor is the frame-weighted mean of the conversations' floors
     exp = np.mean([it["noise_floor"]["exp"] for it in man["items"]])
     assert man["noise_floor"]["exp"] == pytest.approx(exp, rel=1e-6)
@@ -278,8 +286,7 @@ def test_make_corpus_refuses_to_clobber(tmp_path):
 
 def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "corpus"
-    code = main(["synth", "--out", str(out), "--conversations", "2", "--seconds", "2.5", "--seed", "1",
-                 "--quiet"])
+    code = main(["synth", "--out", str(out), "--conversations", "2", "--seconds", "2.5", "--seed", "1", "--quiet"])
     assert code == 0
     assert "noise floor" in capsys.readouterr().out
     man = json.loads((out / "manifest.json").read_text())
@@ -287,8 +294,9 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert len(discover_conversations(out, require_motion="both")) == 2
     # errors: one line, exit 2
     assert main(["synth", "--out", str(out), "--conversations", "2", "--quiet"]) == 2
-    assert main(["synth", "--out", str(tmp_path / "x"), "--conversations", "3", "--splits", "train=0.5",
-                 "--quiet"]) == 2
+    assert (
+        main(["synth", "--out", str(tmp_path / "x"), "--conversations", "3", "--splits", "train=0.5", "--quiet"]) == 2
+    )
     assert main(["synth", "--out", str(tmp_path / "y"), "--conversations", "0", "--quiet"]) == 2
     (tmp_path / "file").write_text("x")
     assert main(["synth", "--out", str(tmp_path / "file" / "sub"), "--conversations", "1", "--quiet"]) == 2
@@ -301,13 +309,29 @@ def test_cli_end_to_end(tmp_path, capsys):
 def test_cli_subprocess(tmp_path):
     exe = Path(sys.executable).parent / "dualtalk"
     out = tmp_path / "s"
-    proc = subprocess.run([str(exe), "synth", "--out", str(out), "--conversations", "3", "--seconds", "2",
-                           "--splits", "train=0.34,val=0.33,test=0.33", "--quiet"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(exe),
+            "synth",
+            "--out",
+            str(out),
+            "--conversations",
+            "3",
+            "--seconds",
+            "2",
+            "--splits",
+            "train=0.34,val=0.33,test=0.33",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "test", "train", "val"]
-    proc = subprocess.run([str(exe), "synth", "--out", str(out), "--conversations", "3"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "synth", "--out", str(out), "--conversations", "3"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
 
 
@@ -338,15 +362,30 @@ def test_random_scenarios_cover_the_documented_ranges():
             seen["driver"].add(c.driver)
         # round trip through the manifest's JSON
         assert causes.Scenario.from_dict(json.loads(json.dumps(sc.to_dict()))) == sc
-    assert seen == {"carrier": {"audio", "motion", "both"}, "composition": {"add", "max"}, "many": {True, False},
-                    "pose": {True, False}, "driver": set(causes.DRIVERS)}
+    assert seen == {
+        "carrier": {"audio", "motion", "both"},
+        "composition": {"add", "max"},
+        "many": {True, False},
+        "pose": {True, False},
+        "driver": set(causes.DRIVERS),
+    }
 
 
 def _scenario(**kw):
     from dualtalk.synth.causes import ListeningCause, Scenario
 
-    base = dict(name="c", driver="partner_event", carrier="motion", targets=[30], loadings=[1.0], delay=0.6,
-                duration=0.5, amplitude=5.0, composition="add", own_rate=6.0)
+    base = dict(
+        name="c",
+        driver="partner_event",
+        carrier="motion",
+        targets=[30],
+        loadings=[1.0],
+        delay=0.6,
+        duration=0.5,
+        amplitude=5.0,
+        composition="add",
+        own_rate=6.0,
+    )
     base.update(kw)
     return Scenario("test", [ListeningCause(**base)]).validate()
 
@@ -394,10 +433,15 @@ def test_max_composition_saturates():
 def test_bad_scenarios_are_one_clear_error(tmp_path):
     from dualtalk.synth.causes import resolve
 
-    for kw, msg in [({"driver": "wink"}, "driver"), ({"carrier": "smell"}, "carrier"),
-                    ({"targets": [0]}, "free coefficients"), ({"targets": [30, 31]}, "same length"),
-                    ({"composition": "mul"}, "add or max"), ({"driver": "phrase_end", "carrier": "motion"}, "voice"),
-                    ({"carrier": "audio"}, "laugh_rate")]:
+    for kw, msg in [
+        ({"driver": "wink"}, "driver"),
+        ({"carrier": "smell"}, "carrier"),
+        ({"targets": [0]}, "free coefficients"),
+        ({"targets": [30, 31]}, "same length"),
+        ({"composition": "mul"}, "add or max"),
+        ({"driver": "phrase_end", "carrier": "motion"}, "voice"),
+        ({"carrier": "audio"}, "laugh_rate"),
+    ]:
         with pytest.raises(DualTalkError, match=msg):
             _scenario(**kw)
     bad = tmp_path / "bad.json"
@@ -410,8 +454,25 @@ def test_bad_scenarios_are_one_clear_error(tmp_path):
 
 def test_cli_random_causes_and_scenario_files(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["synth", "--out", str(out), "--conversations", "2", "--seconds", "3", "--seed", "4",
-                 "--causes", "random", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--conversations",
+                "2",
+                "--seconds",
+                "3",
+                "--seed",
+                "4",
+                "--causes",
+                "random",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     man = load_manifest(out)
     from dualtalk.synth.causes import random_scenario
@@ -421,12 +482,42 @@ def test_cli_random_causes_and_scenario_files(tmp_path, capsys):
     assert printed.count("cause ") == len(man["scenario"]["causes"])
     # the manifest (its "scenario") is a scenario file: the same causes again, with another seed
     again = tmp_path / "again"
-    assert main(["synth", "--out", str(again), "--conversations", "1", "--seconds", "3", "--seed", "9",
-                 "--causes", str(out / "manifest.json"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(again),
+                "--conversations",
+                "1",
+                "--seconds",
+                "3",
+                "--seed",
+                "9",
+                "--causes",
+                str(out / "manifest.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert load_manifest(again)["scenario"] == man["scenario"]
     (tmp_path / "bad.json").write_text("{not json")
-    assert main(["synth", "--out", str(tmp_path / "z"), "--conversations", "1", "--causes",
-                 str(tmp_path / "bad.json"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "z"),
+                "--conversations",
+                "1",
+                "--causes",
+                str(tmp_path / "bad.json"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.json" in err[0]
     assert not (tmp_path / "z").exists()

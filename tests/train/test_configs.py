@@ -22,9 +22,16 @@ def test_shipped_configs_are_valid(path):
 def test_layering_and_model_overrides(tmp_path):
     yaml = tmp_path / "c.yaml"
     yaml.write_text("preset: tiny\nmodel: {audio_encoder: {freeze: true}}\ndata: {batch_size: 3}\noptim: {lr: 1e-3}\n")
-    cfg = compose_train_config(preset="small", config_file=yaml, max_steps=7,
-                            overrides=["model.feature_dim=32", "model.audio_encoder.freeze_feature_extractor=false",
-                                       "data.window_frames=40"])
+    cfg = compose_train_config(
+        preset="small",
+        config_file=yaml,
+        max_steps=7,
+        overrides=[
+            "model.feature_dim=32",
+            "model.audio_encoder.freeze_feature_extractor=false",
+            "data.window_frames=40",
+        ],
+    )
     assert (cfg.preset, cfg.max_steps, cfg.data.batch_size, cfg.data.window_frames) == ("small", 7, 3, 40)
     assert cfg.optim.lr == pytest.approx(1e-3)  # "1e-3" is a string to YAML 1.1; the float field parses it
     model = resolve_model_config(cfg)

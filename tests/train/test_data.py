@@ -8,15 +8,27 @@ import pytest
 from dualtalk.errors import DualTalkError, InputError
 from dualtalk.io.audio import save_audio
 from dualtalk.io.motion import Motion, save_motion
-from dualtalk.train.data import (CLIP, DUMMY, LENGTH, SKIP, START, TARGET, ConversationWindows, PlanBatchSampler, index_split,
-                                 shard, train_plan, val_plan)
+from dualtalk.train.data import (
+    CLIP,
+    DUMMY,
+    LENGTH,
+    SKIP,
+    START,
+    TARGET,
+    ConversationWindows,
+    PlanBatchSampler,
+    index_split,
+    shard,
+    train_plan,
+    val_plan,
+)
 
 
 def coverage(plan, frames):
     seen = [np.zeros(t, int) for t in frames]
-    for clip, start, length, target, dummy, skip in plan:
+    for clip, start, length, target, _dummy, _skip in plan:
         if target == 1:
-            seen[clip][start:start + length] += 1
+            seen[clip][start : start + length] += 1
     return seen
 
 
@@ -46,12 +58,18 @@ def test_val_plan_tiles_from_zero_without_padding():
     plan = val_plan(np.array([100, 30, 80]), 40)
     ones = plan[plan[:, TARGET] == 1]
     # the last window of the 100-frame clip ends at its end and skips the 20 frames already scored
-    assert ones[:, [CLIP, START, LENGTH, SKIP]].tolist() == [[0, 0, 40, 0], [0, 40, 40, 0], [0, 60, 40, 20],
-                                                             [1, 0, 30, 0], [2, 0, 40, 0], [2, 40, 40, 0]]
+    assert ones[:, [CLIP, START, LENGTH, SKIP]].tolist() == [
+        [0, 0, 40, 0],
+        [0, 40, 40, 0],
+        [0, 60, 40, 20],
+        [1, 0, 30, 0],
+        [2, 0, 40, 0],
+        [2, 40, 40, 0],
+    ]
     for t, clip in ((100, 0), (80, 2)):  # every frame of a clip is scored exactly once
         scored = np.zeros(t, dtype=int)
         for r in ones[ones[:, CLIP] == clip]:
-            scored[r[START] + r[SKIP]:r[START] + r[LENGTH]] += 1
+            scored[r[START] + r[SKIP] : r[START] + r[LENGTH]] += 1
         assert np.all(scored == 1)
 
 
@@ -104,7 +122,7 @@ def test_audio_and_motion_cut_at_the_same_instants(marked):
     # a short window: padded, masked
     item = ds[(0, 50, 10, 1, 0, 0)]
     assert item["mask"].sum() == 10 and not item["mask"][10:].any()
-    assert (item["self_audio"][10 * 640:] == 0).all()
+    assert (item["self_audio"][10 * 640 :] == 0).all()
     assert item["target"][10:, 0].tolist() == [59.0] * 15  # last frame repeated
     assert not ds[(0, 0, 25, 1, 1, 0)]["mask"].any()  # dummy rows carry no loss
     item = ds[(0, 35, 25, 1, 0, 15)]  # a last validation window: full, its first 15 frames already scored

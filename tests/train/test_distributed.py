@@ -19,10 +19,32 @@ BIN = Path(sys.executable).parent
 
 def test_two_processes_gloo(toy_corpus, tmp_path):
     run = tmp_path / "run"
-    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "dualtalk", "train",
-           "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel", "--max-steps", "4", "--no-progress",
-           "data.window_frames=25", "data.batch_size=3", "data.num_workers=0", "debug_record=true",
-           "tensorboard=false", "val_every=2", "checkpoint_every=2", "val_at_start=false"]
+    cmd = [
+        str(BIN / "torchrun"),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "dualtalk",
+        "train",
+        "--data",
+        str(toy_corpus),
+        "--out",
+        str(run),
+        "--preset",
+        "tiny-mel",
+        "--max-steps",
+        "4",
+        "--no-progress",
+        "data.window_frames=25",
+        "data.batch_size=3",
+        "data.num_workers=0",
+        "debug_record=true",
+        "tensorboard=false",
+        "val_every=2",
+        "checkpoint_every=2",
+        "val_at_start=false",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -35,9 +57,10 @@ def test_two_processes_gloo(toy_corpus, tmp_path):
     saved = load_model(run / "checkpoints" / "step_00000004" / "model")
     assert weights_digest(saved) == ranks[0]["weights_sha256"]
     assert json.loads((run / "run.json").read_text())["world_size"] == 2
-    assert not torch.equal(saved.synthesis_module.blendshape_predictor.weight,
-                           load_model(run / "checkpoints" / "step_00000002" / "model")
-                           .synthesis_module.blendshape_predictor.weight)
+    assert not torch.equal(
+        saved.synthesis_module.blendshape_predictor.weight,
+        load_model(run / "checkpoints" / "step_00000002" / "model").synthesis_module.blendshape_predictor.weight,
+    )
 
     # the run continues in one process (another world size: same data position, fresh random states)
     train(None, run, max_steps=6, overrides=["debug_record=false"], resume=True, progress=False)

@@ -14,8 +14,12 @@ def test_released_objective_without_mask():
     sums, counts = motion_errors(pred, gt, torch.ones(2, 9, dtype=torch.bool))
     total, mse = combine(sums, counts, weights(LossConfig()))
     mse_fn = torch.nn.functional.mse_loss
-    ref = [mse_fn(pred[..., :50], gt[..., :50]), mse_fn(pred[..., 50:53], gt[..., 50:53]),
-           mse_fn(pred[..., 53:], gt[..., 53:]), mse_fn(pred[:, 1:] - pred[:, :-1], gt[:, 1:] - gt[:, :-1])]
+    ref = [
+        mse_fn(pred[..., :50], gt[..., :50]),
+        mse_fn(pred[..., 50:53], gt[..., 50:53]),
+        mse_fn(pred[..., 53:], gt[..., 53:]),
+        mse_fn(pred[:, 1:] - pred[:, :-1], gt[:, 1:] - gt[:, :-1]),
+    ]
     assert torch.allclose(mse, torch.stack(ref), atol=1e-6)
     assert torch.isclose(total, sum(ref), atol=1e-5)
     total2, _ = combine(sums, counts, weights(LossConfig(exp=2.0, velocity=0.0)))

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from dualtalk.cli import main
+from dualtalk.errors import DualTalkError
 from dualtalk.model.checkpoint import load_model
 from dualtalk.train import TrainingInterrupted, compose_train_config, train
 
@@ -29,8 +30,12 @@ def rows(run: Path, split: str) -> list[dict]:
 
 
 def test_tiny_training_lowers_validation_loss(toy_corpus, tmp_path, fast):
-    cfg = compose_train_config(preset="tiny", max_steps=20, overrides=fast + [
-        "data.window_frames=50", "data.batch_size=8", "optim.lr=3e-3", "val_every=10", "tensorboard=true"])
+    cfg = compose_train_config(
+        preset="tiny",
+        max_steps=20,
+        overrides=fast
+        + ["data.window_frames=50", "data.batch_size=8", "optim.lr=3e-3", "val_every=10", "tensorboard=true"],
+    )
     best = train(toy_corpus, tmp_path / "run", cfg, progress=False)
     val = rows(tmp_path / "run", "val")
     losses = [float(r["loss"]) for r in val]
@@ -51,18 +56,43 @@ def test_tiny_training_lowers_validation_loss(toy_corpus, tmp_path, fast):
     test = toy_corpus / "test"
     assert main(["predict", "--model", str(best), "--data", str(test), "--out", str(tmp_path / "pred"), "--quiet"]) == 0
     assert len(list((tmp_path / "pred").glob("*_speaker*.npy"))) == 2
-    assert main(["generate", "--model", str(best), "--self-audio", str(test / "test000_speaker1.wav"),
-                 "--partner-audio", str(test / "test000_speaker2.wav"), "--partner-motion",
-                 str(test / "test000_speaker2.npz"), "--out", str(tmp_path / "gen.npz"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(best),
+                "--self-audio",
+                str(test / "test000_speaker1.wav"),
+                "--partner-audio",
+                str(test / "test000_speaker2.wav"),
+                "--partner-motion",
+                str(test / "test000_speaker2.npz"),
+                "--out",
+                str(tmp_path / "gen.npz"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "gen.npz")["exp"].shape[1] == 50
 
 
 def test_resume_is_exact_and_stats_are_stored(toy_corpus, tmp_path, fast):
     """3 steps + resume to 7 == 7 steps straight (accumulation, EMA, epochs of 3 micro-batches)."""
-    over = fast + ["optim.grad_accum_steps=2", "ema_decay=0.9", "checkpoint_every=3", "val_every=6",
-                   "optim.step_unit=step", "optim.step_size=2", "optim.gamma=0.5", "optim.grad_clip=1.0"]
-    straight = train(toy_corpus, tmp_path / "a", compose_train_config(preset="tiny-mel", max_steps=7, overrides=over),
-                     progress=False)
+    over = fast + [
+        "optim.grad_accum_steps=2",
+        "ema_decay=0.9",
+        "checkpoint_every=3",
+        "val_every=6",
+        "optim.step_unit=step",
+        "optim.step_size=2",
+        "optim.gamma=0.5",
+        "optim.grad_clip=1.0",
+    ]
+    straight = train(
+        toy_corpus, tmp_path / "a", compose_train_config(preset="tiny-mel", max_steps=7, overrides=over), progress=False
+    )
     train(toy_corpus, tmp_path / "b", preset="tiny-mel", max_steps=3, overrides=over, progress=False)
     resumed = train(None, tmp_path / "b", max_steps=7, resume=True, progress=False)  # the run's own config
     a = load_model(tmp_path / "a" / "checkpoints" / "step_00000007" / "model").state_dict()
@@ -96,9 +126,26 @@ def test_sigterm_stops_with_a_checkpoint(toy_corpus, tmp_path, fast):
 
 def test_kill_and_resume_a_real_process(toy_corpus, tmp_path):
     run = tmp_path / "run"
-    cmd = [str(BIN / "dualtalk"), "train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel",
-           "--max-steps", "400", "--no-progress", "data.window_frames=25", "data.batch_size=4",
-           "data.num_workers=1", "checkpoint_every=3", "val_every=1000", "log_every=3", "tensorboard=false"]
+    cmd = [
+        str(BIN / "dualtalk"),
+        "train",
+        "--data",
+        str(toy_corpus),
+        "--out",
+        str(run),
+        "--preset",
+        "tiny-mel",
+        "--max-steps",
+        "400",
+        "--no-progress",
+        "data.window_frames=25",
+        "data.batch_size=4",
+        "data.num_workers=1",
+        "checkpoint_every=3",
+        "val_every=1000",
+        "log_every=3",
+        "tensorboard=false",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -112,8 +159,13 @@ def test_kill_and_resume_a_real_process(toy_corpus, tmp_path):
     proc.wait()
     done = sorted(int(p.name[5:]) for p in ckpts.iterdir() if p.name.startswith("step_"))
     assert done and done[-1] < 400
-    result = subprocess.run([str(BIN / "dualtalk"), "train", "--resume", str(run), "--max-steps", str(done[-1] + 6),
-                             "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(BIN / "dualtalk"), "train", "--resume", str(run), "--max-steps", str(done[-1] + 6), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"resumed from {ckpts / f'step_{done[-1]:08d}'}" in result.stderr
     assert result.stdout.strip() == str(run / "best")
@@ -131,8 +183,13 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     from dualtalk.train.engine import seed_everything
 
     cache = tmp_path / "cache"
-    over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
-                   "data.cache_chunk_seconds=2", "val_at_start=false"]
+    over = fast + [
+        "model.audio_encoder.freeze=true",
+        "data.feature_cache=true",
+        f"data.cache_dir={cache}",
+        "data.cache_chunk_seconds=2",
+        "val_at_start=false",
+    ]
     cfg = compose_train_config(preset="tiny", max_steps=2, overrides=over)
     train(toy_corpus, tmp_path / "r1", cfg, progress=False)
     keys = sorted(p.name for p in cache.iterdir())
@@ -156,8 +213,9 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     changed = compose_train_config(preset="tiny", overrides=over + ["model.audio_encoder.normalize_waveform=false"])
     build_cache(model_of(changed), cache, splits, 2.0, progress=False)
     assert len(list(cache.iterdir())) == 4  # encoder config changed: new keys, the old cache untouched
-    build_cache(model_of(compose_train_config(preset="tiny", overrides=over + ["seed=1"])), cache, splits, 2.0,
-                progress=False)
+    build_cache(
+        model_of(compose_train_config(preset="tiny", overrides=over + ["seed=1"])), cache, splits, 2.0, progress=False
+    )
     assert len(list(cache.iterdir())) == 6  # other weights: new keys too
     # the saved model holds its real encoders (not the cache stand-ins) and runs on audio
     model = load_model(tmp_path / "r1" / "best")
@@ -168,10 +226,16 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
 def test_feature_cache_with_an_input_switched_off(toy_corpus, tmp_path, fast):
     """A speaker-only model caches (and reads) only its own encoder's features."""
     cache = tmp_path / "cache"
-    over = fast + ["model.audio_encoder.freeze=true", "data.feature_cache=true", f"data.cache_dir={cache}",
-                   "model.use_partner_audio=false", "model.use_partner_motion=false"]
-    best = train(toy_corpus, tmp_path / "run", compose_train_config(preset="tiny", max_steps=2, overrides=over),
-                 progress=False)
+    over = fast + [
+        "model.audio_encoder.freeze=true",
+        "data.feature_cache=true",
+        f"data.cache_dir={cache}",
+        "model.use_partner_audio=false",
+        "model.use_partner_motion=false",
+    ]
+    best = train(
+        toy_corpus, tmp_path / "run", compose_train_config(preset="tiny", max_steps=2, overrides=over), progress=False
+    )
     assert len(list(cache.iterdir())) == 1  # one encoder in use
     model = load_model(best)
     assert not model.config.use_partner_audio and not hasattr(model.joint_encoder, "audio_encoder2")
@@ -185,8 +249,9 @@ def test_feature_cache_needs_a_frozen_encoder():
 
 
 def test_cli_errors(toy_corpus, tmp_path, capsys, fast):
-    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--preset",
-                 "tiny-mel"]) == 2
+    assert (
+        main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--preset", "tiny-mel"]) == 2
+    )
     assert "data directory not found" in capsys.readouterr().err
     (tmp_path / "d" / "train").mkdir(parents=True)
     for f in (toy_corpus / "train").iterdir():
@@ -202,8 +267,24 @@ def test_cli_errors(toy_corpus, tmp_path, capsys, fast):
     assert "not a training run directory" in capsys.readouterr().err
     # a finished run is not overwritten
     run = tmp_path / "ok"
-    assert main(["train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel", "--max-steps", "1",
-                 "--no-progress", *fast]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(toy_corpus),
+                "--out",
+                str(run),
+                "--preset",
+                "tiny-mel",
+                "--max-steps",
+                "1",
+                "--no-progress",
+                *fast,
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(run / "best")
     assert main(["train", "--data", str(toy_corpus), "--out", str(run), "--preset", "tiny-mel"]) == 2
     assert "already holds a training run" in capsys.readouterr().err
@@ -211,9 +292,8 @@ def test_cli_errors(toy_corpus, tmp_path, capsys, fast):
 
 def test_a_run_without_checkpoint_starts_afresh(toy_corpus, tmp_path, fast):
     run = tmp_path / "run"
-    with pytest.raises(Exception):  # stops before the first checkpoint (bad data split after indexing)
-        train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast + ["data.val_split=nope"],
-              progress=False)
+    with pytest.raises(DualTalkError):  # stops before the first checkpoint (bad data split after indexing)
+        train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast + ["data.val_split=nope"], progress=False)
     (run / "config.yaml").write_text("preset: tiny-mel\n")
     (run / "metrics.csv").write_text("stale\n")
     train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast, progress=False)
@@ -225,9 +305,19 @@ def test_output_gain_is_fitted_on_validation_and_selection_uses_it(toy_corpus, t
     loss), best/ gets the gains fitted on the whole validation split, and the learning curve is drawn."""
 
     run = tmp_path / "run"
-    cfg = compose_train_config(preset="tiny-mel", max_steps=6, overrides=fast + [
-        "model.output_gain=true", "data.window_frames=50", "data.batch_size=4", "val_every=3",
-        "optim.optimizer=adamw", "optim.weight_decay=0.01"])
+    cfg = compose_train_config(
+        preset="tiny-mel",
+        max_steps=6,
+        overrides=fast
+        + [
+            "model.output_gain=true",
+            "data.window_frames=50",
+            "data.batch_size=4",
+            "val_every=3",
+            "optim.optimizer=adamw",
+            "optim.weight_decay=0.01",
+        ],
+    )
     best = train(toy_corpus, run, cfg, progress=False)
     model = load_model(best)
     gain = model.output_gain.numpy().copy()

@@ -79,8 +79,9 @@ def test_a_bad_setting_fails_before_anything_is_written(toy_corpus, tmp_path, fa
     with pytest.raises(DualTalkError, match=r"override 'data.batch_size=0': data.batch_size must be >= 1, got 0"):
         compose_train_config(preset="tiny-mel", overrides=fast + ["data.batch_size=0"])
     with pytest.raises(DualTalkError, match="model config: output_gain needs normalize_motion"):
-        compose_train_config(preset="tiny-mel", overrides=fast + ["model.output_gain=true",
-                                                                  "model.normalize_motion=false"])
+        compose_train_config(
+            preset="tiny-mel", overrides=fast + ["model.output_gain=true", "model.normalize_motion=false"]
+        )
     cfg = compose_train_config(preset="tiny-mel", overrides=fast)
     cfg.data.val_split = "train"  # checked on assignment (type), and by the Trainer (rules) before it writes
     with pytest.raises(DualTalkError, match="the validation split must differ"):

@@ -4,25 +4,42 @@ from __future__ import annotations
 
 from . import positive
 
+
 def _demo(args) -> int:
     from ..demo import run_demo, summary
 
-    result = run_demo(out_dir=args.out, seconds=args.seconds, seed=args.seed, model=args.model,
-                      self_audio=args.self_audio, partner_audio=args.partner_audio,
-                      partner_motion=args.partner_motion, ground_truth=args.ground_truth,
-                      video=not args.no_video, size=args.size, progress=not args.quiet)
+    result = run_demo(
+        out_dir=args.out,
+        seconds=args.seconds,
+        seed=args.seed,
+        model=args.model,
+        self_audio=args.self_audio,
+        partner_audio=args.partner_audio,
+        partner_motion=args.partner_motion,
+        ground_truth=args.ground_truth,
+        video=not args.no_video,
+        size=args.size,
+        progress=not args.quiet,
+    )
     print(summary(result))
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="offline demo: synthetic conversation -> generated motion, plot, metrics, video",
-                       description="Without options: a fresh synthetic conversation, the small model shipped in "
-                                   "the package, and every output in --out. With --model and real files: the same "
-                                   "on your inputs.")
+    p = sub.add_parser(
+        "demo",
+        help="offline demo: synthetic conversation -> generated motion, plot, metrics, video",
+        description="Without options: a fresh synthetic conversation, the small model shipped in "
+        "the package, and every output in --out. With --model and real files: the same "
+        "on your inputs.",
+    )
     p.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
-    p.add_argument("--seconds", type=positive(float), default=20.0, help="length of the synthetic conversation (default 20)")
-    p.add_argument("--seed", type=positive(int, allow_zero=True), help="seed of the synthetic conversation (default: a fresh one)")
+    p.add_argument(
+        "--seconds", type=positive(float), default=20.0, help="length of the synthetic conversation (default 20)"
+    )
+    p.add_argument(
+        "--seed", type=positive(int, allow_zero=True), help="seed of the synthetic conversation (default: a fresh one)"
+    )
     p.add_argument("--model", help="a model (directory, hf-hub: id, .pth) instead of the shipped demo model")
     p.add_argument("--self-audio", help="audio of the person to generate (real-input mode)")
     p.add_argument("--partner-audio", help="audio of the partner (real-input mode)")

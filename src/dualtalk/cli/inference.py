@@ -4,38 +4,63 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive
-
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions
+from . import positive
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
-                   help="model directory, packaged model (demo, demo-stream), hf-hub:ORG/NAME, released-layout "
-                        ".pth, or preset name (random weights)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model directory, packaged model (demo, demo-stream), hf-hub:ORG/NAME, released-layout "
+        ".pth, or preset name (random weights)",
+    )
     p.add_argument("--config", help="config json of a released-layout .pth whose shapes are not the released ones")
     p.add_argument("--device", default="cpu", help="cpu (default, the reference), cuda, mps")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--window", type=positive(float), default=DEFAULT_WINDOW_SECONDS,
-                   help=f"inputs longer than this many seconds run in overlapping windows (default "
-                        f"{DEFAULT_WINDOW_SECONDS:g}; 0 = always one sequence)")
-    p.add_argument("--overlap", type=positive(float, allow_zero=True), default=DEFAULT_OVERLAP_SECONDS,
-                   help=f"seconds shared by neighbouring windows, cross-faded (default {DEFAULT_OVERLAP_SECONDS:g})")
-    p.add_argument("--int8", action="store_true",
-                   help="int8 dynamic quantisation of the linear layers (CPU): faster, not exact")
+    p.add_argument(
+        "--window",
+        type=positive(float),
+        default=DEFAULT_WINDOW_SECONDS,
+        help=f"inputs longer than this many seconds run in overlapping windows (default "
+        f"{DEFAULT_WINDOW_SECONDS:g}; 0 = always one sequence)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=positive(float, allow_zero=True),
+        default=DEFAULT_OVERLAP_SECONDS,
+        help=f"seconds shared by neighbouring windows, cross-faded (default {DEFAULT_OVERLAP_SECONDS:g})",
+    )
+    p.add_argument(
+        "--int8", action="store_true", help="int8 dynamic quantisation of the linear layers (CPU): faster, not exact"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _options(args) -> InferenceOptions:
-    return InferenceOptions(device=args.device, dtype=args.dtype, window=args.window, overlap=args.overlap,
-                            progress=not args.quiet, int8=args.int8)
+    return InferenceOptions(
+        device=args.device,
+        dtype=args.dtype,
+        window=args.window,
+        overlap=args.overlap,
+        progress=not args.quiet,
+        int8=args.int8,
+    )
 
 
 def _generate(args) -> int:
     from ..inference.pipeline import generate
 
-    motion = generate(args.model, args.self_audio, args.partner_audio, args.partner_motion, args.out,
-                      config=args.config, options=_options(args), partner_out=args.partner_out)
+    motion = generate(
+        args.model,
+        args.self_audio,
+        args.partner_audio,
+        args.partner_motion,
+        args.out,
+        config=args.config,
+        options=_options(args),
+        partner_out=args.partner_out,
+    )
     also = f" and {args.partner_out}" if args.partner_out else ""
     print(f"wrote {args.out}{also}: {len(motion)} frames ({len(motion) / motion.fps:.2f} s)")
     return 0
@@ -58,20 +83,29 @@ def _convert(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="generate one person's motion from both audios and the partner's motion",
-                       description="Write the motion of the person speaking in --self-audio (dataset layout npz).")
+    p = sub.add_parser(
+        "generate",
+        help="generate one person's motion from both audios and the partner's motion",
+        description="Write the motion of the person speaking in --self-audio (dataset layout npz).",
+    )
     _model_args(p)
     p.add_argument("--self-audio", required=True, help="audio of the person to generate (wav/flac)")
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
-    p.add_argument("--partner-motion", help="partner motion (.npz: exp (T,50), pose (T,6)); without it, a causal "
-                                            "model trained for it (e.g. demo-stream) runs on the two voices alone")
+    p.add_argument(
+        "--partner-motion",
+        help="partner motion (.npz: exp (T,50), pose (T,6)); without it, a causal "
+        "model trained for it (e.g. demo-stream) runs on the two voices alone",
+    )
     p.add_argument("--partner-out", help="also generate the partner (joint mode, causal models): output .npz")
     p.add_argument("--out", required=True, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])")
     p.set_defaults(func=_generate)
 
-    p = sub.add_parser("predict", help="generate every conversation of a split (both directions)",
-                       description="Write PRED_DIR/NAME_speakerK.npy (T,56) [exp, jaw, global] for every side "
-                                   "whose partner has motion.")
+    p = sub.add_parser(
+        "predict",
+        help="generate every conversation of a split (both directions)",
+        description="Write PRED_DIR/NAME_speakerK.npy (T,56) [exp, jaw, global] for every side "
+        "whose partner has motion.",
+    )
     _model_args(p)
     p.add_argument("--data", required=True, help="split directory with NAME_speaker{1,2}.{wav,npz}")
     p.add_argument("--out", required=True, help="prediction directory")

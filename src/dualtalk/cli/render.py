@@ -10,12 +10,15 @@ Motion files are dataset ``.npz`` (``exp``, ``pose``) or (T, 56) model-order ``.
 
 from __future__ import annotations
 
-from . import positive
 import sys
+
+from . import positive
 
 
 def _common(p) -> None:
-    p.add_argument("--motion", required=True, metavar="B.npz", help="the (generated) person's motion, .npz or (T, 56) .npy")
+    p.add_argument(
+        "--motion", required=True, metavar="B.npz", help="the (generated) person's motion, .npz or (T, 56) .npy"
+    )
     p.add_argument("--audio", metavar="B.wav", help="that person's audio (speaking/listening, and the soundtrack)")
     p.add_argument("--partner-motion", metavar="A.npz", help="the conversation partner's motion (drawn on the left)")
     p.add_argument("--partner-audio", metavar="A.wav", help="the partner's audio")
@@ -25,29 +28,46 @@ def _common(p) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "render", help="render motion to an mp4 (one head, or both people side by side, with audio)",
+        "render",
+        help="render motion to an mp4 (one head, or both people side by side, with audio)",
         description="Render FLAME motion to an H.264 + AAC mp4 at 25 fps, headless on CPU. Without --flame the "
-                    "built-in head shows jaw and head rotation and a heat strip of the 50 expression "
-                    "coefficients; with --flame (your own FLAME generic_model.pkl) the full face.")
+        "built-in head shows jaw and head rotation and a heat strip of the 50 expression "
+        "coefficients; with --flame (your own FLAME generic_model.pkl) the full face.",
+    )
     _common(p)
     p.add_argument("--out", required=True, metavar="OUT.mp4", help="output video")
     p.add_argument("--ground-truth", metavar="B_gt.npz", help="recorded motion of the same person, drawn on the right")
-    p.add_argument("--flame", metavar="generic_model.pkl", help="your FLAME model file (converted once to a cached .npz)")
-    p.add_argument("--size", type=positive(int), default=512, help="panel size in pixels, a multiple of 16 (default 512)")
-    p.add_argument("--smooth", action="store_true",
-                   help="Savitzky-Golay smoothing of expression and head rotation for display (files untouched)")
-    p.add_argument("--backend", choices=("auto", "egl", "software"), default="auto",
-                   help="rasteriser: auto = moderngl on headless EGL if available, else the built-in software one")
+    p.add_argument(
+        "--flame", metavar="generic_model.pkl", help="your FLAME model file (converted once to a cached .npz)"
+    )
+    p.add_argument(
+        "--size", type=positive(int), default=512, help="panel size in pixels, a multiple of 16 (default 512)"
+    )
+    p.add_argument(
+        "--smooth",
+        action="store_true",
+        help="Savitzky-Golay smoothing of expression and head rotation for display (files untouched)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "egl", "software"),
+        default="auto",
+        help="rasteriser: auto = moderngl on headless EGL if available, else the built-in software one",
+    )
     p.add_argument("--workers", type=positive(int), default=None, help="frame-rendering processes (default: automatic)")
     p.set_defaults(func=run_render)
 
     q = subparsers.add_parser(
-        "plot", help="plot jaw, head rotation and expression curves with speaking bands",
+        "plot",
+        help="plot jaw, head rotation and expression curves with speaking bands",
         description="Plot jaw opening, head rotation (3 axes) and the leading expression coefficients over time "
-                    "for one or both people, with speaking/listening bands from voice activity.")
+        "for one or both people, with speaking/listening bands from voice activity.",
+    )
     _common(q)
     q.add_argument("--out", required=True, metavar="OUT.png", help="output image (.png, .pdf or .svg)")
-    q.add_argument("--num-exp", type=positive(int), default=3, help="how many leading expression coefficients (default 3)")
+    q.add_argument(
+        "--num-exp", type=positive(int), default=3, help="how many leading expression coefficients (default 3)"
+    )
     q.set_defaults(func=run_plot)
 
 
@@ -63,19 +83,39 @@ def _names(args) -> dict:
 def run_render(args) -> int:
     from ..render import render_video
 
-    result = render_video(args.motion, args.out, audio=args.audio, partner_motion=args.partner_motion,
-                          partner_audio=args.partner_audio, ground_truth=args.ground_truth, flame=args.flame,
-                          size=args.size, smooth=args.smooth, backend=args.backend, workers=args.workers,
-                          names=_names(args), progress=sys.stderr.isatty())
-    print(f"wrote {result['path']}: {result['frames']} frames ({result['seconds']:.2f} s) in "
-          f"{result['render_seconds']:.1f} s with the {result['backend']} backend")
+    result = render_video(
+        args.motion,
+        args.out,
+        audio=args.audio,
+        partner_motion=args.partner_motion,
+        partner_audio=args.partner_audio,
+        ground_truth=args.ground_truth,
+        flame=args.flame,
+        size=args.size,
+        smooth=args.smooth,
+        backend=args.backend,
+        workers=args.workers,
+        names=_names(args),
+        progress=sys.stderr.isatty(),
+    )
+    print(
+        f"wrote {result['path']}: {result['frames']} frames ({result['seconds']:.2f} s) in "
+        f"{result['render_seconds']:.1f} s with the {result['backend']} backend"
+    )
     return 0
 
 
 def run_plot(args) -> int:
     from ..render import plot_motion
 
-    path = plot_motion(args.motion, args.out, audio=args.audio, partner_motion=args.partner_motion,
-                       partner_audio=args.partner_audio, names=_names(args), num_exp=args.num_exp)
+    path = plot_motion(
+        args.motion,
+        args.out,
+        audio=args.audio,
+        partner_motion=args.partner_motion,
+        partner_audio=args.partner_audio,
+        names=_names(args),
+        num_exp=args.num_exp,
+    )
     print(f"wrote {path}")
     return 0

@@ -12,11 +12,17 @@ from . import positive
 
 
 def register(sub) -> None:
-    p = sub.add_parser("stream", help="stream two audio files through a causal model (live use, measured)",
-                       description="Feed the files in chunks as a live source would and write the motion that "
-                                   "the streaming model makes final, plus latency and compute statistics.")
-    p.add_argument("--model", default="demo-stream",
-                   help="a causal model: directory, packaged name or preset (default: demo-stream, shipped)")
+    p = sub.add_parser(
+        "stream",
+        help="stream two audio files through a causal model (live use, measured)",
+        description="Feed the files in chunks as a live source would and write the motion that "
+        "the streaming model makes final, plus latency and compute statistics.",
+    )
+    p.add_argument(
+        "--model",
+        default="demo-stream",
+        help="a causal model: directory, packaged name or preset (default: demo-stream, shipped)",
+    )
     p.add_argument("--self-audio", required=True, help="audio of the person to generate (wav/flac)")
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
     p.add_argument("--partner-motion", help="partner motion (.npz); without it the model runs on audio alone")
@@ -31,10 +37,21 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..inference.streaming import stream_files
 
-    s = stream_files(args.model, args.self_audio, args.partner_audio, args.out, partner_motion=args.partner_motion,
-                     partner_out=args.partner_out, chunk_ms=args.chunk_ms, realtime=args.realtime, stats=args.stats)
+    s = stream_files(
+        args.model,
+        args.self_audio,
+        args.partner_audio,
+        args.out,
+        partner_motion=args.partner_motion,
+        partner_out=args.partner_out,
+        chunk_ms=args.chunk_ms,
+        realtime=args.realtime,
+        stats=args.stats,
+    )
     c = s["compute_ms_per_chunk"]
-    print(f"wrote {args.out}{' and ' + args.partner_out if args.partner_out else ''}: {s['frames']} frames; "
-          f"latency {s['algorithmic_latency_ms']:.0f} ms, compute per {args.chunk_ms:g} ms chunk p50 {c['p50']:.2f} ms "
-          f"p95 {c['p95']:.2f} ms, real-time factor {s['real_time_factor']:.3f}")
+    print(
+        f"wrote {args.out}{' and ' + args.partner_out if args.partner_out else ''}: {s['frames']} frames; "
+        f"latency {s['algorithmic_latency_ms']:.0f} ms, compute per {args.chunk_ms:g} ms chunk p50 {c['p50']:.2f} ms "
+        f"p95 {c['p95']:.2f} ms, real-time factor {s['real_time_factor']:.3f}"
+    )
     return 0

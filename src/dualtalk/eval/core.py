@@ -32,15 +32,36 @@ from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from ..io.progress import progress as progress_bar
 from ..io.threads import limit_threads
 from .data import GROUPS, MIN_FRAMES, ItemArrays, load_item, pair_files
-from .metrics import (SID_CLUSTERS, diversity, frechet_distance, mse, paired_frechet_distance, pearson, rpcc, sid,
-                      sts, variance)
+from .metrics import (
+    SID_CLUSTERS,
+    diversity,
+    frechet_distance,
+    mse,
+    paired_frechet_distance,
+    pearson,
+    rpcc,
+    sid,
+    sts,
+    variance,
+)
 from .roles import ROLES, role_mask, role_steps, summarise_transitions, transition_frames
 
 PROTOCOLS = ("reference", "pooled")
 #: metric names of the reference protocol (JSON keys are NAME_GROUP, e.g. fid_exp)
 REFERENCE_METRICS = ("fid", "p_fid", "mse", "sid", "sts", "variance_pre", "rpcc")
-POOLED_METRICS = ("fid", "p_fid", "mse", "sid", "sid_gt", "sts", "variance_pre", "variance_gt", "rpcc",
-                  "diversity_pre", "diversity_gt")
+POOLED_METRICS = (
+    "fid",
+    "p_fid",
+    "mse",
+    "sid",
+    "sid_gt",
+    "sts",
+    "variance_pre",
+    "variance_gt",
+    "rpcc",
+    "diversity_pre",
+    "diversity_gt",
+)
 #: per-file numbers of the pooled protocol (the others only exist for the whole test set)
 POOLED_PER_FILE = ("mse", "sts", "variance_pre", "rpcc")
 #: random frame pairs of the pooled protocol's diversity
@@ -48,6 +69,7 @@ DIVERSITY_PAIRS = 1000
 
 
 # ----------------------------------------------------------------------------- one file
+
 
 def reference_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict:
     """The reference protocol's 21 numbers for one item (numpy scalars: float32 where the reference's are).
@@ -84,11 +106,19 @@ def pooled_file_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict
     return {f"{m}_{g}": out[f"{m}_{g}"] for g in GROUPS for m in POOLED_PER_FILE}
 
 
-def pooled_metrics(items: list[ItemArrays], frames: list[np.ndarray] | None = None, seed: int = 0,
-                   diversity_pairs: int = DIVERSITY_PAIRS, progress: str | None = None) -> dict | None:
+def pooled_metrics(
+    items: list[ItemArrays],
+    frames: list[np.ndarray] | None = None,
+    seed: int = 0,
+    diversity_pairs: int = DIVERSITY_PAIRS,
+    progress: str | None = None,
+) -> dict | None:
     """Test-set statistics over all (selected) frames of all items; None if fewer than MIN_FRAMES frames."""
     sel = frames if frames is not None else [None] * len(items)
-    take = (lambda x, f: x if f is None else x[f])
+
+    def take(x, f):
+        return x if f is None else x[f]
+
     if sum(len(a.pred) if f is None else int(f.sum()) for a, f in zip(items, sel)) < MIN_FRAMES:
         return None
     out = {}
@@ -98,22 +128,27 @@ def pooled_metrics(items: list[ItemArrays], frames: list[np.ndarray] | None = No
         G = np.concatenate([take(a.group("gt", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         A = np.concatenate([take(a.group("partner", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         k = SID_CLUSTERS[g]
-        file_sts = [sts(a.group("pred", g), a.group("gt", g), steps=None if f is None else role_steps(f))
-                    for a, f in zip(items, sel) if (len(a.pred) if f is None else role_steps(f).sum()) > 0]
-        out.update({
-            f"fid_{g}": frechet_distance(P, G),
-            f"p_fid_{g}": paired_frechet_distance(P, G, A),
-            f"mse_{g}": mse(P, G),
-            f"sid_{g}": sid(P, G, k),
-            f"sid_gt_{g}": sid(G, P, k),
-            f"sts_{g}": np.mean(file_sts) if file_sts else None,
-            f"variance_pre_{g}": variance(P),
-            f"variance_gt_{g}": variance(G),
-            f"rpcc_{g}": abs(pearson(G, A) - pearson(P, A)),
-            # the same seeded pairs for prediction and ground truth: a paired comparison
-            f"diversity_pre_{g}": diversity(P, diversity_pairs, np.random.default_rng(seed)),
-            f"diversity_gt_{g}": diversity(G, diversity_pairs, np.random.default_rng(seed)),
-        })
+        file_sts = [
+            sts(a.group("pred", g), a.group("gt", g), steps=None if f is None else role_steps(f))
+            for a, f in zip(items, sel)
+            if (len(a.pred) if f is None else role_steps(f).sum()) > 0
+        ]
+        out.update(
+            {
+                f"fid_{g}": frechet_distance(P, G),
+                f"p_fid_{g}": paired_frechet_distance(P, G, A),
+                f"mse_{g}": mse(P, G),
+                f"sid_{g}": sid(P, G, k),
+                f"sid_gt_{g}": sid(G, P, k),
+                f"sts_{g}": np.mean(file_sts) if file_sts else None,
+                f"variance_pre_{g}": variance(P),
+                f"variance_gt_{g}": variance(G),
+                f"rpcc_{g}": abs(pearson(G, A) - pearson(P, A)),
+                # the same seeded pairs for prediction and ground truth: a paired comparison
+                f"diversity_pre_{g}": diversity(P, diversity_pairs, np.random.default_rng(seed)),
+                f"diversity_gt_{g}": diversity(G, diversity_pairs, np.random.default_rng(seed)),
+            }
+        )
     return {f"{m}_{g}": out[f"{m}_{g}"] for m in POOLED_METRICS for g in GROUPS}
 
 
@@ -157,6 +192,7 @@ def _file_numbers(job: _Job) -> dict:
 
 # ----------------------------------------------------------------------------- the whole test set
 
+
 def _to_json(x):
     if isinstance(x, dict):
         return {k: _to_json(v) for k, v in x.items()}
@@ -184,9 +220,18 @@ def _auto_workers(n_items: int) -> int:
     return max(1, min(cpus, n_items // 4, 8))
 
 
-def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_masks=None, roles: str = "auto",
-             workers: int | None = None, seed: int = 0, diversity_pairs: int = DIVERSITY_PAIRS,
-             progress: bool = False) -> dict:
+def evaluate(
+    pred_dir,
+    gt_dir,
+    protocol: str = "reference",
+    flame=None,
+    flame_masks=None,
+    roles: str = "auto",
+    workers: int | None = None,
+    seed: int = 0,
+    diversity_pairs: int = DIVERSITY_PAIRS,
+    progress: bool = False,
+) -> dict:
     """Evaluate every prediction in ``pred_dir`` against ``gt_dir``; returns the JSON structure.
 
     ``{"protocol", "mean", "per_file", "by_role", "transitions", "mesh", "info"}`` where ``mean`` and
@@ -217,15 +262,19 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
         if missing:
             from ..errors import InputError
 
-            raise InputError(missing[0].gt.with_suffix(".wav"), "audio not found (the per-role breakdown needs "
-                                                                 "each person's audio beside the ground truth)")
+            raise InputError(
+                missing[0].gt.with_suffix(".wav"),
+                "audio not found (the per-role breakdown needs each person's audio beside the ground truth)",
+            )
     if roles == "auto" and not use_roles:
         notes.append("per-role breakdown skipped: the ground-truth directory has no audio for every prediction")
     masks = [role_mask(it.audio, len(a.pred)) if use_roles else None for it, a in zip(items, arrays)]
     for it, a in zip(items, arrays):  # the reference cuts silently; say so when it cuts much
         if max(a.lengths.values()) - len(a.pred) > MAX_LENGTH_MISMATCH_FRAMES:
-            notes.append(f"{it.key}: prediction {a.lengths['pred']}, ground truth {a.lengths['gt']}, partner "
-                         f"{a.lengths['partner']} frames: all cut to {len(a.pred)}")
+            notes.append(
+                f"{it.key}: prediction {a.lengths['pred']}, ground truth {a.lengths['gt']}, partner "
+                f"{a.lengths['partner']} frames: all cut to {len(a.pred)}"
+            )
 
     # 2. per-file numbers, in parallel where that helps
     jobs = [_Job(it.key, a, m, protocol, mesh_eval) for it, a, m in zip(items, arrays, masks)]
@@ -259,8 +308,9 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
             mean = _mean_over_files(per_file)
             mean = {f"{m}_{g}": mean[f"{m}_{g}"] for m in REFERENCE_METRICS for g in GROUPS}  # reference order
         else:
-            mean = pooled_metrics(arrays, seed=seed, diversity_pairs=diversity_pairs,
-                                  progress="pooled" if progress else None)
+            mean = pooled_metrics(
+                arrays, seed=seed, diversity_pairs=diversity_pairs, progress="pooled" if progress else None
+            )
         if use_roles:
             by_role = {}
             for i, role in enumerate(ROLES):
@@ -269,13 +319,22 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
                     pf = {k: r["roles"][role] for k, r in zip(keys, results)}
                     role_mean = _mean_over_files(pf)
                 else:
-                    pf = {k: (pooled_file_metrics(a, f) if f.sum() >= 2 else None)
-                          for k, a, f in zip(keys, arrays, sel)}
-                    role_mean = pooled_metrics(arrays, sel, seed=seed, diversity_pairs=diversity_pairs,
-                                               progress=f"pooled {role}" if progress else None)
-                by_role[role] = {"mean": role_mean, "per_file": pf,
-                                 "files": sum(v is not None for v in pf.values()),
-                                 "frames": int(sum(int(f.sum()) for f in sel))}
+                    pf = {
+                        k: (pooled_file_metrics(a, f) if f.sum() >= 2 else None) for k, a, f in zip(keys, arrays, sel)
+                    }
+                    role_mean = pooled_metrics(
+                        arrays,
+                        sel,
+                        seed=seed,
+                        diversity_pairs=diversity_pairs,
+                        progress=f"pooled {role}" if progress else None,
+                    )
+                by_role[role] = {
+                    "mean": role_mean,
+                    "per_file": pf,
+                    "files": sum(v is not None for v in pf.values()),
+                    "frames": int(sum(int(f.sum()) for f in sel)),
+                }
             t_parts = [r["transitions"] for r in results]
             t_per_file = {k: summarise_transitions([p]) for k, p in zip(keys, t_parts)}
             if protocol == "reference":
@@ -285,7 +344,9 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
                 t_mean = summarise_transitions(t_parts)
             transitions = {"mean": t_mean, "per_file": t_per_file}
         if flame is not None:
-            m_per_file = {k: {"lve_mm": r["mesh"]["lve_mm"], "fdd_mm": r["mesh"]["fdd_mm"]} for k, r in zip(keys, results)}
+            m_per_file = {
+                k: {"lve_mm": r["mesh"]["lve_mm"], "fdd_mm": r["mesh"]["fdd_mm"]} for k, r in zip(keys, results)
+            }
             m_mean = _mean_over_files(m_per_file)
             if protocol == "pooled":  # LVE frame-weighted; FDD is a per-sequence quantity
                 m_mean["lve_mm"] = float(np.mean(np.concatenate([r["mesh"]["lip_errors_mm"] for r in results])))
@@ -305,9 +366,17 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
         "protocol": protocol,
         "mean": _to_json(mean),
         "per_file": _to_json(per_file),
-        "by_role": None if by_role is None else {
-            role: {"mean": _to_json(b["mean"]), "per_file": _to_json(b["per_file"]), "files": b["files"],
-                   "frames": b["frames"]} for role, b in by_role.items()},
+        "by_role": None
+        if by_role is None
+        else {
+            role: {
+                "mean": _to_json(b["mean"]),
+                "per_file": _to_json(b["per_file"]),
+                "files": b["files"],
+                "frames": b["frames"],
+            }
+            for role, b in by_role.items()
+        },
         "transitions": None if transitions is None else _to_json(transitions),
         "mesh": None if mesh is None else _to_json(mesh),
         "info": info,
@@ -315,6 +384,7 @@ def evaluate(pred_dir, gt_dir, protocol: str = "reference", flame=None, flame_ma
 
 
 # ----------------------------------------------------------------------------- printing
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -330,9 +400,12 @@ def format_table(result: dict) -> str:
     head = f"{'metric':<14}" + "".join(f" {g:>10}" for g in GROUPS)
     if by_role:
         head += "  |" + "".join(f" {g + ' spk/lst':>23}" for g in GROUPS)
-    lines = [f"protocol: {result['protocol']}  ({result['info']['files']} files"
-             + (", mean over files)" if result["protocol"] == "reference" else ", pooled over all frames)"),
-             head, "-" * len(head)]
+    lines = [
+        f"protocol: {result['protocol']}  ({result['info']['files']} files"
+        + (", mean over files)" if result["protocol"] == "reference" else ", pooled over all frames)"),
+        head,
+        "-" * len(head),
+    ]
     for m in metrics:
         row = f"{m:<14}" + "".join(f" {_fmt(mean.get(f'{m}_{g}')):>10}" for g in GROUPS)
         if by_role:
@@ -356,5 +429,12 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["POOLED_METRICS", "PROTOCOLS", "REFERENCE_METRICS", "evaluate", "format_table", "pooled_metrics",
-           "reference_metrics"]
+__all__ = [
+    "POOLED_METRICS",
+    "PROTOCOLS",
+    "REFERENCE_METRICS",
+    "evaluate",
+    "format_table",
+    "pooled_metrics",
+    "reference_metrics",
+]

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..io.conversation import partner_speaker
 from ..io.motion import load_model_motion, load_motion
 from ..layout import GROUPS  # (T, 56) model-order column ranges of exp, jaw, "pose" (= the 3-d head rotation)
+
 #: fewest common frames an item may have: the k-means of SID needs at least k = 40 frames
 MIN_FRAMES = 40
 
@@ -80,8 +81,11 @@ def pair_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[E
         if not gt.is_file():
             raise InputError(gt, f"ground truth for prediction {path.name} not found (names must match)")
         if not partner.is_file():
-            raise InputError(partner, f"partner ground truth for prediction {path.name} not found "
-                                      "(P-FD and rPCC need both speakers' ground truth)")
+            raise InputError(
+                partner,
+                f"partner ground truth for prediction {path.name} not found "
+                "(P-FD and rPCC need both speakers' ground truth)",
+            )
         audio = next((gt_dir / f"{stem}{ext}" for ext in _AUDIO_EXTS if (gt_dir / f"{stem}{ext}").is_file()), None)
         items[stem] = EvalItem(path.name, m["name"], k, path, gt, partner, audio)
     if not items:
@@ -96,8 +100,11 @@ def load_item(item: EvalItem, min_frames: int = MIN_FRAMES) -> ItemArrays:
     partner = load_motion(item.partner).to_model()  # (Ta, 56)
     n = min(len(pred), len(gt), len(partner))
     if n < min_frames:
-        raise InputError(item.pred, f"only {n} frames in common with the ground truth ({len(gt)}) and partner "
-                                    f"({len(partner)}); the metrics need at least {min_frames}")
+        raise InputError(
+            item.pred,
+            f"only {n} frames in common with the ground truth ({len(gt)}) and partner "
+            f"({len(partner)}); the metrics need at least {min_frames}",
+        )
     return ItemArrays(pred[:n], gt[:n], partner[:n], {"pred": len(pred), "gt": len(gt), "partner": len(partner)})
 
 

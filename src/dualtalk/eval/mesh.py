@@ -37,6 +37,7 @@ _CHUNK = 256  # frames per forward pass (bounds memory: 256 x 5023 x 3 floats)
 
 # ----------------------------------------------------------------------------- pure metric functions
 
+
 def lip_max_errors(pred_verts: np.ndarray, gt_verts: np.ndarray, lip_idx: np.ndarray) -> np.ndarray:
     """(T,) largest L2 distance over the lip vertices per frame. Inputs (T, V, 3) (or already (T, L, 3))."""
     err = np.linalg.norm(pred_verts[:, lip_idx] - gt_verts[:, lip_idx], axis=-1)  # (T, L)
@@ -56,11 +57,15 @@ def upper_face_dynamics(verts: np.ndarray, template: np.ndarray, upper_idx: np.n
 
 def fdd(pred_verts: np.ndarray, gt_verts: np.ndarray, template: np.ndarray, upper_idx: np.ndarray) -> float:
     """Upper-face dynamics deviation: mean over upper-face vertices of dyn(gt) - dyn(pred)."""
-    return float(np.mean(upper_face_dynamics(gt_verts, template, upper_idx)
-                         - upper_face_dynamics(pred_verts, template, upper_idx)))
+    return float(
+        np.mean(
+            upper_face_dynamics(gt_verts, template, upper_idx) - upper_face_dynamics(pred_verts, template, upper_idx)
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- region masks
+
 
 def _mask_globals() -> dict:
     """The allow-list of a masks file, a pickled dict of numpy index arrays (bytes as protocol-2 pickles
@@ -81,7 +86,9 @@ def load_region_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
             with open(path, "rb") as fh:
                 masks = RestrictedUnpickler(fh, _mask_globals(), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError, ImportError) as exc:
-        raise InputError(path, f"not a FLAME masks file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise InputError(
+            path, f"not a FLAME masks file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     if not isinstance(masks, dict):
         raise InputError(path, "not a FLAME masks file (expected a dict of vertex index arrays)")
     return {str(k): np.asarray(v) for k, v in masks.items()}
@@ -102,13 +109,17 @@ def mesh_regions(masks: dict[str, np.ndarray], num_vertices: int, path=None) -> 
             raise InputError(path, f"masks file has no region {', '.join(missing)} (has: {', '.join(sorted(masks))})")
         idx = np.unique(np.concatenate([np.asarray(masks[n]).reshape(-1) for n in names]))
         if idx.dtype.kind not in "iu" or len(idx) == 0 or idx.min() < 0 or idx.max() >= num_vertices:
-            raise InputError(path, f"region {'+'.join(names)} is not a set of vertex indices of a "
-                                   f"{num_vertices}-vertex model (is the masks file for this FLAME model?)")
+            raise InputError(
+                path,
+                f"region {'+'.join(names)} is not a set of vertex indices of a "
+                f"{num_vertices}-vertex model (is the masks file for this FLAME model?)",
+            )
         out[what] = idx.astype(np.int64)
     return MeshRegions(**out)
 
 
 # ----------------------------------------------------------------------------- forward pass wiring
+
 
 @dataclass
 class MeshEvaluator:
@@ -118,11 +129,12 @@ class MeshEvaluator:
     regions: MeshRegions
 
     @classmethod
-    def load(cls, flame_path, masks_path) -> "MeshEvaluator":
+    def load(cls, flame_path, masks_path) -> MeshEvaluator:
         if masks_path is None:
             raise DualTalkError(
                 "mesh metrics (LVE, FDD) need FLAME's region masks for the lip and upper-face vertices: "
-                "pass --flame-masks FLAME_masks.pkl (from the FLAME website, beside generic_model.pkl)")
+                "pass --flame-masks FLAME_masks.pkl (from the FLAME website, beside generic_model.pkl)"
+            )
         from ..flame import load_flame
 
         model = load_flame(flame_path)
@@ -134,7 +146,7 @@ class MeshEvaluator:
         """(T, len(idx), 3) vertices of ``idx`` for model-order motion x (T, 56), global rotation zeroed."""
         parts = []
         for s in range(0, len(x), _CHUNK):
-            c = x[s:s + _CHUNK].astype(np.float64)  # (C, 56)
+            c = x[s : s + _CHUNK].astype(np.float64)  # (C, 56)
             verts = self.model.vertices(c[:, EXP], c[:, JAW], np.zeros((len(c), 3)))  # (C, V, 3)
             parts.append(np.asarray(verts)[:, idx].astype(np.float64))  # (C, I, 3)
         return np.concatenate(parts, axis=0)
@@ -151,5 +163,15 @@ class MeshEvaluator:
         return {"lve_mm": float(np.mean(errs)), "fdd_mm": fdd(p, g, template, ui) * MM, "lip_errors_mm": errs}
 
 
-__all__ = ["LIP_REGIONS", "UPPER_FACE_REGIONS", "MeshEvaluator", "MeshRegions", "fdd", "lip_max_errors",
-           "load_region_masks", "lve", "mesh_regions", "upper_face_dynamics"]
+__all__ = [
+    "LIP_REGIONS",
+    "UPPER_FACE_REGIONS",
+    "MeshEvaluator",
+    "MeshRegions",
+    "fdd",
+    "lip_max_errors",
+    "load_region_masks",
+    "lve",
+    "mesh_regions",
+    "upper_face_dynamics",
+]

@@ -71,8 +71,9 @@ def _jerk(x: np.ndarray, fps: int) -> np.ndarray:
     return out
 
 
-def transition_frames(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, fps: int = FPS,
-                      window_s: float = TRANSITION_WINDOW_S) -> dict:
+def transition_frames(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, fps: int = FPS, window_s: float = TRANSITION_WINDOW_S
+) -> dict:
     """Per-frame quantities in the transition windows, for averaging per file or pooling over files.
 
     Returns ``{"transitions": n, "vel_err_G": (m,), "jerk_G": (m,), "jerk_gt_G": (m,)}`` for G in exp,
@@ -82,8 +83,11 @@ def transition_frames(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, fps: i
     out: dict = {"transitions": n}
     for g, cols in GROUPS.items():
         p, t = pred[:, cols], gt[:, cols]
-        for name, values in (("vel_err", _velocity_error(p, t, fps)), ("jerk", _jerk(p, fps)),
-                             ("jerk_gt", _jerk(t, fps))):
+        for name, values in (
+            ("vel_err", _velocity_error(p, t, fps)),
+            ("jerk", _jerk(p, fps)),
+            ("jerk_gt", _jerk(t, fps)),
+        ):
             v = values[near]
             out[f"{name}_{g}"] = v[np.isfinite(v)]
     return out
@@ -104,5 +108,12 @@ def summarise_transitions(parts: list[dict]) -> dict:
     return out
 
 
-__all__ = ["ROLES", "TRANSITION_WINDOW_S", "role_mask", "role_steps", "summarise_transitions",
-           "transition_frames", "transition_window"]
+__all__ = [
+    "ROLES",
+    "TRANSITION_WINDOW_S",
+    "role_mask",
+    "role_steps",
+    "summarise_transitions",
+    "transition_frames",
+    "transition_window",
+]

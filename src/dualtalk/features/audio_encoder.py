@@ -125,7 +125,7 @@ def conv_features_channels_last(extractor: nn.Module, wave: torch.Tensor, chunk_
     chunks = []
     for i0 in range(0, total, chunk_frames):
         i1 = min(total, i0 + chunk_frames)
-        chunks.append(_conv_stack_time_major(extractor, wave[:, i0 * stride: (i1 - 1) * stride + field]))
+        chunks.append(_conv_stack_time_major(extractor, wave[:, i0 * stride : (i1 - 1) * stride + field]))
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)  # (B, L, C)
 
 
@@ -133,11 +133,13 @@ def load_pretrained_wav2vec2(source: str, expected: dict):
     """Weights from a local directory or a hub id (``hf-hub:`` prefix optional), checked against the config."""
     from transformers import Wav2Vec2Model
 
-    name = source[len("hf-hub:"):] if source.startswith("hf-hub:") else source
+    name = source[len("hf-hub:") :] if source.startswith("hf-hub:") else source
     try:
         model = Wav2Vec2Model.from_pretrained(name)
     except OSError as exc:
-        raise DualTalkError(f"cannot load pretrained wav2vec2 weights from {source!r}: {str(exc).splitlines()[0]}") from None
+        raise DualTalkError(
+            f"cannot load pretrained wav2vec2 weights from {source!r}: {str(exc).splitlines()[0]}"
+        ) from None
     for key in ("hidden_size", "num_hidden_layers", "conv_dim"):
         got = getattr(model.config, key)
         if key in expected and list(np.atleast_1d(got)) != list(np.atleast_1d(expected[key])):
@@ -149,7 +151,9 @@ def load_pretrained_wav2vec2(source: str, expected: dict):
 # log-mel encoder
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """Triangular mel filters (HTK mel scale), (n_mels, n_fft // 2 + 1)."""
     fmax = fmax or sample_rate / 2
 
@@ -174,8 +178,9 @@ class MelEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-        self.register_buffer("mel", torch.from_numpy(mel_filterbank(sample_rate, cfg.n_fft, cfg.n_mels)),
-                             persistent=False)
+        self.register_buffer(
+            "mel", torch.from_numpy(mel_filterbank(sample_rate, cfg.n_fft, cfg.n_mels)), persistent=False
+        )
         layers: list[nn.Module] = []
         channels = cfg.n_mels
         for _ in range(cfg.mel_layers):
@@ -190,8 +195,14 @@ class MelEncoder(nn.Module):
 
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, S) -> (B, n_mels, S // hop + 1)."""
-        spec = torch.stft(wave.float(), self.cfg.n_fft, hop_length=self.cfg.hop_length, window=self.window,
-                          center=True, return_complex=True)  # (B, F, N)
+        spec = torch.stft(
+            wave.float(),
+            self.cfg.n_fft,
+            hop_length=self.cfg.hop_length,
+            window=self.window,
+            center=True,
+            return_complex=True,
+        )  # (B, F, N)
         power = spec.real.square() + spec.imag.square()  # (B, F, N)
         mel = torch.matmul(self.mel, power)  # (B, n_mels, N)
         return torch.log(mel + 1e-6)
@@ -212,4 +223,3 @@ def build_audio_encoder(cfg: AudioEncoderConfig, sample_rate: int = SAMPLE_RATE)
     if cfg.type == "mel":
         return MelEncoder(cfg, sample_rate)
     raise DualTalkError(f"unknown audio encoder type {cfg.type!r} (wav2vec2 or mel)")
-

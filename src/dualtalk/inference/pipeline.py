@@ -101,8 +101,13 @@ def needs_partner_motion(model) -> bool:
     return cfg.use_partner_motion and not (cfg.variant == "causal" and cfg.partner_motion_dropout > 0)
 
 
-def run_causal(model, self_audio: np.ndarray, partner_audio: np.ndarray, partner_motion: np.ndarray | None,
-               options: InferenceOptions | None = None) -> np.ndarray:
+def run_causal(
+    model,
+    self_audio: np.ndarray,
+    partner_audio: np.ndarray,
+    partner_motion: np.ndarray | None,
+    options: InferenceOptions | None = None,
+) -> np.ndarray:
     """A causal model over whole arrays through its streaming session, in chunks (constant memory; equal to
     the offline forward). -> (T, 56)"""
     from .streaming import StreamingSession
@@ -113,21 +118,26 @@ def run_causal(model, self_audio: np.ndarray, partner_audio: np.ndarray, partner
     step = int(CAUSAL_CHUNK_SECONDS * model.config.sample_rate)
     spf = model.config.samples_per_frame
     outs, pushed = [], 0
-    for i in progress_bar(range(0, len(self_audio), step), desc="generate", unit="chunk",
-                          enabled=options.progress and len(self_audio) > step):
+    for i in progress_bar(
+        range(0, len(self_audio), step),
+        desc="generate",
+        unit="chunk",
+        enabled=options.progress and len(self_audio) > step,
+    ):
         motion = None
         if partner_motion is not None:  # the frames whose audio has fully arrived
             upto = min(len(partner_motion), (i + step) // spf)
             motion, pushed = partner_motion[pushed:upto], upto
-        outs.append(session.push(self_audio[i: i + step], partner_audio[i: i + step], motion))
+        outs.append(session.push(self_audio[i : i + step], partner_audio[i : i + step], motion))
     if partner_motion is not None and pushed < len(partner_motion):
         session.push_motion(partner_motion[pushed:])
     outs.append(session.flush())
     return np.concatenate(outs).astype(np.float32)
 
 
-def run_joint(model, audio_a: np.ndarray, audio_b: np.ndarray,
-              options: InferenceOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+def run_joint(
+    model, audio_a: np.ndarray, audio_b: np.ndarray, options: InferenceOptions | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Both people from their two voices with a causal model (each fed the other's generated motion one
     frame late); -> ((T, 56) of A, (T, 56) of B)."""
     from .streaming import JointSession
@@ -140,15 +150,20 @@ def run_joint(model, audio_a: np.ndarray, audio_b: np.ndarray,
     step = int(CAUSAL_CHUNK_SECONDS * model.config.sample_rate)
     outs_a, outs_b = [], []
     for i in range(0, max(len(audio_a), len(audio_b)), step):
-        a, b = joint.push(audio_a[i: i + step], audio_b[i: i + step])
+        a, b = joint.push(audio_a[i : i + step], audio_b[i : i + step])
         outs_a.append(a)
         outs_b.append(b)
     a, b = joint.flush()
     return np.concatenate(outs_a + [a]), np.concatenate(outs_b + [b])
 
 
-def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray, partner_motion: np.ndarray | None,
-              options: InferenceOptions | None = None) -> np.ndarray:
+def run_model(
+    model: DualTalk,
+    self_audio: np.ndarray,
+    partner_audio: np.ndarray,
+    partner_motion: np.ndarray | None,
+    options: InferenceOptions | None = None,
+) -> np.ndarray:
     """Arrays in, (T, 56) model-order motion out; T = ceil(len(self_audio) / 640). ``partner_motion`` None:
     the partner's face unseen (models that can: :func:`needs_partner_motion`)."""
     options = options or InferenceOptions()
@@ -156,8 +171,10 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
     spf = cfg.samples_per_frame
     expected = frames_for(len(self_audio), cfg.sample_rate, cfg.fps)
     if partner_motion is None and needs_partner_motion(model):
-        raise DualTalkError("this model needs the partner's motion (--partner-motion); only causal models trained "
-                            "with partner_motion_dropout run without it (e.g. --model demo-stream)")
+        raise DualTalkError(
+            "this model needs the partner's motion (--partner-motion); only causal models trained "
+            "with partner_motion_dropout run without it (e.g. --model demo-stream)"
+        )
     if partner_motion is not None and expected != partner_motion.shape[0]:
         raise DualTalkError(f"partner motion has {partner_motion.shape[0]} frames, the audio implies {expected}")
     if cfg.variant == "causal":
@@ -176,8 +193,8 @@ def run_model(model: DualTalk, self_audio: np.ndarray, partner_audio: np.ndarray
     bar = progress_bar(windows, desc="generate", unit="window", enabled=options.progress and len(windows) > 1)
     with torch.inference_mode(), autocast:
         for (s, e), w in zip(bar, weights):
-            a = torch.from_numpy(np.ascontiguousarray(self_audio[s * spf: e * spf], dtype=np.float32))
-            b = torch.from_numpy(np.ascontiguousarray(partner_audio[s * spf: e * spf], dtype=np.float32))
+            a = torch.from_numpy(np.ascontiguousarray(self_audio[s * spf : e * spf], dtype=np.float32))
+            b = torch.from_numpy(np.ascontiguousarray(partner_audio[s * spf : e * spf], dtype=np.float32))
             m = torch.from_numpy(np.ascontiguousarray(partner_motion[s:e], dtype=np.float32))
             y = model(a[None].to(device), b[None].to(device), m[None].to(device))  # (1, t, 56)
             out[s:e] += w[:, None] * y[0].float().cpu().numpy()
@@ -214,9 +231,16 @@ def _as_model(model, config=None, device="cpu", int8: bool = False) -> DualTalk:
     return quantize_int8(net) if int8 else net.to(device)
 
 
-def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathLike,
-             partner_motion: str | os.PathLike | None, out: str | os.PathLike | None = None, config=None,
-             options: InferenceOptions | None = None, partner_out: str | os.PathLike | None = None) -> Motion:
+def generate(
+    model,
+    self_audio: str | os.PathLike,
+    partner_audio: str | os.PathLike,
+    partner_motion: str | os.PathLike | None,
+    out: str | os.PathLike | None = None,
+    config=None,
+    options: InferenceOptions | None = None,
+    partner_out: str | os.PathLike | None = None,
+) -> Motion:
     """Generate the motion of the person speaking in ``self_audio``; write it to ``out`` (dataset layout).
 
     ``model``: a :class:`DualTalk`, a model directory, a packaged model (``demo``, ``demo-stream``), an
@@ -231,8 +255,10 @@ def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathL
     if partner_out is not None and net.config.variant != "causal":
         raise DualTalkError("generating both people (--partner-out) needs a causal model (e.g. --model demo-stream)")
     if partner_motion is None and partner_out is None and needs_partner_motion(net):
-        raise DualTalkError("this model needs the partner's motion (--partner-motion); only causal models trained "
-                            "with partner_motion_dropout run without it (e.g. --model demo-stream)")
+        raise DualTalkError(
+            "this model needs the partner's motion (--partner-motion); only causal models trained "
+            "with partner_motion_dropout run without it (e.g. --model demo-stream)"
+        )
     inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, net.config.sample_rate, net.config.fps)
     if partner_out is not None:
         other, mine = run_joint(net, inputs.partner_audio, inputs.self_audio, options)
@@ -241,15 +267,22 @@ def generate(model, self_audio: str | os.PathLike, partner_audio: str | os.PathL
             save_motion(out, motion)
         save_motion(partner_out, Motion.from_model(other, net.config.fps))
         return motion
-    motion = Motion.from_model(run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options),
-                               net.config.fps)
+    motion = Motion.from_model(
+        run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options), net.config.fps
+    )
     if out is not None:
         save_motion(out, motion)
     return motion
 
 
-def predict(model, data_dir: str | os.PathLike, out_dir: str | os.PathLike, config=None,
-            options: InferenceOptions | None = None, partner_motion: bool = True) -> list[Path]:
+def predict(
+    model,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config=None,
+    options: InferenceOptions | None = None,
+    partner_motion: bool = True,
+) -> list[Path]:
     """Every conversation of a split, in both directions where the partner's motion exists:
     ``out_dir/NAME_speakerK.npy`` (T, 56) in model order. ``partner_motion=False``: the same sides, the
     partner's face unseen (models that can run without it)."""
@@ -261,8 +294,13 @@ def predict(model, data_dir: str | os.PathLike, out_dir: str | os.PathLike, conf
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
     for conv, k in progress_bar(jobs, desc="predict", unit="file", enabled=options.progress):
         p = partner_speaker(k)
-        inputs = load_generation_inputs(conv.audio[k], conv.audio[p], conv.motion[p] if partner_motion else None,
-                                        net.config.sample_rate, net.config.fps)
+        inputs = load_generation_inputs(
+            conv.audio[k],
+            conv.audio[p],
+            conv.motion[p] if partner_motion else None,
+            net.config.sample_rate,
+            net.config.fps,
+        )
         y = run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, inner)
         path = Path(out_dir) / f"{conv.name}_speaker{k}.npy"
         save_model_motion(path, y)

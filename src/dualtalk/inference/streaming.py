@@ -36,8 +36,10 @@ MAX_SKEW_SECONDS = 10.0
 def _causal(model):
     if getattr(getattr(model, "config", None), "variant", None) != "causal":
         variant = getattr(getattr(model, "config", None), "variant", "?")
-        raise DualTalkError(f"streaming needs a causal model (variant 'causal', e.g. --model demo-stream); this model "
-                            f"is {variant!r}, which sees the whole conversation at once")
+        raise DualTalkError(
+            f"streaming needs a causal model (variant 'causal', e.g. --model demo-stream); this model "
+            f"is {variant!r}, which sees the whole conversation at once"
+        )
     return model
 
 
@@ -46,7 +48,9 @@ class _AudioStream:
 
     def __init__(self, name: str, sample_rate: int, channels: int, model_rate: int):
         if not isinstance(sample_rate, (int, np.integer)) or not 4000 <= sample_rate <= 384000:
-            raise DualTalkError(f"{name}: sample rate must be a whole number of Hz in [4000, 384000], got {sample_rate!r}")
+            raise DualTalkError(
+                f"{name}: sample rate must be a whole number of Hz in [4000, 384000], got {sample_rate!r}"
+            )
         if channels not in (1, 2):
             raise DualTalkError(f"{name}: channel count must be 1 or 2, got {channels!r}")
         self.name, self.channels = name, channels
@@ -106,11 +110,16 @@ class StreamStats:
         total_frames = sum(self.frames)
         total = sum(self.calls)
         pct = (lambda q: float(np.percentile(self.calls, q) * 1000)) if self.calls else (lambda q: 0.0)
-        return {"algorithmic_latency_ms": 1000.0 * (latency_frames + 1) / fps, "frames": total_frames,
-                "calls": len(self.calls), "compute_ms_p50": pct(50), "compute_ms_p95": pct(95),
-                "compute_ms_max": pct(100),
-                "compute_ms_per_frame_mean": 1000.0 * float(np.mean(per_frame)) if per_frame else 0.0,
-                "real_time_factor": total / (total_frames / fps) if total_frames else 0.0}
+        return {
+            "algorithmic_latency_ms": 1000.0 * (latency_frames + 1) / fps,
+            "frames": total_frames,
+            "calls": len(self.calls),
+            "compute_ms_p50": pct(50),
+            "compute_ms_p95": pct(95),
+            "compute_ms_max": pct(100),
+            "compute_ms_per_frame_mean": 1000.0 * float(np.mean(per_frame)) if per_frame else 0.0,
+            "real_time_factor": total / (total_frames / fps) if total_frames else 0.0,
+        }
 
 
 class StreamingSession:
@@ -121,17 +130,28 @@ class StreamingSession:
     first push). ``sample_rate`` / ``channels`` declare the pushed audio.
     """
 
-    def __init__(self, model, *, partner_motion: bool | None = None, sample_rate: int = 16000, channels: int = 1,
-                 partner_sample_rate: int | None = None, partner_channels: int | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        partner_motion: bool | None = None,
+        sample_rate: int = 16000,
+        channels: int = 1,
+        partner_sample_rate: int | None = None,
+        partner_channels: int | None = None,
+    ):
         self.model = _causal(model).eval()
         cfg = model.config
         self.cfg = cfg
         self.spf = cfg.samples_per_frame
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
-        self.voices = {"self": _AudioStream("self audio", sample_rate, channels, cfg.sample_rate),
-                       "partner": _AudioStream("partner audio", partner_sample_rate or sample_rate,
-                                               partner_channels or channels, cfg.sample_rate)}
+        self.voices = {
+            "self": _AudioStream("self audio", sample_rate, channels, cfg.sample_rate),
+            "partner": _AudioStream(
+                "partner audio", partner_sample_rate or sample_rate, partner_channels or channels, cfg.sample_rate
+            ),
+        }
         self.frontend = (model.audio_encoder1 if cfg.use_self_audio else model.audio_encoder2).frontend
         self.use_motion = partner_motion
         if partner_motion is False:
@@ -147,9 +167,11 @@ class StreamingSession:
 
     def _check_audio_only(self) -> None:
         if self.cfg.use_partner_motion and self.cfg.partner_motion_dropout <= 0:
-            raise DualTalkError("this model was trained with the partner's motion always present "
-                                "(partner_motion_dropout 0): give the partner's motion, or use a model trained "
-                                "with partner_motion_dropout > 0 (e.g. demo-stream)")
+            raise DualTalkError(
+                "this model was trained with the partner's motion always present "
+                "(partner_motion_dropout 0): give the partner's motion, or use a model trained "
+                "with partner_motion_dropout > 0 (e.g. demo-stream)"
+            )
 
     # --- input --------------------------------------------------------------------------------------
 
@@ -201,14 +223,18 @@ class StreamingSession:
         total = -(-self.voices["self"].received // self.spf)
         partner = -(-self.voices["partner"].received // self.spf)
         if partner < total - END_TOLERANCE_FRAMES:
-            raise DualTalkError(f"the partner's audio ended {(total - partner) / self.cfg.fps:.2f} s before the "
-                                f"person's (at most {END_TOLERANCE_FRAMES} frames are tolerated)")
+            raise DualTalkError(
+                f"the partner's audio ended {(total - partner) / self.cfg.fps:.2f} s before the "
+                f"person's (at most {END_TOLERANCE_FRAMES} frames are tolerated)"
+            )
         if self.use_motion:
             lag = self.cfg.partner_motion_delay
             needed = max(0, total - lag)
             if self.motion_received < needed - END_TOLERANCE_FRAMES:
-                raise DualTalkError(f"the partner's motion ended at frame {self.motion_received}, the audio needs "
-                                    f"{needed} (at most {END_TOLERANCE_FRAMES} frames are tolerated)")
+                raise DualTalkError(
+                    f"the partner's motion ended at frame {self.motion_received}, the audio needs "
+                    f"{needed} (at most {END_TOLERANCE_FRAMES} frames are tolerated)"
+                )
             while self.motion_received < needed:  # the last frame held, as generate does
                 self.motion.append(self.last_motion)
                 self.motion_received += 1
@@ -225,8 +251,10 @@ class StreamingSession:
         a, b = self.voices["self"].received, self.voices["partner"].received
         if abs(a - b) > MAX_SKEW_SECONDS * self.cfg.sample_rate:
             behind = "partner's" if b < a else "person's"
-            raise DualTalkError(f"the {behind} audio stalled: the two voices are {abs(a - b) / self.cfg.sample_rate:.1f} s "
-                                f"apart (at most {MAX_SKEW_SECONDS:.0f} s)")
+            raise DualTalkError(
+                f"the {behind} audio stalled: the two voices are {abs(a - b) / self.cfg.sample_rate:.1f} s "
+                f"apart (at most {MAX_SKEW_SECONDS:.0f} s)"
+            )
 
     def ready_frames(self, final: bool = False, total: int | None = None) -> int:
         """How many frames (from the first not yet emitted) can be computed now."""
@@ -251,7 +279,7 @@ class StreamingSession:
         seg_start = max(start, 0)
         waves = []
         for voice in self.voices.values():
-            seg = voice.buffer[seg_start - voice.start:]
+            seg = voice.buffer[seg_start - voice.start :]
             waves.append(torch.from_numpy(np.ascontiguousarray(seg))[None].to(self.device))
         motion = None
         if self.use_motion:
@@ -289,8 +317,10 @@ class JointSession:
         self.b = StreamingSession(model_b if model_b is not None else model, partner_motion=True, **audio)
         for s in (self.a, self.b):
             if s.cfg.partner_motion_delay < 1:
-                raise DualTalkError("joint mode needs a model with partner_motion_delay >= 1 (each head reads the "
-                                    "other's generated motion at least one frame late)")
+                raise DualTalkError(
+                    "joint mode needs a model with partner_motion_delay >= 1 (each head reads the "
+                    "other's generated motion at least one frame late)"
+                )
             if not s.cfg.use_partner_motion:
                 raise DualTalkError("joint mode needs a model that reads the partner's motion")
 
@@ -308,8 +338,10 @@ class JointSession:
         total_a = -(-self.a.voices["self"].received // self.a.spf)
         total_b = -(-self.b.voices["self"].received // self.b.spf)
         if abs(total_a - total_b) > END_TOLERANCE_FRAMES:
-            raise DualTalkError(f"the two voices differ by {abs(total_a - total_b) / self.a.cfg.fps:.2f} s in length "
-                                f"(at most {END_TOLERANCE_FRAMES} frames are tolerated)")
+            raise DualTalkError(
+                f"the two voices differ by {abs(total_a - total_b) / self.a.cfg.fps:.2f} s in length "
+                f"(at most {END_TOLERANCE_FRAMES} frames are tolerated)"
+            )
         out = self._run(final=True, totals=(total_a, total_b))
         self.a.closed = self.b.closed = True
         return out
@@ -335,8 +367,18 @@ class JointSession:
 # files fed as a live source would feed them (``dualtalk stream``)
 
 
-def stream_files(model, self_audio, partner_audio, out, *, partner_motion=None, partner_out=None,
-                 chunk_ms: float = 40.0, realtime: bool = False, stats=None) -> dict:
+def stream_files(
+    model,
+    self_audio,
+    partner_audio,
+    out,
+    *,
+    partner_motion=None,
+    partner_out=None,
+    chunk_ms: float = 40.0,
+    realtime: bool = False,
+    stats=None,
+) -> dict:
     """Feed two audio files (and the partner's motion file) to a causal model in ``chunk_ms`` chunks, as a
     live source would (``realtime``: paced by the clock); write the motion to ``out`` (and, with
     ``partner_out``, the partner's generated motion: joint mode) and the stats (``stats``: a JSON path).
@@ -374,7 +416,7 @@ def stream_files(model, self_audio, partner_audio, out, *, partner_motion=None, 
                 time.sleep(wait)
         t0 = time.perf_counter()
         if joint is not None:
-            o, m = joint.push(b[i: i + step], a[i: i + step])
+            o, m = joint.push(b[i : i + step], a[i : i + step])
             other.append(o)
         else:
             assert session is not None
@@ -382,7 +424,7 @@ def stream_files(model, self_audio, partner_audio, out, *, partner_motion=None, 
             if inputs.partner_motion is not None:
                 upto = min(len(inputs.partner_motion), (i + step) // spf)
                 motion, pushed = inputs.partner_motion[pushed:upto], upto
-            m = session.push(a[i: i + step], b[i: i + step], motion)
+            m = session.push(a[i : i + step], b[i : i + step], motion)
         chunk_compute.append(time.perf_counter() - t0)
         mine.append(m)
     if joint is not None:
@@ -401,8 +443,12 @@ def stream_files(model, self_audio, partner_audio, out, *, partner_motion=None, 
     seconds = len(a) / cfg.sample_rate
     pct = np.percentile(np.asarray(chunk_compute) * 1000.0, [50, 95, 100]) if chunk_compute else [0.0, 0.0, 0.0]
     summary = {
-        "model_variant": cfg.variant, "chunk_ms": chunk_ms, "realtime": realtime, "seconds": seconds,
-        "frames": len(motion), "heads": 2 if joint is not None else 1,
+        "model_variant": cfg.variant,
+        "chunk_ms": chunk_ms,
+        "realtime": realtime,
+        "seconds": seconds,
+        "frames": len(motion),
+        "heads": 2 if joint is not None else 1,
         "partner_motion": inputs.partner_motion is not None,
         "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
         "chunks": len(chunk_compute),

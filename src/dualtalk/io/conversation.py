@@ -102,7 +102,9 @@ def discover_conversations(directory: str | os.PathLike, require_motion: str = "
     for conv in convs.values():
         for k in (1, 2):
             if k not in conv.audio:
-                raise InputError(conv.path(k, "audio"), "audio file not found (each conversation needs both speakers' audio)")
+                raise InputError(
+                    conv.path(k, "audio"), "audio file not found (each conversation needs both speakers' audio)"
+                )
         if not conv.motion:
             raise InputError(conv.path(1, "motion"), "no motion file for either speaker of this conversation")
         if require_motion == "both":
@@ -122,15 +124,17 @@ class GenerationInputs:
     num_frames: int
 
 
-def load_generation_inputs(self_audio, partner_audio, partner_motion, sample_rate: int = SAMPLE_RATE,
-                           fps: int = FPS) -> GenerationInputs:
+def load_generation_inputs(
+    self_audio, partner_audio, partner_motion, sample_rate: int = SAMPLE_RATE, fps: int = FPS
+) -> GenerationInputs:
     """Read and check the input files of one generation (``partner_motion`` may be None: audio only);
     T comes from the self audio."""
     wav_b = load_audio(self_audio, sample_rate)
     wav_a = load_audio(partner_audio, sample_rate)
     t = num_frames(len(wav_b), sample_rate, fps)
-    check_length(partner_audio, num_frames(len(wav_a), sample_rate, fps), t,
-                 f"partner audio ({len(wav_a) / sample_rate:.2f} s)")
+    check_length(
+        partner_audio, num_frames(len(wav_a), sample_rate, fps), t, f"partner audio ({len(wav_a) / sample_rate:.2f} s)"
+    )
     motion = None
     if partner_motion is not None:
         mot_a: Motion = load_motion(partner_motion)

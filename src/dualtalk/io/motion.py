@@ -16,8 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..layout import (EXP, FLAME_POSE_HEAD_ROT, FLAME_POSE_JAW, FPS, HEAD_ROT, JAW, MOTION_DIM, N_EXP,
-                      N_FLAME_POSE, NPZ_EXP, NPZ_POSE)
+from ..layout import (
+    EXP,
+    FLAME_POSE_HEAD_ROT,
+    FLAME_POSE_JAW,
+    FPS,
+    HEAD_ROT,
+    JAW,
+    MOTION_DIM,
+    N_EXP,
+    N_FLAME_POSE,
+    NPZ_EXP,
+    NPZ_POSE,
+)
 from .files import atomic_path
 
 
@@ -41,19 +52,23 @@ class Motion:
         return np.concatenate([self.exp, self.jaw, self.global_rot], axis=1).astype(np.float32)
 
     @classmethod
-    def from_model(cls, x: np.ndarray, fps: int = FPS) -> "Motion":
+    def from_model(cls, x: np.ndarray, fps: int = FPS) -> Motion:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != MOTION_DIM:
             raise ValueError(f"model-order motion must be (T, {MOTION_DIM}), got {x.shape}")
         return cls(exp=x[:, EXP].copy(), jaw=x[:, JAW].copy(), global_rot=x[:, HEAD_ROT].copy(), fps=fps)
 
     @classmethod
-    def from_layout(cls, exp: np.ndarray, flame_pose: np.ndarray, fps: int = FPS) -> "Motion":
+    def from_layout(cls, exp: np.ndarray, flame_pose: np.ndarray, fps: int = FPS) -> Motion:
         """From the dataset layout: ``exp`` (T, 50) and the 6-d FLAME pose (T, 6) = [global rotation, jaw]."""
-        return cls(exp=np.asarray(exp, np.float32), jaw=np.asarray(flame_pose[:, FLAME_POSE_JAW], np.float32),
-                   global_rot=np.asarray(flame_pose[:, FLAME_POSE_HEAD_ROT], np.float32), fps=fps)
+        return cls(
+            exp=np.asarray(exp, np.float32),
+            jaw=np.asarray(flame_pose[:, FLAME_POSE_JAW], np.float32),
+            global_rot=np.asarray(flame_pose[:, FLAME_POSE_HEAD_ROT], np.float32),
+            fps=fps,
+        )
 
-    def fit_length(self, n: int) -> "Motion":
+    def fit_length(self, n: int) -> Motion:
         """Trim to ``n`` frames, or extend by repeating the last frame."""
         x = self.to_model()
         if len(x) >= n:

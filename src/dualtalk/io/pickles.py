@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import importlib
 import pickle
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 class Refused(pickle.UnpicklingError):
@@ -28,7 +29,7 @@ def latin1_encode(text, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numpy_globals() -> Mapping[tuple[str, str], Any]:
     """What pickled numpy arrays and scalars need, under the module names of NumPy 1 (``numpy.core``, as
     FLAME's files were written) and NumPy 2 (``numpy._core``). Do not modify: copy it into your table."""
@@ -58,8 +59,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     Other keyword arguments (``encoding="latin1"`` for Python 2 pickles) go to :class:`pickle.Unpickler`.
     """
 
-    def __init__(self, file, allowed: Mapping[tuple[str, str], Any], modules: Mapping[str, Any] | None = None,
-                 refusal: str = "refusing to load {module}.{name}", **kwargs):
+    def __init__(
+        self,
+        file,
+        allowed: Mapping[tuple[str, str], Any],
+        modules: Mapping[str, Any] | None = None,
+        refusal: str = "refusing to load {module}.{name}",
+        **kwargs,
+    ):
         super().__init__(file, **kwargs)
         self.allowed = allowed
         self.modules = dict(modules or {})

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 #: on a non-terminal stream, the longest time between two plain lines while the loop runs (seconds)
 PLAIN_INTERVAL = 60.0
@@ -37,9 +38,18 @@ def _is_terminal(stream) -> bool:
 class Progress:
     """A bar over ``iterable`` and/or a count driven by :meth:`update` (see :func:`progress`)."""
 
-    def __init__(self, iterable: Iterable | None = None, desc: str = "", total: int | None = None,
-                 unit: str = "it", enabled: bool = True, leave: bool = True, initial: int = 0,
-                 stream: IO[str] | None = None, **tqdm_kwargs: Any):
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        desc: str = "",
+        total: int | None = None,
+        unit: str = "it",
+        enabled: bool = True,
+        leave: bool = True,
+        initial: int = 0,
+        stream: IO[str] | None = None,
+        **tqdm_kwargs: Any,
+    ):
         if total is None and iterable is not None:
             try:
                 total = len(iterable)  # type: ignore[arg-type]
@@ -58,8 +68,16 @@ class Progress:
         if enabled and _is_terminal(self.stream):
             from tqdm import tqdm
 
-            self._bar = tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, initial=initial,
-                             file=self.stream, **tqdm_kwargs)
+            self._bar = tqdm(
+                iterable,
+                desc=desc,
+                total=total,
+                unit=unit,
+                leave=leave,
+                initial=initial,
+                file=self.stream,
+                **tqdm_kwargs,
+            )
         self._start = self._last_time = time.monotonic()
         self._last_n = initial
         self._next_step = self._step_of(initial) + 1
@@ -121,21 +139,38 @@ class Progress:
         elif self.enabled and self.n != self._last_n:  # the end, unless the last line already said it
             self._line()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def progress(iterable: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "it",
-             enabled: bool = True, leave: bool = True, initial: int = 0, stream: IO[str] | None = None,
-             **tqdm_kwargs: Any) -> Progress:
+def progress(
+    iterable: Iterable | None = None,
+    desc: str = "",
+    total: int | None = None,
+    unit: str = "it",
+    enabled: bool = True,
+    leave: bool = True,
+    initial: int = 0,
+    stream: IO[str] | None = None,
+    **tqdm_kwargs: Any,
+) -> Progress:
     """A progress bar over ``iterable`` (or over ``total`` steps counted with ``.update()``) on ``stream``
     (default: ``sys.stderr`` at call time): tqdm on a terminal, occasional plain lines elsewhere, nothing when
     ``enabled`` is False. Extra keyword arguments (``delay``, ``dynamic_ncols``, ...) go to tqdm."""
-    return Progress(iterable, desc=desc, total=total, unit=unit, enabled=enabled, leave=leave, initial=initial,
-                    stream=stream, **tqdm_kwargs)
+    return Progress(
+        iterable,
+        desc=desc,
+        total=total,
+        unit=unit,
+        enabled=enabled,
+        leave=leave,
+        initial=initial,
+        stream=stream,
+        **tqdm_kwargs,
+    )
 
 
 def write(message: str, stream: IO[str] | None = None) -> None:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 
 #: environment variables that make BLAS / OpenMP / Mesa's llvmpipe start with one thread
-SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                     "LP_NUM_THREADS": "1"}
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LP_NUM_THREADS": "1"}
 
 _CONTROLLER = None  # the ThreadpoolController reused by limit_threads(reuse=True)
 

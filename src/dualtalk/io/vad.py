@@ -29,8 +29,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
     return [(int(s), int(e), bool(mask[s])) for s, e in zip(starts, ends)]
 
 
-def voice_activity(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: int = FPS, num_frames: int | None = None,
-                   aggressiveness: int = 2, min_gap: float = 0.3, min_speech: float = 0.2) -> np.ndarray:
+def voice_activity(
+    wave: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    fps: int = FPS,
+    num_frames: int | None = None,
+    aggressiveness: int = 2,
+    min_gap: float = 0.3,
+    min_speech: float = 0.2,
+) -> np.ndarray:
     """Boolean speech mask (T,) at ``fps`` for a mono waveform; T = ceil(samples / sample_rate * fps)."""
     import webrtcvad
 
@@ -48,7 +55,7 @@ def voice_activity(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: int = 
     small = np.zeros(n_small, dtype=bool)
     if peak > 0:
         for i in range(n_small):
-            small[i] = vad.is_speech(pcm[i * hop:(i + 1) * hop].tobytes(), _VAD_RATE)
+            small[i] = vad.is_speech(pcm[i * hop : (i + 1) * hop].tobytes(), _VAD_RATE)
     # 20 ms decisions -> motion frames: a motion frame is speech if any 20 ms frame inside it is
     times = (np.arange(n_small) * hop) / _VAD_RATE  # start time of each small frame
     frame_idx = np.minimum((times * fps).astype(int), max(t - 1, 0))

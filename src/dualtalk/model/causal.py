@@ -49,7 +49,7 @@ def _take(wave: torch.Tensor, start: int, s0: int, s1: int) -> torch.Tensor:
     out = wave.new_zeros(b, s1 - s0)
     lo, hi = max(s0, start), min(s1, start + n)
     if hi > lo:
-        out[:, lo - s0: hi - s0] = wave[:, lo - start: hi - start]
+        out[:, lo - s0 : hi - s0] = wave[:, lo - start : hi - start]
     return out
 
 
@@ -60,7 +60,9 @@ class CausalLogMel(nn.Module):
     def __init__(self, n_fft: int, n_mels: int, sample_rate: int, samples_per_frame: int, lookahead_frames: int):
         super().__init__()
         if samples_per_frame % 2:
-            raise DualTalkError(f"the causal front end needs an even number of samples per frame, not {samples_per_frame}")
+            raise DualTalkError(
+                f"the causal front end needs an even number of samples per frame, not {samples_per_frame}"
+            )
         self.n_fft, self.spf, self.lookahead = n_fft, samples_per_frame, lookahead_frames
         self.sample_rate, self.n_mels = sample_rate, n_mels
         self.hop = samples_per_frame // 2
@@ -107,7 +109,7 @@ class CausalConv(nn.Module):
         past = state if state is not None else x.new_zeros(x.shape[0], self.kernel - 1, x.shape[2])
         xx = torch.cat([past, x], dim=1)  # (B, k - 1 + T, C)
         y = self.conv(xx.transpose(1, 2)).transpose(1, 2)  # (B, T, C')
-        return y, xx[:, xx.shape[1] - (self.kernel - 1):]
+        return y, xx[:, xx.shape[1] - (self.kernel - 1) :]
 
 
 class AudioEncoder(nn.Module):
@@ -171,7 +173,7 @@ class WindowedAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))  # (B, H, n, dh)
         y = self.out(y.transpose(1, 2).reshape(b, n, d))
         keep = max(0, min(self.window - 1, k.shape[2]))
-        return y, {"k": k[:, :, k.shape[2] - keep:], "v": v[:, :, v.shape[2] - keep:], "pos": pos + n}
+        return y, {"k": k[:, :, k.shape[2] - keep :], "v": v[:, :, v.shape[2] - keep :], "pos": pos + n}
 
 
 class CausalBlock(nn.Module):
@@ -213,8 +215,9 @@ class CausalDualTalk(nn.Module):
         if cfg.use_partner_audio:
             self.audio_encoder2 = AudioEncoder(cfg)
         self.audio_projection = nn.Linear(cfg.audio_encoder.mel_channels, d)
-        self.blendshape_encoder = nn.Sequential(nn.Linear(cfg.motion_dim, d // 2), nn.ReLU(), nn.Linear(d // 2, d),
-                                                nn.ReLU())
+        self.blendshape_encoder = nn.Sequential(
+            nn.Linear(cfg.motion_dim, d // 2), nn.ReLU(), nn.Linear(d // 2, d), nn.ReLU()
+        )
         self.motion_skip = nn.Linear(cfg.motion_dim, d)
         self.absent_motion = nn.Parameter(torch.zeros(d))  # the partner's face unseen
         # 2. temporal enhancer
@@ -257,9 +260,15 @@ class CausalDualTalk(nn.Module):
         """Frames of audio after frame t's own that frame t needs (the lookahead)."""
         return self.config.lookahead_frames
 
-    def forward(self, self_audio: torch.Tensor | None, partner_audio: torch.Tensor | None,
-                partner_motion: torch.Tensor | None = None, return_intermediates: bool = False, *,
-                audio_features=None) -> torch.Tensor:
+    def forward(
+        self,
+        self_audio: torch.Tensor | None,
+        partner_audio: torch.Tensor | None,
+        partner_motion: torch.Tensor | None = None,
+        return_intermediates: bool = False,
+        *,
+        audio_features=None,
+    ) -> torch.Tensor:
         """self_audio (B, S), partner_audio (B, S), partner_motion (B, T, 56) or None -> (B, T, 56), T = ceil(S / 640).
 
         Audio after the end is silence (zeros) for the last frames' lookahead, as at the end of a stream.
@@ -280,9 +289,16 @@ class CausalDualTalk(nn.Module):
         out, _ = self.forward_frames(self_audio, partner_audio, 0, 0, t, used, None)
         return out
 
-    def forward_frames(self, self_audio: torch.Tensor | None, partner_audio: torch.Tensor | None, start: int,
-                       t0: int, t1: int, partner_motion: torch.Tensor | None,
-                       state: State | None) -> tuple[torch.Tensor, State]:
+    def forward_frames(
+        self,
+        self_audio: torch.Tensor | None,
+        partner_audio: torch.Tensor | None,
+        start: int,
+        t0: int,
+        t1: int,
+        partner_motion: torch.Tensor | None,
+        state: State | None,
+    ) -> tuple[torch.Tensor, State]:
         """Frames [t0, t1) given audio holding samples [start, ...) of each stream (enough for the frames'
         windows: ``audio_encoder1.frontend.first_sample(t0)`` to ``last_sample(t1 - 1)``; zeros beyond),
         ``partner_motion`` (B, n, 56) the motion each frame reads (already delayed) or None, and the state
@@ -305,8 +321,11 @@ class CausalDualTalk(nn.Module):
             new[name] = conv_state
             return self.audio_projection(feats)  # (B, n, d)
 
-        feat_self = audio("audio_encoder1", self_audio) if cfg.use_self_audio else \
-            ref.new_zeros(b, n, d, dtype=self.audio_projection.weight.dtype)
+        feat_self = (
+            audio("audio_encoder1", self_audio)
+            if cfg.use_self_audio
+            else ref.new_zeros(b, n, d, dtype=self.audio_projection.weight.dtype)
+        )
         feat_partner = audio("audio_encoder2", partner_audio) if cfg.use_partner_audio else torch.zeros_like(feat_self)
         absent = self.absent_motion.expand(b, n, d)
         if partner_motion is None or not cfg.use_partner_motion:
@@ -356,9 +375,16 @@ class CausalDualTalk(nn.Module):
 
     def initial_state(self) -> State:
         n_conv = self.config.audio_encoder.mel_layers
-        return {"audio_encoder1": [None] * n_conv, "audio_encoder2": [None] * n_conv, "cross": None,
-                "depthwise": None, "lstm": None, "interaction": [None] * len(self.interaction_blocks),
-                "self_attention": None, "synthesis": [None] * len(self.synthesis_blocks)}
+        return {
+            "audio_encoder1": [None] * n_conv,
+            "audio_encoder2": [None] * n_conv,
+            "cross": None,
+            "depthwise": None,
+            "lstm": None,
+            "interaction": [None] * len(self.interaction_blocks),
+            "self_attention": None,
+            "synthesis": [None] * len(self.synthesis_blocks),
+        }
 
 
 def state_nbytes(state: Any) -> int:

@@ -74,8 +74,11 @@ def read_model_config(directory: str | os.PathLike) -> tuple[DualTalkConfig, dic
     if not isinstance(meta, dict) or "format_version" not in meta or "model" not in meta:
         raise InputError(path, "not a dualtalk model config (needs format_version and model)")
     if meta["format_version"] != FORMAT_VERSION:
-        raise InputError(path, f"model format version {meta['format_version']} is not supported "
-                               f"(this dualtalk {__version__} reads version {FORMAT_VERSION})")
+        raise InputError(
+            path,
+            f"model format version {meta['format_version']} is not supported "
+            f"(this dualtalk {__version__} reads version {FORMAT_VERSION})",
+        )
     cfg = from_dict(DualTalkConfig, meta["model"], where=str(path), prefix="model.")
     try:
         cfg.check()
@@ -117,8 +120,9 @@ def _load_state(model: DualTalk, state: dict, source) -> None:
         raise InputError(source, "weights do not fit the model config: " + ", ".join(parts))
     for key, value in state.items():
         if tuple(expected[key].shape) != tuple(value.shape):
-            raise InputError(source, f"weight {key} has shape {tuple(value.shape)}, the config expects "
-                                     f"{tuple(expected[key].shape)}")
+            raise InputError(
+                source, f"weight {key} has shape {tuple(value.shape)}, the config expects {tuple(expected[key].shape)}"
+            )
     model.load_state_dict(state, assign=True)
     _rebuild_nonpersistent(model)
 
@@ -198,7 +202,7 @@ def filter_official_state_dict(state: dict, model: DualTalk) -> dict:
     out = {}
     for key, value in state.items():
         if key.startswith("module."):
-            key = key[len("module."):]
+            key = key[len("module.") :]
         key = re.sub(r"^(joint_encoder\.audio_encoder[12])\.", r"\1.model.", key)
         m = _WEIGHT_NORM.match(key)
         if m and key not in target:
@@ -212,14 +216,16 @@ def to_official_state_dict(model: DualTalk) -> dict:
     out = {}
     for key, value in model.state_dict().items():
         key = re.sub(r"^(joint_encoder\.audio_encoder[12])\.model\.", r"\1.", key)
-        key = re.sub(r"parametrizations\.weight\.original([01])$",
-                     lambda m: "weight_g" if m[1] == "0" else "weight_v", key)
+        key = re.sub(
+            r"parametrizations\.weight\.original([01])$", lambda m: "weight_g" if m[1] == "0" else "weight_v", key
+        )
         out[key] = value
     return out
 
 
-def load_official(path: str | os.PathLike, config: str | os.PathLike | DualTalkConfig | None = None,
-                  device="cpu") -> DualTalk:
+def load_official(
+    path: str | os.PathLike, config: str | os.PathLike | DualTalkConfig | None = None, device="cpu"
+) -> DualTalk:
     """Build the model for a released-layout checkpoint (released shapes unless ``config`` says otherwise)."""
     if config is None:
         cfg = DualTalkConfig()
@@ -239,8 +245,9 @@ def load_official(path: str | os.PathLike, config: str | os.PathLike | DualTalkC
     return model.to(device).eval()
 
 
-def convert_official(src: str | os.PathLike, out_dir: str | os.PathLike,
-                     config: str | os.PathLike | None = None) -> Path:
+def convert_official(
+    src: str | os.PathLike, out_dir: str | os.PathLike, config: str | os.PathLike | None = None
+) -> Path:
     """``dualtalk convert-official``: released-layout ``.pth`` -> our model directory."""
     model = load_official(src, config)
     return save_model(model, out_dir, extra={"converted_from": os.path.basename(os.fspath(src))})
@@ -257,8 +264,9 @@ PACKAGED_MODELS = {
 }
 
 
-def load_model(source: str | os.PathLike, config: str | os.PathLike | None = None, device="cpu",
-               dtype: torch.dtype | None = None) -> DualTalk:
+def load_model(
+    source: str | os.PathLike, config: str | os.PathLike | None = None, device="cpu", dtype: torch.dtype | None = None
+) -> DualTalk:
     """A model from a directory, a packaged model's name (``demo``, ``demo-stream``), an ``hf-hub:`` id, a
     released-layout ``.pth`` or a preset name.
 
@@ -271,12 +279,15 @@ def load_model(source: str | os.PathLike, config: str | os.PathLike | None = Non
     path = Path(text)
     if text in PACKAGED_MODELS and not path.exists():
         if not (PACKAGED_MODELS[text] / CONFIG_NAME).exists():
-            raise InputError(PACKAGED_MODELS[text], f"the packaged model {text!r} is missing from this installation "
-                                                    "(re-create it: python scripts/train_demo_model.py --help)")
+            raise InputError(
+                PACKAGED_MODELS[text],
+                f"the packaged model {text!r} is missing from this installation "
+                "(re-create it: python scripts/train_demo_model.py --help)",
+            )
         path = PACKAGED_MODELS[text]
         model = load_model_dir(path, device)
     elif text.startswith(HUB_PREFIX):
-        model = load_model_dir(_download_hub(text[len(HUB_PREFIX):]), device)
+        model = load_model_dir(_download_hub(text[len(HUB_PREFIX) :]), device)
     elif path.is_dir():
         model = load_model_dir(path, device)
     elif path.suffix in (".pth", ".pt", ".bin", ".ckpt"):
@@ -286,8 +297,9 @@ def load_model(source: str | os.PathLike, config: str | os.PathLike | None = Non
     elif text in list_presets():
         model = build_model(get_preset(text)).eval()
     else:
-        raise InputError(path, f"model not found (not a directory, .pth file, hf-hub: id, or preset: "
-                               f"{', '.join(list_presets())})")
+        raise InputError(
+            path, f"model not found (not a directory, .pth file, hf-hub: id, or preset: {', '.join(list_presets())})"
+        )
     model = model.to(device)
     if dtype is not None:
         model = model.to(dtype)

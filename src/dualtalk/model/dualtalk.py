@@ -73,8 +73,9 @@ class JointEncoder(nn.Module):
         def zero():
             nonlocal zeros
             if zeros is None:
-                zeros = torch.zeros(b, num_frames, self.cfg.feature_dim, device=partner_motion.device,
-                                    dtype=partner_motion.dtype)
+                zeros = torch.zeros(
+                    b, num_frames, self.cfg.feature_dim, device=partner_motion.device, dtype=partner_motion.dtype
+                )
             return zeros
 
         def encode(encoder: str, wave, index: int):
@@ -113,8 +114,9 @@ class TemporalEnhancer(nn.Module):
         if self.cfg.variant == "paper":  # audio frame t attends to the motion frames aligned with it
             t = partner_audio_feat.shape[1]
             mask = alignment_mask(t, t, self.cfg.alignment_window, partner_audio_feat.device, partner_audio_feat.dtype)
-        x, _ = self.cross_attention(partner_audio_feat, partner_motion_feat, partner_motion_feat, attn_mask=mask,
-                                    need_weights=False)
+        x, _ = self.cross_attention(
+            partner_audio_feat, partner_motion_feat, partner_motion_feat, attn_mask=mask, need_weights=False
+        )
         paper = self.cfg.variant == "paper"
         if paper and self.cfg.enhancer_residual:
             x = x + partner_audio_feat
@@ -210,9 +212,15 @@ class DualTalk(nn.Module):
         self.motion_mean.copy_(torch.as_tensor(mean, dtype=self.motion_mean.dtype))
         self.motion_std.copy_(torch.as_tensor(std, dtype=self.motion_std.dtype).clamp_min(1e-4))
 
-    def forward(self, self_audio: torch.Tensor | None, partner_audio: torch.Tensor | None,
-                partner_motion: torch.Tensor, return_intermediates: bool = False, *,
-                audio_features: tuple[torch.Tensor | None, torch.Tensor | None] | None = None):
+    def forward(
+        self,
+        self_audio: torch.Tensor | None,
+        partner_audio: torch.Tensor | None,
+        partner_motion: torch.Tensor,
+        return_intermediates: bool = False,
+        *,
+        audio_features: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
+    ):
         """self_audio (B, S), partner_audio (B, S), partner_motion (B, T, 56) -> (B, T, 56)
 
         With ``return_intermediates`` also a dict of the features after each stage (for parity checks).
@@ -222,22 +230,28 @@ class DualTalk(nn.Module):
         cfg = self.config
         if audio_features is not None:
             num_frames = partner_motion.shape[1]
-            for name, feats, used in (("self", audio_features[0], cfg.use_self_audio),
-                                      ("partner", audio_features[1], cfg.use_partner_audio)):
+            for name, feats, used in (
+                ("self", audio_features[0], cfg.use_self_audio),
+                ("partner", audio_features[1], cfg.use_partner_audio),
+            ):
                 if used and (feats is None or feats.shape[:2] != partner_motion.shape[:2]):
-                    raise DualTalkError(f"{name} audio features must be (B, T, H) with (B, T) = "
-                                        f"{tuple(partner_motion.shape[:2])}")
+                    raise DualTalkError(
+                        f"{name} audio features must be (B, T, H) with (B, T) = {tuple(partner_motion.shape[:2])}"
+                    )
         else:
             wave = self_audio if self_audio is not None else partner_audio
             if wave is None:
                 raise DualTalkError("the model needs audio (or precomputed audio_features)")
             num_frames = frames_for(wave.shape[1], cfg.sample_rate, cfg.fps)  # T = ceil(S / 640)
             if partner_motion.shape[1] != num_frames:
-                raise DualTalkError(f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}")
+                raise DualTalkError(
+                    f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}"
+                )
         if cfg.normalize_motion:
             partner_motion = (partner_motion - self.motion_mean) / self.motion_std
-        feat_self, feat_partner, feat_motion = self.joint_encoder(self_audio, partner_audio, partner_motion, num_frames,
-                                                                  audio_features)
+        feat_self, feat_partner, feat_motion = self.joint_encoder(
+            self_audio, partner_audio, partner_motion, num_frames, audio_features
+        )
         temporal = self.temporal_enhancer(feat_partner, feat_motion)  # (B, T, d)
         interaction = self.interaction_module(feat_self, temporal)  # (B, T, 2d)
         out = self.synthesis_module(interaction)  # (B, T, 56)

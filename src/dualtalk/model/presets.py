@@ -18,7 +18,7 @@ Learning2Listen's listener sees it. So each baseline is ``dualtalk_paper`` with 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..config import WAV2VEC2_LARGE_LV60, AudioEncoderConfig, DualTalkConfig, apply_overrides
 from ..errors import DualTalkError
@@ -63,8 +63,9 @@ def released() -> DualTalkConfig:
 
 
 #: the paper variant's information paths (config fields; off in configs written before they existed)
-PAPER_PATHS = dict(enhancer_residual=True, motion_skip=True, temporal_kernel=31, lstm_residual=True,
-                   interaction_residual=True)
+PAPER_PATHS = dict(
+    enhancer_residual=True, motion_skip=True, temporal_kernel=31, lstm_residual=True, interaction_residual=True
+)
 
 
 @register("paper")
@@ -76,8 +77,14 @@ def paper() -> DualTalkConfig:
 def small() -> DualTalkConfig:
     return DualTalkConfig(
         audio_encoder=AudioEncoderConfig(type="mel", n_mels=64, mel_channels=96, mel_layers=2),
-        feature_dim=64, ffn_dim=256, encoder_layers=2, decoder_layers=1, dropout=0.1,
-        interaction_dropout=0.1, normalize_motion=True, **PAPER_PATHS,
+        feature_dim=64,
+        ffn_dim=256,
+        encoder_layers=2,
+        decoder_layers=1,
+        dropout=0.1,
+        interaction_dropout=0.1,
+        normalize_motion=True,
+        **PAPER_PATHS,
     )
 
 
@@ -85,7 +92,10 @@ def small() -> DualTalkConfig:
 def tiny() -> DualTalkConfig:
     return DualTalkConfig(
         audio_encoder=AudioEncoderConfig(type="wav2vec2", wav2vec2=dict(TINY_WAV2VEC2)),
-        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1,
+        feature_dim=16,
+        ffn_dim=32,
+        encoder_layers=1,
+        decoder_layers=1,
     )
 
 
@@ -93,23 +103,42 @@ def tiny() -> DualTalkConfig:
 def tiny_mel() -> DualTalkConfig:
     return DualTalkConfig(
         audio_encoder=AudioEncoderConfig(type="mel", n_mels=32, mel_channels=16, mel_layers=1),
-        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, normalize_motion=True, **PAPER_PATHS,
+        feature_dim=16,
+        ffn_dim=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        normalize_motion=True,
+        **PAPER_PATHS,
     )
 
 
 #: the causal model for live use (``dualtalk stream``): log-mel front ends at the frame rate, 80 ms of
 #: lookahead, the partner's face read one frame late, attention over the last 4 s, and trained to run
 #: without the partner's face too (a third of the examples hide it)
-STREAM_SETTINGS = dict(variant="causal", lookahead_frames=2, partner_motion_delay=1, attention_window=100,
-                       partner_motion_dropout=0.3, temporal_kernel=15, lstm_layers=1, normalize_motion=True)
+STREAM_SETTINGS = dict(
+    variant="causal",
+    lookahead_frames=2,
+    partner_motion_delay=1,
+    attention_window=100,
+    partner_motion_dropout=0.3,
+    temporal_kernel=15,
+    lstm_layers=1,
+    normalize_motion=True,
+)
 
 
 @register("stream-small")
 def stream_small() -> DualTalkConfig:
     return DualTalkConfig(
-        audio_encoder=AudioEncoderConfig(type="mel", n_mels=40, n_fft=512, mel_channels=96, mel_layers=2,
-                                         normalize_waveform=False),
-        feature_dim=64, ffn_dim=256, encoder_layers=2, decoder_layers=1, dropout=0.1, interaction_dropout=0.1,
+        audio_encoder=AudioEncoderConfig(
+            type="mel", n_mels=40, n_fft=512, mel_channels=96, mel_layers=2, normalize_waveform=False
+        ),
+        feature_dim=64,
+        ffn_dim=256,
+        encoder_layers=2,
+        decoder_layers=1,
+        dropout=0.1,
+        interaction_dropout=0.1,
         **STREAM_SETTINGS,
     )
 
@@ -117,10 +146,14 @@ def stream_small() -> DualTalkConfig:
 @register("tiny-stream")
 def tiny_stream() -> DualTalkConfig:
     return DualTalkConfig(
-        audio_encoder=AudioEncoderConfig(type="mel", n_mels=16, n_fft=256, mel_channels=16, mel_layers=1,
-                                         normalize_waveform=False),
-        feature_dim=16, ffn_dim=32, encoder_layers=1, decoder_layers=1, **dict(STREAM_SETTINGS, attention_window=12,
-                                                                              temporal_kernel=3),
+        audio_encoder=AudioEncoderConfig(
+            type="mel", n_mels=16, n_fft=256, mel_channels=16, mel_layers=1, normalize_waveform=False
+        ),
+        feature_dim=16,
+        ffn_dim=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        **dict(STREAM_SETTINGS, attention_window=12, temporal_kernel=3),
     )
 
 

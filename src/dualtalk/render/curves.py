@@ -40,8 +40,9 @@ def read_validation(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     return out
 
 
-def plot_learning_curves(runs: dict[str, str | os.PathLike], out: str | os.PathLike, title: str | None = None,
-                         dpi: int = 110) -> Path | None:
+def plot_learning_curves(
+    runs: dict[str, str | os.PathLike], out: str | os.PathLike, title: str | None = None, dpi: int = 110
+) -> Path | None:
     """One panel per group (total loss, exp, jaw, pose, velocity), one line per run; -> the path, or None
     when no run has a validation row yet (or matplotlib is not installed: ``pip install 'dualtalk[render]'``)."""
     try:

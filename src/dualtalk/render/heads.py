@@ -75,10 +75,12 @@ def _ellipsoid(center, radii, n_lat=16, n_lon=24):
     rings = 1 + np.arange(len(theta) * n_lon).reshape(len(theta), n_lon)  # (rings, n_lon)
     nxt = np.roll(rings, -1, axis=1)
     bottom = len(d) - 1
-    faces = [np.stack([np.zeros(n_lon, int), rings[0], nxt[0]], -1),
-             np.stack([rings[:-1], rings[1:], nxt[:-1]], -1).reshape(-1, 3),
-             np.stack([nxt[:-1], rings[1:], nxt[1:]], -1).reshape(-1, 3),
-             np.stack([rings[-1], np.full(n_lon, bottom), nxt[-1]], -1)]
+    faces = [
+        np.stack([np.zeros(n_lon, int), rings[0], nxt[0]], -1),
+        np.stack([rings[:-1], rings[1:], nxt[:-1]], -1).reshape(-1, 3),
+        np.stack([nxt[:-1], rings[1:], nxt[1:]], -1).reshape(-1, 3),
+        np.stack([rings[-1], np.full(n_lon, bottom), nxt[-1]], -1),
+    ]
     faces = np.concatenate(faces)
     verts = np.asarray(center) + d * np.asarray(radii)
     return verts, _orient_outward(verts, faces, np.asarray(center)), d
@@ -189,7 +191,7 @@ class BuiltinHead(Head):
         lip = (1 - _smoothstep(0.003, 0.008, np.abs(v[:, 1] - MOUTH_Y))) * _smoothstep(0.05, 0.07, v[:, 2]) * narrow
         c = np.asarray(SKIN) * (1 - lip[:, None]) + np.asarray(LIPS) * lip[:, None]
         cheek = np.asarray(SKIN) * 0.8  # inside of the cheeks beside the mouth
-        c[inside] = (np.asarray(MOUTH) * narrow[inside, None] + cheek * (1 - narrow[inside, None]))
+        c[inside] = np.asarray(MOUTH) * narrow[inside, None] + cheek * (1 - narrow[inside, None])
         return c.astype(np.float32)
 
     def vertices(self, exp, jaw, global_rot):

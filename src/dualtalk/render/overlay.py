@@ -23,15 +23,15 @@ def _font(size: int, bold: bool = False):
     try:
         from matplotlib import font_manager
 
-        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
-                                                                 weight="bold" if bold else "normal"))
+        path = font_manager.findfont(
+            font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal")
+        )
         return ImageFont.truetype(path, size)
     except Exception:  # pragma: no cover - matplotlib always ships DejaVu
         return ImageFont.load_default(size=size)
 
 
-def text_sprite(text: str, size: int, color=(0.1, 0.1, 0.1), bold: bool = False, pad: int = 0,
-                box=None) -> np.ndarray:
+def text_sprite(text: str, size: int, color=(0.1, 0.1, 0.1), bold: bool = False, pad: int = 0, box=None) -> np.ndarray:
     """RGBA float sprite (h, w, 4) of one line of text, optionally on a rounded box of colour ``box``."""
     from PIL import Image, ImageDraw
 
@@ -41,8 +41,9 @@ def text_sprite(text: str, size: int, color=(0.1, 0.1, 0.1), bold: bool = False,
     img = Image.new("RGBA", (max(w, 1), max(h, 1)), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     if box is not None:
-        draw.rounded_rectangle([0, 0, w - 1, h - 1], radius=max(2, h // 3),
-                               fill=tuple(int(255 * c) for c in box) + (235,))
+        draw.rounded_rectangle(
+            [0, 0, w - 1, h - 1], radius=max(2, h // 3), fill=tuple(int(255 * c) for c in box) + (235,)
+        )
     draw.text((pad - left, pad - top), text, font=font, fill=tuple(int(255 * c) for c in color) + (255,))
     return np.asarray(img, np.float32) / 255.0
 
@@ -54,7 +55,7 @@ def blend(image: np.ndarray, sprite: np.ndarray, x: int, y: int) -> None:
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
     if x0 >= x1 or y0 >= y1:
         return
-    s = sprite[y0 - y:y1 - y, x0 - x:x1 - x]
+    s = sprite[y0 - y : y1 - y, x0 - x : x1 - x]
     a = s[..., 3:4]
     region = image[y0:y1, x0:x1].astype(np.float32)
     image[y0:y1, x0:x1] = (region * (1 - a) + s[..., :3] * 255 * a + 0.5).astype(np.uint8)
@@ -68,7 +69,7 @@ def vstack(sprites: list[np.ndarray], gap: int) -> np.ndarray:
     y = 0
     for sp in sprites:
         x = (width - sp.shape[1]) // 2
-        out[y:y + sp.shape[0], x:x + sp.shape[1]] = sp
+        out[y : y + sp.shape[0], x : x + sp.shape[1]] = sp
         y += sp.shape[0] + gap
     return out
 
@@ -120,11 +121,17 @@ class ExpressionStrip:
         self.y0 = panel_size - m - self.height
         self.label = text_sprite(f"expression coefficients 1\u2013{num}  (blue \u2212, red +)", fs, (0.15, 0.15, 0.18))
         note_color = (0.35, 0.2, 0.1)
-        self.note = text_sprite("built-in head: jaw + head rotation only \u00b7 full face needs --flame FILE", fs,
-                                note_color)
+        self.note = text_sprite(
+            "built-in head: jaw + head rotation only \u00b7 full face needs --flame FILE", fs, note_color
+        )
         if self.note.shape[1] > panel_size - 2 * m:  # small panels: the same words on two lines
-            self.note = vstack([text_sprite("built-in head: jaw + head rotation only", fs, note_color),
-                                text_sprite("full face needs --flame FILE", fs, note_color)], gap=max(1, fs // 4))
+            self.note = vstack(
+                [
+                    text_sprite("built-in head: jaw + head rotation only", fs, note_color),
+                    text_sprite("full face needs --flame FILE", fs, note_color),
+                ],
+                gap=max(1, fs // 4),
+            )
         self.label_y = self.y0 - self.label.shape[0] - max(2, fs // 3)
         self.note_y = self.label_y - self.note.shape[0] - max(2, fs // 3)
         self.panel_size = panel_size
@@ -137,9 +144,10 @@ class ExpressionStrip:
         blend(image, self.backing, 0, self.backing_y)
         blend(image, self.note, (self.panel_size - self.note.shape[1]) // 2, self.note_y)
         blend(image, self.label, (self.panel_size - self.label.shape[1]) // 2, self.label_y)
-        idx = np.clip(((np.asarray(exp[:self.num]) / self.scale + 1) * 127.5), 0, 255).astype(np.int64)  # (50,)
+        idx = np.clip(((np.asarray(exp[: self.num]) / self.scale + 1) * 127.5), 0, 255).astype(np.int64)  # (50,)
         colors = self.lut[idx]  # (50, 3)
         strip = np.repeat(colors, self.cell, axis=0)  # (50*cell, 3)
-        image[self.y0:self.y0 + self.height, self.x0:self.x0 + len(strip)] = strip[None]
-        image[self.y0:self.y0 + self.height, self.x0 + self.cell * np.arange(1, self.num)] = (
-            image[self.y0:self.y0 + self.height, self.x0 + self.cell * np.arange(1, self.num)] * 0.8).astype(np.uint8)
+        image[self.y0 : self.y0 + self.height, self.x0 : self.x0 + len(strip)] = strip[None]
+        image[self.y0 : self.y0 + self.height, self.x0 + self.cell * np.arange(1, self.num)] = (
+            image[self.y0 : self.y0 + self.height, self.x0 + self.cell * np.arange(1, self.num)] * 0.8
+        ).astype(np.uint8)

@@ -26,8 +26,17 @@ from .video import as_audio, as_motion
 COLORS = {"partner": "#d9822b", "self": "#2b6cb0"}
 
 
-def plot_motion(motion, out, audio=None, partner_motion=None, partner_audio=None, names: dict | None = None,
-                num_exp: int = 3, title: str | None = None, dpi: int = 110) -> Path:
+def plot_motion(
+    motion,
+    out,
+    audio=None,
+    partner_motion=None,
+    partner_audio=None,
+    names: dict | None = None,
+    num_exp: int = 3,
+    title: str | None = None,
+    dpi: int = 110,
+) -> Path:
     """Draw the curves to ``out`` (.png, .pdf or .svg); returns the path."""
     require("matplotlib", "render")
     from matplotlib.figure import Figure
@@ -48,8 +57,10 @@ def plot_motion(motion, out, audio=None, partner_motion=None, partner_audio=None
     names = {**default, **(names or {})}
     T = max(len(m) for _, m, _ in people)
     t = np.arange(T) / FPS
-    speech = {role: (voice_activity(a, SAMPLE_RATE, fps=FPS, num_frames=T) if a is not None else None)
-              for role, _, a in people}
+    speech = {
+        role: (voice_activity(a, SAMPLE_RATE, fps=FPS, num_frames=T) if a is not None else None)
+        for role, _, a in people
+    }
 
     rows = [("timeline", None)] + [(kind, role) for role, _, _ in people for kind in ("jaw", "head", "exp")]
     heights = [0.55 if k == "timeline" else 1.0 for k, _ in rows]
@@ -64,24 +75,44 @@ def plot_motion(motion, out, audio=None, partner_motion=None, partner_audio=None
                 mask = speech[r]
                 if mask is not None:
                     for s, e in speech_segments(mask, FPS):
-                        ax.axvspan(s, e, ymin=(y + 0.15) / len(people), ymax=(y + 0.85) / len(people),
-                                   color=COLORS[r], alpha=0.85, lw=0)
+                        ax.axvspan(
+                            s,
+                            e,
+                            ymin=(y + 0.15) / len(people),
+                            ymax=(y + 0.85) / len(people),
+                            color=COLORS[r],
+                            alpha=0.85,
+                            lw=0,
+                        )
             ax.set_yticks((np.arange(len(people)) + 0.5) / len(people))
             ax.set_yticklabels([names[r] for r, _, _ in reversed(people)])
             ax.set_ylim(0, 1)
-            ax.set_title(title or ("who speaks (voice activity)" if any(v is not None for v in speech.values())
-                                   else "who speaks: no audio given"), loc="left", fontsize=10)
+            ax.set_title(
+                title
+                or (
+                    "who speaks (voice activity)"
+                    if any(v is not None for v in speech.values())
+                    else "who speaks: no audio given"
+                ),
+                loc="left",
+                fontsize=10,
+            )
             continue
         m = motions[role]
-        tm = t[:len(m)]
+        tm = t[: len(m)]
         if speech[role] is not None:
             for s, e in speech_segments(speech[role], FPS):
                 ax.axvspan(s, e, color=COLORS[role], alpha=0.12, lw=0)
         if kind == "jaw":
             ax.plot(tm, np.degrees(m.jaw[:, 0]), color=COLORS[role], lw=1.4)
             ax.set_ylabel("jaw open (\u00b0)")
-            ax.set_title(f"{names[role]}" + ("  \u2014 shaded: speaking" if speech[role] is not None else ""),
-                         loc="left", fontsize=10, color=COLORS[role], fontweight="bold")
+            ax.set_title(
+                f"{names[role]}" + ("  \u2014 shaded: speaking" if speech[role] is not None else ""),
+                loc="left",
+                fontsize=10,
+                color=COLORS[role],
+                fontweight="bold",
+            )
         elif kind == "head":
             for c, (label, style) in enumerate([("pitch (x)", "-"), ("yaw (y)", "--"), ("roll (z)", ":")]):
                 ax.plot(tm, np.degrees(m.global_rot[:, c]), style, color="0.2", lw=1.1, label=label)

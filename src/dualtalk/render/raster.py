@@ -37,8 +37,9 @@ class SoftwareRasterizer:
     def __init__(self, width: int, height: int):
         self.width, self.height = int(width), int(height)
 
-    def draw(self, xy: np.ndarray, depth: np.ndarray, colors: np.ndarray, faces: np.ndarray,
-             background: np.ndarray) -> np.ndarray:
+    def draw(
+        self, xy: np.ndarray, depth: np.ndarray, colors: np.ndarray, faces: np.ndarray, background: np.ndarray
+    ) -> np.ndarray:
         """xy (V, 2) pixel coords (x right, y down), depth (V,), colors (V, 3) in [0, 1], faces (F, 3).
 
         Returns (H, W, 3) uint8. Triangles counter-clockwise as seen by the camera are front faces.
@@ -87,9 +88,20 @@ class SoftwareRasterizer:
         # (ex, ey) the pixel centre relative to vertex 2, and depth z = z2 + w0 (z0 - z2) + w1 (z1 - z2)
         inv = 1.0 / area[f]
         zf = depth[faces[f]].astype(np.float32)  # (n, 3)
-        table = np.stack([X[:, 2], Y[:, 2], (Y[:, 1] - Y[:, 2]) * inv, (X[:, 2] - X[:, 1]) * inv,
-                          (Y[:, 2] - Y[:, 0]) * inv, (X[:, 0] - X[:, 2]) * inv,
-                          zf[:, 2], zf[:, 0] - zf[:, 2], zf[:, 1] - zf[:, 2]], axis=1)  # (n, 9)
+        table = np.stack(
+            [
+                X[:, 2],
+                Y[:, 2],
+                (Y[:, 1] - Y[:, 2]) * inv,
+                (X[:, 2] - X[:, 1]) * inv,
+                (Y[:, 2] - Y[:, 0]) * inv,
+                (X[:, 0] - X[:, 2]) * inv,
+                zf[:, 2],
+                zf[:, 0] - zf[:, 2],
+                zf[:, 1] - zf[:, 2],
+            ],
+            axis=1,
+        )  # (n, 9)
         g = table[ff]  # (P, 9)
         ex = (px + 0.5).astype(np.float32) - g[:, 0]
         ey = (py + 0.5).astype(np.float32) - g[:, 1]
@@ -145,8 +157,9 @@ class EGLRasterizer:
         egl_contexts_made = True  # a process with an EGL context must not fork render workers
         self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         size = (self.width, self.height)
-        self.msaa = self.ctx.framebuffer(self.ctx.renderbuffer(size, 3, samples=samples),
-                                         self.ctx.depth_renderbuffer(size, samples=samples))
+        self.msaa = self.ctx.framebuffer(
+            self.ctx.renderbuffer(size, 3, samples=samples), self.ctx.depth_renderbuffer(size, samples=samples)
+        )
         self.resolved = self.ctx.framebuffer(self.ctx.renderbuffer(size, 3))
         self.ctx.enable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         self.ctx.front_face = "ccw"
@@ -158,8 +171,9 @@ class EGLRasterizer:
         if entry is None or entry[3] < num_vertices:
             ibo = self.ctx.buffer(np.ascontiguousarray(faces, dtype=np.int32).tobytes())
             vbo = self.ctx.buffer(reserve=num_vertices * 6 * 4, dynamic=True)
-            vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f", "in_pos", "in_color")], index_buffer=ibo,
-                                        index_element_size=4)
+            vao = self.ctx.vertex_array(
+                self.prog, [(vbo, "3f 3f", "in_pos", "in_color")], index_buffer=ibo, index_element_size=4
+            )
             entry = (ibo, vbo, vao, num_vertices, faces)  # keep faces alive so the key stays unique
             self._meshes[key] = entry
         return entry
@@ -208,7 +222,9 @@ def make_rasterizer(width: int, height: int, backend: str = "auto"):
         from ..errors import DualTalkError
 
         raise DualTalkError(f"unknown render backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if backend == "software" or (backend == "auto" and (_egl_failure or os.environ.get("DUALTALK_RENDER_BACKEND") == "software")):
+    if backend == "software" or (
+        backend == "auto" and (_egl_failure or os.environ.get("DUALTALK_RENDER_BACKEND") == "software")
+    ):
         return SoftwareRasterizer(width, height)
     try:
         return EGLRasterizer(width, height)
@@ -217,6 +233,8 @@ def make_rasterizer(width: int, height: int, backend: str = "auto"):
         if backend == "egl":
             from ..errors import DualTalkError
 
-            raise DualTalkError(f"cannot create a headless EGL context ({_egl_failure}); install libEGL and "
-                                "Mesa (Debian: apt-get install libegl1 libgl1-mesa-dri) or use --backend software") from None
+            raise DualTalkError(
+                f"cannot create a headless EGL context ({_egl_failure}); install libEGL and "
+                "Mesa (Debian: apt-get install libegl1 libgl1-mesa-dri) or use --backend software"
+            ) from None
         return SoftwareRasterizer(width, height)

@@ -66,8 +66,12 @@ def smooth_motion(motion: Motion, window: int = 7, order: int = 2) -> Motion:
     window = min(window, T if T % 2 else T - 1)
     if window <= order:
         return Motion(motion.exp.copy(), motion.jaw.copy(), motion.global_rot.copy(), motion.fps)
-    return Motion(savgol_filter(motion.exp, window, order, axis=0).astype(np.float32), motion.jaw.copy(),
-                  savgol_filter(motion.global_rot, window, order, axis=0).astype(np.float32), motion.fps)
+    return Motion(
+        savgol_filter(motion.exp, window, order, axis=0).astype(np.float32),
+        motion.jaw.copy(),
+        savgol_filter(motion.global_rot, window, order, axis=0).astype(np.float32),
+        motion.fps,
+    )
 
 
 def mix_audio(waves: list[np.ndarray], num_samples: int) -> np.ndarray:
@@ -107,7 +111,7 @@ class FrameRenderer:
     def render_panel(self, k: int, i: int) -> np.ndarray:
         p = self.panels[k]
         m = p.motion
-        verts = p.head.vertices(m.exp[i:i + 1], m.jaw[i:i + 1], m.global_rot[i:i + 1])[0]  # (V, 3)
+        verts = p.head.vertices(m.exp[i : i + 1], m.jaw[i : i + 1], m.global_rot[i : i + 1])[0]  # (V, 3)
         colors = shade(p.head.base_colors, vertex_normals(verts, p.head.faces))
         xy, depth = self.cameras[k].project(verts)
         img = self.raster.draw(xy, depth, colors, p.head.faces, BACKGROUND)
@@ -199,8 +203,9 @@ def usable_workers(workers: int, backend: str) -> int:
 
     from . import raster
 
-    if workers > 1 and ("fork" not in mp.get_all_start_methods()
-                        or (raster.egl_contexts_made and backend != "software")):
+    if workers > 1 and (
+        "fork" not in mp.get_all_start_methods() or (raster.egl_contexts_made and backend != "software")
+    ):
         return 1
     return workers
 
@@ -209,16 +214,25 @@ def usable_workers(workers: int, backend: str) -> int:
 # the video
 
 
-def build_panels(motion: Motion, audio=None, partner_motion: Motion | None = None, partner_audio=None,
-                 ground_truth: Motion | None = None, head: Head | None = None,
-                 names: dict | None = None) -> tuple[list[Panel], list[np.ndarray], int]:
+def build_panels(
+    motion: Motion,
+    audio=None,
+    partner_motion: Motion | None = None,
+    partner_audio=None,
+    ground_truth: Motion | None = None,
+    head: Head | None = None,
+    names: dict | None = None,
+) -> tuple[list[Panel], list[np.ndarray], int]:
     """Panels (partner, generated, ground truth), the audio tracks to mix, and the frame count."""
     T = len(motion)
     head = head or BuiltinHead()
     strip = head.kind == "builtin"
     two = partner_motion is not None
-    default = {"self": "B \u00b7 generated" if (two or ground_truth is not None) else "B",
-               "partner": "A \u00b7 partner", "ground_truth": "B \u00b7 ground truth"}
+    default = {
+        "self": "B \u00b7 generated" if (two or ground_truth is not None) else "B",
+        "partner": "A \u00b7 partner",
+        "ground_truth": "B \u00b7 ground truth",
+    }
     names = {**default, **(names or {})}
     a_self = as_audio(audio)
     a_partner = as_audio(partner_audio)
@@ -241,9 +255,21 @@ def build_panels(motion: Motion, audio=None, partner_motion: Motion | None = Non
     return panels, tracks, T
 
 
-def render_video(motion, out, audio=None, partner_motion=None, partner_audio=None, ground_truth=None,
-                 flame=None, size: int = 512, smooth: bool = False, backend: str = "auto",
-                 workers: int | None = None, names: dict | None = None, progress: bool = True) -> dict:
+def render_video(
+    motion,
+    out,
+    audio=None,
+    partner_motion=None,
+    partner_audio=None,
+    ground_truth=None,
+    flame=None,
+    size: int = 512,
+    smooth: bool = False,
+    backend: str = "auto",
+    workers: int | None = None,
+    names: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Render ``motion`` (path, (T, 56) array or Motion) to an H.264 + AAC mp4 at 25 fps.
 
     ``partner_motion``/``partner_audio``: the other person, drawn on the left; ``ground_truth``: the
@@ -291,17 +317,25 @@ def render_video(motion, out, audio=None, partner_motion=None, partner_audio=Non
             sf.write(audio_path, mix_audio(tracks, int(round(T / FPS * SAMPLE_RATE))), SAMPLE_RATE, subtype="PCM_16")
         with atomic_path(out, suffix=".mp4") as tmp_out:
             writer = imageio_ffmpeg.write_frames(
-                str(tmp_out), (width, height), fps=FPS, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-                macro_block_size=16, ffmpeg_log_level="error", audio_path=audio_path,
+                str(tmp_out),
+                (width, height),
+                fps=FPS,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                quality=None,
+                macro_block_size=16,
+                ffmpeg_log_level="error",
+                audio_path=audio_path,
                 audio_codec="aac" if audio_path else None,
                 output_params=["-crf", "20", "-preset", "veryfast", "-movflags", "+faststart"]
-                + (["-b:a", "128k", "-t", f"{T / FPS:.6f}"] if audio_path else []))
+                + (["-b:a", "128k", "-t", f"{T / FPS:.6f}"] if audio_path else []),
+            )
             frames = _frames(panels, size, backend, T, workers, progress)
             used, first = next(frames)  # start the workers (and render frame 0) before ffmpeg starts
             try:
                 writer.send(None)
                 writer.send(np.ascontiguousarray(first))
-                for used, frame in frames:
+                for _used, frame in frames:
                     writer.send(np.ascontiguousarray(frame))
             except (OSError, RuntimeError) as exc:
                 raise DualTalkError(f"video encoding failed ({exc})") from None
@@ -309,5 +343,11 @@ def render_video(motion, out, audio=None, partner_motion=None, partner_audio=Non
                 frames.close()  # stops the workers if we are leaving early
                 writer.close()  # waits for ffmpeg to finish the file (or stops it on error)
     elapsed = time.perf_counter() - start
-    return {"path": str(out), "frames": T, "seconds": T / FPS, "backend": used, "workers": workers,
-            "render_seconds": elapsed}
+    return {
+        "path": str(out),
+        "frames": T,
+        "seconds": T / FPS,
+        "backend": used,
+        "workers": workers,
+        "render_seconds": elapsed,
+    }

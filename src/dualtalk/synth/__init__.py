@@ -62,5 +62,14 @@ the motion), vectorised, and fast (a 60 s conversation in a fraction of a second
 from .causes import ListeningCause, Scenario, random_scenario, standard
 from .corpus import GENERATOR_VERSION, SynthConversation, make_conversation, make_corpus, parse_splits
 
-__all__ = ["GENERATOR_VERSION", "ListeningCause", "Scenario", "SynthConversation", "make_conversation", "make_corpus",
-           "parse_splits", "random_scenario", "standard"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "ListeningCause",
+    "Scenario",
+    "SynthConversation",
+    "make_conversation",
+    "make_corpus",
+    "parse_splits",
+    "random_scenario",
+    "standard",
+]

@@ -92,7 +92,7 @@ class ListeningCause:
     own_seconds: tuple[float, float] = (1.0, 2.5)  # length of one spontaneous activation
     laugh_rate: float = 0.0  # carrier audio: the partner's laughs per minute (the driver)
 
-    def validate(self) -> "ListeningCause":
+    def validate(self) -> ListeningCause:
         where = f"cause {self.name!r}"
         if self.driver not in DRIVERS:
             raise DualTalkError(f"{where}: driver must be one of {', '.join(DRIVERS)}, not {self.driver!r}")
@@ -104,8 +104,12 @@ class ListeningCause:
             raise DualTalkError(f"{where}: composition must be add or max, not {self.composition!r}")
         if not self.targets or len(self.targets) != len(self.loadings):
             raise DualTalkError(f"{where}: targets and loadings must be non-empty lists of the same length")
-        if any(not 0 <= int(t) < MOTION_DIM or (int(t) < N_EXP and int(t) not in FREE_EXP)
-               or JAW.start <= int(t) < JAW.stop for t in self.targets):
+        if any(
+            not 0 <= int(t) < MOTION_DIM
+            or (int(t) < N_EXP and int(t) not in FREE_EXP)
+            or JAW.start <= int(t) < JAW.stop
+            for t in self.targets
+        ):
             raise DualTalkError(f"{where}: targets must be free coefficients (exp 3, 20-49 or head rotation 53-55)")
         if not (0.0 <= self.delay <= 5.0 and 0.04 <= self.duration <= 10.0 and self.amplitude >= 0.0):
             raise DualTalkError(f"{where}: delay must be in [0, 5] s, duration in [0.04, 10] s, amplitude >= 0")
@@ -114,8 +118,10 @@ class ListeningCause:
         if self.driver == "partner_event" and self.carrier == "audio" and self.laugh_rate <= 0:
             raise DualTalkError(f"{where}: an audio-carried partner_event needs laugh_rate > 0")
         if self.driver == "partner_event" and self.carrier != "audio" and self.own_rate <= 0:
-            raise DualTalkError(f"{where}: a partner_event shown in motion needs own_rate > 0 (the partner's "
-                                "own activations are what the listener mirrors)")
+            raise DualTalkError(
+                f"{where}: a partner_event shown in motion needs own_rate > 0 (the partner's "
+                "own activations are what the listener mirrors)"
+            )
         return self
 
     @property
@@ -136,7 +142,7 @@ class Scenario:
     causes: list[ListeningCause] = field(default_factory=list)
     idle: IdleSpec = field(default_factory=IdleSpec)
 
-    def validate(self) -> "Scenario":
+    def validate(self) -> Scenario:
         seen: set[int] = set()
         names = [c.name for c in self.causes]
         if len(set(names)) != len(names):
@@ -153,7 +159,7 @@ class Scenario:
         return json.loads(json.dumps(asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "scenario") -> "Scenario":
+    def from_dict(cls, data: dict, where: str = "scenario") -> Scenario:
         if not isinstance(data, dict):
             raise DualTalkError(f"{where}: expected a mapping")
         try:
@@ -185,28 +191,55 @@ def standard() -> Scenario:
     """The documented fixed causes (README's table): nod, head turn, mirrored smile."""
     idle = IdleSpec()
     pitch_std, exp_std = idle.std(PITCH), idle.std(3)
-    return Scenario("standard", [
-        # nod: head pitch +0.08 rad, sin(pi u) over [end + 0.3 s, end + 0.8 s] after each partner phrase
-        ListeningCause("nod", "phrase_end", "audio", [PITCH], [1.0], delay=0.3, duration=0.5,
-                       amplitude=0.08 / pitch_std),
-        # head turn toward the talking partner: 0.15 rad of yaw, one-pole lag of 0.2 s
-        ListeningCause("turn", "partner_speaking", "audio", [YAW], [1.0], delay=0.0, duration=0.2,
-                       amplitude=0.15 / idle.std(YAW)),
-        # mirrored smile: the partner's smiles, 0.48 s later, on exp 3 and exp 20-35 (peak exp 3: 0.5)
-        ListeningCause("smile", "partner_event", "motion", [3] + list(range(20, 36)), smile_loadings(),
-                       delay=0.48, duration=1.0, amplitude=0.5 / exp_std, composition="add", own_rate=6.0,
-                       own_seconds=(0.8, 2.5)),
-    ], idle).validate()
+    return Scenario(
+        "standard",
+        [
+            # nod: head pitch +0.08 rad, sin(pi u) over [end + 0.3 s, end + 0.8 s] after each partner phrase
+            ListeningCause(
+                "nod", "phrase_end", "audio", [PITCH], [1.0], delay=0.3, duration=0.5, amplitude=0.08 / pitch_std
+            ),
+            # head turn toward the talking partner: 0.15 rad of yaw, one-pole lag of 0.2 s
+            ListeningCause(
+                "turn",
+                "partner_speaking",
+                "audio",
+                [YAW],
+                [1.0],
+                delay=0.0,
+                duration=0.2,
+                amplitude=0.15 / idle.std(YAW),
+            ),
+            # mirrored smile: the partner's smiles, 0.48 s later, on exp 3 and exp 20-35 (peak exp 3: 0.5)
+            ListeningCause(
+                "smile",
+                "partner_event",
+                "motion",
+                [3] + list(range(20, 36)),
+                smile_loadings(),
+                delay=0.48,
+                duration=1.0,
+                amplitude=0.5 / exp_std,
+                composition="add",
+                own_rate=6.0,
+                own_seconds=(0.8, 2.5),
+            ),
+        ],
+        idle,
+    ).validate()
 
 
 def random_scenario(seed: int) -> Scenario:
     """A scenario drawn from ``seed``: 3 or 4 causes (one per driver, two partner events with different
     carriers), disjoint targets, random delays, amplitudes, compositions and idle noise."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7_700_001]))
-    idle = IdleSpec(jitter_std_exp=float(rng.uniform(0.03, 0.08)), jitter_std_jaw=float(rng.uniform(0.003, 0.008)),
-                    jitter_std_pose=float(rng.uniform(0.004, 0.01)),
-                    jitter_smooth_frames=float(rng.uniform(1.0, 3.0)), drift_std=float(rng.uniform(0.01, 0.04)),
-                    drift_smooth_frames=float(rng.uniform(15.0, 40.0)))
+    idle = IdleSpec(
+        jitter_std_exp=float(rng.uniform(0.03, 0.08)),
+        jitter_std_jaw=float(rng.uniform(0.003, 0.008)),
+        jitter_std_pose=float(rng.uniform(0.004, 0.01)),
+        jitter_smooth_frames=float(rng.uniform(1.0, 3.0)),
+        drift_std=float(rng.uniform(0.01, 0.04)),
+        drift_smooth_frames=float(rng.uniform(15.0, 40.0)),
+    )
     free_exp, free_pose = list(FREE_EXP), list(FREE_POSE)
     carriers = list(rng.permutation(CARRIERS)[:2])
     plan = [("phrase_end", "audio"), ("partner_event", carriers[0]), ("partner_event", carriers[1])]
@@ -227,13 +260,23 @@ def random_scenario(seed: int) -> Scenario:
             w = rng.normal(size=len(targets))
             loadings = [float(v) for v in w / np.sqrt(np.mean(w**2))]
         duration = float(rng.uniform(0.4, 1.2)) if driver != "partner_speaking" else float(rng.uniform(0.1, 0.4))
-        causes.append(ListeningCause(
-            name=f"{driver}_{i + 1}", driver=driver, carrier=carrier, targets=targets, loadings=loadings,
-            delay=round(float(rng.uniform(*DELAY)), 3), duration=round(duration, 3),
-            amplitude=round(float(rng.uniform(*AMPLITUDE)), 3), composition=str(rng.choice(COMPOSITIONS)),
-            own_rate=round(float(rng.uniform(*OWN_RATE)), 3),
-            laugh_rate=round(float(rng.uniform(*LAUGH_RATE)), 3) if (driver, carrier) == ("partner_event", "audio") else 0.0,
-        ))
+        causes.append(
+            ListeningCause(
+                name=f"{driver}_{i + 1}",
+                driver=driver,
+                carrier=carrier,
+                targets=targets,
+                loadings=loadings,
+                delay=round(float(rng.uniform(*DELAY)), 3),
+                duration=round(duration, 3),
+                amplitude=round(float(rng.uniform(*AMPLITUDE)), 3),
+                composition=str(rng.choice(COMPOSITIONS)),
+                own_rate=round(float(rng.uniform(*OWN_RATE)), 3),
+                laugh_rate=round(float(rng.uniform(*LAUGH_RATE)), 3)
+                if (driver, carrier) == ("partner_event", "audio")
+                else 0.0,
+            )
+        )
     return Scenario(f"random:{int(seed)}", causes, idle).validate()
 
 

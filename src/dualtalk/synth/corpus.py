@@ -28,8 +28,8 @@ from ..io.progress import progress as progress_bar
 from ..layout import GROUPS as MOTION_GROUPS
 from ..layout import MOTION_DIM, SAMPLE_RATE, frames_for
 from . import causes as causes_mod
-from . import timeline, voice
 from . import motion as rules
+from . import timeline, voice
 from .causes import Scenario
 from .timeline import Segment
 
@@ -114,8 +114,12 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
         kind = voice.LOW_VOICE if k == low else voice.HIGH_VOICE
         voices[k] = {"f0": round(float(plan_rng.uniform(*kind["f0"])), 2), "formant_scale": kind["formant_scale"]}
     num_samples = int(round(seconds * SAMPLE_RATE))
-    audio = {k: voice.synthesize(syllables[k], num_samples, voices[k]["f0"], voices[k]["formant_scale"],
-                                 np.random.default_rng(seeds[k])) for k in (1, 2)}
+    audio = {
+        k: voice.synthesize(
+            syllables[k], num_samples, voices[k]["f0"], voices[k]["formant_scale"], np.random.default_rng(seeds[k])
+        )
+        for k in (1, 2)
+    }
     activity_rng = np.random.default_rng(seeds[4])
     activity = {k: rules.draw_activity(activity_rng, float(seconds), scenario) for k in (1, 2)}
     laugh_rng = np.random.default_rng(seeds[5])
@@ -124,17 +128,33 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
         laughs = activity[k].audible(scenario)
         laugh_audio[k] = np.zeros(num_samples, np.float32)
         if len(laughs):
-            laugh_audio[k] = voice.synthesize(voice.laugh_syllables(laughs), num_samples,
-                                              voices[k]["f0"] * voice.LAUGH_PITCH, voices[k]["formant_scale"],
-                                              laugh_rng, breath=voice.LAUGH_BREATH)
+            laugh_audio[k] = voice.synthesize(
+                voice.laugh_syllables(laughs),
+                num_samples,
+                voices[k]["f0"] * voice.LAUGH_PITCH,
+                voices[k]["formant_scale"],
+                laugh_rng,
+                breath=voice.LAUGH_BREATH,
+            )
             audio[k] = audio[k] + laugh_audio[k]
     t = frames_for(num_samples)
     truth = rules.build_motion(t, segments, syllables, scenario, activity, np.random.default_rng(seeds[3]))
     motion = {k: Motion.from_model(sum(truth.components[k].values()).astype(np.float32)) for k in (1, 2)}
-    return SynthConversation(seconds=float(seconds), seed=int(seed), audio=audio, motion=motion,
-                             components=truth.components, segments=segments, voices=voices, scenario=scenario,
-                             oracle=truth.oracle, responses=truth.responses, listening=truth.listening,
-                             activity=activity, laugh_audio=laugh_audio)
+    return SynthConversation(
+        seconds=float(seconds),
+        seed=int(seed),
+        audio=audio,
+        motion=motion,
+        components=truth.components,
+        segments=segments,
+        voices=voices,
+        scenario=scenario,
+        oracle=truth.oracle,
+        responses=truth.responses,
+        listening=truth.listening,
+        activity=activity,
+        laugh_audio=laugh_audio,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- corpus
@@ -195,8 +215,13 @@ def parameters() -> dict:
     """The generator's constants (recorded in the manifest)."""
     mod = {name: getattr(rules, name) for name in dir(rules) if name.isupper() and not name.startswith("_")}
     mod.update({f"VOICE_{n}": getattr(voice, n) for n in dir(voice) if n.isupper() and not n.startswith("_")})
-    mod.update({f"PLAN_{n}": getattr(timeline, n) for n in dir(timeline)
-                if n.isupper() and not n.startswith("_") and n != "VOWEL_TABLE"})
+    mod.update(
+        {
+            f"PLAN_{n}": getattr(timeline, n)
+            for n in dir(timeline)
+            if n.isupper() and not n.startswith("_") and n != "VOWEL_TABLE"
+        }
+    )
     return json.loads(json.dumps(mod, default=_jsonable))
 
 
@@ -220,16 +245,27 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             except (ValueError, OSError, AttributeError):
                 ours = False
         if not overwrite:
-            raise InputError(out_dir, "directory exists and is not empty"
-                             + (" (use --overwrite to replace this synthetic corpus)" if ours else ""))
+            raise InputError(
+                out_dir,
+                "directory exists and is not empty"
+                + (" (use --overwrite to replace this synthetic corpus)" if ours else ""),
+            )
         if not ours:
-            raise InputError(out_dir, "not a corpus made by dualtalk synth (no manifest.json of ours): "
-                                      "refusing to overwrite it")
+            raise InputError(
+                out_dir, "not a corpus made by dualtalk synth (no manifest.json of ours): refusing to overwrite it"
+            )
 
 
-def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float = 60.0, seed: int = 0,
-                splits: dict[str, float] | str | None = None, overwrite: bool = False,
-                progress: bool = True, causes="standard") -> dict:
+def make_corpus(
+    out_dir: str | os.PathLike,
+    conversations: int,
+    seconds: float = 60.0,
+    seed: int = 0,
+    splits: dict[str, float] | str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    causes="standard",
+) -> dict:
     """Write ``conversations`` conversations to ``out_dir`` (dataset layout) and return the manifest.
 
     ``splits``: ``None`` (all in ``out_dir``) or ``{name: fraction or count}`` (or the ``--splits`` text):
@@ -291,11 +327,12 @@ def make_corpus(out_dir: str | os.PathLike, conversations: int, seconds: float =
             "scenario": scenario.to_dict(),
             "noise_floor": {g: sum(idle_sq[s][g] for s in counts) / total_frames for g in GROUPS},
             "noise_floor_lower_bound": {g: sum(idle_sq_low[s][g] for s in counts) / total_frames for g in GROUPS},
-            "noise_floor_by_split": ({s: {g: idle_sq[s][g] / frames[s] for g in GROUPS} for s in counts}
-                                     if splits else None),
+            "noise_floor_by_split": (
+                {s: {g: idle_sq[s][g] / frames[s] for g in GROUPS} for s in counts} if splits else None
+            ),
             "noise_floor_note": "mean squared idle noise per group (exp 50, jaw 3, pose = global rotation 3, "
-                                "all 56) over every frame of both speakers: the error of an oracle that knows "
-                                "every rule; see dualtalk.synth for the lower bound",
+            "all 56) over every frame of both speakers: the error of an oracle that knows "
+            "every rule; see dualtalk.synth for the lower bound",
             "parameters": parameters(),
             "items": entries,
         }
@@ -331,6 +368,8 @@ def load_manifest(corpus_dir: str | os.PathLike) -> dict:
 def manifest_scenario(manifest: dict) -> Scenario:
     """The scenario a corpus was made with (version 3 on; older corpora followed fixed rules of their own)."""
     if int(manifest.get("version", 0)) < 3 or "scenario" not in manifest:
-        raise DualTalkError(f"this corpus was made by generator version {manifest.get('version')}: regenerate it "
-                            f"with this version ({GENERATOR_VERSION}) to read its causes")
+        raise DualTalkError(
+            f"this corpus was made by generator version {manifest.get('version')}: regenerate it "
+            f"with this version ({GENERATOR_VERSION}) to read its causes"
+        )
     return Scenario.from_dict(manifest["scenario"], where="manifest.json: scenario")

@@ -74,8 +74,11 @@ def idle_noise(num_frames: int, rng: np.random.Generator, idle: IdleSpec) -> np.
     out = np.zeros((num_frames, DIM))
     sigma = idle.jitter_smooth_frames
     head = layout.HEAD_ROT
-    for part, std in ((layout.EXP, idle.jitter_std_exp), (layout.JAW, idle.jitter_std_jaw),
-                      (head, idle.jitter_std_pose)):
+    for part, std in (
+        (layout.EXP, idle.jitter_std_exp),
+        (layout.JAW, idle.jitter_std_jaw),
+        (head, idle.jitter_std_pose),
+    ):
         out[:, part] = smooth_noise(rng, (num_frames, part.stop - part.start), sigma, std)
     out[:, head] += smooth_noise(rng, (num_frames, head.stop - head.start), idle.drift_smooth_frames, idle.drift_std)
     return out
@@ -99,12 +102,16 @@ def own_components(times: np.ndarray, syl: Syllables) -> dict[str, np.ndarray]:
     return {"rest": rest, "speech": speech, "prosody": prosody}
 
 
-def draw_events(rng: np.random.Generator, seconds: float, rate_per_minute: float,
-                length: tuple[float, float]) -> np.ndarray:
+def draw_events(
+    rng: np.random.Generator, seconds: float, rate_per_minute: float, length: tuple[float, float]
+) -> np.ndarray:
     """Poisson events over a conversation: (N, 3) rows of (start s, length s, intensity)."""
     n = int(rng.poisson(rate_per_minute * seconds / 60.0)) if rate_per_minute > 0 else 0
-    out = np.stack([rng.uniform(-length[0], seconds, n), rng.uniform(*length, n), rng.uniform(*OWN_INTENSITY, n)],
-                   axis=1) if n else np.zeros((0, 3))
+    out = (
+        np.stack([rng.uniform(-length[0], seconds, n), rng.uniform(*length, n), rng.uniform(*OWN_INTENSITY, n)], axis=1)
+        if n
+        else np.zeros((0, 3))
+    )
     return out[np.argsort(out[:, 0])]
 
 
@@ -146,8 +153,9 @@ def draw_activity(rng: np.random.Generator, seconds: float, scenario: Scenario) 
     return Activity(own, laughs)
 
 
-def driver(times: np.ndarray, cause: ListeningCause, segments: list[Segment], partner: int,
-           partner_activity: Activity) -> np.ndarray:
+def driver(
+    times: np.ndarray, cause: ListeningCause, segments: list[Segment], partner: int, partner_activity: Activity
+) -> np.ndarray:
     """What the listener responds to, delayed by ``cause.delay``: r(t) before the listening gate. (T,)"""
     t = times - cause.delay
     if cause.driver == "phrase_end":
@@ -165,9 +173,9 @@ def compose(own: np.ndarray | float, response: np.ndarray, how: str) -> np.ndarr
     return own + response if how == "add" else np.maximum(own, response)
 
 
-def listener_components(times: np.ndarray, segments: list[Segment], k: int, scenario: Scenario,
-                        activity: dict[int, Activity]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
-                                                                dict[str, np.ndarray]]:
+def listener_components(
+    times: np.ndarray, segments: list[Segment], k: int, scenario: Scenario, activity: dict[int, Activity]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Each cause's motion of person ``k`` (T, 56), the part an oracle predicts (T, 56), the gated response (T,).
 
     intensity = compose(own activations, L_k x driver); motion[targets] = intensity x peak. The oracle
@@ -198,8 +206,14 @@ class MotionTruth:
     listening: dict[int, np.ndarray]  # person -> (T,) listening weight L
 
 
-def build_motion(num_frames: int, segments: list[Segment], syllables: dict[int, Syllables], scenario: Scenario,
-                 activity: dict[int, Activity], rng: np.random.Generator) -> MotionTruth:
+def build_motion(
+    num_frames: int,
+    segments: list[Segment],
+    syllables: dict[int, Syllables],
+    scenario: Scenario,
+    activity: dict[int, Activity],
+    rng: np.random.Generator,
+) -> MotionTruth:
     """All components of both people: speech (own audio), one per listening cause, idle."""
     times = frame_times(num_frames)
     out, oracle, responses, listen = {}, {}, {}, {}

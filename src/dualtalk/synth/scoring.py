@@ -11,8 +11,8 @@ lagged features (0-2.4 s of the past) of the partner's signal that carries the c
 on the cause's coefficients for ``motion``; log-mel energies of the partner's voice for speech drivers, of
 the partner's laughs alone for audio-carried events; both for ``both``), each also multiplied by the
 person's true listening weight so that it can gate, fitted on train with the regularisation chosen on val.
-The probe reads the laughs apart from the speech they are mixed with, which a model must learn to do. A method's *capture* of a cause is its reduction divided by
-the probe's.
+The probe reads the laughs apart from the speech they are mixed with, which a model must learn to do. A
+method's *capture* of a cause is its reduction divided by the probe's.
 
     from dualtalk.synth.scoring import score_corpus
     table = score_corpus("data/synth", {"dualtalk_paper": "reports/x/pred/dualtalk_paper"})
@@ -70,9 +70,16 @@ def _sides(root: Path, manifest: dict, split: str, laughs: bool = False) -> list
         times = frame_times(len(motion[1]))
         track = make_conversation(manifest["seconds"], item["seed"], scenario).laugh_audio if laughs else None
         for k in (1, 2):
-            out.append(Side(f"{item['name']}_speaker{k}", motion[k], motion[3 - k],
-                            load_audio(folder / f"{item['name']}_speaker{3 - k}.wav"), listening(times, segments, k),
-                            None if track is None else track[3 - k]))
+            out.append(
+                Side(
+                    f"{item['name']}_speaker{k}",
+                    motion[k],
+                    motion[3 - k],
+                    load_audio(folder / f"{item['name']}_speaker{3 - k}.wav"),
+                    listening(times, segments, k),
+                    None if track is None else track[3 - k],
+                )
+            )
     if not out:
         raise InputError(root / split, "no conversations of this split in the manifest")
     return out
@@ -121,7 +128,7 @@ def _lagged(x: np.ndarray, lags=PROBE_LAGS) -> np.ndarray:
     """(T, D) -> (T, D * len(lags)): x[t - lag], zero before the start."""
     out = np.zeros((len(x), x.shape[1] * len(lags)), dtype=np.float32)
     for i, lag in enumerate(lags):
-        out[lag:, i * x.shape[1]:(i + 1) * x.shape[1]] = x[: len(x) - lag]
+        out[lag:, i * x.shape[1] : (i + 1) * x.shape[1]] = x[: len(x) - lag]
     return out
 
 
@@ -144,9 +151,18 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
 
     laughs = any(c.driver == "partner_event" and c.carrier != "motion" for c in manifest_scenario(manifest).causes)
     data = {s: _sides(root, manifest, s, laughs) for s in splits}
-    mels = {s: [{"audio": log_mel_frames(side.partner_audio)[: len(side.target)],
-                 "laughs": None if side.partner_laughs is None else log_mel_frames(side.partner_laughs)[: len(side.target)]}
-                for side in data[s]] for s in splits}
+    mels = {
+        s: [
+            {
+                "audio": log_mel_frames(side.partner_audio)[: len(side.target)],
+                "laughs": None
+                if side.partner_laughs is None
+                else log_mel_frames(side.partner_laughs)[: len(side.target)],
+            }
+            for side in data[s]
+        ]
+        for s in splits
+    }
     mean = np.concatenate([side.target for side in data[splits[0]]]).mean(0)  # (56,)
     out = {}
     for name, cause in groups(manifest).items():
@@ -154,10 +170,10 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
             continue
         tg = cause["targets"]
 
-        def xy(split, only_role=False):
+        def xy(split, only_role=False):  # noqa: B023 - called within this iteration only
             xs, ys = [], []
             for side, mel in zip(data[split], mels[split]):
-                x, y = _probe_features(side, cause, mel), side.target[:, tg] - mean[tg]
+                x, y = _probe_features(side, cause, mel), side.target[:, tg] - mean[tg]  # noqa: B023
                 if only_role:
                     keep = _frames(side, "listening")
                     x, y = x[keep], y[keep]
@@ -171,8 +187,8 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
         xte, yte = xy(splits[2], True)
         fits = {a: Ridge(alpha=a).fit((xtr - mu) / sd, ytr) for a in PROBE_ALPHAS}
 
-        def err(a, x, y):  # predict() drops the target axis of a one-column y
-            return float(np.mean((fits[a].predict((x - mu) / sd).reshape(y.shape) - y) ** 2))
+        def err(a, x, y):  # predict() drops the target axis of a one-column y; used in this iteration only
+            return float(np.mean((fits[a].predict((x - mu) / sd).reshape(y.shape) - y) ** 2))  # noqa: B023
 
         best = min(fits, key=lambda a: err(a, xva, yva))
         mse = err(best, xte, yte)
@@ -181,14 +197,21 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
     return out
 
 
-def score_predictions(root: Path, manifest: dict, pred_dir: str | os.PathLike | None, split: str = "test",
-                      train_split: str = "train") -> dict[str, dict]:
+def score_predictions(
+    root: Path, manifest: dict, pred_dir: str | os.PathLike | None, split: str = "test", train_split: str = "train"
+) -> dict[str, dict]:
     """Per group (speech and every listening cause): MSE of the predictions and of the training mean on the
     group's frames and coefficients, and the reduction. ``pred_dir=None`` scores the training mean itself."""
     mean = np.concatenate([s.target for s in _sides(root, manifest, train_split)]).mean(0)  # (56,)
     sides = _sides(root, manifest, split)
-    preds = {s.name: (_load_prediction(Path(pred_dir), s.name, len(s.target)) if pred_dir is not None
-                      else np.broadcast_to(mean, s.target.shape)) for s in sides}
+    preds = {
+        s.name: (
+            _load_prediction(Path(pred_dir), s.name, len(s.target))
+            if pred_dir is not None
+            else np.broadcast_to(mean, s.target.shape)
+        )
+        for s in sides
+    }
     out = {}
     for name, g in groups(manifest).items():
         err, base = [], []
@@ -202,8 +225,9 @@ def score_predictions(root: Path, manifest: dict, pred_dir: str | os.PathLike | 
     return out
 
 
-def score_corpus(corpus_dir: str | os.PathLike, predictions: dict[str, str | os.PathLike],
-                 with_probe: bool = True) -> dict:
+def score_corpus(
+    corpus_dir: str | os.PathLike, predictions: dict[str, str | os.PathLike], with_probe: bool = True
+) -> dict:
     """Score every method's predictions of the test split by cause, with the probe -> JSON-able dict."""
     root = Path(corpus_dir)
     manifest = load_manifest(root)

@@ -118,8 +118,9 @@ def plan_conversation(seconds: float, rng: np.random.Generator) -> tuple[list[Se
             if p < n_phrases - 1:
                 pause = float(rng.uniform(*PAUSE_SECONDS))
                 if rng.random() < BACKCHANNEL_PROB:
-                    add_segment(3 - cur, end + float(rng.uniform(*BACKCHANNEL_DELAY)), int(rng.integers(1, 3)),
-                                "backchannel")
+                    add_segment(
+                        3 - cur, end + float(rng.uniform(*BACKCHANNEL_DELAY)), int(rng.integers(1, 3)), "backchannel"
+                    )
                 t = end + pause
         if rng.random() < OVERLAP_PROB:
             t = end - float(rng.uniform(*OVERLAP_SECONDS))
@@ -135,8 +136,15 @@ def plan_conversation(seconds: float, rng: np.random.Generator) -> tuple[list[Se
     for k in (1, 2):
         rows = sorted(sylls[k])
         arr = np.array(rows, dtype=np.float64).reshape(-1, 7)  # (N, 7)
-        out[k] = Syllables(start=arr[:, 0], dur=arr[:, 1], vowel=arr[:, 2].astype(int), stress=arr[:, 3],
-                           accent=arr[:, 4], phrase_start=arr[:, 5], phrase_end=arr[:, 6])
+        out[k] = Syllables(
+            start=arr[:, 0],
+            dur=arr[:, 1],
+            vowel=arr[:, 2].astype(int),
+            stress=arr[:, 3],
+            accent=arr[:, 4],
+            phrase_start=arr[:, 5],
+            phrase_end=arr[:, 6],
+        )
     return segments, out
 
 
@@ -181,7 +189,9 @@ def pitch_deviation(times: np.ndarray, syl: Syllables) -> np.ndarray:
     return np.where(idx >= 0, dev, 0.0)
 
 
-def segment_mask(times: np.ndarray, segments: list[Segment], speaker: int, kinds=("phrase", "backchannel")) -> np.ndarray:
+def segment_mask(
+    times: np.ndarray, segments: list[Segment], speaker: int, kinds=("phrase", "backchannel")
+) -> np.ndarray:
     """1.0 where ``speaker`` is inside one of their segments of the given kinds."""
     mask = np.zeros(times.shape)
     for s in segments:

@@ -38,8 +38,15 @@ _NFFT = 512
 _HOP = 128
 
 
-def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: float,
-               rng: np.random.Generator, sample_rate: int = SAMPLE_RATE, breath: float = 0.0) -> np.ndarray:
+def synthesize(
+    syl: Syllables,
+    num_samples: int,
+    f0_base: float,
+    formant_scale: float,
+    rng: np.random.Generator,
+    sample_rate: int = SAMPLE_RATE,
+    breath: float = 0.0,
+) -> np.ndarray:
     """The waveform (num_samples,) float32 of one person's syllables; ``breath``: aspiration noise through
     each whole syllable, relative to the voiced level (laughs)."""
     t = np.arange(num_samples) / sample_rate  # (S,)
@@ -48,15 +55,15 @@ def synthesize(syl: Syllables, num_samples: int, f0_base: float, formant_scale: 
     source = np.exp(KAPPA * (np.cos(phase) - 1.0))
     source -= source.mean()
     # time-varying formant filter in the STFT domain
-    _, frame_t, spec = signal.stft(source, fs=sample_rate, nperseg=_NFFT, noverlap=_NFFT - _HOP,
-                                   boundary="even", padded=True)  # (F, N)
+    _, frame_t, spec = signal.stft(
+        source, fs=sample_rate, nperseg=_NFFT, noverlap=_NFFT - _HOP, boundary="even", padded=True
+    )  # (F, N)
     freqs = np.fft.rfftfreq(_NFFT, 1.0 / sample_rate)  # (F,)
     gain = np.zeros(spec.shape)
     for i in range(3):
         formant = formant_scale * vowel_track(frame_t, syl, i)  # (N,)
         gain += FORMANT_GAIN[i] / (1.0 + ((freqs[:, None] - formant[None, :]) / FORMANT_BANDWIDTH[i]) ** 2)
-    _, voiced = signal.istft(spec * gain, fs=sample_rate, nperseg=_NFFT, noverlap=_NFFT - _HOP,
-                             boundary=True)
+    _, voiced = signal.istft(spec * gain, fs=sample_rate, nperseg=_NFFT, noverlap=_NFFT - _HOP, boundary=True)
     voiced = _fit(voiced, num_samples)
     voiced *= VOICE_RMS / max(float(np.sqrt(np.mean(voiced**2))), 1e-9)
     env = envelope(t, syl)  # (S,)
@@ -101,8 +108,15 @@ def laugh_syllables(events: np.ndarray) -> Syllables:
     arr = np.array(sorted(rows), dtype=np.float64).reshape(-1, 7)
     keep = np.r_[True, np.diff(arr[:, 0]) >= LAUGH_PULSE_SECONDS] if len(arr) else np.zeros(0, bool)
     arr = arr[keep]  # overlapping laughs: drop pulses that would overlap (syllables never overlap)
-    return Syllables(start=arr[:, 0], dur=arr[:, 1], vowel=arr[:, 2].astype(int), stress=arr[:, 3],
-                     accent=arr[:, 4], phrase_start=arr[:, 5], phrase_end=arr[:, 6])
+    return Syllables(
+        start=arr[:, 0],
+        dur=arr[:, 1],
+        vowel=arr[:, 2].astype(int),
+        stress=arr[:, 3],
+        accent=arr[:, 4],
+        phrase_start=arr[:, 5],
+        phrase_end=arr[:, 6],
+    )
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:

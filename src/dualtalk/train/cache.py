@@ -37,8 +37,13 @@ ENCODERS = {"self": "audio_encoder1", "partner": "audio_encoder2"}
 def encoder_key(cfg: DualTalkConfig, encoder: torch.nn.Module, chunk_seconds: float) -> str:
     """16 hex digits identifying what this encoder outputs."""
     h = hashlib.sha256()
-    desc = {"audio_encoder": to_dict(cfg.audio_encoder), "sample_rate": cfg.sample_rate, "fps": cfg.fps,
-            "chunk_seconds": chunk_seconds, "format": 1}
+    desc = {
+        "audio_encoder": to_dict(cfg.audio_encoder),
+        "sample_rate": cfg.sample_rate,
+        "fps": cfg.fps,
+        "chunk_seconds": chunk_seconds,
+        "format": 1,
+    }
     desc["audio_encoder"].pop("pretrained", None)  # the weights themselves are hashed below
     desc["audio_encoder"].pop("freeze", None)
     desc["audio_encoder"].pop("freeze_feature_extractor", None)
@@ -54,20 +59,29 @@ def feature_path(directory: Path, name: str, speaker: int) -> Path:
 
 
 @torch.inference_mode()
-def encode_file(encoder: torch.nn.Module, wave: np.ndarray, frames: int, chunk_frames: int,
-                device: torch.device) -> np.ndarray:
+def encode_file(
+    encoder: torch.nn.Module, wave: np.ndarray, frames: int, chunk_frames: int, device: torch.device
+) -> np.ndarray:
     """(S,) waveform -> (frames, H) float16, in about ``chunk_frames``-frame chunks."""
     n = max(1, round(frames / chunk_frames))
     bounds = np.linspace(0, frames, n + 1).round().astype(int)
     outs = []
     for a, b in zip(bounds[:-1], bounds[1:]):
-        w = torch.from_numpy(wave[a * SAMPLES_PER_FRAME:b * SAMPLES_PER_FRAME]).to(device)[None]  # (1, S)
+        w = torch.from_numpy(wave[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]).to(device)[None]  # (1, S)
         outs.append(encoder(w, int(b - a))[0].float().cpu().numpy())  # (L, H)
     return np.concatenate(outs).astype(np.float16)  # (frames, H)
 
 
-def build_cache(model, cache_root: Path, splits: dict[str, SplitIndex], chunk_seconds: float,
-                rank: int = 0, world: int = 1, device="cpu", progress: bool = True) -> dict[str, dict[str, Path]]:
+def build_cache(
+    model,
+    cache_root: Path,
+    splits: dict[str, SplitIndex],
+    chunk_seconds: float,
+    rank: int = 0,
+    world: int = 1,
+    device="cpu",
+    progress: bool = True,
+) -> dict[str, dict[str, Path]]:
     """Encode every file of ``splits`` that the cache lacks; -> {split: {"self": dir, "partner": dir}}.
 
     Process ``rank`` encodes every ``world``-th conversation; the caller synchronises the processes.
@@ -91,10 +105,16 @@ def build_cache(model, cache_root: Path, splits: dict[str, SplitIndex], chunk_se
             out = root / split
             out.mkdir(parents=True, exist_ok=True)
             dirs[split][role] = out
-            todo = [(c, k) for i, c in enumerate(index.clips) if i % world == rank for k in (1, 2)
-                    if not feature_path(out, c.name, k).exists()]
-            for clip, k in progress_bar(todo, desc=f"caching {attr} ({split})", unit="file",
-                                        enabled=progress and bool(todo)):
+            todo = [
+                (c, k)
+                for i, c in enumerate(index.clips)
+                if i % world == rank
+                for k in (1, 2)
+                if not feature_path(out, c.name, k).exists()
+            ]
+            for clip, k in progress_bar(
+                todo, desc=f"caching {attr} ({split})", unit="file", enabled=progress and bool(todo)
+            ):
                 wave = load_audio(clip.audio[k - 1])
                 need = clip.frames * SAMPLES_PER_FRAME
                 wave = np.pad(wave[:need], (0, max(0, need - len(wave))))
@@ -110,5 +130,5 @@ def read_feature_window(directory: Path, name: str, speaker: int, start: int, fr
     """Frames [start, start + frames) of a cached file, zero-padded to ``window``: (W, H) float32."""
     feats = np.load(feature_path(directory, name, speaker), mmap_mode="r")  # (T, H), not read yet
     x = np.zeros((window, feats.shape[1]), dtype=np.float32)
-    x[:frames] = feats[start:start + frames]
+    x[:frames] = feats[start : start + frames]
     return torch.from_numpy(x)

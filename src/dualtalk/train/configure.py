@@ -16,13 +16,23 @@ Rules between fields (validation split, feature cache, the model's own) are chec
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from ..config import (DualTalkConfig, TrainConfig, deep_merge, find_config_file, from_dict, load_mapping,
-                      merge_dict, override_mapping, to_dict)
+from ..config import (
+    DualTalkConfig,
+    TrainConfig,
+    deep_merge,
+    find_config_file,
+    from_dict,
+    load_mapping,
+    merge_dict,
+    override_mapping,
+    to_dict,
+)
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_write_text
 
@@ -41,12 +51,15 @@ def _checked_model_part(cfg: TrainConfig, where: str) -> TrainConfig:
     if not cfg.model:
         _preset(cfg, where)
         return cfg
-    full = to_dict(from_dict(DualTalkConfig, deep_merge(to_dict(_preset(cfg, where)), cfg.model), where,
-                             prefix="model."))
+    full = to_dict(
+        from_dict(DualTalkConfig, deep_merge(to_dict(_preset(cfg, where)), cfg.model), where, prefix="model.")
+    )
 
     def pick(given: dict, checked: dict) -> dict:
-        return {k: pick(v, checked[k]) if isinstance(v, dict) and isinstance(checked.get(k), dict) else checked[k]
-                for k, v in given.items()}
+        return {
+            k: pick(v, checked[k]) if isinstance(v, dict) and isinstance(checked.get(k), dict) else checked[k]
+            for k, v in given.items()
+        }
 
     cfg.model = pick(cfg.model, full)
     return cfg
@@ -56,9 +69,13 @@ def _apply(cfg: TrainConfig, data: dict, where: str) -> TrainConfig:
     return _checked_model_part(merge_dict(cfg, data, where), where)
 
 
-def compose_train_config(config_file: str | os.PathLike | None = None, preset: str | None = None,
-                         max_steps: int | None = None, overrides: Iterable[str] = (),
-                         base: TrainConfig | None = None) -> TrainConfig:
+def compose_train_config(
+    config_file: str | os.PathLike | None = None,
+    preset: str | None = None,
+    max_steps: int | None = None,
+    overrides: Iterable[str] = (),
+    base: TrainConfig | None = None,
+) -> TrainConfig:
     """``base`` (default: the defaults) < ``config_file`` (YAML/JSON path or packaged name) < ``preset`` <
     ``max_steps`` < ``overrides`` (``key=value``); every source checked as it is applied, then the rules
     between fields (:func:`check_train_config`)."""
@@ -95,12 +112,17 @@ def check_train_config(cfg: TrainConfig) -> DualTalkConfig:
             raise DualTalkError(f"training config: {what}")
 
     need(d.val_split != d.train_split, f"the validation split must differ from the training split ({d.val_split!r})")
-    need(d.val_split != d.test_split, f"the validation split must not be the test split ({d.test_split!r}): "
-                                      "set data.val_split to a held-out split of its own")
+    need(
+        d.val_split != d.test_split,
+        f"the validation split must not be the test split ({d.test_split!r}): "
+        "set data.val_split to a held-out split of its own",
+    )
     model_cfg = resolve_model_config(cfg)
     if d.feature_cache:
-        need(model_cfg.audio_encoder.freeze, "data.feature_cache needs frozen audio encoders "
-                                             "(model.audio_encoder.freeze=true)")
+        need(
+            model_cfg.audio_encoder.freeze,
+            "data.feature_cache needs frozen audio encoders (model.audio_encoder.freeze=true)",
+        )
     return model_cfg
 
 

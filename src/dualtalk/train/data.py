@@ -58,8 +58,11 @@ class MotionStats:
 def split_dir(data_dir: str | os.PathLike, split: str, role: str) -> Path:
     path = Path(data_dir) / split
     if not path.is_dir():
-        raise InputError(path, f"{role} split not found (expected {Path(data_dir) / split}/NAME_speaker{{1,2}}.{{wav,npz}}; "
-                               f"choose another split with data.{role}_split=NAME)")
+        raise InputError(
+            path,
+            f"{role} split not found (expected {Path(data_dir) / split}/NAME_speaker{{1,2}}.{{wav,npz}}; "
+            f"choose another split with data.{role}_split=NAME)",
+        )
     return path
 
 
@@ -74,22 +77,24 @@ def _audio_info(path: Path) -> tuple[int, int]:
     return -(-info.frames * SAMPLE_RATE // info.samplerate), int(info.samplerate)
 
 
-def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
-                with_stats: bool = False, progress: bool = False) -> tuple[SplitIndex, MotionStats | None]:
+def index_split(
+    data_dir: str | os.PathLike, split: str, role: str = "train", with_stats: bool = False, progress: bool = False
+) -> tuple[SplitIndex, MotionStats | None]:
     """Index one split (lengths checked, nothing kept in memory); optionally motion statistics."""
     directory = split_dir(data_dir, split, role)
     try:
         convs = discover_conversations(directory, require_motion="both")
     except InputError as exc:
         if "no conversations found" in exc.what:
-            raise InputError(directory, f"{role} split is empty (no NAME_speaker{{1,2}}.{{wav,npz}} conversations)") from None
+            raise InputError(
+                directory, f"{role} split is empty (no NAME_speaker{{1,2}}.{{wav,npz}} conversations)"
+            ) from None
         raise
     total = np.zeros(MOTION_DIM, np.float64)
     total_sq = np.zeros(MOTION_DIM, np.float64)
     count = 0
     clips = []
-    for conv in progress_bar(convs, desc=f"indexing {split}", unit="conv", enabled=progress, leave=False,
-                             delay=2):
+    for conv in progress_bar(convs, desc=f"indexing {split}", unit="conv", enabled=progress, leave=False, delay=2):
         lengths, rates = [], []
         for k in (1, 2):
             samples, sr = _audio_info(conv.audio[k])
@@ -105,8 +110,15 @@ def index_split(data_dir: str | os.PathLike, split: str, role: str = "train",
                 total_sq += np.square(x).sum(0)
                 count += len(x)
         check_length(conv.audio[2], lengths[1], lengths[0], "the partner's audio")
-        clips.append(Clip(conv.name, (str(conv.audio[1]), str(conv.audio[2])),
-                          (str(conv.motion[1]), str(conv.motion[2])), int(min(lengths)), (rates[0], rates[1])))
+        clips.append(
+            Clip(
+                conv.name,
+                (str(conv.audio[1]), str(conv.audio[2])),
+                (str(conv.motion[1]), str(conv.motion[2])),
+                int(min(lengths)),
+                (rates[0], rates[1]),
+            )
+        )
     stats = None
     if with_stats:
         mean = total / count
@@ -186,8 +198,17 @@ class PlanBatchSampler(Sampler):
     (``shuffle=False``): the fixed plan.
     """
 
-    def __init__(self, frames: np.ndarray, window: int, batch_size: int, seed: int = 0, rank: int = 0,
-                 world: int = 1, shuffle: bool = True, max_batches: int = 0):
+    def __init__(
+        self,
+        frames: np.ndarray,
+        window: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+        max_batches: int = 0,
+    ):
         self.frames = frames
         self.window = window
         self.batch_size = batch_size
@@ -204,8 +225,11 @@ class PlanBatchSampler(Sampler):
         self.skip = skip
 
     def rows(self) -> np.ndarray:
-        plan = (train_plan(self.frames, self.window, self.seed, self.epoch) if self.shuffle
-                else val_plan(self.frames, self.window))
+        plan = (
+            train_plan(self.frames, self.window, self.seed, self.epoch)
+            if self.shuffle
+            else val_plan(self.frames, self.window)
+        )
         if self.max_batches:
             plan = plan[: self.max_batches * self.batch_size * self.world]
         return shard(plan, self.rank, self.world)
@@ -216,7 +240,7 @@ class PlanBatchSampler(Sampler):
     def __iter__(self):
         rows = self.rows()
         for b in range(self.skip, math.ceil(len(rows) / self.batch_size)):
-            yield [tuple(r) for r in rows[b * self.batch_size:(b + 1) * self.batch_size].tolist()]
+            yield [tuple(r) for r in rows[b * self.batch_size : (b + 1) * self.batch_size].tolist()]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -243,7 +267,7 @@ def read_audio_window(path: str, native_rate: int, start: int, frames: int, wind
 
 def read_motion_window(path: str, start: int, frames: int, window: int) -> np.ndarray:
     """Frames [start, start + frames) in model order, padded to ``window`` by repeating the last: (W, 56)."""
-    x = load_motion(path).to_model()[start:start + frames]  # (frames, 56)
+    x = load_motion(path).to_model()[start : start + frames]  # (frames, 56)
     if len(x) < window:
         x = np.concatenate([x, np.repeat(x[-1:], window - len(x), axis=0)])
     return x
@@ -279,23 +303,39 @@ class ConversationWindows(Dataset):
             "key": f"{clip.name}:{start}:{length}:s{target}",
         }
         if self.features is None:
-            item["self_audio"] = torch.from_numpy(read_audio_window(clip.audio[t], clip.sample_rates[t], start, length, w))
-            item["partner_audio"] = torch.from_numpy(read_audio_window(clip.audio[p], clip.sample_rates[p], start, length, w))
+            item["self_audio"] = torch.from_numpy(
+                read_audio_window(clip.audio[t], clip.sample_rates[t], start, length, w)
+            )
+            item["partner_audio"] = torch.from_numpy(
+                read_audio_window(clip.audio[p], clip.sample_rates[p], start, length, w)
+            )
         else:
             from .cache import read_feature_window
 
             for role, speaker in (("self", target), ("partner", 3 - target)):  # only the encoders in use
                 if role in self.features:
-                    item[f"{role}_features"] = read_feature_window(self.features[role], clip.name, speaker, start,
-                                                                   length, w)
+                    item[f"{role}_features"] = read_feature_window(
+                        self.features[role], clip.name, speaker, start, length, w
+                    )
         return item
 
 
-def make_loader(dataset: ConversationWindows, sampler: PlanBatchSampler, num_workers: int,
-                pin_memory: bool = False, persistent: bool = True) -> DataLoader:
+def make_loader(
+    dataset: ConversationWindows,
+    sampler: PlanBatchSampler,
+    num_workers: int,
+    pin_memory: bool = False,
+    persistent: bool = True,
+) -> DataLoader:
     # The loader's own generator: starting an iterator must not draw from the global torch RNG (that
     # would shift dropout after a resume, which starts its iterator at another moment). The sampler runs
     # in this process, so workers can persist across epochs.
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=persistent and num_workers > 0, prefetch_factor=4 if num_workers else None,
-                      generator=torch.Generator().manual_seed(0))
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=persistent and num_workers > 0,
+        prefetch_factor=4 if num_workers else None,
+        generator=torch.Generator().manual_seed(0),
+    )

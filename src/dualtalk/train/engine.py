@@ -172,11 +172,16 @@ def run_model(module, batch: dict, device: torch.device, cached: bool) -> torch.
     """One forward pass of ``module`` (DualTalk, or its DDP/EMA wrapper) on a batch -> (B, W, 56)."""
     partner_motion = batch["partner_motion"].to(device, non_blocking=True)  # (B, W, 56)
     if cached:  # the frozen encoders' outputs, read from the feature cache: (B, W, H) each, or absent
-        feats = tuple(batch[k].to(device, non_blocking=True) if k in batch else None
-                      for k in ("self_features", "partner_features"))
+        feats = tuple(
+            batch[k].to(device, non_blocking=True) if k in batch else None
+            for k in ("self_features", "partner_features")
+        )
         return module(None, None, partner_motion, audio_features=feats)
-    return module(batch["self_audio"].to(device, non_blocking=True),
-                  batch["partner_audio"].to(device, non_blocking=True), partner_motion)
+    return module(
+        batch["self_audio"].to(device, non_blocking=True),
+        batch["partner_audio"].to(device, non_blocking=True),
+        partner_motion,
+    )
 
 
 def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_stats=None) -> dict:
@@ -205,8 +210,9 @@ def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_st
                 p = (pred.float() - mu) / sd  # (B, W, 56) normalised, around the stored mean
                 y = (target.float() - mu) / sd
                 m = mask[..., None].float()  # (B, W, 1)
-                moments += torch.stack([(p * y * m).sum((0, 1)), (p * p * m).sum((0, 1)),
-                                        (y * y * m).sum((0, 1))]).double()
+                moments += torch.stack(
+                    [(p * y * m).sum((0, 1)), (p * p * m).sum((0, 1)), (y * y * m).sum((0, 1))]
+                ).double()
     ctx.sum_(sums)
     ctx.sum_(counts)
     module.train(was_training)
@@ -263,8 +269,16 @@ class Trainer:
 
     metrics: runs.Metrics  # set by setup()
 
-    def __init__(self, data_dir: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig, *,
-                 resume: bool = False, progress: bool = True, ctx: Dist | None = None):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        run: str | os.PathLike,
+        cfg: TrainConfig,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        ctx: Dist | None = None,
+    ):
         self.data_dir, self.run, self.cfg = Path(data_dir), Path(run), cfg
         self.resume = resume
         self.ctx = ctx if ctx is not None else Dist()
@@ -309,10 +323,20 @@ class Trainer:
                     shutil.rmtree(run / name, ignore_errors=True)
             run.mkdir(parents=True, exist_ok=True)
             save_train_config(self.cfg, run / "config.yaml")
-            runs.write_run_info(run, {"data_dir": str(self.data_dir.resolve()), "world_size": ctx.world,
-                                      "dualtalk_version": __version__,
-                                      "event": {"event": "resume" if self.resume else "start", "time": time.time(),
-                                                "from": latest.name if latest else None, "world_size": ctx.world}})
+            runs.write_run_info(
+                run,
+                {
+                    "data_dir": str(self.data_dir.resolve()),
+                    "world_size": ctx.world,
+                    "dualtalk_version": __version__,
+                    "event": {
+                        "event": "resume" if self.resume else "start",
+                        "time": time.time(),
+                        "from": latest.name if latest else None,
+                        "world_size": ctx.world,
+                    },
+                },
+            )
         self.latest = ctx.broadcast_object(latest)
         return self.latest
 
@@ -325,9 +349,11 @@ class Trainer:
         if ctx.main:
             train_index, stats = index_split(self.data_dir, d.train_split, "train", with_stats=True, progress=self.show)
             val_index, _ = index_split(self.data_dir, d.val_split, "val", progress=self.show)
-            self.say(f"data: {len(train_index.clips)} training conversations "
-                     f"({int(train_index.frames.sum()) / FPS / 3600:.2f} h), "
-                     f"{len(val_index.clips)} validation conversations")
+            self.say(
+                f"data: {len(train_index.clips)} training conversations "
+                f"({int(train_index.frames.sum()) / FPS / 3600:.2f} h), "
+                f"{len(val_index.clips)} validation conversations"
+            )
             found = (train_index, stats, val_index)
         self.train_index, self.stats, self.val_index = ctx.broadcast_object(found)
 
@@ -355,20 +381,42 @@ class Trainer:
         features: dict[str, Any] = {"train": None, "val": None}
         if d.feature_cache:
             root = Path(d.cache_dir) if d.cache_dir else self.run / "feature_cache"
-            features = feature_cache.build_cache(self.model, root, {"train": self.train_index, "val": self.val_index},
-                                                 d.cache_chunk_seconds, ctx.rank, ctx.world, ctx.device, self.show)
+            features = feature_cache.build_cache(
+                self.model,
+                root,
+                {"train": self.train_index, "val": self.val_index},
+                d.cache_chunk_seconds,
+                ctx.rank,
+                ctx.world,
+                ctx.device,
+                self.show,
+            )
             ctx.barrier()
         self.cached = d.feature_cache
         window, val_window = d.window_frames, d.val_window_frames or d.window_frames
-        self.train_sampler = PlanBatchSampler(self.train_index.frames, window, d.batch_size, self.cfg.seed,
-                                              ctx.rank, ctx.world)
-        val_sampler = PlanBatchSampler(self.val_index.frames, val_window, d.batch_size, rank=ctx.rank,
-                                       world=ctx.world, shuffle=False, max_batches=d.max_val_batches)
+        self.train_sampler = PlanBatchSampler(
+            self.train_index.frames, window, d.batch_size, self.cfg.seed, ctx.rank, ctx.world
+        )
+        val_sampler = PlanBatchSampler(
+            self.val_index.frames,
+            val_window,
+            d.batch_size,
+            rank=ctx.rank,
+            world=ctx.world,
+            shuffle=False,
+            max_batches=d.max_val_batches,
+        )
         pin = ctx.device.type == "cuda"
-        self.train_loader = make_loader(ConversationWindows(self.train_index, window, features["train"]),
-                                        self.train_sampler, d.num_workers, pin)
-        self.val_loader = make_loader(ConversationWindows(self.val_index, val_window, features["val"]), val_sampler,
-                                      d.num_workers, pin, persistent=False)
+        self.train_loader = make_loader(
+            ConversationWindows(self.train_index, window, features["train"]), self.train_sampler, d.num_workers, pin
+        )
+        self.val_loader = make_loader(
+            ConversationWindows(self.val_index, val_window, features["val"]),
+            val_sampler,
+            d.num_workers,
+            pin,
+            persistent=False,
+        )
         self.steps_per_epoch = max(1, len(self.train_sampler) // self.cfg.optim.grad_accum_steps)
 
     def build_optimizer(self) -> None:
@@ -384,8 +432,9 @@ class Trainer:
 
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
         self.amp_dtype = None
-        if cfg.precision == "bf16" or (cfg.precision == "auto" and self.ctx.device.type == "cuda"
-                                       and torch.cuda.is_bf16_supported()):
+        if cfg.precision == "bf16" or (
+            cfg.precision == "auto" and self.ctx.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        ):
             self.amp_dtype = torch.bfloat16
 
     def restore(self, checkpoint: Path) -> None:
@@ -404,11 +453,14 @@ class Trainer:
             runs.set_rng_state(rng)
         elif old_world != ctx.world:  # same examples consumed, counted in batches of the new world size
             self.state.batch_in_epoch = self.state.batch_in_epoch * old_world // ctx.world
-            self.say(f"resuming with {ctx.world} processes instead of {old_world}: same data position, "
-                     "fresh random states")
+            self.say(
+                f"resuming with {ctx.world} processes instead of {old_world}: same data position, fresh random states"
+            )
         self.last_saved = self.state.step
-        self.say(f"resumed from {checkpoint} (step {self.state.step}, epoch {self.state.epoch}, "
-                 f"batch {self.state.batch_in_epoch} of the epoch)")
+        self.say(
+            f"resumed from {checkpoint} (step {self.state.step}, epoch {self.state.epoch}, "
+            f"batch {self.state.batch_in_epoch} of the epoch)"
+        )
 
     def wrap(self) -> None:
         """DistributedDataParallel around the model when there are several processes."""
@@ -416,10 +468,14 @@ class Trainer:
         if ctx.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            unused = model_cfg.audio_encoder.type == "wav2vec2" and not model_cfg.audio_encoder.freeze \
-                and not self.cached
-            self.module = DDP(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-                              find_unused_parameters=unused)
+            unused = (
+                model_cfg.audio_encoder.type == "wav2vec2" and not model_cfg.audio_encoder.freeze and not self.cached
+            )
+            self.module = DDP(
+                self.model,
+                device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+                find_unused_parameters=unused,
+            )
         self.model.train()
 
     def setup(self) -> None:
@@ -432,8 +488,9 @@ class Trainer:
         if self.latest is not None:
             self.restore(self.latest)
         self.wrap()
-        self.metrics = runs.Metrics(self.run, self.ctx.main, self.cfg.tensorboard,
-                                    self.state.step if self.latest is not None else None)
+        self.metrics = runs.Metrics(
+            self.run, self.ctx.main, self.cfg.tensorboard, self.state.step if self.latest is not None else None
+        )
 
     # --- steps -----------------------------------------------------------------------------------------
 
@@ -444,8 +501,9 @@ class Trainer:
         ctx, accum = self.ctx, self.cfg.optim.grad_accum_steps
         no_sync = contextlib.nullcontext() if sync or ctx.world == 1 else self.module.no_sync()  # type: ignore[operator]
         with no_sync:
-            with torch.autocast(ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with torch.autocast(
+                ctx.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
                 pred = run_model(self.module, batch, ctx.device, self.cached)  # (B, W, 56)
             s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), self.std)
             loss, _ = combine(s, c, self.loss_w)
@@ -467,17 +525,30 @@ class Trainer:
 
     def _export_extra(self, step: int, val: dict | None) -> dict:
         stats = self.stats
-        return {"step": step, "val": val, "train_config": to_dict(self.cfg), "data_dir": str(self.data_dir.resolve()),
-                "motion_stats": {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "frames": stats.frames},
-                "ema": bool(self.ema)}
+        return {
+            "step": step,
+            "val": val,
+            "train_config": to_dict(self.cfg),
+            "data_dir": str(self.data_dir.resolve()),
+            "motion_stats": {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "frames": stats.frames},
+            "ema": bool(self.ema),
+        }
 
     def validate(self, step: int) -> dict:
         """Validation loss (the EMA's when there is one); a new best is saved to ``best/`` (with the output
         gain fitted on validation, for models that have one); logs, learning-curve plot, one line."""
         ctx, run = self.ctx, self.run
         target = cast(DualTalk, self.ema.module) if self.ema is not None else self.model
-        val = evaluate(target, self.val_loader, ctx, self.std, self.loss_w, self.amp_dtype, self.cached,
-                       (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None)
+        val = evaluate(
+            target,
+            self.val_loader,
+            ctx,
+            self.std,
+            self.loss_w,
+            self.amp_dtype,
+            self.cached,
+            (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None,
+        )
         gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
         improved = val["loss"] < self.state.best_val
         if improved:
@@ -486,8 +557,9 @@ class Trainer:
                 runs.save_best(run, target, self._export_extra(step, val))
             elif ctx.main:  # best/ predicts with the gains; training goes on without them
                 target.output_gain.copy_(torch.from_numpy(gain))
-                runs.save_best(run, target, {**self._export_extra(step, val),
-                                             "output_gain": [round(float(g), 4) for g in gain]})
+                runs.save_best(
+                    run, target, {**self._export_extra(step, val), "output_gain": [round(float(g), 4) for g in gain]}
+                )
                 target.output_gain.fill_(1.0)
                 self.best_gain[:] = gain.tolist()
         self.metrics.log("val", step, {"epoch": self.state.epoch, **val})
@@ -495,8 +567,10 @@ class Trainer:
             from ..render.curves import plot_learning_curves
 
             plot_learning_curves({run.name: run}, run / "learning_curves.png", title=f"{run}")
-        self.say(f"step {step}: val loss {val['loss']:.4f} (exp {val['exp']:.4f} jaw {val['jaw']:.4f} "
-                 f"pose {val['pose']:.4f} vel {val['velocity']:.4f}){'  best' if improved else ''}")
+        self.say(
+            f"step {step}: val loss {val['loss']:.4f} (exp {val['exp']:.4f} jaw {val['jaw']:.4f} "
+            f"pose {val['pose']:.4f} vel {val['velocity']:.4f}){'  best' if improved else ''}"
+        )
         return val
 
     def save_checkpoint(self, step: int) -> None:
@@ -514,11 +588,16 @@ class Trainer:
         torch.save(runs.rng_state(), tmp / f"rng_rank{ctx.rank}.pt")
         ctx.barrier()
         if ctx.main:
-            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "ema": self.ema.state_dict() if self.ema is not None else None,
-                     "progress": self.state.to_dict(), "world_size": ctx.world}
-            runs.write_checkpoint(tmp, root / name, self.model, state, self._export_extra(step, None),
-                                  self.cfg.keep_checkpoints)
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "progress": self.state.to_dict(),
+                "world_size": ctx.world,
+            }
+            runs.write_checkpoint(
+                tmp, root / name, self.model, state, self._export_extra(step, None), self.cfg.keep_checkpoints
+            )
         ctx.barrier()
         self.last_saved = step
 
@@ -535,8 +614,14 @@ class Trainer:
             if self.latest is None and cfg.val_at_start:
                 self.validate(0)
                 last_val = 0
-            bar = progress(total=cfg.max_steps, initial=state.step, enabled=self.show, unit="step",
-                           dynamic_ncols=True, stream=sys.stderr)
+            bar = progress(
+                total=cfg.max_steps,
+                initial=state.step,
+                enabled=self.show,
+                unit="step",
+                dynamic_ncols=True,
+                stream=sys.stderr,
+            )
             window = _LogWindow(ctx.device)
             started = time.perf_counter()
             micro = 0
@@ -578,8 +663,9 @@ class Trainer:
                         bar.close()
                         self.metrics.close()
                         name = signal.Signals(int(signalled)).name
-                        raise TrainingInterrupted(f"{name} at step {step}: checkpoint saved; continue with "
-                                                  f"dualtalk train --resume {self.run}")
+                        raise TrainingInterrupted(
+                            f"{name} at step {step}: checkpoint saved; continue with dualtalk train --resume {self.run}"
+                        )
                     if step >= cfg.max_steps:
                         break
                 else:  # the epoch is exhausted
@@ -591,16 +677,25 @@ class Trainer:
             self.save_checkpoint(state.step)
         return self.finish()
 
-    def _log_train(self, step: int, window: "_LogWindow", grad_norm: float, started: float) -> float:
+    def _log_train(self, step: int, window: _LogWindow, grad_norm: float, started: float) -> float:
         """Training losses of the log window (summed over processes) to metrics; -> examples per second."""
         self.ctx.sum_(window.sums)
         self.ctx.sum_(window.counts)
         total, mse = combine(window.sums, window.counts, self.loss_w)
         speed = window.examples / max(time.perf_counter() - window.start, 1e-9)
-        self.metrics.log("train", step, {"epoch": self.state.epoch, "loss": float(total),
-                                         **{n: float(v) for n, v in zip(NAMES, mse)},
-                                         "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                                         "examples_per_sec": speed, "elapsed_s": time.perf_counter() - started})
+        self.metrics.log(
+            "train",
+            step,
+            {
+                "epoch": self.state.epoch,
+                "loss": float(total),
+                **{n: float(v) for n, v in zip(NAMES, mse)},
+                "lr": self.scheduler.get_last_lr()[0],
+                "grad_norm": grad_norm,
+                "examples_per_sec": speed,
+                "elapsed_s": time.perf_counter() - started,
+            },
+        )
         window.reset()
         return speed
 
@@ -609,14 +704,23 @@ class Trainer:
         self.metrics.close()
         if self.best_gain:
             g = self.best_gain
-            self.say(f"best step {self.state.best_step}: output gain fitted on the validation split, mean "
-                     f"{np.mean(g):.2f}; {sum(x < 0.05 for x in g)} of {len(g)} coefficients fall back to the "
-                     "training mean")
+            self.say(
+                f"best step {self.state.best_step}: output gain fitted on the validation split, mean "
+                f"{np.mean(g):.2f}; {sum(x < 0.05 for x in g)} of {len(g)} coefficients fall back to the "
+                "training mean"
+            )
         if self.cfg.debug_record:
             (self.run / "debug").mkdir(parents=True, exist_ok=True)
-            (self.run / "debug" / f"rank{self.ctx.rank}.json").write_text(json.dumps(
-                {"rank": self.ctx.rank, "world": self.ctx.world, "samples": self.record,
-                 "weights_sha256": weights_digest(self.model)}))
+            (self.run / "debug" / f"rank{self.ctx.rank}.json").write_text(
+                json.dumps(
+                    {
+                        "rank": self.ctx.rank,
+                        "world": self.ctx.world,
+                        "samples": self.record,
+                        "weights_sha256": weights_digest(self.model),
+                    }
+                )
+            )
         self.ctx.barrier()
         return self.run / "best"
 
@@ -640,9 +744,17 @@ class _LogWindow:
         self.examples, self.start = 0, time.perf_counter()
 
 
-def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config: TrainConfig | None = None, *,
-          preset: str | None = None, max_steps: int | None = None, overrides=(), resume: bool = False,
-          progress: bool = True) -> Path:
+def train(
+    data_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    config: TrainConfig | None = None,
+    *,
+    preset: str | None = None,
+    max_steps: int | None = None,
+    overrides=(),
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
     """Train a DualTalk model on ``data_dir/{train,val}`` into the run directory ``out_dir``.
 
     ``preset``, ``max_steps`` and ``overrides`` (``key=value`` strings) are applied on top of ``config``
@@ -664,8 +776,10 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, config
         if config is None:
             config = saved
         elif to_dict(check_train_config(config)) != to_dict(check_train_config(saved)):
-            raise DualTalkError(f"{out}: the model config differs from the run being resumed "
-                                "(only training settings can change on --resume)")
+            raise DualTalkError(
+                f"{out}: the model config differs from the run being resumed "
+                "(only training settings can change on --resume)"
+            )
         data_dir = data_dir if data_dir is not None else info["data_dir"]
     config = config if config is not None else compose_train_config()
     if data_dir is None:

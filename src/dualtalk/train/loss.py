@@ -22,8 +22,9 @@ PARTS = GROUPS
 NAMES = ("exp", "jaw", "pose", "velocity")
 
 
-def motion_errors(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                  std: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def motion_errors(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, std: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """pred, target (B, T, 56), mask (B, T) -> (sums of squared errors (4,), counts (4,)) for NAMES."""
     diff = pred.float() - target.float()  # (B, T, 56)
     if std is not None:

@@ -26,8 +26,8 @@ import os
 import random
 import re
 import shutil
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -37,8 +37,20 @@ from ..io.files import atomic_write_text
 from ..model.checkpoint import WEIGHTS_NAME, save_model
 
 STEP_RE = re.compile(r"^step_(\d{8,})$")
-METRIC_FIELDS = ["step", "epoch", "split", "loss", "exp", "jaw", "pose", "velocity", "lr", "grad_norm",
-                 "examples_per_sec", "elapsed_s"]
+METRIC_FIELDS = [
+    "step",
+    "epoch",
+    "split",
+    "loss",
+    "exp",
+    "jaw",
+    "pose",
+    "velocity",
+    "lr",
+    "grad_norm",
+    "examples_per_sec",
+    "elapsed_s",
+]
 
 
 def checkpoints(run: Path) -> list[tuple[int, Path]]:
@@ -154,8 +166,10 @@ class Metrics:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # pragma: no cover - tensorboard is in the train extra
-                print("warning: tensorboard is not installed (pip install 'dualtalk[train]'); "
-                      "metrics go to metrics.csv only")
+                print(
+                    "warning: tensorboard is not installed (pip install 'dualtalk[train]'); "
+                    "metrics go to metrics.csv only"
+                )
             else:
                 purge = None if resume_step is None else resume_step + 1
                 self.tb = SummaryWriter(str(Path(run) / "tensorboard"), purge_step=purge)

@@ -3,7 +3,8 @@
 Two people take turns; a speaker's audio is a harmonic tone (its own pitch) whose loudness follows a
 smooth speech envelope. The motion is a function of the audio: the speaker's mouth expression and jaw
 follow their own loudness, a listening expression and head tilt follow the partner's loudness, plus a
-shared resting face and a little noise; every dimension mixes the three drives. So a model can lower its loss quickly, from either input.
+shared resting face and a little noise; every dimension mixes the three drives. So a model can lower its
+loss quickly, from either input.
 
     from dualtalk.train.toy import write_toy_corpus
     write_toy_corpus("toy", {"train": 6, "val": 2}, seconds=(3.0, 6.0))
@@ -27,7 +28,7 @@ def _envelopes(frames: int, rng: np.random.Generator) -> np.ndarray:
     t, who = 0, int(rng.integers(2))
     while t < frames:
         n = int(rng.integers(15, 45))
-        env[who, t:t + n] = rng.uniform(0.5, 1.0)
+        env[who, t : t + n] = rng.uniform(0.5, 1.0)
         t += n
         who = 1 - who
     syll = 0.5 + 0.5 * np.sin(np.arange(frames) * 2 * np.pi * 4 / FPS)  # ~4 syllables per second
