@@ -23,7 +23,8 @@ from ..io.conversation import discover_conversations, load_generation_inputs, pa
 from ..io.motion import Motion, save_model_motion, save_motion
 from ..io.progress import progress as progress_bar
 from ..layout import frames_for
-from ..model.checkpoint import load_model
+from ..model.causal import CausalDualTalk
+from ..model.checkpoint import Model, load_model
 from ..model.dualtalk import DualTalk
 
 DEFAULT_WINDOW_SECONDS = 120.0
@@ -158,7 +159,7 @@ def run_joint(
 
 
 def run_model(
-    model: DualTalk,
+    model: Model,
     self_audio: np.ndarray,
     partner_audio: np.ndarray,
     partner_motion: np.ndarray | None,
@@ -221,14 +222,16 @@ def quantize_int8(model: DualTalk) -> DualTalk:
     return model
 
 
-def _as_model(model, config=None, device="cpu", int8: bool = False) -> DualTalk:
+def _as_model(model, config=None, device="cpu", int8: bool = False) -> Model:
     device = resolve_device(device)  # fail on an unavailable device before reading anything
     if int8 and device.type != "cpu":
         raise DualTalkError("int8 quantisation runs on the CPU only (use --device cpu)")
-    net = model if isinstance(model, torch.nn.Module) else load_model(model, config=config)
-    if int8 and not isinstance(net, DualTalk):
+    net: Model = model if isinstance(model, (DualTalk, CausalDualTalk)) else load_model(model, config=config)
+    if not int8:
+        return net.to(device)
+    if not isinstance(net, DualTalk):
         raise DualTalkError("--int8 quantises the offline model's wav2vec2 encoders; a causal model has none")
-    return quantize_int8(net) if int8 else net.to(device)
+    return quantize_int8(net)
 
 
 def generate(

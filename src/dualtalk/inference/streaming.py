@@ -26,6 +26,7 @@ import torch
 
 from ..errors import DualTalkError
 from ..layout import MOTION_DIM
+from ..model.causal import CausalDualTalk
 
 #: at the end, a partner stream may be this many frames shorter than the person's (as ``generate`` allows)
 END_TOLERANCE_FRAMES = 5
@@ -33,8 +34,8 @@ END_TOLERANCE_FRAMES = 5
 MAX_SKEW_SECONDS = 10.0
 
 
-def _causal(model):
-    if getattr(getattr(model, "config", None), "variant", None) != "causal":
+def _causal(model) -> CausalDualTalk:
+    if not isinstance(model, CausalDualTalk):
         variant = getattr(getattr(model, "config", None), "variant", "?")
         raise DualTalkError(
             f"streaming needs a causal model (variant 'causal', e.g. --model demo-stream); this model "
@@ -161,7 +162,7 @@ class StreamingSession:
         self.motion_received = 0
         self.last_motion = np.zeros(MOTION_DIM, np.float32)
         self.done = 0  # frames emitted
-        self.state = None
+        self.state: dict | None = None
         self.closed = False
         self.stats = StreamStats()
 
@@ -391,8 +392,7 @@ def stream_files(
     from ..io.motion import Motion, save_motion
     from ..model.checkpoint import load_model
 
-    net = model if isinstance(model, torch.nn.Module) else load_model(model)
-    _causal(net)
+    net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
     cfg = net.config
     if partner_out is not None and partner_motion is not None:
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
@@ -420,7 +420,7 @@ def stream_files(
             other.append(o)
         else:
             assert session is not None
-            motion = None
+            motion: np.ndarray | None = None
             if inputs.partner_motion is not None:
                 upto = min(len(inputs.partner_motion), (i + step) // spf)
                 motion, pushed = inputs.partner_motion[pushed:upto], upto
@@ -439,7 +439,7 @@ def stream_files(
         sessions = [session]
     mine.append(m)
     wall = time.perf_counter() - started
-    motion = Motion.from_model(np.concatenate(mine), cfg.fps)
+    generated = Motion.from_model(np.concatenate(mine), cfg.fps)
     seconds = len(a) / cfg.sample_rate
     pct = np.percentile(np.asarray(chunk_compute) * 1000.0, [50, 95, 100]) if chunk_compute else [0.0, 0.0, 0.0]
     summary = {
@@ -447,7 +447,7 @@ def stream_files(
         "chunk_ms": chunk_ms,
         "realtime": realtime,
         "seconds": seconds,
-        "frames": len(motion),
+        "frames": len(generated),
         "heads": 2 if joint is not None else 1,
         "partner_motion": inputs.partner_motion is not None,
         "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
@@ -457,7 +457,7 @@ def stream_files(
         "wall_seconds": wall,
         "model_calls": sum(len(s.stats.calls) for s in sessions),
     }
-    save_motion(out, motion)
+    save_motion(out, generated)
     if partner_out is not None:
         save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
     if stats is not None:

@@ -29,7 +29,11 @@ from .. import __version__
 from ..config import FORMAT_VERSION, DualTalkConfig, config_error, from_dict, to_dict
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_path, atomic_write_text
+from .causal import CausalDualTalk
 from .dualtalk import DualTalk, build_model
+
+#: what the loaders return: the offline model or the causal one (the same calling convention)
+Model = DualTalk | CausalDualTalk
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -87,7 +91,7 @@ def read_model_config(directory: str | os.PathLike) -> tuple[DualTalkConfig, dic
     return cfg, meta.get("extra", {})
 
 
-def load_model_dir(directory: str | os.PathLike, device="cpu") -> DualTalk:
+def load_model_dir(directory: str | os.PathLike, device="cpu") -> Model:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -107,7 +111,7 @@ def load_model_dir(directory: str | os.PathLike, device="cpu") -> DualTalk:
     return model.eval()
 
 
-def _load_state(model: DualTalk, state: dict, source) -> None:
+def _load_state(model: Model, state: dict, source) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -127,7 +131,7 @@ def _load_state(model: DualTalk, state: dict, source) -> None:
     _rebuild_nonpersistent(model)
 
 
-def _rebuild_nonpersistent(model: DualTalk) -> None:
+def _rebuild_nonpersistent(model: Model) -> None:
     """Non-persistent buffers (mel filters, windows) were created on the meta device: rebuild them."""
     from ..features.audio_encoder import MelEncoder, mel_filterbank
     from .causal import CausalLogMel, WindowedAttention
@@ -266,7 +270,7 @@ PACKAGED_MODELS = {
 
 def load_model(
     source: str | os.PathLike, config: str | os.PathLike | None = None, device="cpu", dtype: torch.dtype | None = None
-) -> DualTalk:
+) -> Model:
     """A model from a directory, a packaged model's name (``demo``, ``demo-stream``), an ``hf-hub:`` id, a
     released-layout ``.pth`` or a preset name.
 

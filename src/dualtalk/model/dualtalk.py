@@ -30,6 +30,7 @@ Module and parameter names follow the released checkpoint (``joint_encoder.audio
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -39,6 +40,9 @@ from ..errors import DualTalkError
 from ..features.audio_encoder import build_audio_encoder
 from ..layout import frames_for
 from .layers import PeriodicPositionalEncoding, alignment_mask, temporal_bias
+
+if TYPE_CHECKING:
+    from .causal import CausalDualTalk
 
 
 class JointEncoder(nn.Module):
@@ -273,7 +277,7 @@ class DualTalk(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def build_model(cfg: DualTalkConfig) -> nn.Module:
+def build_model(cfg: DualTalkConfig) -> DualTalk | CausalDualTalk:
     """The model of a config: :class:`DualTalk` (``released``, ``paper``) or
     :class:`~dualtalk.model.causal.CausalDualTalk` (``causal``)."""
     if cfg.variant == "causal":
