@@ -80,10 +80,13 @@ def predict_baseline(
     """Write the baseline's prediction for every generatable side in ``data_dir``; return the paths."""
     if method not in BASELINES:
         raise DualTalkError(f"unknown baseline '{method}' (choose from {', '.join(BASELINES)})")
-    if method != "mirror" and train_dir is None:
-        raise DualTalkError(f"baseline '{method}' needs a training directory")
-    mean = training_mean(train_dir) if method == "mean" else None
-    pool = training_motions(train_dir) if method == "random_segment" else None
+    mean: np.ndarray | None = None
+    pool: list[tuple[str, int, np.ndarray]] | None = None
+    if method != "mirror":
+        if train_dir is None:
+            raise DualTalkError(f"baseline '{method}' needs a training directory")
+        mean = training_mean(train_dir) if method == "mean" else None
+        pool = training_motions(train_dir) if method == "random_segment" else None
     out_dir = Path(out_dir)
     written = []
     for conv in discover_conversations(data_dir, require_motion="partner"):
@@ -97,8 +100,10 @@ def predict_baseline(
             else:
                 t = frames_for(len(load_audio(conv.audio[k])))
                 if method == "mean":
+                    assert mean is not None
                     pred = np.repeat(mean[None, :], t, axis=0)  # (T, 56)
                 else:
+                    assert pool is not None
                     pred = random_window(pool, conv.name, t, _item_rng(seed, conv.name, k))[3]
             assert pred.shape[1] == MOTION_DIM
             path = out_dir / f"{conv.name}_speaker{k}.npy"

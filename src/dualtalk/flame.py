@@ -34,8 +34,10 @@ import io
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -324,6 +326,7 @@ class FlameModel:
             with open(tmp, "wb") as fh:
                 np.savez(
                     fh,
+                    allow_pickle=True,  # the default; explicit so mypy does not match the arrays below to it
                     cache_version=np.int64(CACHE_VERSION),
                     **{k: getattr(self, k) for k in _CACHE_KEYS},
                     **{f"source_{k}": np.asarray(v) for k, v in (source or {}).items()},
@@ -339,7 +342,7 @@ def _load_npz(path: Path) -> tuple[FlameModel, dict]:
             if missing:
                 raise InputError(path, f"not a converted FLAME model: missing key(s) {', '.join(missing)}")
             arrays = {k: data[k] for k in _CACHE_KEYS}
-            source = {k[len("source_") :]: data[k] for k in data.files if k.startswith("source_")}
+            source: dict[str, Any] = {k[len("source_") :]: data[k] for k in data.files if k.startswith("source_")}
             source["cache_version"] = int(data["cache_version"]) if "cache_version" in data.files else 0
     except InputError:
         raise
@@ -422,6 +425,8 @@ class _FakeOldCsc:
 
 class _FlamePickler(pickle._Pickler):
     """Pure-python pickler that writes the two fakes above under their historical class names."""
+
+    write: Callable[[bytes], Any]  # set by pickle._Pickler.__init__ (undocumented, so not in typeshed)
 
     def save(self, obj, save_persistent_id=True):
         if isinstance(obj, _FakeCh):

@@ -24,6 +24,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from .metrics import (
     variance,
 )
 from .roles import ROLES, role_mask, role_steps, summarise_transitions, transition_frames
+
+if TYPE_CHECKING:
+    from .mesh import MeshEvaluator
 
 PROTOCOLS = ("reference", "pooled")
 #: metric names of the reference protocol (JSON keys are NAME_GROUP, e.g. fid_exp)
@@ -158,7 +162,7 @@ class _Job:
     arrays: ItemArrays
     mask: np.ndarray | None  # (n,) True where the person speaks
     protocol: str
-    mesh: object | None  # MeshEvaluator, when the mesh metrics are asked for
+    mesh: MeshEvaluator | None  # when the mesh metrics are asked for
 
 
 def _single_thread():
@@ -269,6 +273,7 @@ def evaluate(
     if roles == "auto" and not use_roles:
         notes.append("per-role breakdown skipped: the ground-truth directory has no audio for every prediction")
     masks = [role_mask(it.audio, len(a.pred)) if use_roles else None for it, a in zip(items, arrays)]
+    role_masks = [m for m in masks if m is not None]  # all of them when use_roles, else unused
     for it, a in zip(items, arrays):  # the reference cuts silently; say so when it cuts much
         if max(a.lengths.values()) - len(a.pred) > MAX_LENGTH_MISMATCH_FRAMES:
             notes.append(
@@ -302,6 +307,8 @@ def evaluate(
     # 3. assemble
     per_file = {k: r["metrics"] for k, r in zip(keys, results)}
     by_role = transitions = mesh = None
+    mean: dict | None
+    role_mean: dict | None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if protocol == "reference":
@@ -314,7 +321,7 @@ def evaluate(
         if use_roles:
             by_role = {}
             for i, role in enumerate(ROLES):
-                sel = [m if i == 0 else ~m for m in masks]
+                sel = [m if i == 0 else ~m for m in role_masks]
                 if protocol == "reference":
                     pf = {k: r["roles"][role] for k, r in zip(keys, results)}
                     role_mean = _mean_over_files(pf)
@@ -355,7 +362,7 @@ def evaluate(
     info = {
         "files": len(items),
         "frames": {k: {"evaluated": len(a.pred), **a.lengths} for k, a in zip(keys, arrays)},
-        "speaking_fraction": ({k: float(m.mean()) for k, m in zip(keys, masks)} if use_roles else None),
+        "speaking_fraction": ({k: float(m.mean()) for k, m in zip(keys, role_masks)} if use_roles else None),
         "workers": n_workers,
         "notes": notes,
     }

@@ -22,12 +22,16 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DualTalkError, InputError
 from ..io.pickles import RestrictedUnpickler, latin1_encode, numpy_globals
 from ..layout import EXP, JAW
+
+if TYPE_CHECKING:
+    from ..flame import FlameModel
 
 LIP_REGIONS = ("lips",)
 UPPER_FACE_REGIONS = ("forehead", "eye_region")
@@ -125,7 +129,7 @@ def mesh_regions(masks: dict[str, np.ndarray], num_vertices: int, path=None) -> 
 class MeshEvaluator:
     """A FLAME model and its regions; turns (T, 56) model-order motion into region vertices."""
 
-    model: object  # dualtalk.flame.FlameModel
+    model: FlameModel
     regions: MeshRegions
 
     @classmethod

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -81,12 +84,26 @@ class Wav2Vec2Encoder(nn.Module):
         return self.model.encoder(hidden).last_hidden_state  # (B, T, H)
 
 
+class _ConvLayer(Protocol):
+    """One layer of a wav2vec2 CNN feature extractor (transformers' ``Wav2Vec2*ConvLayer``)."""
+
+    conv: nn.Conv1d
+    layer_norm: Callable[[torch.Tensor], torch.Tensor]
+    activation: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _conv_layers(extractor: nn.Module) -> Sequence[_ConvLayer]:
+    """The extractor's ``conv_layers`` (an ``nn.ModuleList``; nn.Module attributes are untyped)."""
+    return cast("Sequence[_ConvLayer]", extractor.conv_layers)
+
+
 def conv_receptive_field(extractor: nn.Module) -> tuple[int, int]:
     """(receptive field, total stride) in samples of a wav2vec2 CNN feature extractor (400, 320)."""
     field, stride = 1, 1
-    for layer in reversed(extractor.conv_layers):
+    conv_layers = _conv_layers(extractor)
+    for layer in reversed(conv_layers):
         field = (field - 1) * layer.conv.stride[0] + layer.conv.kernel_size[0]
-    for layer in extractor.conv_layers:
+    for layer in conv_layers:
         stride *= layer.conv.stride[0]
     return field, stride
 
@@ -94,8 +111,9 @@ def conv_receptive_field(extractor: nn.Module) -> tuple[int, int]:
 def _conv_stack_time_major(extractor: nn.Module, wave: torch.Tensor) -> torch.Tensor:
     x = wave[:, :, None]  # (B, S, 1)
     b = x.shape[0]
-    for layer in extractor.conv_layers:
+    for layer in _conv_layers(extractor):
         conv = layer.conv
+        assert conv.bias is not None  # conv_bias=True (checked by Wav2Vec2Encoder._channels_last_ok)
         k, s = conv.kernel_size[0], conv.stride[0]
         c_in, c_out = conv.in_channels, conv.out_channels
         frames = x.unfold(1, k, s)  # (B, L', C_in, k) view
@@ -173,6 +191,9 @@ def mel_filterbank(
 
 class MelEncoder(nn.Module):
     """Log-mel spectrogram (50 frames/s) -> a stack of 1-D convolutions -> interpolated to T frames."""
+
+    window: torch.Tensor  # buffers, registered in __init__
+    mel: torch.Tensor
 
     def __init__(self, cfg: AudioEncoderConfig, sample_rate: int = SAMPLE_RATE):
         super().__init__()

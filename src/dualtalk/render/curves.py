@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import DualTalkError, require
@@ -41,7 +42,7 @@ def read_validation(run_dir: str | os.PathLike) -> dict[str, list[float]]:
 
 
 def plot_learning_curves(
-    runs: dict[str, str | os.PathLike], out: str | os.PathLike, title: str | None = None, dpi: int = 110
+    runs: Mapping[str, str | os.PathLike], out: str | os.PathLike, title: str | None = None, dpi: int = 110
 ) -> Path | None:
     """One panel per group (total loss, exp, jaw, pose, velocity), one line per run; -> the path, or None
     when no run has a validation row yet (or matplotlib is not installed: ``pip install 'dualtalk[render]'``)."""

@@ -98,10 +98,12 @@ def plot_motion(
                 fontsize=10,
             )
             continue
+        assert role is not None  # every row but the timeline belongs to a person
         m = motions[role]
         tm = t[: len(m)]
-        if speech[role] is not None:
-            for s, e in speech_segments(speech[role], FPS):
+        own_speech = speech[role]
+        if own_speech is not None:
+            for s, e in speech_segments(own_speech, FPS):
                 ax.axvspan(s, e, color=COLORS[role], alpha=0.12, lw=0)
         if kind == "jaw":
             ax.plot(tm, np.degrees(m.jaw[:, 0]), color=COLORS[role], lw=1.4)

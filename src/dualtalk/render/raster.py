@@ -153,7 +153,8 @@ class EGLRasterizer:
 
         self.width, self.height = int(width), int(height)
         global egl_contexts_made
-        self.ctx = moderngl.create_context(standalone=True, backend="egl")
+        # moderngl's stub types every **settings value as a dict; the backend setting is a string
+        self.ctx = moderngl.create_context(standalone=True, backend="egl")  # type: ignore[arg-type]
         egl_contexts_made = True  # a process with an EGL context must not fork render workers
         self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         size = (self.width, self.height)
@@ -188,7 +189,8 @@ class EGLRasterizer:
         _, vbo, vao, _, _ = self._vao(faces, len(xy))
         vbo.write(data.tobytes())
         self.msaa.use()
-        self.msaa.clear(*[float(c) for c in background], 1.0, depth=1.0)
+        red, green, blue = (float(c) for c in background)  # an RGB colour
+        self.msaa.clear(red, green, blue, 1.0, depth=1.0)
         vao.render(vertices=faces.size)
         self.ctx.copy_framebuffer(self.resolved, self.msaa)
         raw = self.resolved.read(components=3, alignment=1)

@@ -117,6 +117,7 @@ class FrameRenderer:
         img = self.raster.draw(xy, depth, colors, p.head.faces, BACKGROUND)
         self.captions[k].draw(img, None if p.speaking is None else bool(p.speaking[i]))
         if p.show_strip:
+            assert self.strip is not None  # made when any panel shows it
             self.strip.draw(img, m.exp[i])
         if k > 0:
             img[:, :2] = (img[:, :2] * 0.75).astype(np.uint8)  # a thin divider between panels
@@ -155,6 +156,7 @@ _worker_error: Exception | None = None
 def _render_in_worker(i: int) -> tuple[str, np.ndarray]:
     if _worker_error is not None:
         raise _worker_error
+    assert _worker is not None  # _init_worker set either _worker or _worker_error
     return _worker.backend, _worker.render(i)
 
 
@@ -246,7 +248,7 @@ def build_panels(
 
     s_self = vad(a_self)
     panels = []
-    if two:
+    if partner_motion is not None:
         panels.append(Panel(head, partner_motion.fit_length(T), names["partner"], vad(a_partner), strip))
     panels.append(Panel(head, motion, names["self"], s_self, strip))
     if ground_truth is not None:
@@ -295,7 +297,9 @@ def render_video(
     pm = as_motion(partner_motion) if partner_motion is not None else None
     gt = as_motion(ground_truth) if ground_truth is not None else None
     if smooth:
-        m, pm, gt = (smooth_motion(x) if x is not None else None for x in (m, pm, gt))
+        m = smooth_motion(m)
+        pm = smooth_motion(pm) if pm is not None else None
+        gt = smooth_motion(gt) if gt is not None else None
     head: Head
     if flame is None:
         head = BuiltinHead()

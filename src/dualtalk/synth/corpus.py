@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -109,10 +110,14 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
     plan_rng = np.random.default_rng(seeds[0])
     segments, syllables = timeline.plan_conversation(float(seconds), plan_rng)
     low = int(plan_rng.integers(1, 3))  # which speaker has the low voice
-    voices = {}
+    voices: dict[int, dict[str, float]] = {}
     for k in (1, 2):
         kind = voice.LOW_VOICE if k == low else voice.HIGH_VOICE
-        voices[k] = {"f0": round(float(plan_rng.uniform(*kind["f0"])), 2), "formant_scale": kind["formant_scale"]}
+        f0_range = cast("tuple[float, float]", kind["f0"])
+        voices[k] = {
+            "f0": round(float(plan_rng.uniform(*f0_range)), 2),
+            "formant_scale": cast(float, kind["formant_scale"]),
+        }
     num_samples = int(round(seconds * SAMPLE_RATE))
     audio = {
         k: voice.synthesize(
@@ -139,7 +144,10 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
             audio[k] = audio[k] + laugh_audio[k]
     t = frames_for(num_samples)
     truth = rules.build_motion(t, segments, syllables, scenario, activity, np.random.default_rng(seeds[3]))
-    motion = {k: Motion.from_model(sum(truth.components[k].values()).astype(np.float32)) for k in (1, 2)}
+    # the components are never empty, so the sum is an array (not sum()'s start value 0)
+    motion = {
+        k: Motion.from_model(cast(np.ndarray, sum(truth.components[k].values())).astype(np.float32)) for k in (1, 2)
+    }
     return SynthConversation(
         seconds=float(seconds),
         seed=int(seed),
@@ -190,7 +198,7 @@ def split_counts(splits: dict[str, float], total: int) -> dict[str, int]:
     if all(isinstance(v, int) for v in splits.values()):
         if sum(splits.values()) != total:
             raise DualTalkError(f"--splits: counts add up to {sum(splits.values())}, not to --conversations {total}")
-        counts = dict(splits)
+        counts = cast("dict[str, int]", dict(splits))  # all values are ints (checked above)
     else:
         s = float(sum(splits.values()))
         if abs(s - 1.0) > 1e-6:
@@ -310,7 +318,7 @@ def make_corpus(
                 idle_sq[split][g] += floor[g] * 2 * conv.num_frames
                 idle_sq_low[split][g] += low[g] * 2 * conv.num_frames
             frames[split] += 2 * conv.num_frames
-            entry = {"name": name, "split": split or None}
+            entry: dict[str, Any] = {"name": name, "split": split or None}
             entry.update(conv.truth())
             entry["noise_floor_lower_bound"] = low
             entries.append(entry)

@@ -37,16 +37,17 @@ ENCODERS = {"self": "audio_encoder1", "partner": "audio_encoder2"}
 def encoder_key(cfg: DualTalkConfig, encoder: torch.nn.Module, chunk_seconds: float) -> str:
     """16 hex digits identifying what this encoder outputs."""
     h = hashlib.sha256()
+    audio_encoder = to_dict(cfg.audio_encoder)
+    audio_encoder.pop("pretrained", None)  # the weights themselves are hashed below
+    audio_encoder.pop("freeze", None)
+    audio_encoder.pop("freeze_feature_extractor", None)
     desc = {
-        "audio_encoder": to_dict(cfg.audio_encoder),
+        "audio_encoder": audio_encoder,
         "sample_rate": cfg.sample_rate,
         "fps": cfg.fps,
         "chunk_seconds": chunk_seconds,
         "format": 1,
     }
-    desc["audio_encoder"].pop("pretrained", None)  # the weights themselves are hashed below
-    desc["audio_encoder"].pop("freeze", None)
-    desc["audio_encoder"].pop("freeze_feature_extractor", None)
     h.update(json.dumps(desc, sort_keys=True).encode())
     for name, tensor in sorted(encoder.state_dict().items()):
         h.update(name.encode())
