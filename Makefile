@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dualtalk-installed
 
-.PHONY: install demo test bench docs
+.PHONY: install demo test bench lint docs
 $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
 	touch $(STAMP)
@@ -24,3 +24,9 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python scripts/docs_tables.py --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
+# the habits CI keeps: ruff (lint + format) and mypy on the code, clean
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
