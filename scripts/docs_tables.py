@@ -422,6 +422,41 @@ def t_listening() -> str:
 
 
 #: table name -> (JSON file in benchmarks/results, renderer)
+def t_stream() -> str:
+    """benchmarks/stream.py: latency, compute per 40 ms chunk, concurrent sessions, memory over an hour."""
+    r = load("stream.json")
+    one = r["one_session"]
+    mem = r["memory"]
+    rows = [
+        ["algorithmic latency (frame + lookahead)", f"{r['algorithmic_latency_ms']:.0f} ms"],
+        ["parameters", f"{r['parameters'] / 1e6:.2f} M"],
+    ]
+    for key, label in (("audio_only", "audio only"), ("with_partner_motion", "with the partner's face")):
+        o = one[key]
+        rows.append(
+            [
+                f"compute per 40 ms chunk, one session, {label} (p50 / p95 / max)",
+                f"{o['compute_ms_p50']:.1f} / {o['compute_ms_p95']:.1f} / {o['compute_ms_max']:.1f} ms",
+            ]
+        )
+    rows.append(
+        [
+            f"concurrent sessions at real time ({r['machine']['cores']} cores, one thread per process)",
+            str(r["concurrent"]["max_real_time_sessions"]),
+        ]
+    )
+    a, b = mem["after_1_min"], mem["at_end"]
+    rows.append(
+        [
+            f"state + buffers after 1 min / after {b['seconds'] / 60:.0f} min",
+            f"{a['state_bytes'] / 1e3:.0f} kB + {a['buffer_samples']} samples / "
+            f"{b['state_bytes'] / 1e3:.0f} kB + {b['buffer_samples']} samples",
+        ]
+    )
+    rows.append(["resident memory after 1 min / at the end", f"{a['rss_mb']:.0f} MB / {b['rss_mb']:.0f} MB"])
+    return table(["measure", "value"], rows)
+
+
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate": ("generate.json", t_generate),
     "generate-long": ("generate_long.json", t_generate_long),
@@ -436,6 +471,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "benchmark-floor": ("benchmark_synth.json", t_benchmark_floor),
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
+    "stream": ("stream.json", t_stream),
 }
 
 
