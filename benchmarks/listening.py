@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/listening.py                                   # 5 corpora, seeds 101-105
     .venv/bin/python benchmarks/listening.py --seeds 1,2 --out /tmp/tune.json  # the tuning corpora
     .venv/bin/python benchmarks/listening.py --seeds 101 --methods dualtalk_paper --work /tmp/l
+    .venv/bin/python benchmarks/listening.py --seeds 106,107,108 \
+        --methods dualtalk_paper,dualtalk_causal,dualtalk_causal_audio_only --out benchmarks/results/causal.json
 
 For every seed: ``dualtalk synth --causes random`` draws a corpus whose listening causes (which
 coefficients, delay 0.2-1.0 s, amplitude, add/max composition, carried by the partner's audio, motion or
@@ -196,6 +198,45 @@ def checks(corpora: list[dict], main: str = "dualtalk_paper") -> dict:
     }
 
 
+#: the live-use bar: the causal model's errors within this factor of the offline paper model's
+CAUSAL_BAR = 1.15
+
+
+def causal_checks(corpora: list[dict]) -> dict:
+    """The causal model against ``dualtalk_paper`` (speaking: the speech cause; listening: the mean over the
+    listening causes), and without the partner's face on the causes the partner's audio carries."""
+    rows = []
+    for c in corpora:
+        m = c["methods"]
+        if "dualtalk_causal" not in m or "dualtalk_paper" not in m:
+            continue
+        listening = [g for g, v in c["groups"].items() if v["role"] == "listening"]
+        audio = [g for g in listening if c["groups"][g]["carrier"] in ("audio", "both")]
+        row: dict = {
+            "seed": c["seed"],
+            "speaking_mse_ratio": m["dualtalk_causal"]["speech"]["mse"] / m["dualtalk_paper"]["speech"]["mse"],
+            "listening_mse_ratio": float(
+                np.mean([m["dualtalk_causal"][g]["mse"] for g in listening])
+                / np.mean([m["dualtalk_paper"][g]["mse"] for g in listening])
+            ),
+        }
+        row["within_bar"] = row["speaking_mse_ratio"] <= CAUSAL_BAR and row["listening_mse_ratio"] <= CAUSAL_BAR
+        if "dualtalk_causal_audio_only" in m:
+            row["audio_carried"] = {
+                g: {
+                    "probe": c["probe"][g]["reduction"],
+                    "with_face": m["dualtalk_causal"][g]["reduction"],
+                    "audio_only": m["dualtalk_causal_audio_only"][g]["reduction"],
+                }
+                for g in audio
+            }
+            row["audio_only_speaking_mse_ratio"] = (
+                m["dualtalk_causal_audio_only"]["speech"]["mse"] / m["dualtalk_paper"]["speech"]["mse"]
+            )
+        rows.append(row)
+    return {"per_corpus": rows, "corpora_within_bar": sum(r["within_bar"] for r in rows), "corpora": len(rows)}
+
+
 def plot(corpora: list[dict], out: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -261,6 +302,7 @@ def main() -> int:
         "steps": args.steps,
         "corpora": corpora,
         "checks": checks(corpora) if "dualtalk_paper" in methods else None,
+        "causal_checks": causal_checks(corpora) if "dualtalk_causal" in methods else None,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -292,6 +334,21 @@ def main() -> int:
                     else ""
                 )
                 + (f"; worse than mean: {', '.join(row['worse_than_mean'])}" if row["worse_than_mean"] else "")
+            )
+    if result["causal_checks"]:
+        cc = result["causal_checks"]
+        print(
+            f"dualtalk_causal within {CAUSAL_BAR:.2f}x of dualtalk_paper's speaking and listening errors in "
+            f"{cc['corpora_within_bar']} of {cc['corpora']} corpora"
+        )
+        for row in cc["per_corpus"]:
+            audio = "; ".join(
+                f"{g}: probe {v['probe']:+.3f}, with face {v['with_face']:+.3f}, audio only {v['audio_only']:+.3f}"
+                for g, v in row.get("audio_carried", {}).items()
+            )
+            print(
+                f"  seed {row['seed']}: speaking x{row['speaking_mse_ratio']:.2f}, listening "
+                f"x{row['listening_mse_ratio']:.2f}" + (f"; audio-carried causes: {audio}" if audio else "")
             )
     print(f"saved {args.out} and {args.out.with_suffix('.png')}")
     return 0

@@ -158,6 +158,22 @@ class WindowedAttention(nn.Module):
 
     def rebuild_buffers(self, device=None) -> None:
         self.register_buffer("slopes", alibi_slopes(self.heads).to(device), persistent=False)
+        self._bias_cache: dict = {}
+
+    def bias(self, n: int, c: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """(H, n, c + n) additive bias of n new frames over c cached + n new keys; it depends on (n, c) only
+        (the distance between query i and key j is c + i - j), so a stream's steady state reuses one."""
+        key = (n, c, dtype, device)
+        cached = self._bias_cache.get(key)
+        if cached is not None:
+            return cached
+        dist = torch.arange(c, c + n, device=device)[:, None] - torch.arange(c + n, device=device)[None, :]
+        bias = -self.slopes[:, None, None] * torch.div(dist, self.period, rounding_mode="floor")[None].to(dtype)
+        bias = bias.masked_fill(((dist < 0) | (dist >= self.window))[None], float("-inf")).to(dtype)
+        if len(self._bias_cache) >= 8:
+            self._bias_cache.clear()
+        self._bias_cache[key] = bias
+        return bias
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """(B, n, D) queries, (B, n, Dkv) key/value inputs of the same frames -> (B, n, D)"""
@@ -172,12 +188,7 @@ class WindowedAttention(nn.Module):
             k = torch.cat([state["k"], k], dim=2)  # (B, H, c + n, dh)
             v = torch.cat([state["v"], v], dim=2)
         c = k.shape[2] - n
-        qpos = torch.arange(pos, pos + n, device=x.device)
-        kpos = torch.arange(pos - c, pos + n, device=x.device)
-        dist = qpos[:, None] - kpos[None, :]  # (n, c + n)
-        bias = -self.slopes[:, None, None] * torch.div(dist, self.period, rounding_mode="floor")[None].to(x.dtype)
-        bias = bias.masked_fill(((dist < 0) | (dist >= self.window))[None], float("-inf"))  # (H, n, c + n)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))  # (B, H, n, dh)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias(n, c, q.dtype, q.device))  # (B, H, n, dh)
         y = self.out(y.transpose(1, 2).reshape(b, n, d))
         keep = max(0, min(self.window - 1, k.shape[2]))
         return y, {"k": k[:, :, k.shape[2] - keep :], "v": v[:, :, v.shape[2] - keep :], "pos": pos + n}
