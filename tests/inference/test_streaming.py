@@ -336,3 +336,84 @@ def test_offline_model_without_partner_motion_is_one_error_line(tmp_path, capsys
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "streaming needs a causal model" in err[0]
+
+
+class _FakeInputStream:
+    """sounddevice.InputStream stand-in: plays a prepared signal through the callback, block by block."""
+
+    signal = np.zeros(0, np.float32)
+
+    def __init__(self, device=None, channels=1, samplerate=16000, blocksize=640, dtype="float32", callback=None):
+        assert channels == 1 and dtype == "float32"
+        self.callback, self.block = callback, blocksize
+
+    def start(self):
+        x = self.signal
+        for i in range(0, len(x), self.block):
+            self.callback(x[i : i + self.block, None], len(x[i : i + self.block]), None, None)
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_live_microphone_input_is_streamed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from dualtalk.cli import main
+    from dualtalk.io.motion import load_motion
+
+    a, b, _ = write_pair(tmp_path, seconds=1.0)
+    m = saved_model(tmp_path)
+    _FakeInputStream.signal = b
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(InputStream=_FakeInputStream))
+    assert (
+        main(
+            [
+                "stream",
+                "--model",
+                str(m),
+                "--self-audio",
+                "mic",
+                "--partner-audio",
+                str(tmp_path / "A.wav"),
+                "--out",
+                str(tmp_path / "live.npz"),
+                "--seconds",
+                "0.8",
+            ]
+        )
+        == 0
+    )
+    live = load_motion(tmp_path / "live.npz").to_model()
+    n = int(0.8 * SR)  # what the microphone gave before --seconds stopped it
+    want = offline(model(), b[:n], a[:n], None)
+    np.testing.assert_allclose(live, want, atol=1e-5)
+
+
+def test_live_input_without_sounddevice_is_one_error_line(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from dualtalk.cli import main
+
+    write_pair(tmp_path)
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
+    code = main(
+        [
+            "stream",
+            "--self-audio",
+            "mic",
+            "--partner-audio",
+            str(tmp_path / "A.wav"),
+            "--out",
+            str(tmp_path / "x.npz"),
+            "--model",
+            str(saved_model(tmp_path)),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install 'dualtalk[live]'" in err[0]
+    assert not (tmp_path / "x.npz").exists()

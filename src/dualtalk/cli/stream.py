@@ -4,6 +4,7 @@
     dualtalk stream --model M --self-audio B.wav --partner-audio A.wav --partner-motion A.npz --out B.npz \\
         --chunk-ms 40 --realtime --stats stats.json
     dualtalk stream --self-audio B.wav --partner-audio A.wav --partner-out A.npz --out B.npz   # both heads
+    dualtalk stream --self-audio mic --partner-audio A.wav --out B.npz --seconds 30   # live (extra 'live')
 """
 
 from __future__ import annotations
@@ -23,20 +24,47 @@ def register(sub) -> None:
         default="demo-stream",
         help="a causal model: directory, packaged name or preset (default: demo-stream, shipped)",
     )
-    p.add_argument("--self-audio", required=True, help="audio of the person to generate (wav/flac)")
-    p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
+    p.add_argument(
+        "--self-audio",
+        required=True,
+        help="audio of the person to generate (wav/flac), or mic / mic:DEVICE for a live microphone",
+    )
+    p.add_argument("--partner-audio", required=True, help="audio of the conversation partner (a file, or mic[:DEVICE])")
     p.add_argument("--partner-motion", help="partner motion (.npz); without it the model runs on audio alone")
     p.add_argument("--partner-out", help="also generate the partner (joint mode): output .npz")
     p.add_argument("--out", required=True, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])")
     p.add_argument("--chunk-ms", type=positive(float), default=40.0, help="chunk length in ms (default 40)")
     p.add_argument("--realtime", action="store_true", help="pace the chunks at the clock, as a live source")
     p.add_argument("--stats", help="write the statistics (latency, compute per chunk, real-time factor) as JSON")
+    p.add_argument(
+        "--seconds",
+        type=positive(float),
+        help="with a microphone: stop after this long (default: at the file's end or Ctrl-C)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..inference.streaming import stream_files
+    from ..errors import DualTalkError
+    from ..inference.streaming import is_microphone, stream_files, stream_live
 
+    if is_microphone(args.self_audio) or is_microphone(args.partner_audio):
+        if args.partner_motion:
+            raise DualTalkError("--partner-motion is a file: with a microphone the partner's face is not tracked")
+        s = stream_live(
+            args.model,
+            args.self_audio,
+            args.partner_audio,
+            args.out,
+            partner_out=args.partner_out,
+            seconds=args.seconds,
+            stats=args.stats,
+            chunk_ms=args.chunk_ms,
+        )
+        print(f"wrote {args.out}: {s['frames']} frames of live audio ({s['seconds']:.1f} s)")
+        return 0
+    if args.seconds is not None:
+        raise DualTalkError("--seconds bounds a microphone recording: give --self-audio or --partner-audio mic")
     s = stream_files(
         args.model,
         args.self_audio,

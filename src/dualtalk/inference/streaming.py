@@ -19,6 +19,7 @@ averaged to mono.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -465,4 +466,166 @@ def stream_files(
     return summary
 
 
-__all__ = ["JointSession", "StreamStats", "StreamingSession", "stream_files"]
+# ----------------------------------------------------------------------------------------------------
+# live input from a microphone (``dualtalk stream --self-audio mic``; the ``live`` extra: sounddevice)
+
+
+def is_microphone(source) -> bool:
+    """``mic`` or ``mic:DEVICE`` (a sounddevice device index or name) names a microphone, not a file."""
+    return isinstance(source, str) and (source == "mic" or source.startswith("mic:"))
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except ImportError:
+        raise DualTalkError("live input needs the sounddevice package: pip install 'dualtalk[live]'") from None
+    except OSError as exc:  # the package is there, the PortAudio library is not
+        raise DualTalkError(
+            f"live input needs the PortAudio library (e.g. apt-get install libportaudio2): {exc}"
+        ) from None
+    return sounddevice
+
+
+class MicrophoneSource:
+    """Blocks of mono float32 samples at ``sample_rate`` from an input device, as they are recorded."""
+
+    def __init__(self, source: str = "mic", sample_rate: int = 16000, block: int = 640, timeout: float = 5.0):
+        import queue
+
+        sd = _sounddevice()
+        spec = source[4:] if source.startswith("mic:") else None
+        device = int(spec) if spec is not None and spec.isdigit() else spec
+        self.name, self.timeout = source, timeout
+        self.blocks: queue.Queue = queue.Queue()
+        try:
+            self.stream = sd.InputStream(
+                device=device,
+                channels=1,
+                samplerate=sample_rate,
+                blocksize=block,
+                dtype="float32",
+                callback=self._callback,
+            )
+        except Exception as exc:  # noqa: BLE001 - PortAudio reports every device problem its own way
+            raise DualTalkError(f"{source}: cannot open the microphone ({str(exc).splitlines()[0]})") from None
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        self.blocks.put(np.asarray(indata, dtype=np.float32)[:, 0].copy())
+
+    def __enter__(self) -> MicrophoneSource:
+        self.stream.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.stop()
+        self.stream.close()
+
+    def read(self) -> np.ndarray:
+        import queue
+
+        try:
+            return self.blocks.get(timeout=self.timeout)
+        except queue.Empty:
+            raise DualTalkError(f"{self.name}: no audio for {self.timeout:.0f} s (the microphone stalled)") from None
+
+
+def stream_live(
+    model,
+    self_source,
+    partner_source,
+    out,
+    *,
+    partner_out=None,
+    seconds: float | None = None,
+    stats=None,
+    chunk_ms: float = 40.0,
+) -> dict:
+    """One or both voices from microphones (``mic`` / ``mic:DEVICE``), the other from a file played at the
+    microphone's pace; runs until ``seconds``, the file's end or Ctrl-C, then writes the motion (and, with
+    ``partner_out``, the partner's: joint mode) and the stats. -> the stats."""
+    import contextlib
+    import json
+
+    from ..io.audio import load_audio
+    from ..io.files import atomic_write_text
+    from ..io.motion import Motion, save_motion
+    from ..model.checkpoint import load_model
+
+    net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
+    cfg = net.config
+    block = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
+    files = {
+        k: None if is_microphone(s) else load_audio(s, cfg.sample_rate)
+        for k, s in (("self", self_source), ("partner", partner_source))
+    }
+    joint = JointSession(net) if partner_out is not None else None
+    session = None if joint is not None else StreamingSession(net, partner_motion=False)
+    mine: list[np.ndarray] = []
+    other: list[np.ndarray] = []
+    compute: list[float] = []
+    fed = 0
+    limit = None if seconds is None else int(seconds * cfg.sample_rate)
+    with contextlib.ExitStack() as stack:
+        mics = {
+            k: stack.enter_context(MicrophoneSource(s, cfg.sample_rate, block))
+            for k, s in (("self", self_source), ("partner", partner_source))
+            if is_microphone(s)
+        }
+        try:
+            while limit is None or fed < limit:
+                got = {k: m.read() for k, m in mics.items()}
+                n = len(next(iter(got.values())))
+                for k, x in files.items():
+                    if x is not None:
+                        got[k] = x[fed : fed + n]
+                if any(len(v) == 0 for v in got.values()):
+                    break  # a file ended
+                t0 = time.perf_counter()
+                if joint is not None:
+                    o, m = joint.push(got["partner"], got["self"])
+                    other.append(o)
+                else:
+                    assert session is not None
+                    m = session.push(got["self"], got["partner"])
+                compute.append(time.perf_counter() - t0)
+                mine.append(m)
+                fed += n
+        except KeyboardInterrupt:  # Ctrl-C ends the recording: what was heard is still written
+            pass
+    if joint is not None:
+        o, m = joint.flush()
+        other.append(o)
+    else:
+        assert session is not None
+        m = session.flush()
+    mine.append(m)
+    generated = Motion.from_model(np.concatenate(mine), cfg.fps)
+    pct = np.percentile(np.asarray(compute) * 1000.0, [50, 95, 100]) if compute else [0.0, 0.0, 0.0]
+    summary = {
+        "model_variant": cfg.variant,
+        "live": sorted(mics),
+        "seconds": fed / cfg.sample_rate,
+        "frames": len(generated),
+        "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
+        "chunks": len(compute),
+        "compute_ms_per_chunk": {"p50": float(pct[0]), "p95": float(pct[1]), "max": float(pct[2])},
+        "real_time_factor": float(sum(compute) / max(fed / cfg.sample_rate, 1e-9)),
+    }
+    save_motion(out, generated)
+    if partner_out is not None:
+        save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
+    if stats is not None:
+        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+__all__ = [
+    "JointSession",
+    "MicrophoneSource",
+    "StreamStats",
+    "StreamingSession",
+    "is_microphone",
+    "stream_files",
+    "stream_live",
+]
