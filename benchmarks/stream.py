@@ -191,15 +191,14 @@ def main() -> None:
         if not r["real_time"] or per_core >= 64:
             break
         per_core *= 2
-    lo, hi = per_core // 2, per_core  # refine between the last that held and the first that did not
-    while runs[-1]["real_time"] is False and hi - lo > 1:
-        mid = (lo + hi) // 2
-        r = concurrent(args.model, mid, args.cores, min(args.seconds, 20.0))
-        runs.append(r)
-        print(f"{r['sessions']} sessions: {r['wall_seconds_max']:.1f} s for {r['audio_seconds']:.0f} s of audio")
-        lo, hi = (mid, hi) if r["real_time"] else (lo, mid)
-        if hi - lo <= 1:
-            break
+    if not runs[-1]["real_time"]:  # refine between the last count that held and the first that did not
+        lo, hi = per_core // 2, per_core
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            r = concurrent(args.model, mid, args.cores, min(args.seconds, 20.0))
+            runs.append(r)
+            print(f"{r['sessions']} sessions: {r['wall_seconds_max']:.1f} s for {r['audio_seconds']:.0f} s of audio")
+            lo, hi = (mid, hi) if r["real_time"] else (lo, mid)
     ok = [r["sessions"] for r in runs if r["real_time"]]
     result["concurrent"] = {"runs": runs, "max_real_time_sessions": max(ok) if ok else 0}
     result["memory"] = run_in_process(memory, args.model, args.hour_seconds)
