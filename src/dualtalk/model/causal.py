@@ -6,7 +6,8 @@ with the same result:
 
 1. Joint encoder. Per person, a log-mel front end at the motion frame rate: frame t holds two windows of
    ``n_fft`` samples ending ``lookahead_frames`` frames after frame t (the only look into the future), then
-   causal convolutions and the shared projection. The partner's motion is read ``partner_motion_delay``
+   causal convolutions and the shared projection (no whole-clip waveform normalisation: it cannot stream, so
+   ``audio_encoder.normalize_waveform`` is ignored here). The partner's motion is read ``partner_motion_delay``
    frames late (a live tracker lags); without it (``partner_motion=None``) a learned "absent" vector takes
    its place, and ``partner_motion_dropout`` trains for that.
 2. Temporal enhancer: causal cross-attention (the partner's audio asks the partner's motion of the last
