@@ -369,6 +369,34 @@ class JointSession:
 # files fed as a live source would feed them (``dualtalk stream``)
 
 
+def _chunk_stats(cfg, compute: list[float], seconds: float, frames: int) -> dict:
+    """Latency and compute statistics of a fed stream (``compute``: seconds per chunk)."""
+    pct = np.percentile(np.asarray(compute) * 1000.0, [50, 95, 100]) if compute else [0.0, 0.0, 0.0]
+    return {
+        "model_variant": cfg.variant,
+        "seconds": seconds,
+        "frames": frames,
+        "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
+        "chunks": len(compute),
+        "compute_ms_per_chunk": {"p50": float(pct[0]), "p95": float(pct[1]), "max": float(pct[2])},
+        "real_time_factor": float(sum(compute) / seconds) if seconds else 0.0,
+    }
+
+
+def _write(cfg, out, mine: list, partner_out, other: list, stats, summary: dict) -> None:
+    """The generated motion (and the partner's, joint mode) and the stats JSON."""
+    import json
+
+    from ..io.files import atomic_write_text
+    from ..io.motion import Motion, save_motion
+
+    save_motion(out, Motion.from_model(np.concatenate(mine), cfg.fps))
+    if partner_out is not None:
+        save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
+    if stats is not None:
+        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+
+
 def stream_files(
     model,
     self_audio,
@@ -385,12 +413,9 @@ def stream_files(
     live source would (``realtime``: paced by the clock); write the motion to ``out`` (and, with
     ``partner_out``, the partner's generated motion: joint mode) and the stats (``stats``: a JSON path).
     -> the stats: algorithmic latency, compute per chunk p50/p95/max, real-time factor."""
-    import json
     import time
 
     from ..io.conversation import load_generation_inputs
-    from ..io.files import atomic_write_text
-    from ..io.motion import Motion, save_motion
     from ..model.checkpoint import load_model
 
     net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
@@ -439,30 +464,16 @@ def stream_files(
         m = session.flush()
         sessions = [session]
     mine.append(m)
-    wall = time.perf_counter() - started
-    generated = Motion.from_model(np.concatenate(mine), cfg.fps)
-    seconds = len(a) / cfg.sample_rate
-    pct = np.percentile(np.asarray(chunk_compute) * 1000.0, [50, 95, 100]) if chunk_compute else [0.0, 0.0, 0.0]
     summary = {
-        "model_variant": cfg.variant,
+        **_chunk_stats(cfg, chunk_compute, len(a) / cfg.sample_rate, sum(map(len, mine))),
         "chunk_ms": chunk_ms,
         "realtime": realtime,
-        "seconds": seconds,
-        "frames": len(generated),
         "heads": 2 if joint is not None else 1,
         "partner_motion": inputs.partner_motion is not None,
-        "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
-        "chunks": len(chunk_compute),
-        "compute_ms_per_chunk": {"p50": float(pct[0]), "p95": float(pct[1]), "max": float(pct[2])},
-        "real_time_factor": float(sum(chunk_compute) / seconds) if seconds else 0.0,
-        "wall_seconds": wall,
+        "wall_seconds": time.perf_counter() - started,
         "model_calls": sum(len(s.stats.calls) for s in sessions),
     }
-    save_motion(out, generated)
-    if partner_out is not None:
-        save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
-    if stats is not None:
-        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+    _write(cfg, out, mine, partner_out, other, stats, summary)
     return summary
 
 
@@ -545,11 +556,8 @@ def stream_live(
     microphone's pace; runs until ``seconds``, the file's end or Ctrl-C, then writes the motion (and, with
     ``partner_out``, the partner's: joint mode) and the stats. -> the stats."""
     import contextlib
-    import json
 
     from ..io.audio import load_audio
-    from ..io.files import atomic_write_text
-    from ..io.motion import Motion, save_motion
     from ..model.checkpoint import load_model
 
     net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
@@ -600,23 +608,8 @@ def stream_live(
         assert session is not None
         m = session.flush()
     mine.append(m)
-    generated = Motion.from_model(np.concatenate(mine), cfg.fps)
-    pct = np.percentile(np.asarray(compute) * 1000.0, [50, 95, 100]) if compute else [0.0, 0.0, 0.0]
-    summary = {
-        "model_variant": cfg.variant,
-        "live": sorted(mics),
-        "seconds": fed / cfg.sample_rate,
-        "frames": len(generated),
-        "algorithmic_latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps,
-        "chunks": len(compute),
-        "compute_ms_per_chunk": {"p50": float(pct[0]), "p95": float(pct[1]), "max": float(pct[2])},
-        "real_time_factor": float(sum(compute) / max(fed / cfg.sample_rate, 1e-9)),
-    }
-    save_motion(out, generated)
-    if partner_out is not None:
-        save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
-    if stats is not None:
-        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+    summary = {**_chunk_stats(cfg, compute, fed / cfg.sample_rate, sum(map(len, mine))), "live": sorted(mics)}
+    _write(cfg, out, mine, partner_out, other, stats, summary)
     return summary
 
 

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from ..config import DualTalkConfig
 from ..errors import DualTalkError
 from ..features.audio_encoder import mel_filterbank
+from .base import MotionModel
 from .layers import alibi_slopes
 
 State = dict[str, Any]
@@ -213,14 +214,9 @@ class CausalBlock(nn.Module):
         return x + self.dropout(self.ffn(self.norm2(x))), state
 
 
-class CausalDualTalk(nn.Module):
+class CausalDualTalk(MotionModel):
     """The causal model. ``forward(self_audio, partner_audio, partner_motion | None) -> (B, T, 56)``;
     :meth:`forward_frames` computes frames [t0, t1) from the newest audio and a carried state (streaming)."""
-
-    motion_mean: torch.Tensor  # (56,) training-set mean (normalize_motion)
-    motion_std: torch.Tensor  # (56,)
-    output_gain: torch.Tensor  # (56,) (output_gain)
-    extra: dict
 
     def __init__(self, cfg: DualTalkConfig):
         super().__init__()
@@ -257,22 +253,7 @@ class CausalDualTalk(nn.Module):
         self.synthesis_norm = nn.LayerNorm(d2)
         self.modulation_layer = nn.Linear(d2, d2)
         self.blendshape_predictor = nn.Linear(d2, cfg.motion_dim)
-        if cfg.normalize_motion:
-            self.register_buffer("motion_mean", torch.zeros(cfg.motion_dim))
-            self.register_buffer("motion_std", torch.ones(cfg.motion_dim))
-        if cfg.output_gain:
-            self.register_buffer("output_gain", torch.ones(cfg.motion_dim))
-
-    # --- the same interface as DualTalk ---------------------------------------------------------------
-
-    def set_motion_statistics(self, mean, std) -> None:
-        if not self.config.normalize_motion:
-            raise DualTalkError("this model was built with normalize_motion=False")
-        self.motion_mean.copy_(torch.as_tensor(mean, dtype=self.motion_mean.dtype))
-        self.motion_std.copy_(torch.as_tensor(std, dtype=self.motion_std.dtype).clamp_min(1e-4))
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        self.register_motion_buffers(cfg)
 
     @property
     def latency_frames(self) -> int:
@@ -350,9 +331,7 @@ class CausalDualTalk(nn.Module):
         if partner_motion is None or not cfg.use_partner_motion:
             feat_motion = absent
         else:
-            m = partner_motion.to(feat_self.dtype)
-            if cfg.normalize_motion:
-                m = (m - self.motion_mean) / self.motion_std
+            m = self.normalize_motion(partner_motion.to(feat_self.dtype))
             feat_motion = self.blendshape_encoder(m) + self.motion_skip(m)  # (B, n, d)
             if self.training and cfg.partner_motion_dropout > 0:  # train for the partner's face unseen
                 drop = torch.rand(b, 1, 1, device=m.device) < cfg.partner_motion_dropout
@@ -367,27 +346,15 @@ class CausalDualTalk(nn.Module):
         temporal = y + x
         # 3. interaction
         z = torch.cat([feat_self, temporal], dim=-1)  # (B, n, 2d)
-        blocks = []
-        for block, st in zip(self.interaction_blocks, s["interaction"]):
-            z, st = block(z, st)
-            blocks.append(st)
-        new["interaction"] = blocks
+        z, new["interaction"] = _run_blocks(self.interaction_blocks, z, s["interaction"])
         h = self.interaction_norm(z)
         a, new["self_attention"] = self.self_attention(h, h, s["self_attention"])
         z = self.interaction_dropout(z + a)
         # 4. synthesis
-        blocks = []
-        for block, st in zip(self.synthesis_blocks, s["synthesis"]):
-            z, st = block(z, st)
-            blocks.append(st)
-        new["synthesis"] = blocks
+        z, new["synthesis"] = _run_blocks(self.synthesis_blocks, z, s["synthesis"])
         z = self.synthesis_norm(z)
         z = z + cfg.modulation_alpha * torch.sigmoid(self.modulation_layer(z))
-        out = self.blendshape_predictor(z)  # (B, n, 56), normalised units when normalize_motion
-        if cfg.output_gain:
-            out = out * self.output_gain
-        if cfg.normalize_motion:
-            out = out * self.motion_std + self.motion_mean
+        out = self.output_motion(self.blendshape_predictor(z))  # (B, n, 56)
         for key in ("audio_encoder1", "audio_encoder2"):
             new.setdefault(key, s[key])
         return out, new
@@ -404,6 +371,15 @@ class CausalDualTalk(nn.Module):
             "self_attention": None,
             "synthesis": [None] * len(self.synthesis_blocks),
         }
+
+
+def _run_blocks(blocks: nn.ModuleList, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+    """x through each block with its state; -> (output, the blocks' new states)."""
+    new = []
+    for block, state in zip(blocks, states):
+        x, state = block(x, state)
+        new.append(state)
+    return x, new
 
 
 def state_nbytes(state: Any) -> int:

@@ -39,6 +39,7 @@ from ..config import DualTalkConfig
 from ..errors import DualTalkError
 from ..features.audio_encoder import build_audio_encoder
 from ..layout import frames_for
+from .base import MotionModel
 from .layers import PeriodicPositionalEncoding, alignment_mask, temporal_bias
 
 if TYPE_CHECKING:
@@ -185,15 +186,9 @@ class SynthesisModule(nn.Module):
         return self.blendshape_predictor(d)  # (B, T, 56)
 
 
-class DualTalk(nn.Module):
-    """The full model. ``forward(self_audio, partner_audio, partner_motion) -> (B, T, 56)``."""
-
-    # buffers (registered when the config asks for them)
-    motion_mean: torch.Tensor  # (56,) training-set mean, normalize_motion
-    motion_std: torch.Tensor  # (56,) training-set std, normalize_motion
-    output_gain: torch.Tensor  # (56,) per-coefficient gain toward the mean, output_gain
-    #: what a model directory carries beside the weights (training step, validation loss, ...), when loaded
-    extra: dict
+class DualTalk(MotionModel):
+    """The full model. ``forward(self_audio, partner_audio, partner_motion) -> (B, T, 56)``; motion buffers
+    and helpers from :class:`~dualtalk.model.base.MotionModel`."""
 
     def __init__(self, cfg: DualTalkConfig):
         super().__init__()
@@ -204,17 +199,7 @@ class DualTalk(nn.Module):
         self.temporal_enhancer = TemporalEnhancer(cfg)
         self.interaction_module = InteractionModule(cfg)
         self.synthesis_module = SynthesisModule(cfg)
-        if cfg.normalize_motion:
-            self.register_buffer("motion_mean", torch.zeros(cfg.motion_dim))
-            self.register_buffer("motion_std", torch.ones(cfg.motion_dim))
-        if cfg.output_gain:
-            self.register_buffer("output_gain", torch.ones(cfg.motion_dim))
-
-    def set_motion_statistics(self, mean, std) -> None:
-        if not self.config.normalize_motion:
-            raise DualTalkError("this model was built with normalize_motion=False")
-        self.motion_mean.copy_(torch.as_tensor(mean, dtype=self.motion_mean.dtype))
-        self.motion_std.copy_(torch.as_tensor(std, dtype=self.motion_std.dtype).clamp_min(1e-4))
+        self.register_motion_buffers(cfg)
 
     def forward(
         self,
@@ -251,18 +236,13 @@ class DualTalk(nn.Module):
                 raise DualTalkError(
                     f"partner motion has {partner_motion.shape[1]} frames, the audio implies {num_frames}"
                 )
-        if cfg.normalize_motion:
-            partner_motion = (partner_motion - self.motion_mean) / self.motion_std
+        partner_motion = self.normalize_motion(partner_motion)
         feat_self, feat_partner, feat_motion = self.joint_encoder(
             self_audio, partner_audio, partner_motion, num_frames, audio_features
         )
         temporal = self.temporal_enhancer(feat_partner, feat_motion)  # (B, T, d)
         interaction = self.interaction_module(feat_self, temporal)  # (B, T, 2d)
-        out = self.synthesis_module(interaction)  # (B, T, 56)
-        if cfg.output_gain:  # normalised units: the mean is 0
-            out = out * self.output_gain
-        if cfg.normalize_motion:
-            out = out * self.motion_std + self.motion_mean
+        out = self.output_motion(self.synthesis_module(interaction))  # (B, T, 56)
         if not return_intermediates:
             return out
         return out, {
@@ -272,9 +252,6 @@ class DualTalk(nn.Module):
             "temporal_feat": temporal,
             "interaction_feat": interaction,
         }
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 def build_model(cfg: DualTalkConfig) -> DualTalk | CausalDualTalk:
