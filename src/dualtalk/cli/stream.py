@@ -37,6 +37,13 @@ def register(sub) -> None:
     p.add_argument("--realtime", action="store_true", help="pace the chunks at the clock, as a live source")
     p.add_argument("--stats", help="write the statistics (latency, compute per chunk, real-time factor) as JSON")
     p.add_argument(
+        "--threads",
+        type=positive(int),
+        default=1,
+        help="CPU threads for the model (default 1: a frame's small operations gain nothing from more, and "
+        "concurrent sessions each take a core)",
+    )
+    p.add_argument(
         "--seconds",
         type=positive(float),
         help="with a microphone: stop after this long (default: at the file's end or Ctrl-C)",
@@ -45,8 +52,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import torch
+
     from ..errors import DualTalkError
     from ..inference.streaming import is_microphone, stream_files, stream_live
+
+    torch.set_num_threads(args.threads)
 
     if is_microphone(args.self_audio) or is_microphone(args.partner_audio):
         if args.partner_motion:
