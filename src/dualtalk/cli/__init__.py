@@ -18,6 +18,7 @@ from ..errors import DualTalkError
 SUBCOMMANDS = [
     "dualtalk.cli.inference",  # generate, predict, convert-official
     "dualtalk.cli.stream",  # stream
+    "dualtalk.cli.serve",  # serve
     "dualtalk.cli.evaluate",  # evaluate
     "dualtalk.cli.train",  # train
     "dualtalk.cli.render",  # render, plot

@@ -5,9 +5,12 @@
         --chunk-ms 40 --realtime --stats stats.json
     dualtalk stream --self-audio B.wav --partner-audio A.wav --partner-out A.npz --out B.npz   # both heads
     dualtalk stream --self-audio mic --partner-audio A.wav --out B.npz --seconds 30   # live (extra 'live')
+    dualtalk stream --server ws://127.0.0.1:8000/v1/stream --self-audio B.wav --partner-audio A.wav --out B.npz
 """
 
 from __future__ import annotations
+
+import os
 
 from . import positive
 
@@ -48,6 +51,13 @@ def register(sub) -> None:
         type=positive(float),
         help="with a microphone: stop after this long (default: at the file's end or Ctrl-C)",
     )
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="stream through a dualtalk serve instead of a local model (ws://HOST:PORT/v1/stream; --model is "
+        "the server's)",
+    )
+    p.add_argument("--token", default=os.environ.get("DUALTALK_TOKEN"), help="the server's token ($DUALTALK_TOKEN)")
     p.set_defaults(func=run)
 
 
@@ -60,6 +70,8 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
 
     if is_microphone(args.self_audio) or is_microphone(args.partner_audio):
+        if args.server:
+            raise DualTalkError("--server streams files: a microphone is streamed by the local model")
         if args.partner_motion:
             raise DualTalkError("--partner-motion is a file: with a microphone the partner's face is not tracked")
         s = stream_live(
@@ -76,6 +88,26 @@ def run(args) -> int:
         return 0
     if args.seconds is not None:
         raise DualTalkError("--seconds bounds a microphone recording: give --self-audio or --partner-audio mic")
+    if args.server:
+        from ..client import stream_files_remote
+
+        r = stream_files_remote(
+            args.server,
+            args.self_audio,
+            args.partner_audio,
+            args.out,
+            partner_motion=args.partner_motion,
+            partner_out=args.partner_out,
+            chunk_ms=args.chunk_ms,
+            realtime=args.realtime,
+            stats=args.stats,
+            token=args.token,
+        )
+        print(
+            f"wrote {args.out}{' and ' + args.partner_out if args.partner_out else ''}: {r['frames']} frames from "
+            f"{args.server} ({r['model']}); {r['wall_seconds']:.2f} s for {r['seconds']:.2f} s of audio"
+        )
+        return 0
     s = stream_files(
         args.model,
         args.self_audio,

@@ -1,0 +1,254 @@
+"""A synchronous client of ``dualtalk serve``'s ``/v1/stream`` (the ``websockets`` library, the ``serve`` extra).
+
+    from dualtalk.client import StreamClient, stream_files_remote
+
+    stream_files_remote("ws://127.0.0.1:8000/v1/stream", "B.wav", "A.wav", "B.npz")   # = dualtalk stream
+    stream_files_remote(url, "B.wav", "A.wav", "B.npz", partner_out="A.npz", token="s3cret")  # both heads
+
+    with StreamClient(url, mode="listen") as client:     # live: push audio as it arrives
+        client.send(self_chunk, partner_chunk)           # 16 kHz mono float32 (the hello's sample_rate)
+        client.frames("self")                            # (n, 56) model order: the frames received so far
+        motion = client.finish()                         # {"self": (T, 56)}; the server flushed and closed
+
+A receiving thread reads the server's messages while the caller sends, so a client sending faster than
+real time never blocks the server. Every problem, the server's included, is one :class:`DualTalkError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+
+import numpy as np
+
+from .errors import DualTalkError, require
+from .layout import MOTION_DIM
+from .serve.protocol import SIDE_PARTNER, SIDE_SELF, VERSION, encode_audio, encode_motion
+
+
+class StreamClient:
+    """One ``/v1/stream`` session: ``hello`` read and ``start`` sent on construction; ``send`` audio (and
+    motion), ``finish()`` -> the motion of each generated person, (T, 56) model order."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mode: str = "listen",
+        partner_motion: bool = False,
+        sample_rate: int | None = None,
+        encoding: str = "f32le",
+        token: str | None = None,
+        open_timeout: float = 10.0,
+    ):
+        require("websockets", "serve")
+        from websockets.sync.client import connect
+
+        self.url = url
+        self.encoding = encoding
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._exit = contextlib.ExitStack()  # websockets >= 17 wants the connection entered as a context
+        try:
+            self.ws = self._exit.enter_context(
+                connect(url, additional_headers=headers, open_timeout=open_timeout, max_size=64 << 20)
+            )
+        except Exception as exc:  # noqa: BLE001 - refused, bad URI, HTTP status, timeout: one line each
+            raise DualTalkError(f"{url}: cannot connect ({_first_line(exc)})") from None
+        self.hello = self._expect("hello")
+        self.sample_rate = int(sample_rate or self.hello["sample_rate"])
+        start = {
+            "type": "start",
+            "version": VERSION,
+            "sample_rate": self.sample_rate,
+            "encoding": encoding,
+            "mode": mode,
+            "partner_motion": partner_motion,
+        }
+        self.ws.send(json.dumps(start))
+        self.ready = self._expect("ready")
+        self.people = ["self"] if mode == "listen" else ["self", "partner"]
+        self._frames: dict[str, list[np.ndarray]] = {p: [] for p in self.people}
+        self._count = {p: 0 for p in self.people}
+        self._lock = threading.Lock()
+        self.error: dict | None = None
+        self.done: dict | None = None
+        self.close_code: int | None = None
+        self._thread = threading.Thread(target=self._receive, daemon=True, name="dualtalk-client")
+        self._thread.start()
+
+    # --- receiving ----------------------------------------------------------------------------------
+
+    def _expect(self, kind: str) -> dict:
+        try:
+            message = json.loads(self.ws.recv(timeout=60))
+        except Exception as exc:  # noqa: BLE001
+            self.ws.close()
+            raise DualTalkError(f"{self.url}: no {kind} message from the server ({_first_line(exc)})") from None
+        if message.get("type") == "error":
+            self.ws.close()
+            raise DualTalkError(f"{self.url}: {message.get('code')}: {message.get('message')}")
+        if message.get("type") != kind:
+            self.ws.close()
+            raise DualTalkError(f"{self.url}: expected a {kind} message, got {str(message.get('type'))[:40]!r}")
+        return message
+
+    def _receive(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                message = json.loads(self.ws.recv())
+                kind = message.get("type")
+                if kind == "frames":
+                    person = message["person"]
+                    frames = np.asarray(message["frames"], dtype=np.float32).reshape(-1, MOTION_DIM)
+                    with self._lock:
+                        if message["start"] != self._count[person]:
+                            self.error = {"code": "client", "message": f"frames of {person} out of order"}
+                            return
+                        self._frames[person].append(frames)
+                        self._count[person] += len(frames)
+                elif kind == "error":
+                    self.error = message
+                elif kind == "done":
+                    self.done = message
+        except ConnectionClosed as exc:
+            rcvd = getattr(exc, "rcvd", None)
+            self.close_code = rcvd.code if rcvd is not None else None
+        except Exception as exc:  # noqa: BLE001 - a garbled message ends the session on this side
+            self.error = {"code": "client", "message": _first_line(exc)}
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise DualTalkError(f"{self.url}: {self.error.get('code')}: {self.error.get('message')}")
+
+    def frames(self, person: str = "self") -> np.ndarray:
+        """The frames of ``person`` received so far, (n, 56) model order."""
+        with self._lock:
+            parts = list(self._frames[person])
+        return np.concatenate(parts) if parts else np.zeros((0, MOTION_DIM), np.float32)
+
+    # --- sending ------------------------------------------------------------------------------------
+
+    def _send(self, data) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self.ws.send(data)
+        except ConnectionClosed:
+            self._thread.join(timeout=10)
+            self._raise_if_failed()
+            raise DualTalkError(f"{self.url}: the server closed the session (code {self.close_code})") from None
+
+    def send(self, self_pcm=None, partner_pcm=None, partner_motion=None) -> None:
+        """Audio of either or both voices (mono, at ``sample_rate``) and/or partner motion frames (k, 56)."""
+        self._raise_if_failed()
+        for side, pcm in ((SIDE_SELF, self_pcm), (SIDE_PARTNER, partner_pcm)):
+            if pcm is not None and len(pcm):
+                self._send(encode_audio(side, np.asarray(pcm), self.encoding))
+        if partner_motion is not None and len(partner_motion):
+            self._send(encode_motion(np.asarray(partner_motion, np.float32).reshape(-1, MOTION_DIM)))
+
+    def finish(self, timeout: float = 600.0) -> dict[str, np.ndarray]:
+        """Send ``end``, wait for the rest and ``done``: -> {person: (T, 56) model order}."""
+        self._send(json.dumps({"type": "end"}))
+        self._thread.join(timeout=timeout)
+        self._raise_if_failed()
+        if self.done is None:
+            raise DualTalkError(f"{self.url}: the session ended without 'done' (close code {self.close_code})")
+        return {p: self.frames(p) for p in self.people}
+
+    def close(self) -> None:
+        self._exit.close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> StreamClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def stream_files_remote(
+    url: str,
+    self_audio,
+    partner_audio,
+    out,
+    *,
+    partner_motion=None,
+    partner_out=None,
+    chunk_ms: float = 40.0,
+    realtime: bool = False,
+    stats=None,
+    token: str | None = None,
+) -> dict:
+    """:func:`dualtalk.inference.streaming.stream_files` through a server: the files are fed in ``chunk_ms``
+    chunks over ``/v1/stream`` and the frames it sends back are written to ``out`` (and ``partner_out``:
+    joint mode). -> the stats: frames, seconds, wall time, real-time factor (wall / audio)."""
+    from .io.conversation import load_generation_inputs
+    from .io.files import atomic_write_text
+    from .io.motion import Motion, save_motion
+
+    if partner_out is not None and partner_motion is not None:
+        raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
+    if not chunk_ms > 0:
+        raise DualTalkError(f"--chunk-ms must be > 0, got {chunk_ms}")
+    joint = partner_out is not None
+    started = time.perf_counter()
+    with StreamClient(
+        url, mode="joint" if joint else "listen", partner_motion=partner_motion is not None, token=token
+    ) as c:
+        sr, fps = c.sample_rate, int(c.hello["fps"])
+        inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, sr, fps)
+        step = max(1, int(round(chunk_ms * sr / 1000.0)))
+        spf = sr // fps
+        a, b, motion = inputs.self_audio, inputs.partner_audio, inputs.partner_motion
+        pushed = chunks = 0
+        begun = time.perf_counter()
+        for i in range(0, len(a), step):
+            if realtime:
+                wait = begun + (i + step) / sr - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            m = None
+            if motion is not None:
+                upto = min(len(motion), (i + step) // spf)
+                m, pushed = motion[pushed:upto], upto
+            c.send(a[i : i + step], b[i : i + step], m)
+            chunks += 1
+        if motion is not None and pushed < len(motion):
+            c.send(partner_motion=motion[pushed:])
+        result = c.finish()
+        hello = c.hello
+    wall = time.perf_counter() - started
+    seconds = len(a) / sr
+    save_motion(out, Motion.from_model(result["self"], fps))
+    if joint:
+        save_motion(partner_out, Motion.from_model(result["partner"], fps))
+    summary = {
+        "server": url,
+        "model": hello["model"],
+        "seconds": seconds,
+        "frames": len(result["self"]),
+        "algorithmic_latency_ms": hello["latency_ms"],
+        "chunks": chunks,
+        "chunk_ms": chunk_ms,
+        "realtime": realtime,
+        "heads": 2 if joint else 1,
+        "partner_motion": motion is not None,
+        "wall_seconds": wall,
+        "real_time_factor": wall / seconds if seconds else 0.0,
+    }
+    if stats is not None:
+        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+__all__ = ["StreamClient", "stream_files_remote"]

@@ -1,0 +1,80 @@
+"""``dualtalk serve``: the model as an HTTP + WebSocket service (FastAPI + uvicorn; the ``serve`` extra).
+
+    from dualtalk.serve import serve
+    serve("demo-stream", host="127.0.0.1", port=8000)                     # blocks; Ctrl-C stops it
+    serve("demo-stream", host="0.0.0.0", port=8000, token="s3cret", workers=2)
+
+    from dualtalk.serve.app import create_app                            # the app itself (tests, embedding)
+
+The protocol is in :mod:`dualtalk.serve.protocol`, the client in :mod:`dualtalk.client`, the recipe for
+running replicas behind a load balancer in docs/serve.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..errors import DualTalkError, require
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the service on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """A non-loopback address needs a token: one :class:`DualTalkError` line otherwise."""
+    if not is_loopback(host) and not token:
+        raise DualTalkError(
+            f"--host {host} is reachable from other machines: give --token (or DUALTALK_TOKEN), or bind 127.0.0.1"
+        )
+
+
+def serve(
+    model: str = "demo-stream",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    max_sessions: int = 16,
+    limits=None,
+    allowed_origins: list[str] | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Run the service until interrupted. ``workers`` > 1: that many uvicorn processes on one port (each
+    loads the model and has its own ``max_sessions``)."""
+    import os
+
+    require("fastapi", "serve")
+    uvicorn = require("uvicorn", "serve")
+    from .app import ENV_CONFIG, Limits, config_to_env, create_app
+
+    check_bind(host, token)
+    limits = limits or Limits()
+    common = dict(
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_max_size=limits.max_message_bytes + 4096,  # larger ones are cut by the server: close 1009
+        proxy_headers=True,
+    )
+    if workers > 1:
+        from ..model.checkpoint import load_model
+
+        load_model(model)  # a bad --model is one error line here, not one per worker
+        os.environ[ENV_CONFIG] = config_to_env(
+            model_name=model, token=token, max_sessions=max_sessions, limits=limits, allowed_origins=allowed_origins
+        )
+        uvicorn.run("dualtalk.serve.app:create_app_from_env", factory=True, workers=workers, **common)
+        return
+    app = create_app(model, token=token, max_sessions=max_sessions, limits=limits, allowed_origins=allowed_origins)
+    uvicorn.run(app, **common)
+
+
+__all__ = ["check_bind", "is_loopback", "serve"]

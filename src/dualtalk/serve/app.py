@@ -1,0 +1,478 @@
+"""The service: a FastAPI app around one model, with live WebSocket sessions and one-shot generation.
+
+    from dualtalk.serve.app import Limits, create_app
+    app = create_app("demo-stream", token=None, max_sessions=16, limits=Limits(idle_seconds=30))
+
+    from fastapi.testclient import TestClient
+    client = TestClient(app)
+    client.get("/v1/models").json()        # {"models": [{"name": "demo-stream", "streamable": true, ...}]}
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()                  # hello
+        ...
+
+Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/generate`` (multipart: ``self_audio``,
+``partner_audio``, optional ``partner_motion`` .npz, ``format`` npz|json, ``both``) and ``WS /v1/stream``
+(:mod:`dualtalk.serve.protocol`). FastAPI resolves the routes' annotations at import, so this module
+imports FastAPI (the ``serve`` extra) at the top; ``dualtalk.serve`` imports it only when serving.
+
+Each session keeps its own state; its model calls run in worker threads, so the event loop stays
+responsive and one session's input, stall or disconnect ends only that session. The queue of a
+session's unprocessed messages is bounded: a client sending faster than real time is served as fast
+as the CPU allows, then read more slowly (TCP backpressure), and the queued audio goes into one model
+call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import json
+import logging
+import os
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from ..errors import DualTalkError
+from .protocol import (
+    CLOSE_DONE,
+    SIDE_MOTION,
+    SIDE_SELF,
+    VERSION,
+    End,
+    Hello,
+    Motion,
+    ProtocolError,
+    Ready,
+    Start,
+    decode_binary,
+    parse_text,
+)
+
+log = logging.getLogger("dualtalk.serve")
+
+#: environment variable carrying ``create_app``'s arguments to uvicorn's worker processes (``--workers``)
+ENV_CONFIG = "DUALTALK_SERVE_CONFIG"
+
+
+@dataclass
+class Limits:
+    """Per-session limits (each breach closes that session with its own code, see ``protocol.CLOSE_CODES``)."""
+
+    max_message_bytes: int = 1 << 20  # one WebSocket message (32 s of 16 kHz float32 audio)
+    max_session_seconds: float = 3600.0  # audio per voice, and wall-clock time, of one session
+    idle_seconds: float = 30.0  # no message for this long ends the session
+    queue_messages: int = 64  # unprocessed messages held per session before reading pauses
+    max_upload_bytes: int = 64 << 20  # each file of POST /v1/generate
+
+
+def model_info(name: str, model) -> dict:
+    """What ``/v1/models`` says about a model."""
+    from ..inference.pipeline import needs_partner_motion
+
+    cfg = model.config
+    streamable = cfg.variant == "causal"
+    return {
+        "name": name,
+        "variant": cfg.variant,
+        "streamable": streamable,
+        "needs_partner_motion": needs_partner_motion(model),
+        "joint": streamable and cfg.use_partner_motion and cfg.partner_motion_delay >= 1,
+        "sample_rate": cfg.sample_rate,
+        "fps": cfg.fps,
+        "latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps if streamable else None,
+    }
+
+
+class _Runner:
+    """One session's model state: listen (one generated person) or joint (both); runs in a worker thread."""
+
+    def __init__(self, model, start: Start):
+        from ..inference.streaming import JointSession, StreamingSession
+
+        self.mode = start.mode
+        self.fps = model.config.fps
+        self.sent = {"self": 0} if start.mode == "listen" else {"self": 0, "partner": 0}
+        if start.mode == "joint":
+            self.joint: Any = JointSession(model, sample_rate=start.sample_rate)
+        else:
+            self.session = StreamingSession(model, partner_motion=start.partner_motion, sample_rate=start.sample_rate)
+
+    def push(self, mine, partner, motion) -> dict[str, np.ndarray]:
+        if self.mode == "joint":  # as stream_files: session a is the partner, b the person
+            other, own = self.joint.push(partner, mine)
+            return {"self": own, "partner": other}
+        return {"self": self.session.push(mine, partner, motion)}
+
+    def flush(self) -> dict[str, np.ndarray]:
+        if self.mode == "joint":
+            other, own = self.joint.flush()
+            return {"self": own, "partner": other}
+        return {"self": self.session.flush()}
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray | None:
+    return None if not parts else parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def create_app(
+    model_name: str = "demo-stream",
+    token: str | None = None,
+    max_sessions: int = 16,
+    limits: Limits | None = None,
+    allowed_origins: list[str] | None = None,
+    model=None,
+):
+    """The FastAPI app serving ``model_name`` (a packaged name, directory or preset; or ``model`` itself).
+
+    ``token``: required on every HTTP request and WebSocket handshake (``Authorization: Bearer T`` or
+    ``?token=T``). ``allowed_origins``: browser origins allowed besides the server's own (a request
+    without an ``Origin`` header, i.e. not from a browser, is allowed)."""
+    from .. import __version__
+    from ..model.checkpoint import load_model
+
+    limits = limits or Limits()
+    net = model if model is not None else load_model(model_name)
+    public_name = Path(model_name).name if os.sep in model_name or "/" in model_name else model_name
+    info = model_info(public_name, net)
+    origins = {o.rstrip("/") for o in (allowed_origins or [])}
+    secret = token.encode() if token else None
+    active = {"sessions": 0}
+
+    app = FastAPI(title="dualtalk", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def access_problem(headers, query) -> ProtocolError | None:
+        """The token (constant-time) and the Origin of a request or handshake."""
+        if secret is not None:
+            given = ""
+            auth = headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                given = auth[7:].strip()
+            given = given or query.get("token", "")
+            if not hmac.compare_digest(given.encode(), secret):
+                return ProtocolError("unauthorized", "missing or wrong token (Authorization: Bearer T or ?token=T)")
+        origin = headers.get("origin")
+        if origin is not None:
+            same = urlsplit(origin).netloc.lower() == headers.get("host", "").lower() and origin != "null"
+            if not same and origin.rstrip("/") not in origins:
+                return ProtocolError("forbidden_origin", f"origin {origin[:100]!r} is not allowed (--allow-origin)")
+        return None
+
+    def acquire() -> bool:
+        if active["sessions"] >= max_sessions:
+            return False
+        active["sessions"] += 1
+        return True
+
+    def release() -> None:
+        active["sessions"] -= 1
+
+    @app.middleware("http")
+    async def check_access(request: Request, call_next):
+        problem = access_problem(request.headers, request.query_params)
+        if problem is not None:
+            status = 401 if problem.code == "unauthorized" else 403
+            return JSONResponse({"error": problem.payload()}, status_code=status)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > 3 * limits.max_upload_bytes + (1 << 20):
+            return JSONResponse(
+                {"error": {"type": "error", "code": "too_big", "message": "request body too large"}}, status_code=413
+            )
+        return await call_next(request)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {
+            "status": "ok",
+            "protocol": VERSION,
+            "dualtalk": __version__,
+            "model": public_name,
+            "sessions": active["sessions"],
+            "max_sessions": max_sessions,
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"models": [info]}
+
+    @app.post("/v1/generate")
+    async def generate(
+        self_audio: Annotated[UploadFile, File()],
+        partner_audio: Annotated[UploadFile, File()],
+        partner_motion: Annotated[UploadFile | None, File()] = None,
+        format: Annotated[str, Form()] = "npz",
+        both: Annotated[bool, Form()] = False,
+    ):
+        from anyio import to_thread
+
+        def fail(status: int, code: str, message: str):
+            return JSONResponse({"error": {"type": "error", "code": code, "message": message}}, status_code=status)
+
+        if format not in ("npz", "json"):
+            return fail(422, "bad_message", f"format must be npz or json, got {format[:20]!r}")
+        uploads = {"self_audio": self_audio, "partner_audio": partner_audio, "partner_motion": partner_motion}
+        for field, upload in uploads.items():
+            if upload is not None and (upload.size or 0) > limits.max_upload_bytes:
+                return fail(413, "too_big", f"{field}: larger than {limits.max_upload_bytes} bytes")
+        if not acquire():
+            return fail(503, "busy", f"too many sessions ({max_sessions}): try again later")
+        try:
+            with tempfile.TemporaryDirectory(prefix="dualtalk-serve-") as tmp:
+                paths: dict[str, Path | None] = {}
+                for field, upload in uploads.items():  # fixed names: nothing the client sends is a path
+                    if upload is None:
+                        paths[field] = None
+                        continue
+                    paths[field] = Path(tmp) / field
+                    paths[field].write_bytes(await upload.read())  # type: ignore[union-attr]
+                partner_out = Path(tmp) / "partner_out.npz" if both else None
+
+                def work():
+                    from ..inference.pipeline import generate as run
+                    from ..io.motion import load_motion
+
+                    mine = run(
+                        net, paths["self_audio"], paths["partner_audio"], paths["partner_motion"], None,
+                        partner_out=partner_out,
+                    )  # fmt: skip
+                    return mine, (load_motion(partner_out) if partner_out is not None else None)
+
+                try:
+                    mine, other = await to_thread.run_sync(work)
+                except DualTalkError as exc:
+                    return fail(422, "bad_input", str(exc).replace(tmp + os.sep, ""))
+        finally:
+            release()
+        arrays = {"exp": mine.exp, "pose": mine.flame_pose}
+        if other is not None:
+            arrays.update(partner_exp=other.exp, partner_pose=other.flame_pose)
+        if format == "json":
+            body: dict[str, Any] = {"fps": mine.fps, "frames": len(mine), "exp": mine.exp.tolist()}
+            body["pose"] = mine.flame_pose.tolist()
+            if other is not None:
+                body["partner"] = {"frames": len(other), "exp": other.exp.tolist(), "pose": other.flame_pose.tolist()}
+            return JSONResponse(body)
+        buffer = io.BytesIO()
+        np.savez(buffer, **{k: v.astype(np.float32) for k, v in arrays.items()})
+        return Response(
+            buffer.getvalue(),
+            media_type="application/octet-stream",
+            headers={"content-disposition": 'attachment; filename="motion.npz"'},
+        )
+
+    # --- WS /v1/stream ------------------------------------------------------------------------------
+
+    async def send_error(ws: WebSocket, err: ProtocolError) -> None:
+        try:
+            await ws.send_text(json.dumps(err.payload()))
+            await ws.close(*err.close)
+        except Exception:  # noqa: BLE001 - the client may already be gone
+            pass
+
+    async def receive(ws: WebSocket, deadline: float) -> bytes | str | None:
+        """The next message's bytes or text; None when the client disconnected."""
+        loop = asyncio.get_running_loop()
+        left = deadline - loop.time()
+        if left <= 0:
+            raise ProtocolError("too_long", f"the session lasted {limits.max_session_seconds:g} s (the limit)")
+        try:
+            message = await asyncio.wait_for(ws.receive(), min(limits.idle_seconds, left))
+        except asyncio.TimeoutError:
+            if loop.time() >= deadline:
+                raise ProtocolError(
+                    "too_long", f"the session lasted {limits.max_session_seconds:g} s (the limit)"
+                ) from None
+            raise ProtocolError("idle", f"no message for {limits.idle_seconds:g} s") from None
+        if message["type"] == "websocket.disconnect":
+            return None
+        data = message.get("bytes")
+        if data is not None:
+            if len(data) > limits.max_message_bytes:
+                raise ProtocolError("too_big", f"a message of {len(data)} bytes (at most {limits.max_message_bytes})")
+            return data
+        text = message.get("text") or ""
+        if len(text) > limits.max_message_bytes or len(text.encode()) > limits.max_message_bytes:
+            raise ProtocolError("too_big", f"a text message over {limits.max_message_bytes} bytes")
+        return text
+
+    async def reader(ws: WebSocket, start: Start, queue: asyncio.Queue, deadline: float) -> None:
+        """Messages after ``start`` -> the session's bounded queue (decoded and checked here)."""
+        most = int(limits.max_session_seconds * start.sample_rate)
+        received = [0, 0]
+        try:
+            while True:
+                data = await receive(ws, deadline)
+                if data is None:
+                    await queue.put(("disconnect",))
+                    return
+                if isinstance(data, bytes):
+                    side, x = decode_binary(data, start.encoding)
+                    if side == SIDE_MOTION:
+                        await queue.put(("motion", x))
+                        continue
+                    received[side] += len(x)
+                    if received[side] > most:
+                        raise ProtocolError(
+                            "too_long", f"more than {limits.max_session_seconds:g} s of audio (the session limit)"
+                        )
+                    await queue.put(("audio", side, x))
+                    continue
+                msg = parse_text(data)
+                if isinstance(msg, Start):
+                    raise ProtocolError("bad_message", "start was already sent in this session")
+                if isinstance(msg, Motion):
+                    await queue.put(("motion", np.asarray(msg.frames, dtype=np.float32)))
+                    continue
+                assert isinstance(msg, End)
+                await queue.put(("end",))
+                return
+        except ProtocolError as exc:
+            await queue.put(("error", exc))
+
+    async def process(ws: WebSocket, runner: _Runner, queue: asyncio.Queue) -> None:
+        from anyio import to_thread
+
+        async def run(fn, *args) -> None:
+            try:
+                out = await to_thread.run_sync(fn, *args)
+            except DualTalkError as exc:
+                raise ProtocolError("bad_input", str(exc)) from None
+            for person, frames in out.items():
+                if len(frames):
+                    start = runner.sent[person]
+                    runner.sent[person] += len(frames)
+                    message = {"type": "frames", "person": person, "start": start, "t": start / runner.fps}
+                    message["frames"] = frames.tolist()
+                    await ws.send_text(json.dumps(message))
+
+        while True:
+            items = [await queue.get()]
+            while not queue.empty():  # what arrived meanwhile: one model call
+                items.append(queue.get_nowait())
+            audio: list[list[np.ndarray]] = [[], []]
+            motion: list[np.ndarray] = []
+            terminal = None
+            for item in items:
+                if item[0] == "audio":
+                    audio[item[1]].append(item[2])
+                elif item[0] == "motion":
+                    if runner.mode == "joint":
+                        raise ProtocolError("bad_message", "joint mode generates both people: send no partner motion")
+                    motion.append(item[1])
+                else:
+                    terminal = item
+                    break
+            if audio[0] or audio[1] or motion:
+                await run(runner.push, _join(audio[SIDE_SELF]), _join(audio[1]), _join(motion))
+            if terminal is None:
+                continue
+            if terminal[0] == "error":
+                raise terminal[1]
+            if terminal[0] == "disconnect":
+                return
+            await run(runner.flush)
+            await ws.send_text(json.dumps({"type": "done", "frames": dict(runner.sent)}))
+            await ws.close(*CLOSE_DONE)
+            return
+
+    async def session(ws: WebSocket) -> None:
+        if not info["streamable"]:
+            raise ProtocolError(
+                "not_streamable",
+                f"the served model {public_name!r} is {info['variant']!r}, not causal: use POST /v1/generate",
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.max_session_seconds
+        hello = Hello(
+            model=public_name,
+            sample_rate=info["sample_rate"],
+            fps=info["fps"],
+            latency_ms=info["latency_ms"],
+            needs_partner_motion=info["needs_partner_motion"],
+            joint=info["joint"],
+            max_message_bytes=limits.max_message_bytes,
+            max_session_seconds=limits.max_session_seconds,
+            idle_seconds=limits.idle_seconds,
+        )
+        await ws.send_text(hello.model_dump_json())
+        first = await receive(ws, deadline)
+        if first is None:
+            return
+        if isinstance(first, bytes):
+            raise ProtocolError("bad_message", "binary message before start (send the start message first)")
+        start = parse_text(first)
+        if not isinstance(start, Start):
+            raise ProtocolError("bad_message", f"the first message must be start, got {start.type!r}")
+        if start.mode == "joint" and not info["joint"]:
+            raise ProtocolError("bad_message", f"the served model {public_name!r} cannot generate both people")
+        if start.mode == "joint" and start.partner_motion:
+            raise ProtocolError("bad_message", "joint mode generates both people: partner_motion must be false")
+        try:
+            runner = _Runner(net, start)
+        except DualTalkError as exc:
+            raise ProtocolError("bad_message", str(exc)) from None
+        sid = uuid.uuid4().hex[:12]
+        ready = Ready(session=sid, mode=start.mode, partner_motion=start.partner_motion)
+        await ws.send_text(ready.model_dump_json())
+        queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, limits.queue_messages))
+        task = asyncio.create_task(reader(ws, start, queue, deadline))
+        try:
+            await process(ws, runner, queue)
+        finally:
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - its cancellation, or the error already reported
+                pass
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        problem = access_problem(ws.headers, ws.query_params)
+        await ws.accept()  # accepted first so that a browser sees the close code and reason
+        if problem is not None:
+            await send_error(ws, problem)
+            return
+        if not acquire():
+            await send_error(ws, ProtocolError("busy", f"too many sessions ({max_sessions}): try again later"))
+            return
+        try:
+            await session(ws)
+        except ProtocolError as exc:
+            await send_error(ws, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug or a vanished client ends this session only
+            from starlette.websockets import WebSocketDisconnect
+
+            if not isinstance(exc, (WebSocketDisconnect, OSError)):
+                log.exception("session failed")
+                await send_error(ws, ProtocolError("internal", f"internal error ({type(exc).__name__})"))
+        finally:
+            release()
+
+    app.state.limits = limits
+    app.state.model_info = info
+    return app
+
+
+def create_app_from_env():
+    """The app of a uvicorn worker process (``dualtalk serve --workers N``): arguments from ``ENV_CONFIG``."""
+    config = json.loads(os.environ[ENV_CONFIG])
+    config["limits"] = Limits(**config.get("limits", {}))
+    return create_app(**config)
+
+
+def config_to_env(**kwargs) -> str:
+    """``create_app``'s arguments as the JSON that :func:`create_app_from_env` reads."""
+    if isinstance(kwargs.get("limits"), Limits):
+        kwargs["limits"] = asdict(kwargs["limits"])
+    return json.dumps(kwargs)
+
+
+__all__ = ["ENV_CONFIG", "Limits", "config_to_env", "create_app", "create_app_from_env", "model_info"]

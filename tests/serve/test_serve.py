@@ -1,0 +1,437 @@
+"""dualtalk serve: HTTP routes, the /v1/stream protocol (equal to the local sessions), bad input, limits,
+security, and ``dualtalk stream --server`` through a real uvicorn on a free loopback port."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+pytest.importorskip("websockets")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from dualtalk.inference.streaming import JointSession, StreamingSession  # noqa: E402
+from dualtalk.serve.app import Limits, create_app  # noqa: E402
+from dualtalk.serve.protocol import SIDE_PARTNER, SIDE_SELF, encode_audio, encode_motion  # noqa: E402
+
+SR = 16000
+
+
+def tiny_model(seed: int = 0):
+    from dualtalk.model.dualtalk import build_model
+    from dualtalk.model.presets import get_preset
+
+    torch.manual_seed(seed)
+    m = build_model(get_preset("tiny-stream")).eval()  # partner_motion_dropout 0.3: audio alone is allowed
+    m.set_motion_statistics(np.full(56, 0.1), np.full(56, 0.5))
+    return m
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from dualtalk.model.checkpoint import save_model
+
+    return save_model(tiny_model(), tmp_path_factory.mktemp("serve") / "model")
+
+
+@pytest.fixture(scope="module")
+def net(model_dir):
+    from dualtalk.model.checkpoint import load_model
+
+    return load_model(str(model_dir))
+
+
+def make_app(model_dir, **kwargs):
+    return create_app(str(model_dir), **kwargs)
+
+
+def signals(seconds: float = 1.2, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    a = (0.1 * rng.standard_normal(n) * (1 + np.sin(np.arange(n) / 900.0))).astype(np.float32)
+    b = (0.1 * rng.standard_normal(n) * (1 + np.cos(np.arange(n) / 700.0))).astype(np.float32)
+    motion = (0.3 * rng.standard_normal((-(-n // 640), 56))).astype(np.float32)
+    return a, b, motion
+
+
+def start(ws, **fields):
+    hello = ws.receive_json()
+    assert hello["type"] == "hello" and hello["version"] == "1"
+    ws.send_text(json.dumps({"type": "start", "version": "1", **fields}))
+    ready = ws.receive_json()
+    assert ready["type"] == "ready", ready
+    return hello
+
+
+def collect(ws) -> tuple[dict[str, np.ndarray], dict]:
+    """Frames until done; checks that each person's frames arrive in order."""
+    out: dict[str, list] = {}
+    while True:
+        msg = ws.receive_json()
+        if msg["type"] == "done":
+            return {p: np.asarray(sum(f, []), np.float32) for p, f in out.items()}, msg
+        assert msg["type"] == "frames", msg
+        parts = out.setdefault(msg["person"], [])
+        assert msg["start"] == sum(map(len, parts)) and msg["t"] == pytest.approx(msg["start"] / 25)
+        parts.append(msg["frames"])
+
+
+def expect_error(ws, code: str, close: int) -> dict:
+    msg = ws.receive_json()
+    assert msg["type"] == "error" and msg["code"] == code, msg
+    with pytest.raises(WebSocketDisconnect) as info:
+        ws.receive_json()
+    assert info.value.code == close
+    return msg
+
+
+# ----------------------------------------------------------------------------------------------------
+# HTTP
+
+
+def test_healthz_and_models(model_dir):
+    client = TestClient(make_app(model_dir))
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["protocol"] == "1" and health["sessions"] == 0
+    (info,) = client.get("/v1/models").json()["models"]
+    assert info["name"] == "model"  # the directory's name, not its path
+    assert info["variant"] == "causal" and info["streamable"] and info["joint"]
+    assert info["needs_partner_motion"] is False and info["latency_ms"] == 120.0
+
+
+def wav_bytes(x: np.ndarray) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, x, SR, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def test_generate_multipart_npz_and_json(model_dir, net):
+    from dualtalk.inference.pipeline import run_causal, run_joint
+    from dualtalk.io.motion import Motion
+
+    a, b, motion = signals()
+    client = TestClient(make_app(model_dir))
+    buf = io.BytesIO()
+    np.savez(buf, exp=Motion.from_model(motion).exp, pose=Motion.from_model(motion).flame_pose)
+    files = {"self_audio": ("B.wav", wav_bytes(a)), "partner_audio": ("../../etc/passwd", wav_bytes(b))}
+    r = client.post("/v1/generate", files={**files, "partner_motion": ("A.npz", buf.getvalue())})
+    assert r.status_code == 200, r.text
+    got = np.load(io.BytesIO(r.content))
+    expected = run_causal(net, a, b, motion)
+    np.testing.assert_allclose(Motion.from_layout(got["exp"], got["pose"]).to_model(), expected, atol=1e-5)
+
+    r = client.post("/v1/generate", files=files, data={"format": "json"})  # audio only
+    body = r.json()
+    assert r.status_code == 200 and body["fps"] == 25 and body["frames"] == len(expected)
+    alone = Motion.from_layout(np.asarray(body["exp"]), np.asarray(body["pose"])).to_model()
+    np.testing.assert_allclose(alone, run_causal(net, a, b, None), atol=1e-5)
+
+    r = client.post("/v1/generate", files=files, data={"format": "json", "both": "true"})  # joint
+    body = r.json()
+    other, mine = run_joint(net, b, a)
+    np.testing.assert_allclose(
+        Motion.from_layout(np.asarray(body["exp"]), np.asarray(body["pose"])).to_model(), mine, atol=1e-5
+    )
+    p = body["partner"]
+    np.testing.assert_allclose(
+        Motion.from_layout(np.asarray(p["exp"]), np.asarray(p["pose"])).to_model(), other, atol=1e-5
+    )
+
+    bad = client.post("/v1/generate", files={**files, "self_audio": ("x.wav", b"not audio")})
+    assert bad.status_code == 422 and "self_audio" in bad.json()["error"]["message"]
+    assert "dualtalk-serve-" not in bad.text  # the server's temporary paths are not shown
+
+
+# ----------------------------------------------------------------------------------------------------
+# the stream protocol equals the local sessions
+
+
+def chunks(n: int, rng) -> list[tuple[int, int]]:
+    cuts, i = [], 0
+    while i < n:
+        j = min(n, i + int(rng.integers(1, 2000)))
+        cuts.append((i, j))
+        i = j
+    return cuts
+
+
+@pytest.mark.parametrize("with_motion", [False, True])
+def test_listen_mode_equals_streaming_session(model_dir, net, with_motion):
+    a, b, motion = signals()
+    local = StreamingSession(net, partner_motion=with_motion)
+    expected = np.concatenate([local.push(a, b, motion if with_motion else None), local.flush()])
+    rng = np.random.default_rng(1)
+    with TestClient(make_app(model_dir)) as client, client.websocket_connect("/v1/stream") as ws:
+        start(ws, mode="listen", partner_motion=with_motion, sample_rate=SR, encoding="f32le")
+        for i, j in chunks(len(a), rng):  # the two voices cut differently
+            ws.send_bytes(encode_audio(SIDE_SELF, a[i:j]))
+        for i, j in chunks(len(b), rng):
+            ws.send_bytes(encode_audio(SIDE_PARTNER, b[i:j]))
+        if with_motion:
+            ws.send_bytes(encode_motion(motion[:10]))
+            ws.send_text(json.dumps({"type": "motion", "frames": motion[10:].tolist()}))
+        ws.send_text(json.dumps({"type": "end"}))
+        got, done = collect(ws)
+        assert done["frames"] == {"self": len(expected)}
+    np.testing.assert_allclose(got["self"], expected, atol=1e-5)
+
+
+def test_joint_mode_equals_joint_session_and_int16(model_dir, net):
+    a, b, _ = signals(seed=5)
+    a16 = np.round(a * 32768).clip(-32768, 32767).astype(np.int16)
+    b16 = np.round(b * 32768).clip(-32768, 32767).astype(np.int16)
+    local = JointSession(net)
+    pushed, flushed = local.push(b16, a16), local.flush()  # (partner, self) as stream_files orders them
+    expected = {"partner": np.concatenate([pushed[0], flushed[0]]), "self": np.concatenate([pushed[1], flushed[1]])}
+    with TestClient(make_app(model_dir)) as client, client.websocket_connect("/v1/stream") as ws:
+        start(ws, mode="joint", encoding="s16le")
+        for i in range(0, len(a), 640):
+            ws.send_bytes(encode_audio(SIDE_SELF, a16[i : i + 640], "s16le"))
+            ws.send_bytes(encode_audio(SIDE_PARTNER, b16[i : i + 640], "s16le"))
+        ws.send_text(json.dumps({"type": "end"}))
+        got, _ = collect(ws)
+    for person in ("self", "partner"):
+        np.testing.assert_allclose(got[person], expected[person], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------
+# bad input ends only its own session
+
+
+BAD = {
+    "malformed JSON": (lambda ws: ws.send_text("{not json"), "bad_message", 4400),
+    "unknown type": (lambda ws: ws.send_text(json.dumps({"type": "dance"})), "bad_message", 4400),
+    "binary before start": (lambda ws: ws.send_bytes(b"\x00" + bytes(64)), "bad_message", 4400),
+    "wrong sample rate": (
+        lambda ws: ws.send_text(json.dumps({"type": "start", "version": "1", "sample_rate": 12})),
+        "bad_message",
+        4400,
+    ),
+    "wrong version": (lambda ws: ws.send_text(json.dumps({"type": "start", "version": "0"})), "bad_message", 4400),
+    "NaN audio": (
+        lambda ws: (start_raw(ws), ws.send_bytes(encode_audio(SIDE_SELF, np.full(640, np.nan, np.float32)))),
+        "bad_input",
+        4422,
+    ),
+    "oversized frame": (
+        lambda ws: (start_raw(ws), ws.send_bytes(encode_audio(SIDE_SELF, np.zeros(5000, np.float32)))),
+        "too_big",
+        1009,
+    ),
+    "odd byte count": (lambda ws: (start_raw(ws), ws.send_bytes(b"\x01abc")), "bad_message", 4400),
+    "unknown side": (lambda ws: (start_raw(ws), ws.send_bytes(b"\x07" + bytes(8))), "bad_message", 4400),
+    "second start": (
+        lambda ws: (start_raw(ws), ws.send_text(json.dumps({"type": "start", "version": "1"}))),
+        "bad_message",
+        4400,
+    ),
+    "motion in joint mode": (
+        lambda ws: (start_raw(ws, mode="joint"), ws.send_bytes(encode_motion(np.zeros((2, 56))))),
+        "bad_message",
+        4400,
+    ),
+}
+
+
+def start_raw(ws, **fields) -> None:
+    ws.send_text(json.dumps({"type": "start", "version": "1", **fields}))
+    assert ws.receive_json()["type"] == "ready"
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_an_error_and_another_session_keeps_working(model_dir, net, case):
+    send, code, close = BAD[case]
+    a, b, _ = signals(0.6)
+    local = StreamingSession(net, partner_motion=False)
+    expected = np.concatenate([local.push(a, b), local.flush()])
+    with TestClient(make_app(model_dir, limits=Limits(max_message_bytes=16 * 1024))) as client:
+        with client.websocket_connect("/v1/stream") as good:
+            start(good)
+            good.send_bytes(encode_audio(SIDE_SELF, a[:3000]))
+            good.send_bytes(encode_audio(SIDE_PARTNER, b[:3000]))
+            with client.websocket_connect("/v1/stream") as bad:
+                assert bad.receive_json()["type"] == "hello"
+                send(bad)
+                msg = expect_error(bad, code, close)
+                assert msg["message"] and "\n" not in msg["message"]
+            for i in range(3000, len(a), 4000):
+                good.send_bytes(encode_audio(SIDE_SELF, a[i : i + 4000]))
+                good.send_bytes(encode_audio(SIDE_PARTNER, b[i : i + 4000]))
+            good.send_text(json.dumps({"type": "end"}))
+            got, _ = collect(good)
+        assert client.get("/healthz").json()["sessions"] == 0
+    np.testing.assert_allclose(got["self"], expected, atol=1e-5)
+
+
+def test_session_length_limit(model_dir):
+    with TestClient(make_app(model_dir, limits=Limits(max_session_seconds=2.0))) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            start(ws)
+            for _ in range(3):  # 3 s of audio for one voice (or, on a very slow machine, 2 s of wall time)
+                ws.send_bytes(encode_audio(SIDE_SELF, np.zeros(SR, np.float32)))
+            expect_error(ws, "too_long", 4413)
+
+
+def test_a_disconnect_mid_stream_leaves_the_server_serving(model_dir):
+    a, b, _ = signals(0.6)
+    with TestClient(make_app(model_dir, max_sessions=1)) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            start(ws)
+            ws.send_bytes(encode_audio(SIDE_SELF, a))
+        with client.websocket_connect("/v1/stream") as ws:  # the slot was released
+            start(ws)
+            ws.send_bytes(encode_audio(SIDE_SELF, a))
+            ws.send_bytes(encode_audio(SIDE_PARTNER, b))
+            ws.send_text(json.dumps({"type": "end"}))
+            got, _ = collect(ws)
+    assert len(got["self"]) == 15
+
+
+def test_too_many_sessions(model_dir):
+    a, b, _ = signals(0.6)
+    with TestClient(make_app(model_dir, max_sessions=1)) as client:
+        with client.websocket_connect("/v1/stream") as first:
+            start(first)
+            with client.websocket_connect("/v1/stream") as second:
+                expect_error(second, "busy", 1013)
+            first.send_bytes(encode_audio(SIDE_SELF, a))
+            first.send_bytes(encode_audio(SIDE_PARTNER, b))
+            first.send_text(json.dumps({"type": "end"}))
+            got, _ = collect(first)
+    assert len(got["self"]) == 15
+
+
+def test_token_and_origin(model_dir):
+    client = TestClient(make_app(model_dir, token="s3cret", allowed_origins=["https://app.example"]))
+    assert client.get("/healthz").status_code == 401
+    assert client.get("/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/healthz", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/v1/models?token=s3cret").status_code == 200
+    with client.websocket_connect("/v1/stream") as ws:
+        expect_error(ws, "unauthorized", 4401)
+    with client.websocket_connect("/v1/stream?token=nope") as ws:
+        expect_error(ws, "unauthorized", 4401)
+    evil = {"Authorization": "Bearer s3cret", "Origin": "https://evil.example"}
+    assert client.get("/healthz", headers=evil).status_code == 403
+    with client.websocket_connect("/v1/stream", headers=evil) as ws:
+        expect_error(ws, "forbidden_origin", 4403)
+    for origin in ("https://app.example", "http://testserver"):  # allowed, and the server's own
+        with client.websocket_connect("/v1/stream?token=s3cret", headers={"Origin": origin}) as ws:
+            start(ws)
+            ws.send_text(json.dumps({"type": "end"}))
+            assert collect(ws)[1]["frames"] == {"self": 0}
+
+
+def test_idle_session_is_closed(model_dir):
+    with TestClient(make_app(model_dir, limits=Limits(idle_seconds=0.2))) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            start(ws)
+            expect_error(ws, "idle", 4408)
+
+
+def test_offline_model_is_not_streamable(tmp_path):
+    from dualtalk.model.checkpoint import save_model
+    from dualtalk.model.dualtalk import build_model
+    from dualtalk.model.presets import get_preset
+
+    cfg = get_preset("tiny-stream", ["variant=paper", "partner_motion_dropout=0"])
+    d = save_model(build_model(cfg).eval(), tmp_path / "offline")
+    client = TestClient(create_app(str(d)))
+    (info,) = client.get("/v1/models").json()["models"]
+    assert not info["streamable"] and info["needs_partner_motion"]
+    with client.websocket_connect("/v1/stream") as ws:
+        expect_error(ws, "not_streamable", 4501)
+
+
+def test_non_loopback_host_without_token_refuses_to_start(capsys):
+    from dualtalk.cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--token", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --host 0.0.0.0") and "--token" in err and len(err.splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# a real server: dualtalk stream --server == dualtalk stream
+
+
+@pytest.fixture
+def live_server(model_dir):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = make_app(model_dir, token="tok")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 21))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.02)
+    assert server.started
+    yield f"ws://127.0.0.1:{port}/v1/stream"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_stream_command_through_a_server_equals_local(tmp_path, model_dir, live_server):
+    import soundfile as sf
+
+    from dualtalk.cli import main
+    from dualtalk.io.motion import Motion, load_motion, save_motion
+
+    a, b, motion = signals(1.5, seed=8)
+    sf.write(tmp_path / "A.wav", a, SR, subtype="FLOAT")
+    sf.write(tmp_path / "B.wav", b, SR, subtype="FLOAT")
+    save_motion(tmp_path / "A.npz", Motion.from_model(motion))
+    common = ["stream", "--self-audio", str(tmp_path / "B.wav"), "--partner-audio", str(tmp_path / "A.wav")]
+    variants = {
+        "audio": [],
+        "motion": ["--partner-motion", str(tmp_path / "A.npz")],
+        "joint": ["--partner-out", "{where}_A.npz"],
+    }
+    for name, extra in variants.items():
+        outs = {}
+        for where, how in (
+            ("local", ["--model", str(model_dir)]),
+            ("remote", ["--server", live_server, "--token", "tok"]),
+        ):
+            args = [x.format(where=tmp_path / f"{name}_{where}") for x in extra]
+            out = tmp_path / f"{name}_{where}_B.npz"
+            assert main([*common, *args, *how, "--out", str(out), "--chunk-ms", "30"]) == 0
+            outs[where] = out
+        np.testing.assert_allclose(
+            load_motion(outs["remote"]).to_model(), load_motion(outs["local"]).to_model(), atol=1e-5
+        )
+        if name == "joint":
+            np.testing.assert_allclose(
+                load_motion(tmp_path / "joint_remote_A.npz").to_model(),
+                load_motion(tmp_path / "joint_local_A.npz").to_model(),
+                atol=1e-5,
+            )
+
+
+def test_client_errors_are_one_line(tmp_path, live_server):
+    from dualtalk.client import StreamClient
+    from dualtalk.errors import DualTalkError
+
+    with pytest.raises(DualTalkError, match="unauthorized"):
+        StreamClient(live_server, token="wrong")
+    with StreamClient(live_server, token="tok") as c:
+        with pytest.raises(DualTalkError, match="bad_input"):
+            c.send(np.full(640, np.nan, np.float32))
+            c.finish()
