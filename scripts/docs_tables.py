@@ -422,6 +422,35 @@ def t_listening() -> str:
 
 
 #: table name -> (JSON file in benchmarks/results, renderer)
+def t_causal() -> str:
+    """benchmarks/listening.py with the causal methods: against dualtalk_paper, and without the partner's face."""
+    r = load("causal.json")
+    rows = []
+    for row, c in zip(r["causal_checks"]["per_corpus"], r["corpora"]):
+        audio = "; ".join(
+            f"{g.rsplit('_', 1)[0].replace('partner_', '')} ({c['groups'][g]['carrier']}): "
+            f"{v['probe']:+.2f} / {v['with_face']:+.2f} / {v['audio_only']:+.2f}"
+            for g, v in row.get("audio_carried", {}).items()
+        )
+        rows.append(
+            [
+                str(row["seed"]),
+                f"{row['speaking_mse_ratio']:.2f}",
+                f"{row['listening_mse_ratio']:.2f}",
+                f"{row['audio_only_speaking_mse_ratio']:.2f}" if "audio_only_speaking_mse_ratio" in row else "–",
+                audio or "–",
+            ]
+        )
+    head = [
+        "corpus seed",
+        "speaking MSE, causal / paper",
+        "listening MSE, causal / paper",
+        "speaking MSE, audio only / paper",
+        "audio-carried causes: probe / causal / causal without the face (error reduction)",
+    ]
+    return table(head, rows)
+
+
 def t_stream() -> str:
     """benchmarks/stream.py: latency, compute per 40 ms chunk, concurrent sessions, memory over an hour."""
     r = load("stream.json")
@@ -472,6 +501,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
     "stream": ("stream.json", t_stream),
+    "causal": ("causal.json", t_causal),
 }
 
 
