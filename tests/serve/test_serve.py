@@ -226,6 +226,26 @@ BAD = {
         "too_big",
         1009,
     ),
+    "ragged motion": (
+        lambda ws: (start_raw(ws, partner_motion=True), ws.send_text('{"type": "motion", "frames": [[1, 2]]}')),
+        "bad_input",
+        4422,
+    ),
+    "NaN motion": (
+        lambda ws: (start_raw(ws, partner_motion=True), ws.send_bytes(encode_motion(np.full((1, 56), np.nan)))),
+        "bad_input",
+        4422,
+    ),
+    "motion not whole frames": (
+        lambda ws: (start_raw(ws, partner_motion=True), ws.send_bytes(b"\x02" + bytes(100))),
+        "bad_message",
+        4400,
+    ),
+    "bad encoding": (
+        lambda ws: ws.send_text(json.dumps({"type": "start", "version": "1", "encoding": "mp3"})),
+        "bad_message",
+        4400,
+    ),
     "odd byte count": (lambda ws: (start_raw(ws), ws.send_bytes(b"\x01abc")), "bad_message", 4400),
     "unknown side": (lambda ws: (start_raw(ws), ws.send_bytes(b"\x07" + bytes(8))), "bad_message", 4400),
     "second start": (

@@ -42,6 +42,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import DualTalkError
+from ..layout import MOTION_DIM
 from .protocol import (
     CLOSE_DONE,
     SIDE_MOTION,
@@ -329,13 +330,23 @@ def create_app(
                 if isinstance(msg, Start):
                     raise ProtocolError("bad_message", "start was already sent in this session")
                 if isinstance(msg, Motion):
-                    await queue.put(("motion", np.asarray(msg.frames, dtype=np.float32)))
+                    if any(len(row) != MOTION_DIM for row in msg.frames):
+                        raise ProtocolError("bad_input", f"motion frames must be {MOTION_DIM} numbers each")
+                    frames = np.asarray(msg.frames, dtype=np.float32).reshape(-1, MOTION_DIM)
+                    if not np.isfinite(frames).all():
+                        raise ProtocolError("bad_input", "partner motion contains NaN or infinite values")
+                    await queue.put(("motion", frames))
                     continue
                 assert isinstance(msg, End)
                 await queue.put(("end",))
                 return
         except ProtocolError as exc:
             await queue.put(("error", exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug here must still end the session, not hang it
+            log.exception("reading a session failed")
+            await queue.put(("error", ProtocolError("internal", f"internal error ({type(exc).__name__})")))
 
     async def process(ws: WebSocket, runner: _Runner, queue: asyncio.Queue) -> None:
         from anyio import to_thread
