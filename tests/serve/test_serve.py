@@ -300,8 +300,22 @@ def test_session_length_limit(model_dir):
             expect_error(ws, "too_long", 4413)
 
 
-def test_a_disconnect_mid_stream_leaves_the_server_serving(model_dir):
+def test_a_stalled_then_vanished_session_leaves_the_server_serving(model_dir, net):
     a, b, _ = signals(0.6)
+    local = StreamingSession(net, partner_motion=False)
+    expected = np.concatenate([local.push(a, b), local.flush()])
+    with TestClient(make_app(model_dir, max_sessions=2)) as client:
+        with client.websocket_connect("/v1/stream") as stalled:
+            start(stalled)
+            stalled.send_bytes(encode_audio(SIDE_SELF, a))  # the partner's voice never comes
+            with client.websocket_connect("/v1/stream") as ws:
+                start(ws)
+                ws.send_bytes(encode_audio(SIDE_SELF, a))
+                ws.send_bytes(encode_audio(SIDE_PARTNER, b))
+                ws.send_text(json.dumps({"type": "end"}))
+                got, _ = collect(ws)
+            np.testing.assert_allclose(got["self"], expected, atol=1e-5)
+        assert client.get("/healthz").json()["sessions"] == 0  # the vanished session's slot was released
     with TestClient(make_app(model_dir, max_sessions=1)) as client:
         with client.websocket_connect("/v1/stream") as ws:
             start(ws)
