@@ -486,6 +486,50 @@ def t_stream() -> str:
     return table(["measure", "value"], rows)
 
 
+def t_serve() -> str:
+    """benchmarks/serve.py: live sessions at real time through dualtalk serve, added latency, memory in a soak."""
+    r = load("serve.json")
+    rows = []
+    for run in r["runs"]:
+        verdict = "yes" if run["holds"] else "no: " + "; ".join(run["why_not"])
+        rows.append(
+            [
+                str(run["sessions"]),
+                f"{run['added_latency_ms_p50']:.1f} / {run['added_latency_ms_p95']:.1f} / "
+                f"{run['added_latency_ms_max']:.0f} ms",
+                "–" if run["tail_ms_max"] is None else f"{run['tail_ms_max']:.0f} ms",
+                f"{run['server_cpu_cores']:.2f} / {run['client_cpu_cores']:.2f}",
+                verdict,
+            ]
+        )
+    head = [
+        "sessions",
+        "added latency p50 / p95 / max",
+        "slowest done after end",
+        "CPU cores: server / clients",
+        "real time",
+    ]
+    best = r["max_real_time_sessions"]
+    goal = r["goal"]
+    text = table(head, rows) + "\n"
+    text += (
+        f"Largest count at real time: **{best} sessions** ({r['sessions_per_core']:.1f} per core, "
+        f"{r['machine']['cores']} cores, {r['workers']} worker{'s' if r['workers'] > 1 else ''}); "
+        f"the goal, {goal['sessions']} sessions with p95 added latency <= {goal['p95_added_ms']:g} ms, is "
+        f"{'met' if goal['met'] else 'not met'}.\n"
+    )
+    s = r.get("soak")
+    if s:
+        text += "\n" + (
+            f"Soak: {s['sessions']} sessions back to back for {s['soak_seconds'] / 60:g} min "
+            f"({s['sessions_run']} sessions of {s['session_seconds']:g} s, {s['error_count']} errors), added latency "
+            f"p50 / p95 {s['added_latency_ms_p50']:.1f} / {s['added_latency_ms_p95']:.1f} ms; server resident "
+            f"memory {s['rss_mb_at_1_min']:.0f} MB at 1 min, {s['rss_mb_at_end']:.0f} MB at the end "
+            f"({'flat' if s['flat'] else 'not flat'}: {s['rss_growth_mb']:+.1f} MB).\n"
+        )
+    return text
+
+
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate": ("generate.json", t_generate),
     "generate-long": ("generate_long.json", t_generate_long),
@@ -502,6 +546,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening": ("listening.json", t_listening),
     "stream": ("stream.json", t_stream),
     "causal": ("causal.json", t_causal),
+    "serve": ("serve.json", t_serve),
 }
 
 
