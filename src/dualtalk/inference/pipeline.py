@@ -111,29 +111,14 @@ def run_causal(
 ) -> np.ndarray:
     """A causal model over whole arrays through its streaming session, in chunks (constant memory; equal to
     the offline forward). -> (T, 56)"""
-    from .streaming import StreamingSession
+    from .streaming import StreamingSession, feed
 
     options = options or InferenceOptions()
     model = model.to(resolve_device(options.device)).eval()
     session = StreamingSession(model, partner_motion=partner_motion is not None)
     step = int(CAUSAL_CHUNK_SECONDS * model.config.sample_rate)
-    spf = model.config.samples_per_frame
-    outs, pushed = [], 0
-    for i in progress_bar(
-        range(0, len(self_audio), step),
-        desc="generate",
-        unit="chunk",
-        enabled=options.progress and len(self_audio) > step,
-    ):
-        motion = None
-        if partner_motion is not None:  # the frames whose audio has fully arrived
-            upto = min(len(partner_motion), (i + step) // spf)
-            motion, pushed = partner_motion[pushed:upto], upto
-        outs.append(session.push(self_audio[i : i + step], partner_audio[i : i + step], motion))
-    if partner_motion is not None and pushed < len(partner_motion):
-        session.push_motion(partner_motion[pushed:])
-    outs.append(session.flush())
-    return np.concatenate(outs).astype(np.float32)
+    mine, _ = feed(session, self_audio, partner_audio, partner_motion, step=step, progress=options.progress)
+    return mine.astype(np.float32)
 
 
 def run_joint(
@@ -141,21 +126,16 @@ def run_joint(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both people from their two voices with a causal model (each fed the other's generated motion one
     frame late); -> ((T, 56) of A, (T, 56) of B)."""
-    from .streaming import JointSession
+    from .streaming import JointSession, feed
 
     options = options or InferenceOptions()
     model = model.to(resolve_device(options.device)).eval()
     if model.config.variant != "causal":
         raise DualTalkError("generating both people (--partner-out) needs a causal model (e.g. --model demo-stream)")
-    joint = JointSession(model)
     step = int(CAUSAL_CHUNK_SECONDS * model.config.sample_rate)
-    outs_a, outs_b = [], []
-    for i in range(0, max(len(audio_a), len(audio_b)), step):
-        a, b = joint.push(audio_a[i : i + step], audio_b[i : i + step])
-        outs_a.append(a)
-        outs_b.append(b)
-    a, b = joint.flush()
-    return np.concatenate(outs_a + [a]), np.concatenate(outs_b + [b])
+    b, a = feed(JointSession(model), audio_b, audio_a, step=step)  # B is "self", A the partner
+    assert a is not None
+    return a, b
 
 
 def run_model(

@@ -20,7 +20,6 @@ averaged to mono.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -100,30 +99,6 @@ class _AudioStream:
             self.start += cut
 
 
-@dataclass
-class StreamStats:
-    """Compute time of each model call and the frames it produced."""
-
-    calls: list[float] = field(default_factory=list)  # seconds per call that produced frames
-    frames: list[int] = field(default_factory=list)
-
-    def summary(self, latency_frames: int, fps: int) -> dict:
-        per_frame = [c / max(n, 1) for c, n in zip(self.calls, self.frames)]
-        total_frames = sum(self.frames)
-        total = sum(self.calls)
-        pct = (lambda q: float(np.percentile(self.calls, q) * 1000)) if self.calls else (lambda q: 0.0)
-        return {
-            "algorithmic_latency_ms": 1000.0 * (latency_frames + 1) / fps,
-            "frames": total_frames,
-            "calls": len(self.calls),
-            "compute_ms_p50": pct(50),
-            "compute_ms_p95": pct(95),
-            "compute_ms_max": pct(100),
-            "compute_ms_per_frame_mean": 1000.0 * float(np.mean(per_frame)) if per_frame else 0.0,
-            "real_time_factor": total / (total_frames / fps) if total_frames else 0.0,
-        }
-
-
 class StreamingSession:
     """One person's motion from both voices (and optionally the partner's face), pushed in chunks.
 
@@ -165,7 +140,7 @@ class StreamingSession:
         self.done = 0  # frames emitted
         self.state: dict | None = None
         self.closed = False
-        self.stats = StreamStats()
+        self.calls: list[float] = []  # seconds of compute of each model call that produced frames
 
     def _check_audio_only(self) -> None:
         if self.cfg.use_partner_motion and self.cfg.partner_motion_dropout <= 0:
@@ -273,8 +248,6 @@ class StreamingSession:
         n = self.ready_frames(final, total)
         if n == 0:
             return np.zeros((0, MOTION_DIM), np.float32)
-        import time
-
         t0, t1 = self.done, self.done + n
         # every voice's buffer begins at or before the first sample frame t0 reads (trim keeps it), or at 0
         start = self.frontend.first_sample(t0)
@@ -294,8 +267,7 @@ class StreamingSession:
         began = time.perf_counter()
         with torch.inference_mode():
             out, self.state = self.model.forward_frames(waves[0], waves[1], seg_start, t0, t1, motion, self.state)
-        self.stats.calls.append(time.perf_counter() - began)
-        self.stats.frames.append(n)
+        self.calls.append(time.perf_counter() - began)
         self.done = t1
         keep = self.frontend.first_sample(t1)
         for voice in self.voices.values():
@@ -305,9 +277,6 @@ class StreamingSession:
             del self.motion[:drop]
             self.motion_start += drop
         return out[0].float().cpu().numpy()
-
-    def summary(self) -> dict:
-        return self.stats.summary(self.cfg.lookahead_frames, self.cfg.fps)
 
 
 class JointSession:
@@ -383,18 +352,73 @@ def _chunk_stats(cfg, compute: list[float], seconds: float, frames: int) -> dict
     }
 
 
-def _write(cfg, out, mine: list, partner_out, other: list, stats, summary: dict) -> None:
+def _write(cfg, out, mine: np.ndarray, partner_out, other: np.ndarray | None, stats, summary: dict) -> None:
     """The generated motion (and the partner's, joint mode) and the stats JSON."""
     import json
 
     from ..io.files import atomic_write_text
     from ..io.motion import Motion, save_motion
 
-    save_motion(out, Motion.from_model(np.concatenate(mine), cfg.fps))
-    if partner_out is not None:
-        save_motion(partner_out, Motion.from_model(np.concatenate(other), cfg.fps))
+    save_motion(out, Motion.from_model(mine, cfg.fps))
+    if partner_out is not None and other is not None:
+        save_motion(partner_out, Motion.from_model(other, cfg.fps))
     if stats is not None:
         atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+
+
+def feed(
+    target: StreamingSession | JointSession,
+    self_audio: np.ndarray,
+    partner_audio: np.ndarray,
+    partner_motion: np.ndarray | None = None,
+    *,
+    step: int,
+    realtime: bool = False,
+    timings: list[float] | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Whole arrays through a session, ``step`` samples of both voices at a time as a live source would
+    deliver them (``realtime``: paced by the clock), the partner's motion frames as their audio completes,
+    then ``flush``. A :class:`JointSession` generates both people (``partner_motion`` unused).
+    ``timings`` collects the compute seconds of each push. -> ((T, 56) of the person, (T, 56) of the
+    partner in joint mode, else None)."""
+    from ..io.progress import progress as progress_bar
+
+    joint = isinstance(target, JointSession)
+    cfg = target.a.cfg if isinstance(target, JointSession) else target.cfg
+    spf = cfg.samples_per_frame
+    length = max(len(self_audio), len(partner_audio)) if joint else len(self_audio)
+    mine: list[np.ndarray] = []
+    other: list[np.ndarray] = []
+    pushed = 0
+    started = time.perf_counter()
+    for i in progress_bar(range(0, length, step), desc="generate", unit="chunk", enabled=progress and length > step):
+        if realtime:  # a live source delivers the chunk when its last sample has been spoken
+            wait = started + (i + step) / cfg.sample_rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        t0 = time.perf_counter()
+        if isinstance(target, JointSession):
+            o, m = target.push(partner_audio[i : i + step], self_audio[i : i + step])
+            other.append(o)
+        else:
+            motion = None
+            if partner_motion is not None:  # the frames whose audio has fully arrived
+                upto = min(len(partner_motion), (i + step) // spf)
+                motion, pushed = partner_motion[pushed:upto], upto
+            m = target.push(self_audio[i : i + step], partner_audio[i : i + step], motion)
+        if timings is not None:
+            timings.append(time.perf_counter() - t0)
+        mine.append(m)
+    if isinstance(target, JointSession):
+        o, m = target.flush()
+        other.append(o)
+    else:
+        if partner_motion is not None and pushed < len(partner_motion):
+            target.push_motion(partner_motion[pushed:])
+        m = target.flush()
+    mine.append(m)
+    return np.concatenate(mine), (np.concatenate(other) if joint else None)
 
 
 def stream_files(
@@ -413,8 +437,6 @@ def stream_files(
     live source would (``realtime``: paced by the clock); write the motion to ``out`` (and, with
     ``partner_out``, the partner's generated motion: joint mode) and the stats (``stats``: a JSON path).
     -> the stats: algorithmic latency, compute per chunk p50/p95/max, real-time factor."""
-    import time
-
     from ..io.conversation import load_generation_inputs
     from ..model.checkpoint import load_model
 
@@ -426,52 +448,31 @@ def stream_files(
         raise DualTalkError(f"--chunk-ms must be > 0, got {chunk_ms}")
     inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, cfg.sample_rate, cfg.fps)
     step = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
-    spf = cfg.samples_per_frame
-    joint = JointSession(net) if partner_out is not None else None
-    session = None if joint is not None else StreamingSession(net, partner_motion=inputs.partner_motion is not None)
-    mine: list[np.ndarray] = []
-    other: list[np.ndarray] = []
+    target: StreamingSession | JointSession = (
+        JointSession(net)
+        if partner_out is not None
+        else StreamingSession(net, partner_motion=inputs.partner_motion is not None)
+    )
     chunk_compute: list[float] = []
     started = time.perf_counter()
-    pushed = 0
-    a, b = inputs.self_audio, inputs.partner_audio
-    for i in range(0, len(a), step):
-        if realtime:  # a live source delivers the chunk when its last sample has been spoken
-            wait = started + (i + step) / cfg.sample_rate - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-        t0 = time.perf_counter()
-        if joint is not None:
-            o, m = joint.push(b[i : i + step], a[i : i + step])
-            other.append(o)
-        else:
-            assert session is not None
-            motion: np.ndarray | None = None
-            if inputs.partner_motion is not None:
-                upto = min(len(inputs.partner_motion), (i + step) // spf)
-                motion, pushed = inputs.partner_motion[pushed:upto], upto
-            m = session.push(a[i : i + step], b[i : i + step], motion)
-        chunk_compute.append(time.perf_counter() - t0)
-        mine.append(m)
-    if joint is not None:
-        o, m = joint.flush()
-        other.append(o)
-        sessions = [joint.a, joint.b]
-    else:
-        assert session is not None
-        if inputs.partner_motion is not None and pushed < len(inputs.partner_motion):
-            session.push_motion(inputs.partner_motion[pushed:])
-        m = session.flush()
-        sessions = [session]
-    mine.append(m)
+    mine, other = feed(
+        target,
+        inputs.self_audio,
+        inputs.partner_audio,
+        inputs.partner_motion,
+        step=step,
+        realtime=realtime,
+        timings=chunk_compute,
+    )
+    sessions = [target.a, target.b] if isinstance(target, JointSession) else [target]
     summary = {
-        **_chunk_stats(cfg, chunk_compute, len(a) / cfg.sample_rate, sum(map(len, mine))),
+        **_chunk_stats(cfg, chunk_compute, len(inputs.self_audio) / cfg.sample_rate, len(mine)),
         "chunk_ms": chunk_ms,
         "realtime": realtime,
-        "heads": 2 if joint is not None else 1,
+        "heads": len(sessions),
         "partner_motion": inputs.partner_motion is not None,
         "wall_seconds": time.perf_counter() - started,
-        "model_calls": sum(len(s.stats.calls) for s in sessions),
+        "model_calls": sum(len(s.calls) for s in sessions),
     }
     _write(cfg, out, mine, partner_out, other, stats, summary)
     return summary
@@ -608,15 +609,15 @@ def stream_live(
         assert session is not None
         m = session.flush()
     mine.append(m)
-    summary = {**_chunk_stats(cfg, compute, fed / cfg.sample_rate, sum(map(len, mine))), "live": sorted(mics)}
-    _write(cfg, out, mine, partner_out, other, stats, summary)
+    generated = np.concatenate(mine)
+    summary = {**_chunk_stats(cfg, compute, fed / cfg.sample_rate, len(generated)), "live": sorted(mics)}
+    _write(cfg, out, generated, partner_out, np.concatenate(other) if other else None, stats, summary)
     return summary
 
 
 __all__ = [
     "JointSession",
     "MicrophoneSource",
-    "StreamStats",
     "StreamingSession",
     "is_microphone",
     "stream_files",

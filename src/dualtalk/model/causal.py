@@ -312,7 +312,7 @@ class CausalDualTalk(MotionModel):
         new: State = {}
         d = cfg.feature_dim
 
-        def audio(name: str, wave):
+        def audio(name: str, wave):  # an input the config switches off has no encoder: zeros
             enc = getattr(self, name, None)
             if enc is None:
                 return ref.new_zeros(b, n, d, dtype=self.audio_projection.weight.dtype)
@@ -321,12 +321,8 @@ class CausalDualTalk(MotionModel):
             new[name] = conv_state
             return self.audio_projection(feats)  # (B, n, d)
 
-        feat_self = (
-            audio("audio_encoder1", self_audio)
-            if cfg.use_self_audio
-            else ref.new_zeros(b, n, d, dtype=self.audio_projection.weight.dtype)
-        )
-        feat_partner = audio("audio_encoder2", partner_audio) if cfg.use_partner_audio else torch.zeros_like(feat_self)
+        feat_self = audio("audio_encoder1", self_audio)  # (B, n, d)
+        feat_partner = audio("audio_encoder2", partner_audio)  # (B, n, d)
         absent = self.absent_motion.expand(b, n, d)
         if partner_motion is None or not cfg.use_partner_motion:
             feat_motion = absent
