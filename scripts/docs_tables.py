@@ -19,7 +19,8 @@ The same module is a mkdocs hook (``hooks:`` in ``mkdocs.yml``): figures that li
 on GitHub) and are served by the site as ``img/NAME.png`` without a copy in ``docs/``; and the Sphinx roles
 of the docstrings (:func:`x`) are shown as plain code in the API pages.
 
-Only the standard library is used, so the check runs anywhere.
+The benchmark's own tables come from ``dualtalk.benchmark`` (``paper_table``, ``roles_table``: the same
+functions that write ``report.md``), so the docs and the report cannot disagree.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from dualtalk.benchmark import GROUPS, paper_table, roles_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -56,19 +59,6 @@ def compact_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     lines += [("| " + " | ".join(r) + " |").replace("|  |", "| |") for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def fmt_metric(v) -> str:
-    """The number format of ``dualtalk benchmark``'s report (``dualtalk.benchmark._fmt``)."""
-    if v is None:
-        return "–"
-    if abs(v) >= 100:
-        return f"{v:.1f}"
-    if abs(v) >= 1:
-        return f"{v:.2f}"
-    if v == 0 or abs(v) >= 0.01:
-        return f"{v:.3f}"
-    return f"{v:.2e}"
 
 
 def signed(v: float) -> str:
@@ -256,67 +246,16 @@ def t_synth_probes() -> str:
     return table(["target", "train mean", "from the named input", "from the other input", "floor"], rows)
 
 
-PAPER_COLUMNS = [("FD", "fid"), ("P-FD", "p_fid"), ("MSE", "mse"), ("SID", "sid"), ("rPCC", "rpcc")]
-GROUPS = ("exp", "jaw", "pose")
-HIGHER_IS_BETTER = {"sid"}
-
-
 def t_benchmark() -> str:
-    """dualtalk benchmark on a synth corpus: the paper's metrics, test split, best per column in bold."""
-    d = load("benchmark_synth.json")
-    means = {m: d["results"][m]["mean"] for m in d["methods"]}
-    best = {}
-    for _, key in PAPER_COLUMNS:
-        for g in GROUPS:
-            k = f"{key}_{g}"
-            vals = {m: r[k] for m, r in means.items() if r.get(k) is not None}
-            best[k] = (max if key in HIGHER_IS_BETTER else min)(vals, key=vals.get) if vals else None
-    rows = []
-    for m in d["methods"]:
-        cells = []
-        for _, key in PAPER_COLUMNS:
-            for g in GROUPS:
-                k = f"{key}_{g}"
-                text = fmt_metric(means[m].get(k))
-                cells.append(f"**{text}**" if best[k] == m else text)
-        rows.append([m] + cells)
-    head = ["Method"] + [f"{label}-{g.upper()}" for label, _ in PAPER_COLUMNS for g in GROUPS]
-    return compact_table(head, rows)
+    """dualtalk benchmark on a synth corpus: the paper's metrics, test split, best per column in bold
+    (the table of its report.md, ``dualtalk.benchmark.paper_table``)."""
+    return "\n".join(paper_table(load("benchmark_synth.json"))) + "\n"
 
 
 def t_benchmark_roles() -> str:
-    """dualtalk benchmark: speaking and listening frames (voice activity on each person's own audio)."""
-    d = load("benchmark_synth.json")
-    rows = []
-    for m in d["methods"]:
-        by = d["results"][m].get("by_role") or {}
-        sp = (by.get("speaking") or {}).get("mean") or {}
-        li = (by.get("listening") or {}).get("mean") or {}
-        cells = [
-            sp.get("mse_exp"),
-            li.get("mse_exp"),
-            sp.get("mse_pose"),
-            li.get("mse_pose"),
-            sp.get("mse_jaw"),
-            li.get("mse_jaw"),
-            sp.get("fid_exp"),
-            li.get("fid_exp"),
-            li.get("fid_pose"),
-        ]
-        rows.append([m] + [fmt_metric(c) for c in cells])
-    head = [
-        "Method",
-        "MSE-EXP speak",
-        "MSE-EXP listen",
-        "MSE-POSE speak",
-        "MSE-POSE listen",
-        "MSE-JAW speak",
-        "MSE-JAW listen",
-        "FD-EXP speak",
-        "FD-EXP listen",
-        "FD-POSE listen",
-    ]
-    return compact_table(head, rows)
+    """dualtalk benchmark: speaking and listening frames (voice activity on each person's own audio;
+    ``dualtalk.benchmark.roles_table``)."""
+    return "\n".join(roles_table(load("benchmark_synth.json"))) + "\n"
 
 
 FIXED_BASELINES = ("mean", "mirror", "random_segment")

@@ -309,7 +309,8 @@ def _noise_floor(data: Path) -> dict | None:
     return floor if isinstance(floor, dict) else None
 
 
-def _fmt(v) -> str:
+def fmt_metric(v) -> str:
+    """The number format of the report's tables (and of the docs' tables rendered from report.json)."""
     if v is None:
         return "–"
     if abs(v) >= 100:
@@ -330,42 +331,32 @@ def _best(rows: dict[str, dict], key: str) -> str | None:
     return pick(vals, key=lambda m: vals[m])
 
 
-def render_markdown(report: dict) -> str:
-    methods = report["methods"]
-    res = report["results"]
-    means = {m: res[m]["mean"] for m in methods}
-    lines = [
-        f"# Benchmark on `{report['data']}`",
-        "",
-        f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
-        "test split, reference protocol (mean over files). Best per column in bold.",
-        "",
-    ]
+def paper_table(report: dict) -> list[str]:
+    """The paper's columns (FD, P-FD, MSE, SID, rPCC for EXP, JAW, POSE), best per column in bold: lines."""
+    means = {m: report["results"][m]["mean"] for m in report["methods"]}
     head = "| Method | " + " | ".join(f"{label}-{g.upper()}" for label, _ in PAPER_COLUMNS for g in GROUPS) + " |"
-    lines += [head, "|---" * (1 + len(PAPER_COLUMNS) * len(GROUPS)) + "|"]
+    lines = [head, "|---" * (1 + len(PAPER_COLUMNS) * len(GROUPS)) + "|"]
     best = {f"{key}_{g}": _best(means, f"{key}_{g}") for _, key in PAPER_COLUMNS for g in GROUPS}
-    for m in methods:
+    for m in report["methods"]:
         cells: list[str] = []
         for _, key in PAPER_COLUMNS:
             for g in GROUPS:
                 k = f"{key}_{g}"
-                text = _fmt(means[m].get(k))
+                text = fmt_metric(means[m].get(k))
                 cells.append(f"**{text}**" if best[k] == m else text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Arrows: FD, P-FD, MSE, rPCC lower is better; SID higher is better.",
-        "",
-        "## Speaking and listening frames",
-        "",
-        "Roles from voice activity (WebRTC VAD) on each person's own audio.",
-        "",
+    return lines
+
+
+def roles_table(report: dict) -> list[str]:
+    """Errors on speaking and on listening frames per method: lines."""
+    lines = [
         "| Method | MSE-EXP speak | MSE-EXP listen | MSE-POSE speak | MSE-POSE listen | MSE-JAW speak | "
         "MSE-JAW listen | FD-EXP speak | FD-EXP listen | FD-POSE listen |",
         "|---" * 10 + "|",
     ]
-    for m in methods:
-        by = res[m].get("by_role") or {}
+    for m in report["methods"]:
+        by = report["results"][m].get("by_role") or {}
         sp = (by.get("speaking") or {}).get("mean") or {}
         li = (by.get("listening") or {}).get("mean") or {}
         values = [
@@ -379,13 +370,36 @@ def render_markdown(report: dict) -> str:
             li.get("fid_exp"),
             li.get("fid_pose"),
         ]
-        lines.append(f"| {m} | " + " | ".join(_fmt(c) for c in values) + " |")
+        lines.append(f"| {m} | " + " | ".join(fmt_metric(c) for c in values) + " |")
+    return lines
+
+
+def render_markdown(report: dict) -> str:
+    methods = report["methods"]
+    lines = [
+        f"# Benchmark on `{report['data']}`",
+        "",
+        f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
+        "test split, reference protocol (mean over files). Best per column in bold.",
+        "",
+    ]
+    lines += paper_table(report)
+    lines += [
+        "",
+        "Arrows: FD, P-FD, MSE, rPCC lower is better; SID higher is better.",
+        "",
+        "## Speaking and listening frames",
+        "",
+        "Roles from voice activity (WebRTC VAD) on each person's own audio.",
+        "",
+    ]
+    lines += roles_table(report)
     floor = report.get("noise_floor")
     if floor:
         lines += [
             "",
             "Noise floor of the synthetic corpus (MSE of the idle motion no input can predict): "
-            + ", ".join(f"{g} {_fmt(floor.get(g))}" for g in GROUPS if g in floor)
+            + ", ".join(f"{g} {fmt_metric(floor.get(g))}" for g in GROUPS if g in floor)
             + ".",
         ]
     causes = report.get("causes")
