@@ -191,6 +191,12 @@ class DualTalkConfig(Config):
         return self
 
     @property
+    def needs_partner_motion(self) -> bool:
+        """A model of this config cannot run without the partner's motion (only causal models trained with
+        ``partner_motion_dropout`` can)."""
+        return self.use_partner_motion and not (self.variant == "causal" and self.partner_motion_dropout > 0)
+
+    @property
     def samples_per_frame(self) -> int:
         return self.sample_rate // self.fps
 

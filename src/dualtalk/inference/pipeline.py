@@ -96,10 +96,16 @@ CAUSAL_CHUNK_SECONDS = 10.0
 
 
 def needs_partner_motion(model) -> bool:
-    """Whether the model cannot run without the partner's motion (only causal models trained with
-    ``partner_motion_dropout`` can)."""
-    cfg = model.config
-    return cfg.use_partner_motion and not (cfg.variant == "causal" and cfg.partner_motion_dropout > 0)
+    """Whether the model cannot run without the partner's motion (``DualTalkConfig.needs_partner_motion``)."""
+    return model.config.needs_partner_motion
+
+
+def _require_partner_motion(model) -> None:
+    if needs_partner_motion(model):
+        raise DualTalkError(
+            "this model needs the partner's motion (--partner-motion); only causal models trained "
+            "with partner_motion_dropout run without it (e.g. --model demo-stream)"
+        )
 
 
 def run_causal(
@@ -151,11 +157,8 @@ def run_model(
     cfg = model.config
     spf = cfg.samples_per_frame
     expected = frames_for(len(self_audio), cfg.sample_rate, cfg.fps)
-    if partner_motion is None and needs_partner_motion(model):
-        raise DualTalkError(
-            "this model needs the partner's motion (--partner-motion); only causal models trained "
-            "with partner_motion_dropout run without it (e.g. --model demo-stream)"
-        )
+    if partner_motion is None:
+        _require_partner_motion(model)
     if partner_motion is not None and expected != partner_motion.shape[0]:
         raise DualTalkError(f"partner motion has {partner_motion.shape[0]} frames, the audio implies {expected}")
     if cfg.variant == "causal":
@@ -237,11 +240,8 @@ def generate(
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
     if partner_out is not None and net.config.variant != "causal":
         raise DualTalkError("generating both people (--partner-out) needs a causal model (e.g. --model demo-stream)")
-    if partner_motion is None and partner_out is None and needs_partner_motion(net):
-        raise DualTalkError(
-            "this model needs the partner's motion (--partner-motion); only causal models trained "
-            "with partner_motion_dropout run without it (e.g. --model demo-stream)"
-        )
+    if partner_motion is None and partner_out is None:  # before any file is read
+        _require_partner_motion(net)
     inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, net.config.sample_rate, net.config.fps)
     if partner_out is not None:
         other, mine = run_joint(net, inputs.partner_audio, inputs.self_audio, options)

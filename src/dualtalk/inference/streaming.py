@@ -143,7 +143,7 @@ class StreamingSession:
         self.calls: list[float] = []  # seconds of compute of each model call that produced frames
 
     def _check_audio_only(self) -> None:
-        if self.cfg.use_partner_motion and self.cfg.partner_motion_dropout <= 0:
+        if self.cfg.needs_partner_motion:
             raise DualTalkError(
                 "this model was trained with the partner's motion always present "
                 "(partner_motion_dropout 0): give the partner's motion, or use a model trained "
