@@ -2,6 +2,7 @@
 
 dualtalk serve                                                 # demo-stream on http://127.0.0.1:8000
 dualtalk serve --model M --port 9000 --max-sessions 32
+dualtalk serve --flame generic_model.pkl                       # the page (http://127.0.0.1:8000/) draws FLAME
 DUALTALK_TOKEN=s3cret dualtalk serve --host 0.0.0.0 --workers 2   # other machines: a token is required
 dualtalk stream --server ws://127.0.0.1:8000/v1/stream --self-audio B.wav --partner-audio A.wav --out B.npz
 """
@@ -17,8 +18,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a model over HTTP and WebSocket (live sessions, one-shot generation)",
-        description="GET /healthz, GET /v1/models, POST /v1/generate and the live WS /v1/stream "
-        "(protocol: docs/serve.md).",
+        description="GET /healthz, GET /v1/models, POST /v1/generate, the live WS /v1/stream "
+        "(protocol: docs/serve.md) and a page at GET / that animates two heads live in the browser.",
     )
     p.add_argument("--model", default="demo-stream", help="directory, packaged name or preset (default: demo-stream)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -42,6 +43,12 @@ def register(sub) -> None:
         default=[],
         metavar="ORIGIN",
         help="a browser origin allowed besides the server's own, e.g. https://app.example (repeatable)",
+    )
+    p.add_argument(
+        "--flame",
+        default=None,
+        metavar="PKL",
+        help="your FLAME model file (generic_model.pkl): the page draws the FLAME head instead of the built-in one",
     )
     p.add_argument("--threads", type=positive(int), default=1, help="CPU threads per model call (default 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -71,5 +78,6 @@ def run(args) -> int:
         allowed_origins=args.allow_origin,
         workers=args.workers,
         log_level=args.log_level,
+        flame=args.flame,
     )
     return 0

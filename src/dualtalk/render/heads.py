@@ -8,13 +8,31 @@ A head turns motion parameters into vertices of a fixed-topology mesh with per-v
   opens and shows teeth, tongue and a dark mouth cavity), and the whole head rotates about the neck
   by the global rotation while neck and shoulders stay still. It has no expression blendshapes: the 50
   expression coefficients are shown beside it as numbers (a heat strip), never faked on the face.
+
+Each head also describes itself as JSON (:meth:`BuiltinHead.definition`, :meth:`FlameHead.definition`):
+the arrays and the rig, from which the page of ``dualtalk serve`` builds and poses the same mesh in the
+browser. Arrays are packed as little-endian base64 (:func:`pack_array`, :func:`unpack_array`).
 """
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 
-from ..flame import FlameModel, rodrigues
+from ..flame import JAW, NECK, FlameModel, rodrigues
+
+
+def pack_array(a, dtype: str) -> dict:
+    """An array as JSON: ``{"dtype", "shape", "base64"}``, little-endian ``dtype`` (``float32``, ``int32``, ...)."""
+    x = np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": np.dtype(dtype).name, "shape": list(x.shape), "base64": base64.b64encode(x.tobytes()).decode()}
+
+
+def unpack_array(d: dict) -> np.ndarray:
+    """The inverse of :func:`pack_array`."""
+    dtype = np.dtype(d["dtype"]).newbyteorder("<")
+    return np.frombuffer(base64.b64decode(d["base64"]), dtype).reshape(d["shape"]).astype(d["dtype"])
 
 
 class Head:
@@ -43,6 +61,33 @@ class FlameHead(Head):
 
     def vertices(self, exp, jaw, global_rot):
         return self.model.vertices(exp, jaw, global_rot)
+
+    def definition(self, num_exp: int = 50) -> dict:
+        """JSON-able FLAME rig of :meth:`FlameModel.vertices` (rotation on the neck joint): template, faces,
+        the first ``num_exp`` expression blendshapes (E, V, 3), the pose correctives (36, V, 3), the joints
+        of the template (5, 3) and their change per expression coefficient (E, 5, 3) (the joint regressor
+        applied to the blendshapes: joints follow the expression), parents and skinning weights (V, 5)."""
+        m = self.model
+        expdirs = np.moveaxis(m.expdirs[:, :, :num_exp], -1, 0)  # (E, V, 3)
+        return {
+            "kind": self.kind,
+            "num_vertices": m.num_vertices,
+            "num_faces": len(self.faces),
+            "num_exp": num_exp,
+            "rotation_joint": "neck",
+            "joints": {"neck": NECK, "jaw": JAW},
+            "v_template": pack_array(m.v_template, "float32"),
+            "faces": pack_array(self.faces, "uint32"),
+            "base_colors": pack_array(self.base_colors, "float32"),
+            "expdirs": pack_array(expdirs, "float32"),
+            "posedirs": pack_array(np.moveaxis(m.posedirs, -1, 0), "float32"),  # (36, V, 3)
+            "joints_template": pack_array(m.J_regressor @ m.v_template, "float32"),  # (5, 3)
+            "joints_expdirs": pack_array(np.einsum("jv,evc->ejc", m.J_regressor, expdirs), "float32"),  # (E, 5, 3)
+            "parents": [int(p) for p in m.parents],
+            "weights": pack_array(m.weights, "float32"),
+            "center": [float(c) for c in self.center],
+            "radius": self.radius,
+        }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -205,3 +250,23 @@ class BuiltinHead(Head):
         out[:, self.jaw_idx] = np.einsum("tab,tvb->tva", Rj, out[:, self.jaw_idx] - hinge) + hinge
         out[:, self.head_idx] = np.einsum("tab,tvb->tva", Rg, out[:, self.head_idx] - pivot) + pivot
         return out
+
+    def definition(self) -> dict:
+        """JSON-able mesh and rig of :meth:`vertices`: rest vertices, faces, per-vertex colours, the jaw's
+        and the head's vertex indices, the jaw hinge and the neck pivot. Posing: the jaw vertices rotate
+        about ``jaw_hinge`` by the jaw rotation, then the head vertices (jaw included) about ``neck_pivot``
+        by the global rotation (axis-angle, Rodrigues)."""
+        return {
+            "kind": self.kind,
+            "num_vertices": len(self.rest),
+            "num_faces": len(self.faces),
+            "rest": pack_array(self.rest, "float32"),
+            "faces": pack_array(self.faces, "uint32"),
+            "base_colors": pack_array(self.base_colors, "float32"),
+            "jaw_idx": pack_array(self.jaw_idx, "uint32"),
+            "head_idx": pack_array(self.head_idx, "uint32"),
+            "jaw_hinge": [float(c) for c in JAW_HINGE.astype(np.float32)],
+            "neck_pivot": [float(c) for c in NECK_PIVOT.astype(np.float32)],
+            "center": [float(c) for c in self.center],
+            "radius": self.radius,
+        }

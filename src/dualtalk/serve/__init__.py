@@ -3,11 +3,13 @@
     from dualtalk.serve import serve
     serve("demo-stream", host="127.0.0.1", port=8000)                     # blocks; Ctrl-C stops it
     serve("demo-stream", host="0.0.0.0", port=8000, token="s3cret", workers=2)
+    serve("demo-stream", flame="generic_model.pkl")                      # the page draws the FLAME head
 
     from dualtalk.serve.app import create_app                            # the app itself (tests, embedding)
 
 The protocol is in :mod:`dualtalk.serve.protocol`, the client in :mod:`dualtalk.client`, the recipe for
-running replicas behind a load balancer in docs/serve.md.
+running replicas behind a load balancer in docs/serve.md. ``GET /`` is a page that streams two audio files
+(or a microphone and a file) and animates both heads live in the browser (``dualtalk/assets/web``).
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ def serve(
     allowed_origins: list[str] | None = None,
     workers: int = 1,
     log_level: str = "info",
+    flame: str | None = None,
 ) -> None:
     """Run the service until interrupted. ``workers`` > 1: that many uvicorn processes on one port (each
-    loads the model and has its own ``max_sessions``)."""
+    loads the model and has its own ``max_sessions``). ``flame``: the user's FLAME file, drawn by the page
+    instead of the built-in head."""
     import os
 
     require("fastapi", "serve")
@@ -67,13 +71,24 @@ def serve(
     if workers > 1:
         from ..model.checkpoint import load_model
 
-        load_model(model)  # a bad --model is one error line here, not one per worker
+        load_model(model)  # a bad --model (or --flame) is one error line here, not one per worker
+        if flame is not None:
+            from ..flame import load_flame
+
+            load_flame(flame)
         os.environ[ENV_CONFIG] = config_to_env(
-            model_name=model, token=token, max_sessions=max_sessions, limits=limits, allowed_origins=allowed_origins
+            model_name=model,
+            token=token,
+            max_sessions=max_sessions,
+            limits=limits,
+            allowed_origins=allowed_origins,
+            flame=None if flame is None else os.path.abspath(flame),
         )
         uvicorn.run("dualtalk.serve.app:create_app_from_env", factory=True, workers=workers, **common)
         return
-    app = create_app(model, token=token, max_sessions=max_sessions, limits=limits, allowed_origins=allowed_origins)
+    app = create_app(
+        model, token=token, max_sessions=max_sessions, limits=limits, allowed_origins=allowed_origins, flame=flame
+    )
     uvicorn.run(app, **common)
 
 

@@ -11,8 +11,10 @@
         ...
 
 Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/generate`` (multipart: ``self_audio``,
-``partner_audio``, optional ``partner_motion`` .npz, ``format`` npz|json, ``both``) and ``WS /v1/stream``
-(:mod:`dualtalk.serve.protocol`). FastAPI resolves the routes' annotations at import, so this module
+``partner_audio``, optional ``partner_motion`` .npz, ``format`` npz|json, ``both``), ``WS /v1/stream``
+(:mod:`dualtalk.serve.protocol`), ``GET /v1/head`` (the head the page draws: the built-in head's or, with
+``flame``, the FLAME model's definition, :mod:`dualtalk.render.heads`) and the page itself: ``GET /`` and
+its static files under ``/web/`` (``dualtalk/assets/web``; public: no data, so no token needed). FastAPI resolves the routes' annotations at import, so this module
 imports FastAPI (the ``serve`` extra) at the top; ``dualtalk.serve`` imports it only when serving.
 
 Each session keeps its own state; its model calls run in worker threads, so the event loop stays
@@ -39,7 +41,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from ..errors import DualTalkError
 from ..layout import MOTION_DIM
@@ -62,6 +65,8 @@ log = logging.getLogger("dualtalk.serve")
 
 #: environment variable carrying ``create_app``'s arguments to uvicorn's worker processes (``--workers``)
 ENV_CONFIG = "DUALTALK_SERVE_CONFIG"
+#: the browser page (index.html, its module, css and the vendored three.js), shipped in the wheel
+WEB_DIR = Path(__file__).resolve().parents[1] / "assets" / "web"
 
 
 @dataclass
@@ -131,17 +136,27 @@ def create_app(
     limits: Limits | None = None,
     allowed_origins: list[str] | None = None,
     model=None,
+    flame: str | os.PathLike | None = None,
 ):
     """The FastAPI app serving ``model_name`` (a packaged name, directory or preset; or ``model`` itself).
 
     ``token``: required on every HTTP request and WebSocket handshake (``Authorization: Bearer T`` or
-    ``?token=T``). ``allowed_origins``: browser origins allowed besides the server's own (a request
-    without an ``Origin`` header, i.e. not from a browser, is allowed)."""
+    ``?token=T``), except the page's static files. ``allowed_origins``: browser origins allowed besides
+    the server's own (a request without an ``Origin`` header, i.e. not from a browser, is allowed).
+    ``flame``: the user's FLAME file (``generic_model.pkl``): the page draws it instead of the built-in head."""
     from .. import __version__
     from ..model.checkpoint import load_model
+    from ..render.heads import BuiltinHead, FlameHead
 
     limits = limits or Limits()
     net = model if model is not None else load_model(model_name)
+    if flame is not None:
+        from ..flame import load_flame
+
+        head: Any = FlameHead(load_flame(flame))  # a bad file is one error line here, at start-up
+    else:
+        head = BuiltinHead()
+    head_json: list[bytes] = []  # the definition, encoded at the first request
     public_name = Path(model_name).name if os.sep in model_name or "/" in model_name else model_name
     info = model_info(public_name, net)
     origins = {o.rstrip("/") for o in (allowed_origins or [])}
@@ -150,9 +165,9 @@ def create_app(
 
     app = FastAPI(title="dualtalk", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
 
-    def access_problem(headers, query) -> ProtocolError | None:
+    def access_problem(headers, query, need_token: bool = True) -> ProtocolError | None:
         """The token (constant-time) and the Origin of a request or handshake."""
-        if secret is not None:
+        if secret is not None and need_token:
             given = ""
             auth = headers.get("authorization", "")
             if auth.lower().startswith("bearer "):
@@ -176,9 +191,13 @@ def create_app(
     def release() -> None:
         active["sessions"] -= 1
 
+    def is_page(path: str) -> bool:
+        """The page and its static files: the same for everyone (they are in the wheel), so no token."""
+        return path == "/" or path.startswith("/web/")
+
     @app.middleware("http")
     async def check_access(request: Request, call_next):
-        problem = access_problem(request.headers, request.query_params)
+        problem = access_problem(request.headers, request.query_params, need_token=not is_page(request.url.path))
         if problem is not None:
             status = 401 if problem.code == "unauthorized" else 403
             return JSONResponse({"error": problem.payload()}, status_code=status)
@@ -203,6 +222,21 @@ def create_app(
     @app.get("/v1/models")
     async def models() -> dict:
         return {"models": [info]}
+
+    @app.get("/v1/head")
+    async def head_definition() -> Response:
+        """The head the page draws (:meth:`BuiltinHead.definition` or :meth:`FlameHead.definition`)."""
+        if not head_json:
+            from anyio import to_thread
+
+            head_json.append(await to_thread.run_sync(lambda: json.dumps(head.definition()).encode()))
+        return Response(head_json[0], media_type="application/json", headers={"cache-control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"cache-control": "no-cache"})
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
 
     @app.post("/v1/generate")
     async def generate(
