@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "dualtalk.cli.demo",  # demo
     "dualtalk.cli.benchmark",  # benchmark
     "dualtalk.cli.synth",  # synth
+    "dualtalk.cli.export",  # export, fit-arkit-map
     # each area adds its module here
 ]
 
