@@ -20,6 +20,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "gltf"
 THREE = TOOLS / "node_modules" / "three"
+#: the three.js build the service ships (src/dualtalk/assets/web/vendor/three-VERSION/); the test page loads it
+#: with the GLTFLoader of the same version from tools/gltf
+VENDORED = sorted((REPO / "src" / "dualtalk" / "assets" / "web" / "vendor").glob("three-*"))
+THREE_BUILD = VENDORED[-1] if VENDORED else THREE / "build"
 PAGE = Path(__file__).with_name("gltf_page.html")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -85,6 +89,8 @@ def three_render():
             body, kind = current["glb"].read_bytes(), "model/gltf-binary"
         elif path == "/page.html":
             body, kind = PAGE.read_bytes(), "text/html"
+        elif path.startswith("/three-build/") and ".." not in path:
+            body, kind = (THREE_BUILD / path[len("/three-build/") :]).read_bytes(), "text/javascript"
         elif path.startswith("/three/") and ".." not in path:
             body, kind = (THREE / path[len("/three/") :]).read_bytes(), "text/javascript"
         else:

@@ -188,6 +188,18 @@ def test_threejs_frame_matches_project_renderer(kind, tmp_path, flame_file, thre
         assert iou(mask, silhouette(head, no_exp, FRAME)) < score - 0.01
 
 
+def test_threejs_of_the_checks_is_the_vendored_version():
+    """GLTFLoader (tools/gltf/package.json) must be the same three.js version the service vendors."""
+    import json
+
+    from .conftest import TOOLS, VENDORED
+
+    pinned = json.loads((TOOLS / "package.json").read_text())["dependencies"]["three"]
+    if not VENDORED:
+        pytest.skip("no vendored three.js in src/dualtalk/assets/web/vendor")
+    assert [p.name for p in VENDORED] == [f"three-{pinned}"]
+
+
 # ----------------------------------------------------------------------------------------------------
 # files
 
