@@ -44,6 +44,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,11 +339,11 @@ def load_arkit(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, int | N
     if len(rows) < 2:
         raise InputError(path, "not an ARKit CSV: expected a header line and at least one frame")
     header = [h.strip() for h in rows[0]]
-    columns = {}
+    columns: dict[int, int] = {}  # ARKit index -> CSV column
     for c, h in enumerate(header):
-        i = _LOWER.get(h.lower())
-        if i is not None:
-            columns[i] = c
+        k = _LOWER.get(h.lower())
+        if k is not None:
+            columns[k] = c
     if not columns:
         raise InputError(path, "not an ARKit CSV: no ARKit blendshape names in the header (e.g. JawOpen)")
     weights = np.zeros((len(rows) - 1, N_ARKIT))
@@ -442,8 +443,8 @@ def _solve(
 
 
 def fit_arkit_map(
-    motions: list[Motion | np.ndarray],
-    arkit: list[np.ndarray],
+    motions: Sequence[Motion | np.ndarray],
+    arkit: Sequence[np.ndarray],
     present: np.ndarray | None = None,
     l2: float = 1e-3,
     symmetry: float = 1.0,
