@@ -14,8 +14,9 @@ Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/generate`` (multipart: 
 ``partner_audio``, optional ``partner_motion`` .npz, ``format`` npz|json, ``both``), ``WS /v1/stream``
 (:mod:`dualtalk.serve.protocol`), ``GET /v1/head`` (the head the page draws: the built-in head's or, with
 ``flame``, the FLAME model's definition, :mod:`dualtalk.render.heads`) and the page itself: ``GET /`` and
-its static files under ``/web/`` (``dualtalk/assets/web``; public: no data, so no token needed). FastAPI resolves the routes' annotations at import, so this module
-imports FastAPI (the ``serve`` extra) at the top; ``dualtalk.serve`` imports it only when serving.
+its static files under ``/web/`` (``dualtalk/assets/web``; public: no data, so no token needed).
+FastAPI resolves the routes' annotations at import, so this module imports FastAPI (the ``serve`` extra)
+at the top; ``dualtalk.serve`` imports it only when serving.
 
 Each session keeps its own state; its model calls run in worker threads, so the event loop stays
 responsive and one session's input, stall or disconnect ends only that session. The queue of a
@@ -149,13 +150,13 @@ def create_app(
     from ..render.heads import BuiltinHead, FlameHead
 
     limits = limits or Limits()
-    net = model if model is not None else load_model(model_name)
     if flame is not None:
         from ..flame import load_flame
 
         head: Any = FlameHead(load_flame(flame))  # a bad file is one error line here, at start-up
     else:
         head = BuiltinHead()
+    net = model if model is not None else load_model(model_name)
     head_json: list[bytes] = []  # the definition, encoded at the first request
     public_name = Path(model_name).name if os.sep in model_name or "/" in model_name else model_name
     info = model_info(public_name, net)

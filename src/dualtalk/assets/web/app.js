@@ -22,6 +22,7 @@ const dt = (window.dualtalk = {
   error: null, // the one-line error shown on the page
   model: null, // GET /v1/models entry
   hello: null, // the session's hello message
+  done: null, // frames per person of the session's done message
   mode: null, // "joint" (both heads generated) or "listen" (A generated, B only heard)
   sampleRate: null, // of both voices as sent
   head: null, // {kind, vertices, faces} of the meshes on the page
@@ -289,7 +290,7 @@ function buildHeads(def) {
     g.setAttribute("position", new THREE.BufferAttribute(new Float32Array(rig.rest), 3));
     g.setAttribute("color", new THREE.BufferAttribute(new Float32Array(rig.rest.length), 3));
     g.setIndex(new THREE.BufferAttribute(rig.faces, 1));
-    const mesh = new THREE.Mesh(g, new THREE.MeshBasicMaterial({ vertexColors: true, side: THREE.DoubleSide }));
+    const mesh = new THREE.Mesh(g, new THREE.MeshBasicMaterial({ vertexColors: true })); // back faces culled, as the video
     mesh.frustumCulled = false; // the vertices move every frame
     scenes[person] = new THREE.Scene();
     scenes[person].add(mesh);
@@ -480,6 +481,7 @@ class Session {
         return;
       case "done": // every frame was sent; the server closes with 1000
         this.done = msg;
+        dt.done = msg.frames;
         return;
       default:
         return fail(`the server sent an unknown message type ${JSON.stringify(msg.type)}`);
@@ -492,6 +494,7 @@ class Session {
       dt.state = "done";
       this.release();
       updateButtons();
+      updateText(); // the final latency figures
       return;
     }
     if (dt.state === "error") return; // closed by fail()
@@ -646,6 +649,7 @@ async function onStart() {
     dt.latencies = [];
     dt.latency = { p50: null, p95: null, n: 0 };
     dt.hello = null;
+    dt.done = null;
     dt.state = "starting";
     session?.ctx?.close(); // the previous session's audio
     session = new Session(dt.model, choices);
