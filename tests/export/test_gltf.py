@@ -192,7 +192,7 @@ def test_threejs_of_the_checks_is_the_vendored_version():
     """GLTFLoader (tools/gltf/package.json) must be the same three.js version the service vendors."""
     import json
 
-    from .conftest import TOOLS, VENDORED
+    from tests.export.conftest import TOOLS, VENDORED
 
     pinned = json.loads((TOOLS / "package.json").read_text())["dependencies"]["three"]
     if not VENDORED:

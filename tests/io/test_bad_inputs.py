@@ -1,6 +1,6 @@
 """Every bad input gives one error line naming the file (or key, or option), exit 2, and no output:
-``dualtalk generate``'s files and model directories, its options, and ``dualtalk train``'s config files
-and ``key=value`` overrides.
+``dualtalk generate``'s files and model directories, its options, ``dualtalk train``'s config files
+and ``key=value`` overrides, and ``dualtalk export`` / ``fit-arkit-map``'s files and options (``export_*``).
 
 The cases and their expected messages are listed in ``bad_inputs.tsv`` beside this file.
 """
@@ -155,6 +155,10 @@ def make_case(case: str, tmp: Path) -> dict:
             }[case]
         )
         files["config"] = path
+    elif case.startswith("export_"):  # dualtalk export / fit-arkit-map: tests/io/export_cases.py
+        from tests.io.export_cases import make_export_case
+
+        files.update(make_export_case(case, tmp, pm))
     elif case == "model_bad_pth":
         files["model"] = tmp / "DualTalk.pth"
         files["model"].write_bytes(b"\x80\x04garbage that is not a checkpoint")
@@ -184,6 +188,10 @@ def run_generate(files, out, *options):
 
 
 def run_case(case: str, files: dict, out: Path) -> int:
+    if case.startswith("export_"):
+        from tests.io.export_cases import run_export_case
+
+        return run_export_case(case, files, out)
     if case.startswith("train_"):  # nothing may be written: the config is checked before the run starts
         data = out.parent / "data"
         options = ["--config", str(files["config"])] if "config" in files else []
