@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dualtalk.export import export_gltf, pose_corrective_error, skinned_vertices
-from dualtalk.export.gltf import FLAME_JOINTS, TARGET_NAMES, quaternions, top4_weights
+from dualtalk.export.gltf import FLAME_JOINTS, TARGET_NAMES, joint_translations, quaternions, top4_weights
 from dualtalk.flame import load_flame, write_synthetic_flame
 from dualtalk.io.motion import Motion, save_motion
 from dualtalk.render.heads import BuiltinHead, FlameHead
@@ -96,11 +96,19 @@ def test_flame_file_holds_mesh_targets_skeleton_animation(tmp_path, flame_file):
     # animation: key times at 25 fps, weights = exp, neck rotation = global rotation, jaw = jaw
     anim = doc.animations[0]
     by_path = {(doc.nodes[c.target.node].name, c.target.path): anim.samplers[c.sampler] for c in anim.channels}
-    assert set(by_path) == {("head", "weights"), ("neck", "rotation"), ("jaw", "rotation")}
+    assert set(by_path) == {
+        ("head", "weights"),
+        ("neck", "rotation"),
+        ("jaw", "rotation"),
+        ("neck", "translation"),
+        ("jaw", "translation"),
+    }
     np.testing.assert_allclose(array(by_path["head", "weights"].input), np.arange(30) / 25, atol=1e-6)
     np.testing.assert_allclose(array(by_path["head", "weights"].output).reshape(30, 50), motion.exp, atol=1e-6)
     np.testing.assert_allclose(array(by_path["neck", "rotation"].output), quaternions(motion.global_rot), atol=1e-6)
     np.testing.assert_allclose(array(by_path["jaw", "rotation"].output), quaternions(motion.jaw), atol=1e-6)
+    trans = joint_translations(model, motion.exp, motion.jaw, motion.global_rot)
+    np.testing.assert_allclose(array(by_path["jaw", "translation"].output), trans[:, 2], atol=1e-7)
 
 
 def test_builtin_file_holds_rigid_parts_and_jaw_neck_animation(tmp_path):
@@ -117,9 +125,11 @@ def test_builtin_file_holds_rigid_parts_and_jaw_neck_animation(tmp_path):
     assert summary["channels"] == ["neck.rotation", "jaw.rotation"]
 
 
-def test_skinned_vertices_is_flame_without_correctives_at_zero_expression(flame_file):
+def test_skinned_vertices_is_flame_without_correctives(flame_file):
+    """glTF's skinning (morph targets, animated joint translations, fixed inverse bind matrices) is FLAME's
+    forward pass without the pose correctives (the synthetic model has at most 4 weights per vertex)."""
     model = load_flame(flame_file)
-    motion = lively_motion(exp_scale=0.0)
+    motion = lively_motion(exp_scale=3.0)
     flat = dataclasses.replace(model, posedirs=np.zeros_like(model.posedirs))
     want = flat.vertices(motion.exp, motion.jaw, motion.global_rot)
     np.testing.assert_allclose(skinned_vertices(model, motion.exp, motion.jaw, motion.global_rot), want, atol=2e-6)
@@ -138,10 +148,12 @@ def test_pose_corrective_error_measures_what_is_lost(flame_file):
     model = load_flame(flame_file)
     zero = np.zeros((5, 3), np.float32)
     still = pose_corrective_error(model, Motion(exp=np.ones((5, 50), np.float32), jaw=zero, global_rot=zero))
-    assert still["correctives"]["max_mm"] < 1e-3  # no rotation, no correctives; the joints still move with exp
+    assert still["correctives"]["max_mm"] < 1e-3 and still["gltf"]["max_mm"] < 1e-3  # no rotation, no correctives
     moving = pose_corrective_error(model, lively_motion())
     assert 0 < moving["correctives"]["mean_mm"] <= moving["correctives"]["max_mm"]
     assert len(moving["correctives"]["per_frame_max_mm"]) == 30
+    # all glTF loses on this model (at most 4 weights per vertex) is the correctives, to float32 rounding
+    assert abs(moving["gltf"]["mean_mm"] - moving["correctives"]["mean_mm"]) < 1e-3
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -12,17 +12,19 @@ With the user's FLAME model the file holds
   template's joint positions, FLAME's skinning weights (the 4 largest per vertex, renormalised to sum to 1)
   and inverse bind matrices;
 - one animation, one key per motion frame (linear interpolation): the morph-target ``weights`` channel
-  (the expression coefficients) and the rotation channels of ``neck`` (the motion's global rotation, as
-  :meth:`dualtalk.flame.FlameModel.vertices` applies it by default) and ``jaw``.
+  (the expression coefficients), the rotation channels of ``neck`` (the motion's global rotation, as
+  :meth:`dualtalk.flame.FlameModel.vertices` applies it by default) and ``jaw``, and the translation
+  channels of ``neck`` and ``jaw`` that carry FLAME's expression-dependent joint positions
+  (:func:`joint_translations`).
 
 Without FLAME the built-in head (:class:`dualtalk.render.heads.BuiltinHead`) is exported: its rigid parts
 as one skinned mesh with vertex colours, joints ``root`` (neck and shoulders), ``neck`` (the head, pivot
 at :data:`~dualtalk.render.heads.NECK_PIVOT`) and ``jaw`` (hinge at :data:`~dualtalk.render.heads.JAW_HINGE`),
 weights 0/1, and the jaw and neck rotations animated. It has no expression blendshapes (as in the video).
 
-What glTF cannot carry (see :func:`pose_corrective_error`): FLAME's pose-corrective blendshapes (vertex
-offsets that depend on the joint rotations) and the dependence of the joint positions on the expression
-(glTF joints sit at the template's joints). A glTF viewer computes :func:`skinned_vertices`.
+What glTF cannot carry: FLAME's pose-corrective blendshapes (vertex offsets driven by the joint
+rotations); a viewer shows :func:`skinned_vertices`, which is FLAME without them (measured by
+:func:`pose_corrective_error`). Skinning weights beyond the 4 largest per vertex are dropped too.
 
 Audio: glTF 2.0 has no standard audio. ``audio=`` copies the file beside the ``.glb`` under the same stem
 (``B.glb`` + ``B.wav``) and names it in ``asset.extras.dualtalk.audio`` (uri, start 0 s at the
@@ -44,7 +46,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DualTalkError, InputError, require
-from ..flame import N_JOINTS, NECK, FlameModel, load_flame, rodrigues
+from ..flame import JAW, N_JOINTS, NECK, FlameModel, load_flame, rodrigues
 from ..io.audio import load_audio
 from ..io.conversation import check_length
 from ..io.files import atomic_path
@@ -98,33 +100,59 @@ def top4_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order.astype(np.uint8), top
 
 
-def skinned_vertices(model: FlameModel, exp: np.ndarray, jaw: np.ndarray, global_rot: np.ndarray) -> np.ndarray:
-    """(T, V, 3) the vertices a glTF viewer shows for the exported FLAME file: expression morph targets, then
-    linear blend skinning with joints fixed at :func:`template_joints`, the top-4 weights, rotation at the
-    neck, no pose correctives."""
-    exp = np.atleast_2d(np.asarray(exp, np.float64))
-    T, V = len(exp), model.num_vertices
-    shaped = model.v_template[None] + np.einsum("vce,te->tvc", model.expdirs[:, :, : exp.shape[1]], exp)  # (T, V, 3)
-    joints = template_joints(model)  # (5, 3)
+def _pose(T: int, jaw: np.ndarray, global_rot: np.ndarray) -> np.ndarray:
+    """(T, 5, 3) per-joint axis-angle: the global rotation at the neck, the jaw at the jaw, the rest zero."""
     pose = np.zeros((T, N_JOINTS, 3))
     pose[:, NECK] = np.atleast_2d(global_rot)
-    pose[:, 2] = np.atleast_2d(jaw)
-    rot = rodrigues(pose)  # (T, 5, 3, 3)
-    G = np.zeros((T, N_JOINTS, 3, 4))
+    pose[:, JAW] = np.atleast_2d(jaw)
+    return pose
+
+
+def joint_translations(model: FlameModel, exp: np.ndarray, jaw: np.ndarray, global_rot: np.ndarray) -> np.ndarray:
+    """(T, 5, 3) the local translations of the glTF joints that make glTF's skinning equal FLAME's.
+
+    In FLAME the joints move with the expression (``J = J_regressor @ (template + expdirs @ e)``), while a
+    glTF skin's inverse bind matrices are fixed (at the template's joints ``J0``). Joint ``j`` rotating by
+    ``R_j`` about ``J_j`` instead of ``J0_j`` is the same rigid motion as rotating about ``J0_j`` and
+    translating: with the local translation ``J_j - J0_parent + R_j (J0_j - J_j)`` (``J0_parent`` = 0 for
+    the root) the glTF world matrix times the inverse bind matrix equals FLAME's ``G_j (v - J_j)`` exactly.
+    It is constant (the rest offset) for joints that do not rotate.
+    """
+    exp = np.atleast_2d(np.asarray(exp, np.float64))
+    T = len(exp)
+    J0 = template_joints(model)  # (5, 3)
+    JE = np.einsum("jv,vce->jce", model.J_regressor.astype(np.float64), model.expdirs[:, :, : exp.shape[1]])
+    J = J0[None] + np.einsum("jce,te->tjc", JE, exp)  # (T, 5, 3) FLAME's joints per frame
+    rot = rodrigues(_pose(T, jaw, global_rot))  # (T, 5, 3, 3)
+    parent = np.where(model.parents[:, None] >= 0, J0[np.maximum(model.parents, 0)], 0.0)  # (5, 3)
+    return J - parent[None] + np.einsum("tjab,tjb->tja", rot, J0[None] - J)
+
+
+def skinned_vertices(model: FlameModel, exp: np.ndarray, jaw: np.ndarray, global_rot: np.ndarray) -> np.ndarray:
+    """(T, V, 3) the vertices a glTF viewer shows for the exported FLAME file, computed the way glTF defines
+    it: morph targets (the expression), joint world matrices from the animated local rotations and
+    translations (:func:`joint_translations`), inverse bind matrices at the template's joints, the top-4
+    weights. Equal to :meth:`FlameModel.vertices` without the pose correctives (and the weights beyond 4)."""
+    exp = np.atleast_2d(np.asarray(exp, np.float64))
+    T, V = len(exp), model.num_vertices
+    morphed = model.v_template[None] + np.einsum("vce,te->tvc", model.expdirs[:, :, : exp.shape[1]], exp)
+    rot = rodrigues(_pose(T, jaw, global_rot))  # (T, 5, 3, 3) local rotations
+    trans = joint_translations(model, exp, jaw, global_rot)  # (T, 5, 3) local translations
+    world = np.zeros((T, N_JOINTS, 4, 4))
+    world[..., 3, 3] = 1
     for j in range(N_JOINTS):
+        local = np.zeros((T, 4, 4))
+        local[:, :3, :3], local[:, :3, 3], local[:, 3, 3] = rot[:, j], trans[:, j], 1
         p = model.parents[j]
-        if p < 0:
-            G[:, j, :, :3], G[:, j, :, 3] = rot[:, j], joints[j]
-        else:
-            G[:, j, :, :3] = G[:, p, :, :3] @ rot[:, j]
-            G[:, j, :, 3] = G[:, p, :, :3] @ (joints[j] - joints[p]) + G[:, p, :, 3]
-    A = G.copy()
-    A[..., 3] -= np.einsum("tjab,jb->tja", G[..., :3], joints)  # A_j v = G_j (v - J_j)
+        world[:, j] = local if p < 0 else world[:, p] @ local
+    ibm = np.tile(np.eye(4), (N_JOINTS, 1, 1))
+    ibm[:, :3, 3] = -template_joints(model)
+    skin = world @ ibm[None]  # (T, 5, 4, 4) joint matrices
     idx, w = top4_weights(model.weights)  # (V, 4)
     dense = np.zeros((V, N_JOINTS))
     np.add.at(dense, (np.arange(V)[:, None], idx.astype(np.int64)), w)  # unused slots add 0 to joint 0
-    blended = np.einsum("vj,tjab->tvab", dense, A)  # (T, V, 3, 4)
-    out = np.einsum("tvab,tvb->tva", blended[..., :3], shaped) + blended[..., 3]
+    blended = np.einsum("vj,tjab->tvab", dense, skin[:, :, :3])  # (T, V, 3, 4)
+    out = np.einsum("tvab,tvb->tva", blended[..., :3], morphed) + blended[..., 3]
     return out.astype(np.float32)
 
 
@@ -133,8 +161,8 @@ def pose_corrective_error(model: FlameModel, motion: Motion) -> dict[str, Any]:
 
     - ``correctives``: :meth:`FlameModel.vertices` with against without the pose-corrective blendshapes
       (the part glTF cannot express at all);
-    - ``gltf``: :meth:`FlameModel.vertices` against :func:`skinned_vertices` (all of it: correctives, joints
-      fixed at the template, the top-4 weights).
+    - ``gltf``: :meth:`FlameModel.vertices` against :func:`skinned_vertices` (what a glTF viewer shows: the
+      correctives, plus the weights beyond the 4 largest, plus float32 rounding).
 
     Each holds ``mean_mm`` / ``max_mm`` (per frame: mean and max vertex distance over the vertices used by
     faces; then averaged and maxed over frames) and the per-frame arrays ``per_frame_mean_mm`` / ``per_frame_max_mm``.
@@ -304,7 +332,14 @@ def _skinned_mesh(
     return mesh_node, {jname: first + j for j, jname in enumerate(joint_names)}
 
 
-def _animation(b: _Builder, motion: Motion, joints: dict[str, int], mesh_node: int | None, name: str) -> dict[str, Any]:
+def _animation(
+    b: _Builder,
+    motion: Motion,
+    joints: dict[str, int],
+    mesh_node: int | None,
+    name: str,
+    translations: np.ndarray | None = None,
+) -> dict[str, Any]:
     g = b.g
     T = len(motion)
     times = b.accessor((np.arange(T) / motion.fps).astype(np.float32), minmax=True)
@@ -320,6 +355,9 @@ def _animation(b: _Builder, motion: Motion, joints: dict[str, int], mesh_node: i
         channel(mesh_node, "weights", b.accessor(np.asarray(motion.exp, np.float32).reshape(-1)))
     channel(joints["neck"], "rotation", b.accessor(quaternions(motion.global_rot)))
     channel(joints["jaw"], "rotation", b.accessor(quaternions(motion.jaw)))
+    if translations is not None:  # (T, 5, 3): the rotating joints' pivots follow the expression
+        for j in (NECK, JAW):
+            channel(joints[FLAME_JOINTS[j]], "translation", b.accessor(translations[:, j].astype(np.float32)))
     b.doc.animations.append(g.Animation(name=name, samplers=samplers, channels=channels))
     return {
         "frames": T,
@@ -355,7 +393,8 @@ def build_gltf(motion: Motion, flame: FlameModel | None = None, name: str = "dua
             morph=flame.expdirs[:, :, :N_EXP],
         )
         summary = {"head": "flame", "vertices": flame.num_vertices, "morph_targets": N_EXP}
-        anim = _animation(b, motion, joints, mesh_node, name)
+        trans = joint_translations(flame, motion.exp, motion.jaw, motion.global_rot)
+        anim = _animation(b, motion, joints, mesh_node, name, trans)
     else:
         from ..render.heads import JAW_HINGE, NECK_PIVOT, BuiltinHead
 
@@ -391,7 +430,7 @@ def build_gltf(motion: Motion, flame: FlameModel | None = None, name: str = "dua
             "frames": len(motion),
             "rotation_joint": "neck",
             "morph_target_names": list(TARGET_NAMES) if flame is not None else [],
-            "not_exported": ["pose correctives", "expression-dependent joint positions"]
+            "not_exported": ["pose correctives"]
             if flame is not None
             else ["expression (the built-in head has no blendshapes)"],
         }
