@@ -189,6 +189,7 @@ def test_threejs_frame_matches_project_renderer(kind, tmp_path, flame_file, thre
         assert info["morphTargets"] == 50 and info["firstTarget"] == "exp00"
     ours = silhouette(head, motion, FRAME)
     score = iou(mask, ours)
+    print(f"three.js vs the project renderer, {kind} head, frame {FRAME}: silhouette IoU {score:.4f}")
     assert score >= 0.95, score
     # the check can fail: the rest pose (and, for FLAME, the frame without its expression) scores lower
     rest = Motion(
