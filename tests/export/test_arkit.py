@@ -214,3 +214,9 @@ def test_commands_fit_then_export(tmp_path, capsys):
     np.testing.assert_allclose(load_arkit(tmp_path / "B.json")[0], want, atol=2e-6)
     out_text = capsys.readouterr().out
     assert "52 of 52 ARKit channels mapped" in out_text
+    # with the FLAME model the expression weights of mirrored names are tied too (its mirror fit reported)
+    flame = write_synthetic_flame(tmp_path / "flame.pkl", num_vertices=800, num_faces=None)
+    args = ["--flame-motion", *motions, "--arkit", *arkits, "--out", str(out), "--flame", str(flame)]
+    assert main(["fit-arkit-map", *args]) == 0
+    fit = load_arkit_map(out).fit
+    assert fit["expression_tied"] and 0 <= fit["expression_mirror_residual"]
