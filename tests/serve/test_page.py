@@ -326,7 +326,11 @@ def test_page_streams_a_conversation_and_both_heads_move(browser, server, conver
     lat = state["latency"]
     assert lat["n"] == len(frames["A"]) + len(frames["B"]) and 0 <= lat["p50"] <= lat["p95"]
     assert "p50" in page.inner_text("#latency")
-    print(f"\npage latency over {lat['n']} frames: p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms")
+    drew, cost = page.evaluate("[window.dualtalk.rendered, window.dualtalk.cost]")
+    print(
+        f"\npage latency over {lat['n']} frames: p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms; {drew} draws, "
+        f"{cost['pose'] / drew:.1f} ms posing and {cost['draw'] / drew:.1f} ms in WebGL calls per draw"
+    )
     page.close()
 
 
@@ -362,6 +366,13 @@ def test_page_errors_are_one_line(browser, server, conversation, net):
     page.check("input[name=kind-B][value=mic]")
     page.click("#start")
     assert page_error(page).startswith("only one person can use the microphone")
+    page.close()
+
+    page = browser.new_page()  # three.js cannot be loaded: still one line, not a blank page
+    page.route("**/three.module.min.js", lambda route: route.abort())
+    page.goto(server.url)
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    assert page.inner_text("#error") == "the page script could not be loaded (/web/app.js or the three.js it imports)"
     page.close()
 
     # the server's close code and reason: a full server (busy, 1013), a wrong token (HTTP 401)
@@ -415,3 +426,66 @@ def test_page_draws_the_flame_head(browser, conversation, net, tmp_path):
         page.close()
     finally:
         s.stop()
+
+
+def test_page_with_a_model_that_generates_one_person(browser, conversation):
+    """A causal model that does not read the partner's face (so no joint mode): listen mode, A generated
+    as the local StreamingSession generates it, B only heard. A model that is not causal: one error line
+    when the page loads, Start disabled."""
+    import torch
+
+    from dualtalk.inference.streaming import StreamingSession
+    from dualtalk.io.audio import load_audio
+    from dualtalk.model.dualtalk import build_model
+    from dualtalk.model.presets import get_preset
+
+    torch.manual_seed(0)
+    one = build_model(get_preset("tiny-stream", ["use_partner_motion=false"])).eval()
+    one.set_motion_statistics(np.full(56, 0.1), np.full(56, 0.5))
+    d = conversation["dir"]
+    a, b = load_audio(d / "A3.wav", SR), load_audio(d / "B3.wav", SR)
+    local = StreamingSession(one, partner_motion=False)
+    expected = np.concatenate([local.push(a, b), local.flush()])
+    s = LiveServer(create_app("one-person", model=one))
+    try:
+        page = open_page(browser, s.url)
+        run(page, d / "A3.wav", d / "B3.wav")
+        state = page.evaluate("(({state, error, mode, frames}) => ({state, error, mode, frames}))(window.dualtalk)")
+        assert state["state"] == "done" and state["mode"] == "listen", state["error"]
+        assert state["frames"]["B"] == [] and "voice only" in page.inner_text("#person-B")
+        np.testing.assert_allclose(np.asarray(state["frames"]["A"], np.float32), expected, atol=1e-4)
+        page.close()
+    finally:
+        s.stop()
+
+    offline = build_model(get_preset("tiny-stream", ["variant=paper", "partner_motion_dropout=0"])).eval()
+    s = LiveServer(create_app("offline", model=offline))
+    try:
+        page = open_page(browser, s.url)
+        assert page_error(page).startswith("the served model offline is paper, not causal")
+        assert page.is_disabled("#start")
+        page.close()
+    finally:
+        s.stop()
+
+
+def test_page_stop_ends_the_session_with_what_was_sent(browser, server, conversation):
+    from dualtalk.client import StreamClient
+
+    d, a, b = conversation["dir"], conversation["a"], conversation["b"]
+    page = open_page(browser, server.url)
+    run(page, d / "A.wav", d / "B.wav", until="['streaming', 'error']")
+    page.wait_for_function("window.dualtalk.frames.A.length >= 20", timeout=WAIT_MS)
+    page.click("#stop")
+    page.wait_for_function("['done', 'error'].includes(window.dualtalk.state)", timeout=WAIT_MS)
+    state = page.evaluate("(({state, error, frames, sent}) => ({state, error, frames, sent}))(window.dualtalk)")
+    assert state["state"] == "done", state["error"]
+    n = state["sent"]
+    assert 0 < n < len(a)
+    with StreamClient(server.ws, mode="joint") as client:
+        client.send(a[:n], b[:n])
+        expected = client.finish()
+    np.testing.assert_allclose(np.asarray(state["frames"]["A"], np.float32), expected["self"], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(state["frames"]["B"], np.float32), expected["partner"], atol=1e-4)
+    assert page.is_enabled("#start") and page.is_disabled("#stop")
+    page.close()

@@ -25,6 +25,7 @@ const dt = (window.dualtalk = {
   done: null, // frames per person of the session's done message
   mode: null, // "joint" (both heads generated) or "listen" (A generated, B only heard)
   sampleRate: null, // of both voices as sent
+  sent: 0, // samples sent per voice
   head: null, // {kind, vertices, faces} of the meshes on the page
   frames: { A: [], B: [] }, // frames received, model order [exp 50, jaw 3, global 3]
   jaw: { A: [], B: [] }, // their jaw rotation (3)
@@ -33,6 +34,7 @@ const dt = (window.dualtalk = {
   latency: { p50: null, p95: null, n: 0 }, // ms from the audio that makes a frame final to its arrival
   latencies: [],
   rendered: 0, // frames drawn by WebGL
+  cost: { pose: 0, draw: 0 }, // ms spent posing + shading the meshes, and in WebGL calls (main thread)
   posed: (person, k) => Array.from(rig.pose(dt.frames[person][k], new Float32Array(rig.rest.length))),
   pose: (frame) => Array.from(rig.pose(frame, new Float32Array(rig.rest.length))),
   drawn: (person) => Array.from(heads[person].geometry.attributes.position.array),
@@ -266,6 +268,7 @@ function shade(mesh) {
 }
 
 function showFrame(person, frame) {
+  const began = performance.now();
   const mesh = heads[person];
   const pos = mesh.geometry.attributes.position;
   if (frame) rig.pose(frame, pos.array);
@@ -275,12 +278,17 @@ function showFrame(person, frame) {
   shade(mesh);
   if (frame && rig.kind === "builtin") drawStrip(person, frame);
   dirty = true;
+  dt.cost.pose += performance.now() - began;
 }
 
 function buildHeads(def) {
   rig = def.kind === "flame" ? new FlameRig(def) : new BuiltinRig(def);
   THREE.ColorManagement.enabled = false; // colours are display values, as in the video renderer
-  renderer = new THREE.WebGLRenderer({ canvas: $("view"), antialias: true });
+  try {
+    renderer = new THREE.WebGLRenderer({ canvas: $("view"), antialias: true });
+  } catch (e) {
+    throw new Error(`WebGL is not available in this browser (${e.message})`);
+  }
   renderer.outputColorSpace = THREE.LinearSRGBColorSpace;
   renderer.setScissorTest(true);
   const [cx, cy, cz] = def.center;
@@ -308,6 +316,7 @@ function buildHeads(def) {
 }
 
 function render() {
+  const began = performance.now();
   const canvas = $("view");
   const w = canvas.clientWidth;
   const h = canvas.clientHeight;
@@ -326,6 +335,7 @@ function render() {
   });
   dt.rendered += 1;
   dirty = false;
+  dt.cost.draw += performance.now() - began;
 }
 
 // the 50 expression coefficients of the built-in head (it has no blendshapes), as the video's heat strip
@@ -441,6 +451,7 @@ class Session {
         this.mic.available += e.data.length;
       };
     }
+    if (this.stopped) return this.cancel(); // Stop pressed while the files were decoded
     dt.sampleRate = this.sr;
     dt.mode = this.mode;
     this.connect();
@@ -469,6 +480,7 @@ class Session {
         this.ws.send(JSON.stringify({ type: "start", version: "1", sample_rate: this.sr, encoding: "f32le", mode: this.mode }));
         return;
       case "ready": // the session exists: audio may flow; the files play `delay` later
+        if (this.stopped) return this.cancel();
         this.t0 = this.ctx.currentTime + 0.05;
         for (const person of PEOPLE) if (this.audio[person]) this.play(this.audio[person]);
         dt.state = "streaming";
@@ -532,7 +544,7 @@ class Session {
         message.set(new Uint8Array(x.buffer, x.byteOffset, 4 * x.length), 1);
         this.ws.send(message);
       }
-      this.sent = end;
+      this.sent = dt.sent = end;
       this.sendLog.push([end, performance.now()]);
     }
     if (this.sent >= this.length || this.stopped) this.end();
@@ -609,16 +621,28 @@ class Session {
     return Math.floor((this.ctx.currentTime - this.t0 - this.delay) * this.fps);
   }
 
+  // Stop: while streaming, the audio sent so far is ended properly (the server sends the rest and done);
+  // before that, the session is abandoned; after an error, everything is released
   stop() {
     this.stopped = true;
-    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.t0 !== null && dt.state !== "error") this.pump();
-    else {
+    for (const src of this.sources) src.stop();
+    this.sources = [];
+    if (dt.state === "error") {
       clearInterval(this.timer);
       if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();
       this.release();
+    } else if (this.t0 !== null) this.pump();
+    else if (this.ws) this.cancel();
+  }
+
+  cancel() {
+    this.release();
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close();
     }
-    for (const src of this.sources) src.stop();
-    this.sources = [];
+    dt.state = "ready";
+    updateButtons();
   }
 
   release() {
@@ -650,6 +674,7 @@ async function onStart() {
     dt.latency = { p50: null, p95: null, n: 0 };
     dt.hello = null;
     dt.done = null;
+    dt.sent = 0;
     dt.state = "starting";
     session?.ctx?.close(); // the previous session's audio
     session = new Session(dt.model, choices);
