@@ -150,12 +150,11 @@ def create_app(
     from ..render.heads import BuiltinHead, FlameHead
 
     limits = limits or Limits()
+    flame_model = None
     if flame is not None:
         from ..flame import load_flame
 
-        head: Any = FlameHead(load_flame(flame))  # a bad file is one error line here, at start-up
-    else:
-        head = BuiltinHead()
+        flame_model = load_flame(flame)  # a bad file is one error line here, at start-up
     net = model if model is not None else load_model(model_name)
     head_json: list[bytes] = []  # the definition, encoded at the first request
     public_name = Path(model_name).name if os.sep in model_name or "/" in model_name else model_name
@@ -230,7 +229,11 @@ def create_app(
         if not head_json:
             from anyio import to_thread
 
-            head_json.append(await to_thread.run_sync(lambda: json.dumps(head.definition()).encode()))
+            def encode() -> bytes:
+                head = FlameHead(flame_model) if flame_model is not None else BuiltinHead()
+                return json.dumps(head.definition()).encode()
+
+            head_json.append(await to_thread.run_sync(encode))
         return Response(head_json[0], media_type="application/json", headers={"cache-control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
