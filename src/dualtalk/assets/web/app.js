@@ -615,10 +615,12 @@ class Session {
     });
   }
 
-  // the frame due at the playback clock (-1 before the playback starts)
+  // the frame due at the playback clock (-1 before the playback starts): what is being heard, i.e. the
+  // audio clock minus the output's latency
   clockFrame() {
     if (this.t0 === null) return -1;
-    return Math.floor((this.ctx.currentTime - this.t0 - this.delay) * this.fps);
+    const heard = this.ctx.currentTime - (this.ctx.outputLatency || this.ctx.baseLatency || 0);
+    return Math.floor((heard - this.t0 - this.delay) * this.fps);
   }
 
   // Stop: while streaming, the audio sent so far is ended properly (the server sends the rest and done);
@@ -703,7 +705,7 @@ function tick() {
     }
     const flags = dt.speaking[person];
     const badge = $(`badge-${person}`);
-    const flag = k >= 0 && flags.length ? flags[Math.min(k, flags.length - 1)] : null;
+    const flag = k >= 0 && k < flags.length ? flags[k] : null; // idle before and after the audio
     badge.textContent = flag === null ? "idle" : flag ? "speaking" : "listening";
     badge.className = `badge ${badge.textContent}`;
   }
