@@ -469,3 +469,69 @@ def test_client_errors_are_one_line(tmp_path, live_server):
         with pytest.raises(DualTalkError, match="bad_input"):
             c.send(np.full(640, np.nan, np.float32))
             c.finish()
+
+
+def _children(pid: int) -> list[int]:
+    """The direct child processes of ``pid`` (Linux /proc)."""
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc"), reason="counts worker processes in /proc (Linux)")
+def test_workers_serve_concurrent_sessions_like_one_process(model_dir, net):
+    """`dualtalk serve --workers 2` (the real command, a subprocess): two worker processes, and sessions open
+    at the same time through it give what the local session gives."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from dualtalk.client import StreamClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "dualtalk", "serve", "--model", str(model_dir), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2", "--log-level", "warning"], env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        for _ in range(600):
+            assert proc.poll() is None, "dualtalk serve --workers 2 exited"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if json.loads(r.read())["status"] == "ok":
+                        break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(300):  # uvicorn's supervisor starts the workers one after the other
+            if len(_children(proc.pid)) >= 2:
+                break
+            time.sleep(0.1)
+        assert len(_children(proc.pid)) >= 2
+        cases = [signals(1.2, seed=s) for s in (11, 12, 13)]
+        clients = [StreamClient(f"ws://127.0.0.1:{port}/v1/stream") for _ in cases]  # all open at once
+        for c, (a, b, _) in zip(clients, cases):
+            c.send(a[:8000], b[:8000])
+        for c, (a, b, _) in zip(clients, cases):
+            c.send(a[8000:], b[8000:])
+        got = [c.finish(timeout=120)["self"] for c in clients]
+        for c in clients:
+            c.close()
+        for out, (a, b, _) in zip(got, cases):
+            local = StreamingSession(net, partner_motion=False)
+            np.testing.assert_allclose(out, np.concatenate([local.push(a, b, None), local.flush()]), atol=1e-5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

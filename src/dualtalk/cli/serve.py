@@ -56,13 +56,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from ..serve import check_bind, serve
     from ..serve.app import Limits
 
     check_bind(args.host, args.token)  # before anything is loaded
-    torch.set_num_threads(args.threads)
     limits = Limits(
         max_message_bytes=args.max_message_kb * 1024,
         max_session_seconds=args.max_session_seconds,
@@ -78,6 +75,7 @@ def run(args) -> int:
         allowed_origins=args.allow_origin,
         workers=args.workers,
         log_level=args.log_level,
+        threads=args.threads,
         flame=args.flame,
     )
     return 0

@@ -49,17 +49,22 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     flame: str | None = None,
+    threads: int = 1,
 ) -> None:
     """Run the service until interrupted. ``workers`` > 1: that many uvicorn processes on one port (each
     loads the model and has its own ``max_sessions``). ``flame``: the user's FLAME file, drawn by the page
-    instead of the built-in head."""
+    instead of the built-in head. ``threads``: torch's CPU threads per process (one model call of a live
+    session is small: more threads per call only compete with the other sessions' calls)."""
     import os
+
+    import torch
 
     require("fastapi", "serve")
     uvicorn = require("uvicorn", "serve")
     from .app import ENV_CONFIG, Limits, config_to_env, create_app
 
     check_bind(host, token)
+    torch.set_num_threads(threads)
     limits = limits or Limits()
     common = dict(
         host=host,
@@ -67,6 +72,9 @@ def serve(
         log_level=log_level,
         ws_max_size=limits.max_message_bytes + 4096,  # larger ones are cut by the server: close 1009
         proxy_headers=True,
+        # no permessage-deflate: audio (float samples) does not compress, and compressing every frame message
+        # cost the server more CPU than the model (benchmarks/serve.py); clients that offer it just go without
+        ws_per_message_deflate=False,
     )
     if workers > 1:
         from ..model.checkpoint import load_model
@@ -83,6 +91,7 @@ def serve(
             limits=limits,
             allowed_origins=allowed_origins,
             flame=None if flame is None else os.path.abspath(flame),
+            threads=threads,
         )
         uvicorn.run("dualtalk.serve.app:create_app_from_env", factory=True, workers=workers, **common)
         return

@@ -512,8 +512,11 @@ def create_app(
 
 def create_app_from_env():
     """The app of a uvicorn worker process (``dualtalk serve --workers N``): arguments from ``ENV_CONFIG``."""
+    import torch
+
     config = json.loads(os.environ[ENV_CONFIG])
     config["limits"] = Limits(**config.get("limits", {}))
+    torch.set_num_threads(int(config.pop("threads", 1)))  # what serve() set in the parent, for this process
     return create_app(**config)
 
 
