@@ -9,12 +9,20 @@ $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
 	touch $(STAMP)
 
+# test-only JavaScript tools (tools/gltf: the Khronos glTF Validator, three.js's GLTFLoader), pinned by the lock
+# file; without npm the tests that need them skip and say so
+GLTF_TOOLS := tools/gltf/node_modules/.installed
+$(GLTF_TOOLS): tools/gltf/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tools/gltf --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "make: npm not found: the glTF checks of tests/export will skip"; fi
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dualtalk demo
 
-test: $(STAMP)
+test: $(STAMP) $(GLTF_TOOLS)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
