@@ -32,7 +32,9 @@ _LAZY = {
     # data types
     "DualTalkConfig": "dualtalk.config",
     "Motion": "dualtalk.io.motion",
+    "ArkitMotion": "dualtalk.io.motion",
     "load_motion": "dualtalk.io.motion",
+    "load_any_motion": "dualtalk.io.motion",
     "save_motion": "dualtalk.io.motion",
     "load_audio": "dualtalk.io.audio",
     "DualTalkError": "dualtalk.errors",

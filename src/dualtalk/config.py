@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import DualTalkError, InputError
-from .layout import FPS, MOTION_DIM, SAMPLE_RATE
+from .layout import FPS, LAYOUTS, MOTION_DIM, SAMPLE_RATE
 
 #: Version of the on-disk model format (config.json + model.safetensors). Bumped on incompatible change.
 FORMAT_VERSION = 1
@@ -102,6 +102,12 @@ class DualTalkConfig(Config):
     variant: Literal["released", "paper", "causal"] = "released"
     audio_encoder: AudioEncoderConfig = Field(default_factory=AudioEncoderConfig)
     feature_dim: int = Field(256, ge=2)
+    #: what a motion frame is (``dualtalk.layout``): ``flame`` (56-d: FLAME expression, jaw, head rotation;
+    #: the released model's) or ``arkit`` (55-d: the 52 ARKit blendshape weights in [0, 1], clipped at the
+    #: output, and the head rotation). The training data, the partner's motion and the output are in it.
+    motion_layout: Literal["flame", "arkit"] = "flame"
+    #: width of a motion frame: follows ``motion_layout`` (56 or 55; set from it when absent or when it is
+    #: the other layout's width, so ``motion_layout=arkit`` alone is enough)
     motion_dim: int = Field(MOTION_DIM, ge=1)
     fps: int = Field(FPS, ge=1)
     sample_rate: int = Field(SAMPLE_RATE, ge=1)
@@ -162,8 +168,26 @@ class DualTalkConfig(Config):
     #: so that the model also runs without the partner's face
     partner_motion_dropout: float = Field(0.0, ge=0.0, le=1.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _motion_dim_follows_layout(cls, data: Any) -> Any:
+        """``motion_dim`` follows ``motion_layout``: set from it when absent or a layout's own width (a merged
+        config carries the previous layout's); any other value stays, and :meth:`check` refuses it."""
+        if isinstance(data, dict) and data.get("motion_layout") in LAYOUTS:
+            dim = LAYOUTS[data["motion_layout"]].dim
+            given = data.get("motion_dim")
+            if given is None or given in {lay.dim for lay in LAYOUTS.values()}:
+                data = {**data, "motion_dim": dim}
+        return data
+
     def check(self) -> DualTalkConfig:
         """The rules between fields (each field is checked on its own already); -> self."""
+        layout_dim = LAYOUTS[self.motion_layout].dim
+        if self.motion_dim != layout_dim:
+            raise DualTalkError(
+                f"motion_dim {self.motion_dim} does not match motion_layout {self.motion_layout!r} "
+                f"({layout_dim} numbers per frame)"
+            )
         if self.feature_dim % 2:
             raise DualTalkError(f"feature_dim must be a positive even number, not {self.feature_dim}")
         for name, dim in (("feature_dim", self.feature_dim), ("2*feature_dim", 2 * self.feature_dim)):
@@ -442,11 +466,17 @@ class LossConfig(Config):
     """Released objective: MSE(exp) + MSE(jaw) + MSE(head pose) + MSE(velocity), weight 1 each.
 
     ``pose`` is the loss group of the 3-d head (global) rotation, named as the paper's metrics name it.
+    The weights of the groups of the model's motion layout apply (``dualtalk.layout``): ``exp``, ``jaw``,
+    ``pose`` for FLAME, ``mouth``, ``upper``, ``pose`` for ARKit; ``velocity`` for both.
     """
 
     exp: float = Field(1.0, ge=0)
     jaw: float = Field(1.0, ge=0)
     pose: float = Field(1.0, ge=0)
+    #: ARKit layout: the 28 jaw, mouth and tongue weights
+    mouth: float = Field(1.0, ge=0)
+    #: ARKit layout: the other 24 weights (eyes, brows, cheeks, nose)
+    upper: float = Field(1.0, ge=0)
     velocity: float = Field(1.0, ge=0)
     #: measure errors in units of the training-set std when the model normalises motion
     normalized: bool = True

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import DualTalkError
 from .io.audio import save_audio
 from .io.files import atomic_write_text
-from .io.motion import Motion, save_model_motion, save_motion
+from .io.motion import AnyMotion, save_model_motion, save_motion
 
 #: the model shipped in the package (config.json + model.safetensors)
 DEMO_MODEL = Path(__file__).resolve().parent / "assets" / "demo_model"
@@ -107,7 +107,7 @@ def run_demo(
                 f"[demo] generating person B ({source})",
                 flush=True,
             )
-        motion: Motion = generate(
+        motion: AnyMotion = generate(
             model if model is not None else DEMO_MODEL,
             self_audio,
             partner_audio,

@@ -24,9 +24,22 @@ neck joint; the code calls it ``global_rot`` / ``HEAD_ROT``. The word "pose" alo
 - in loss and metric names (:data:`GROUPS`: ``mse_pose``, ``fid_pose``, the loss weight ``pose``, ...),
   the group ``"pose"`` means **the 3-d head rotation only** (:data:`HEAD_ROT`), as in the paper and the
   reference metric files; the jaw is its own group.
+
+**Two motion layouts** (:class:`MotionLayout`, chosen per model by ``DualTalkConfig.motion_layout``):
+
+- ``flame`` (:data:`FLAME`, the default and the released model's): the 56-d FLAME frame above;
+- ``arkit`` (:data:`ARKIT`): Apple's 52 ARKit blendshape weights in [0, 1] (:data:`ARKIT_NAMES`, Live Link
+  Face's column order) then the head rotation, 55-d ``[arkit 52, head rotation 3]`` in model order; files
+  hold ``arkit`` (T, 52) and ``head`` (T, 3) (:data:`NPZ_ARKIT`, :data:`NPZ_HEAD`), the head rotation as
+  axis-angle in radians in FLAME's frame (the same quantity as FLAME's global rotation). Its groups:
+  ``mouth`` (the 28 ``jaw*``, ``mouth*`` and ``tongueOut`` weights), ``upper`` (the other 24: eyes, brows,
+  cheeks, nose) and ``pose`` (the head rotation).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 SAMPLE_RATE = 16000  # Hz, mono
 FPS = 25  # motion frames per second
@@ -54,6 +67,105 @@ FLAME_POSE_HEAD_ROT = slice(0, N_HEAD_ROT)  # 0:3 of the file's pose
 FLAME_POSE_JAW = slice(N_HEAD_ROT, N_FLAME_POSE)  # 3:6 of the file's pose
 
 
+# --- the ARKit layout ---
+#: the 52 ARKit blendshape names (Apple's spelling, ``ARFaceAnchor.BlendShapeLocation``) in the column order
+#: of Live Link Face's CSV, which is also the order of every (T, 52) array and of the ARKit layout's model
+#: order. Note that Live Link Face puts ``jawRight`` before ``jawLeft`` and ``mouthRight`` before ``mouthLeft``.
+ARKIT_NAMES: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight", "jawForward", "jawRight", "jawLeft", "jawOpen", "mouthClose",
+    "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft", "mouthSmileLeft", "mouthSmileRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
+    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+)  # fmt: skip
+N_ARKIT = len(ARKIT_NAMES)  # 52
+ARKIT_DIM = N_ARKIT + N_HEAD_ROT  # 55, model order [arkit 52, head rotation 3]
+ARKIT_WEIGHTS = slice(0, N_ARKIT)  # 0:52 of an ARKit frame
+ARKIT_HEAD_ROT = slice(N_ARKIT, ARKIT_DIM)  # 52:55, axis-angle (radians), FLAME's frame
+#: columns of the ``mouth`` group: the weights whose names start with jaw, mouth or tongue (28)
+ARKIT_MOUTH: tuple[int, ...] = tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith(("jaw", "mouth", "tongue")))
+#: columns of the ``upper`` group: the other 24 weights (eyes, brows, cheeks, nose)
+ARKIT_UPPER: tuple[int, ...] = tuple(i for i in range(N_ARKIT) if i not in ARKIT_MOUTH)
+#: the groups of the ARKit layout's loss and metrics (columns as index lists: mouth and upper interleave)
+ARKIT_GROUPS: dict[str, slice | list[int]] = {
+    "mouth": list(ARKIT_MOUTH),
+    "upper": list(ARKIT_UPPER),
+    "pose": ARKIT_HEAD_ROT,
+}
+NPZ_ARKIT = "arkit"  # (T, 52) weights in [0, 1], ARKIT_NAMES order
+NPZ_HEAD = "head"  # (T, 3) head rotation, axis-angle in radians
+NPZ_NAMES = "names"  # optional (52,) strings: the column names of ``arkit`` (any order; reordered on reading)
+
+
+@dataclass(frozen=True, eq=False)
+class MotionLayout:
+    """What a motion frame is: its width, its named columns, its loss/metric groups and which of its
+    columns are bounded to [0, 1] (clipped at the model's output)."""
+
+    name: str  # "flame" | "arkit"
+    dim: int
+    #: the groups of the loss and the metrics, in order: column slices or index lists of a model-order frame
+    groups: Mapping[str, slice | list[int]]
+    head_rot: slice  # the head (global) rotation, axis-angle
+    #: columns whose values are weights in [0, 1] (None: unbounded parameters)
+    bounded: slice | None
+    #: the keys of the layout's motion files (``.npz``)
+    npz_keys: tuple[str, ...]
+    #: the names of the model-order columns
+    channels: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``FLAME motion ('exp' (T, 50), 'pose' (T, 6))`` and the like, for error messages."""
+        if self.name == "flame":
+            return f"FLAME motion ('{NPZ_EXP}' (T, {N_EXP}), '{NPZ_POSE}' (T, {N_FLAME_POSE}))"
+        return f"ARKit motion ('{NPZ_ARKIT}' (T, {N_ARKIT}), '{NPZ_HEAD}' (T, {N_HEAD_ROT}))"
+
+
+def group_width(cols: slice | list[int], dim: int) -> int:
+    """How many columns a group (a slice or an index list) of a ``dim``-wide frame has."""
+    return len(range(dim)[cols]) if isinstance(cols, slice) else len(cols)
+
+
+FLAME = MotionLayout(
+    name="flame",
+    dim=MOTION_DIM,
+    groups=GROUPS,
+    head_rot=HEAD_ROT,
+    bounded=None,
+    npz_keys=(NPZ_EXP, NPZ_POSE),
+    channels=(
+        *(f"exp{i:02d}" for i in range(N_EXP)),
+        *(f"jaw_{a}" for a in "xyz"),
+        *(f"global_{a}" for a in "xyz"),
+    ),
+)
+ARKIT = MotionLayout(
+    name="arkit",
+    dim=ARKIT_DIM,
+    groups=ARKIT_GROUPS,
+    head_rot=ARKIT_HEAD_ROT,
+    bounded=ARKIT_WEIGHTS,
+    npz_keys=(NPZ_ARKIT, NPZ_HEAD),
+    channels=(*ARKIT_NAMES, *(f"head_{a}" for a in "xyz")),
+)
+#: the motion layouts by name (``DualTalkConfig.motion_layout``)
+LAYOUTS: dict[str, MotionLayout] = {"flame": FLAME, "arkit": ARKIT}
+
+
+def get_layout(name: str | MotionLayout) -> MotionLayout:
+    """The :class:`MotionLayout` of a name (``flame``, ``arkit``); a layout is returned as it is."""
+    if isinstance(name, MotionLayout):
+        return name
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown motion layout {name!r} (choose from {', '.join(LAYOUTS)})") from None
+
+
 def frames_for(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
     """T = ceil(samples / sample_rate * fps) (integer arithmetic: no float rounding surprises); 640 samples a
     frame at the defaults."""
@@ -61,16 +173,31 @@ def frames_for(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS)
 
 
 __all__ = [
+    "ARKIT",
+    "ARKIT_DIM",
+    "ARKIT_GROUPS",
+    "ARKIT_HEAD_ROT",
+    "ARKIT_MOUTH",
+    "ARKIT_NAMES",
+    "ARKIT_UPPER",
+    "ARKIT_WEIGHTS",
     "EXP",
+    "FLAME",
     "FLAME_POSE_HEAD_ROT",
     "FLAME_POSE_JAW",
     "FPS",
     "GROUPS",
     "HEAD_ROT",
     "JAW",
+    "LAYOUTS",
     "MOTION_DIM",
+    "MotionLayout",
+    "NPZ_ARKIT",
     "NPZ_EXP",
+    "NPZ_HEAD",
+    "NPZ_NAMES",
     "NPZ_POSE",
+    "N_ARKIT",
     "N_EXP",
     "N_FLAME_POSE",
     "N_HEAD_ROT",
@@ -78,4 +205,6 @@ __all__ = [
     "SAMPLES_PER_FRAME",
     "SAMPLE_RATE",
     "frames_for",
+    "get_layout",
+    "group_width",
 ]

@@ -51,6 +51,10 @@ def make_export_case(case: str, tmp: Path, motion: Path) -> dict:
         files["option"] = "--arkit-map"
     elif case == "export_unknown_suffix":
         files["option"] = "--out"
+    elif case in ("export_arkit_motion_with_map", "export_arkit_motion_flame_head"):  # an ARKit model's output
+        rng = np.random.default_rng(0)
+        np.savez(motion, arkit=rng.uniform(0, 1, (T, 52)).astype(np.float32), head=np.zeros((T, 3), np.float32))
+        files["flame"] = tmp / "generic_model.pkl"  # never read: the motion is refused first
     elif case in ("export_fit_length_mismatch", "export_fit_out_of_range"):
         frames = T + 30 if case == "export_fit_length_mismatch" else T
         value = 0.5 if case == "export_fit_length_mismatch" else 1.5
@@ -73,6 +77,10 @@ def run_export_case(case: str, files: dict, out: Path) -> int:
         return main(["export", "--motion", motion, "--out", str(d / "B.glb"), "--format", "fbx"])
     if case == "export_unknown_suffix":
         return main(["export", "--motion", motion, "--out", str(d / "B.fbx")])
+    if case == "export_arkit_motion_with_map":
+        return main(["export", "--motion", motion, "--out", str(d / "B.csv"), "--arkit-map", str(files["arkit_map"])])
+    if case == "export_arkit_motion_flame_head":
+        return main(["export", "--motion", motion, "--out", str(d / "B.glb"), "--flame", str(files["flame"])])
     if case.startswith("export_map_") or case == "export_arkit_without_map":
         options = [] if case == "export_arkit_without_map" else ["--arkit-map", str(files["arkit_map"])]
         return main(["export", "--motion", motion, "--out", str(d / "B.csv"), "--format", "arkit-csv", *options])

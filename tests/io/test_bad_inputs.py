@@ -1,6 +1,7 @@
 """Every bad input gives one error line naming the file (or key, or option), exit 2, and no output:
 ``dualtalk generate``'s files and model directories, its options, ``dualtalk train``'s config files
-and ``key=value`` overrides, and ``dualtalk export`` / ``fit-arkit-map``'s files and options (``export_*``).
+and ``key=value`` overrides, ``dualtalk export`` / ``fit-arkit-map``'s files and options (``export_*``),
+``dualtalk evaluate``'s (``eval_*``), and motion files of the other layout than the model's (FLAME / ARKit).
 
 The cases and their expected messages are listed in ``bad_inputs.tsv`` beside this file.
 """
@@ -40,6 +41,25 @@ def write_motion(path, t=T, exp_w=50, pose_w=6, **kw):
     }
     data.update(kw)
     np.savez(path, **data)
+
+
+def write_arkit_motion(path, t=T, head_t=None, head_w=3, **kw):
+    rng = np.random.default_rng(0)
+    data = {
+        "arkit": rng.uniform(0, 1, size=(t, 52)).astype(np.float32),
+        "head": 0.1 * rng.normal(size=(t if head_t is None else head_t, head_w)).astype(np.float32),
+    }
+    data.update(kw)
+    np.savez(path, **data)
+
+
+def arkit_model(tmp: Path) -> Path:
+    """A tiny model (random weights) with motion_layout arkit, saved as a model directory."""
+    from dualtalk.model.checkpoint import save_model
+    from dualtalk.model.dualtalk import build_model
+    from dualtalk.model.presets import get_preset
+
+    return save_model(build_model(get_preset("tiny", ["motion_layout=arkit"])), tmp / "arkit_model")
 
 
 def make_case(case: str, tmp: Path) -> dict:
@@ -97,6 +117,23 @@ def make_case(case: str, tmp: Path) -> dict:
         np.savez(pm, exp=np.zeros((T, 50), np.float32), pose=np.zeros((T - 1, 6), np.float32))
     elif case == "motion_length_mismatch":
         write_motion(pm, t=T + 20)
+    elif case == "motion_arkit_for_flame_model":
+        write_arkit_motion(pm)
+    elif case.startswith(("motion_flame_for_arkit", "motion_arkit_")):  # an ARKit model's partner motion
+        files["model"] = arkit_model(tmp)
+        if case == "motion_arkit_out_of_range":
+            w = np.random.default_rng(2).uniform(0, 0.9, size=(T, 52)).astype(np.float32)
+            w[4, 17] = -0.2
+            write_arkit_motion(pm, arkit=w)
+        elif case == "motion_arkit_unknown_name":
+            from dualtalk.layout import ARKIT_NAMES
+
+            names = np.array([("jawOpn" if n == "jawOpen" else n) for n in ARKIT_NAMES])
+            write_arkit_motion(pm, names=names)
+        elif case == "motion_arkit_head_width":
+            write_arkit_motion(pm, head_w=6)
+        elif case == "motion_arkit_lengths":
+            write_arkit_motion(pm, head_t=T - 1)
     elif case == "model_missing":
         files["model"] = tmp / "no_such_model"
     elif case in ("model_bad_config", "model_future_format", "model_missing_weights"):
@@ -130,6 +167,8 @@ def make_case(case: str, tmp: Path) -> dict:
             model["dropout"] = 1.5
         elif case == "model_config_bad_choice":
             model["variant"] = "other"
+        elif case == "model_config_layout_dim":
+            model["motion_layout"], model["motion_dim"] = "arkit", 50
         else:
             model["output_gain"], model["normalize_motion"] = True, False
         (d / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": model}))
@@ -142,6 +181,26 @@ def make_case(case: str, tmp: Path) -> dict:
             "train_override_unknown_key": "optim.gama=0.5",
             "train_override_not_a_number": "optim.lr=fast",
         }[case]
+    elif case == "train_data_layout":  # an ARKit model on FLAME data: refused before the run directory exists
+        files["override"] = "model.motion_layout=arkit"
+        files["data"] = tmp / "data"
+        (tmp / "data" / "train").mkdir(parents=True)
+        files["data_motion"] = tmp / "data" / "train" / "c_speaker1.npz"
+        write_motion(files["data_motion"])
+    elif case.startswith("eval_"):  # ARKit ground truth, predictions (T=45 >= the metrics' 40 frames)
+        gt, pred = tmp / "gt", tmp / "pred"
+        gt.mkdir()
+        pred.mkdir()
+        for k in (1, 2):
+            write_arkit_motion(gt / f"c_speaker{k}.npz", t=45)
+        files.update(gt=gt, pred=pred / "c_speaker1.npy", partner_gt=gt / "c_speaker2.npz")
+        np.save(files["pred"], np.random.default_rng(3).uniform(0, 1, (45, 55)).astype(np.float32))
+        if case == "eval_pred_layout":
+            np.save(files["pred"], np.zeros((45, 56), np.float32))
+        elif case == "eval_partner_layout":
+            write_motion(files["partner_gt"], t=45)
+        elif case == "eval_arkit_mesh":
+            files["option"] = "--flame"
     elif case.startswith(("train_yaml_", "train_json_")):
         path = tmp / ("config.json" if "json" in case else "config.yaml")
         path.write_text(
@@ -192,8 +251,12 @@ def run_case(case: str, files: dict, out: Path) -> int:
         from tests.io.export_cases import run_export_case
 
         return run_export_case(case, files, out)
+    if case.startswith("eval_"):
+        options = ["--flame", str(out.parent.parent / "generic_model.pkl")] if case == "eval_arkit_mesh" else []
+        pred_dir = str(files["pred"].parent)
+        return main(["evaluate", "--pred", pred_dir, "--gt", str(files["gt"]), "--json", str(out), *options])
     if case.startswith("train_"):  # nothing may be written: the config is checked before the run starts
-        data = out.parent / "data"
+        data = files.get("data", out.parent / "data")
         options = ["--config", str(files["config"])] if "config" in files else []
         return main(
             [

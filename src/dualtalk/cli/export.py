@@ -3,6 +3,8 @@
     dualtalk export --motion B.npz --out B.glb [--flame generic_model.pkl] [--audio B.wav]
     dualtalk export --motion B.npz --out B.csv --format arkit-csv --arkit-map MAP.json
     dualtalk export --motion B.npz --out B.json --format arkit-json --arkit-map MAP.json
+    dualtalk export --motion B_arkit.npz --out B.csv            # ARKit motion (an ARKit model's): no map
+    dualtalk export --motion B.npz --out B_arkit.npz --format arkit-npz --arkit-map MAP.json   # ARKit data
     dualtalk fit-arkit-map --flame-motion A.npz B.npz --arkit A.csv B.csv --out MAP.json [--flame ...]
 
 Reads motion files only (never a model). Library: :mod:`dualtalk.export`.
@@ -15,7 +17,7 @@ import argparse
 from ..errors import DualTalkError
 from . import positive
 
-FORMATS = ("auto", "glb", "arkit-csv", "arkit-json")
+FORMATS = ("auto", "glb", "arkit-csv", "arkit-json", "arkit-npz")
 _BY_SUFFIX = {".glb": "glb", ".csv": "arkit-csv", ".json": "arkit-json"}
 
 
@@ -33,10 +35,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export",
         help="motion to a glTF 2.0 animation (.glb) or ARKit blendshape weights (Live Link Face CSV, JSON)",
-        description="Export FLAME motion (.npz, or (T, 56) .npy) for other tools. glb: the head (your FLAME model "
-        "with --flame: template, 50 expression morph targets, FLAME's skeleton and weights; else the built-in "
-        "head) with one 25 fps animation. arkit-csv / arkit-json: the 52 ARKit blendshapes through a linear map "
-        "(--arkit-map, see dualtalk fit-arkit-map) plus head yaw/pitch/roll. See docs/export.md.",
+        description="Export motion (FLAME .npz or (T, 56) .npy; ARKit .npz or (T, 55) .npy) for other tools. glb: "
+        "the head (your FLAME model with --flame: template, 50 expression morph targets, FLAME's skeleton and "
+        "weights; else the built-in head, also for ARKit motion: jaw from jawOpen) with one 25 fps animation. "
+        "arkit-csv / arkit-json: the 52 ARKit blendshapes (FLAME motion through a linear map, --arkit-map, see "
+        "dualtalk fit-arkit-map; ARKit motion as it is) plus head yaw/pitch/roll; arkit-npz: ARKit motion "
+        "(arkit, head), training data for motion_layout arkit. See docs/export.md.",
     )
     p.add_argument("--motion", required=True, metavar="B.npz", help="motion file (.npz dataset layout or .npy)")
     p.add_argument("--out", required=True, metavar="OUT", help="output file (.glb, .csv or .json)")
@@ -44,13 +48,15 @@ def register(subparsers) -> None:
         "--format",
         choices=FORMATS,
         default="auto",
-        help="glb, arkit-csv or arkit-json (default auto: from --out's suffix)",
+        help="glb, arkit-csv, arkit-json or arkit-npz (default auto: from --out's suffix .glb, .csv or .json)",
     )
     p.add_argument("--flame", metavar="generic_model.pkl", help="glb: your FLAME model (default: the built-in head)")
     p.add_argument(
         "--audio", metavar="B.wav", help="glb: copied beside the .glb and named in asset.extras (glTF has no audio)"
     )
-    p.add_argument("--arkit-map", metavar="MAP.json", help="arkit-*: the FLAME -> ARKit map (required for arkit-*)")
+    p.add_argument(
+        "--arkit-map", metavar="MAP.json", help="arkit-*: the FLAME -> ARKit map (needed for FLAME motion only)"
+    )
     p.set_defaults(func=run_export)
 
     q = subparsers.add_parser(
@@ -101,15 +107,14 @@ def run_export(args) -> int:
             f"channels {', '.join(s['channels'])}{extra}"
         )
         return 0
-    if not args.arkit_map:
-        raise DualTalkError(f"--format {fmt} needs --arkit-map MAP.json (make one with dualtalk fit-arkit-map)")
     for option in ("flame", "audio"):
         if getattr(args, option):
             raise DualTalkError(f"--{option} applies to --format glb, not {fmt}")
     from ..export.arkit import export_arkit
 
     s = export_arkit(args.motion, args.out, args.arkit_map, format=fmt)
-    print(f"wrote {s['path']}: {s['frames']} frames at {s['fps']} fps, {s['channels']} of 52 ARKit channels mapped")
+    how = "mapped" if s["source_layout"] == "flame" else "from ARKit motion"
+    print(f"wrote {s['path']}: {s['frames']} frames at {s['fps']} fps, {s['channels']} of 52 ARKit channels {how}")
     return 0
 
 

@@ -30,9 +30,11 @@ import numpy as np
 
 from ..errors import DualTalkError
 from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
+from ..io.motion import load_any_motion
 from ..io.progress import progress as progress_bar
 from ..io.threads import limit_threads
-from .data import GROUPS, MIN_FRAMES, ItemArrays, load_item, pair_files
+from ..layout import LAYOUTS
+from .data import MIN_FRAMES, ItemArrays, load_item, pair_files
 from .metrics import (
     SID_CLUSTERS,
     diversity,
@@ -82,7 +84,8 @@ def reference_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict:
     """
     out = {}
     steps = None if frames is None else role_steps(frames)
-    for g in GROUPS:
+    groups = a.groups
+    for g in groups:
         p, t, q = a.group("pred", g), a.group("gt", g), a.group("partner", g)  # (n, D_g)
         out[f"sts_{g}"] = sts(p, t, steps=steps)
         if frames is not None:
@@ -93,13 +96,14 @@ def reference_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict:
         out[f"sid_{g}"] = sid(p, t, SID_CLUSTERS[g])
         out[f"variance_pre_{g}"] = variance(p)
         out[f"rpcc_{g}"] = rpcc(p, t, q)
-    return {f"{m}_{g}": out[f"{m}_{g}"] for g in GROUPS for m in REFERENCE_METRICS}  # reference key order
+    return {f"{m}_{g}": out[f"{m}_{g}"] for g in groups for m in REFERENCE_METRICS}  # reference key order
 
 
 def pooled_file_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict:
     out = {}
     steps = None if frames is None else role_steps(frames)
-    for g in GROUPS:
+    groups = a.groups
+    for g in groups:
         p, t, q = a.group("pred", g), a.group("gt", g), a.group("partner", g)
         out[f"sts_{g}"] = sts(p, t, steps=steps)
         if frames is not None:
@@ -107,7 +111,7 @@ def pooled_file_metrics(a: ItemArrays, frames: np.ndarray | None = None) -> dict
         out[f"mse_{g}"] = mse(p, t)
         out[f"variance_pre_{g}"] = variance(p)
         out[f"rpcc_{g}"] = rpcc(p, t, q)
-    return {f"{m}_{g}": out[f"{m}_{g}"] for g in GROUPS for m in POOLED_PER_FILE}
+    return {f"{m}_{g}": out[f"{m}_{g}"] for g in groups for m in POOLED_PER_FILE}
 
 
 def pooled_metrics(
@@ -126,8 +130,9 @@ def pooled_metrics(
     if sum(len(a.pred) if f is None else int(f.sum()) for a, f in zip(items, sel)) < MIN_FRAMES:
         return None
     out = {}
+    groups = items[0].groups
     # a bar when asked: k-means over all frames takes a while on a large test set
-    for g in progress_bar(list(GROUPS), desc=progress or "", unit="group", leave=False, enabled=bool(progress)):
+    for g in progress_bar(list(groups), desc=progress or "", unit="group", leave=False, enabled=bool(progress)):
         P = np.concatenate([take(a.group("pred", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         G = np.concatenate([take(a.group("gt", g), f) for a, f in zip(items, sel)])  # (N, D_g)
         A = np.concatenate([take(a.group("partner", g), f) for a, f in zip(items, sel)])  # (N, D_g)
@@ -153,7 +158,7 @@ def pooled_metrics(
                 f"diversity_gt_{g}": diversity(G, diversity_pairs, np.random.default_rng(seed)),
             }
         )
-    return {f"{m}_{g}": out[f"{m}_{g}"] for m in POOLED_METRICS for g in GROUPS}
+    return {f"{m}_{g}": out[f"{m}_{g}"] for m in POOLED_METRICS for g in groups}
 
 
 @dataclass
@@ -188,7 +193,7 @@ def _file_numbers(job: _Job) -> dict:
         if job.protocol == "reference":
             for role, frames in zip(ROLES, (job.mask, ~job.mask)):
                 out["roles"][role] = reference_metrics(a, frames) if frames.sum() >= MIN_FRAMES else None
-        out["transitions"] = transition_frames(a.pred, a.gt, job.mask)
+        out["transitions"] = transition_frames(a.pred, a.gt, job.mask, groups=a.groups)
     if job.mesh is not None:
         out["mesh"] = job.mesh.per_file(a.pred, a.gt)
     return out
@@ -241,7 +246,9 @@ def evaluate(
     ``{"protocol", "mean", "per_file", "by_role", "transitions", "mesh", "info"}`` where ``mean`` and
     ``per_file`` use the reference's key names (``fid_exp``, ``p_fid_exp``, ``mse_exp``, ``sid_exp``,
     ``sts_exp``, ``variance_pre_exp``, ``rpcc_exp``, same for ``jaw`` and ``pose``); blocks that do not
-    apply are None. All inputs are read and checked before any metric is computed: a bad file raises a
+    apply are None. ARKit motion (the ground truth's ``.npz`` hold ``arkit`` and ``head``) is evaluated on
+    its groups ``mouth``, ``upper``, ``pose`` (``fid_mouth``, ...); ``info["layout"]`` says which. All inputs
+    are read and checked before any metric is computed: a bad file raises a
     :class:`~dualtalk.errors.DualTalkError` naming it.
     """
     if protocol not in PROTOCOLS:
@@ -254,12 +261,18 @@ def evaluate(
     notes: list[str] = []
 
     # 1. read and check everything (fails before any work)
+    layout = LAYOUTS[load_any_motion(items[0].gt).layout]  # the ground truth's layout: every file must match
+    groups = layout.groups
+    if flame is not None and layout.name != "flame":
+        raise DualTalkError(
+            f"--flame: the mesh metrics (LVE, FDD) need FLAME motion; {items[0].gt} is {layout.describe()}"
+        )
     mesh_eval = None
     if flame is not None:
         from .mesh import MeshEvaluator
 
         mesh_eval = MeshEvaluator.load(flame, flame_masks)
-    arrays = [load_item(it) for it in items]
+    arrays = [load_item(it, layout=layout) for it in items]
     use_roles = roles != "off" and (roles == "on" or all(it.audio is not None for it in items))
     if roles == "on":
         missing = [it for it in items if it.audio is None]
@@ -313,7 +326,7 @@ def evaluate(
         warnings.simplefilter("ignore", RuntimeWarning)
         if protocol == "reference":
             mean = _mean_over_files(per_file)
-            mean = {f"{m}_{g}": mean[f"{m}_{g}"] for m in REFERENCE_METRICS for g in GROUPS}  # reference order
+            mean = {f"{m}_{g}": mean[f"{m}_{g}"] for m in REFERENCE_METRICS for g in groups}  # reference order
         else:
             mean = pooled_metrics(
                 arrays, seed=seed, diversity_pairs=diversity_pairs, progress="pooled" if progress else None
@@ -343,12 +356,12 @@ def evaluate(
                     "frames": int(sum(int(f.sum()) for f in sel)),
                 }
             t_parts = [r["transitions"] for r in results]
-            t_per_file = {k: summarise_transitions([p]) for k, p in zip(keys, t_parts)}
+            t_per_file = {k: summarise_transitions([p], groups) for k, p in zip(keys, t_parts)}
             if protocol == "reference":
                 t_mean = _mean_over_files(t_per_file)
                 t_mean["transitions"] = sum(v["transitions"] for v in t_per_file.values())
             else:
-                t_mean = summarise_transitions(t_parts)
+                t_mean = summarise_transitions(t_parts, groups)
             transitions = {"mean": t_mean, "per_file": t_per_file}
         if flame is not None:
             m_per_file = {
@@ -365,6 +378,7 @@ def evaluate(
         "speaking_fraction": ({k: float(m.mean()) for k, m in zip(keys, role_masks)} if use_roles else None),
         "workers": n_workers,
         "notes": notes,
+        "layout": layout.name,
     }
     if protocol == "pooled":
         info["seed"] = seed
@@ -400,13 +414,15 @@ def _fmt(v) -> str:
 
 
 def format_table(result: dict) -> str:
-    """A readable table: one row per metric, columns exp / jaw / pose (and per role when available)."""
+    """A readable table: one row per metric, columns exp / jaw / pose (ARKit: mouth / upper / pose; and per
+    role when available)."""
     mean = result["mean"] or {}
+    groups = LAYOUTS[result["info"].get("layout", "flame")].groups
     metrics = REFERENCE_METRICS if result["protocol"] == "reference" else POOLED_METRICS
     by_role = result.get("by_role")
-    head = f"{'metric':<14}" + "".join(f" {g:>10}" for g in GROUPS)
+    head = f"{'metric':<14}" + "".join(f" {g:>10}" for g in groups)
     if by_role:
-        head += "  |" + "".join(f" {g + ' spk/lst':>23}" for g in GROUPS)
+        head += "  |" + "".join(f" {g + ' spk/lst':>23}" for g in groups)
     lines = [
         f"protocol: {result['protocol']}  ({result['info']['files']} files"
         + (", mean over files)" if result["protocol"] == "reference" else ", pooled over all frames)"),
@@ -414,10 +430,10 @@ def format_table(result: dict) -> str:
         "-" * len(head),
     ]
     for m in metrics:
-        row = f"{m:<14}" + "".join(f" {_fmt(mean.get(f'{m}_{g}')):>10}" for g in GROUPS)
+        row = f"{m:<14}" + "".join(f" {_fmt(mean.get(f'{m}_{g}')):>10}" for g in groups)
         if by_role:
             cells = []
-            for g in GROUPS:
+            for g in groups:
                 s, li = ((by_role[r]["mean"] or {}).get(f"{m}_{g}") for r in ROLES)
                 cells.append(f" {_fmt(s) + ' / ' + _fmt(li):>23}")
             row += "  |" + "".join(cells)
@@ -427,7 +443,7 @@ def format_table(result: dict) -> str:
         tm = t["mean"]
         lines.append(f"role transitions: {tm['transitions']} (window +-0.5 s)")
         for name in ("trans_vel_err", "trans_jerk", "trans_jerk_gt", "trans_jerk_ratio"):
-            lines.append(f"  {name:<18}" + "".join(f" {_fmt(tm.get(f'{name}_{g}')):>10}" for g in GROUPS))
+            lines.append(f"  {name:<18}" + "".join(f" {_fmt(tm.get(f'{name}_{g}')):>10}" for g in groups))
     mesh = result.get("mesh")
     if mesh:
         lines.append(f"mesh: LVE {_fmt(mesh['mean']['lve_mm'])} mm, FDD {_fmt(mesh['mean']['fdd_mm'])} mm")

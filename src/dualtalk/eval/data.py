@@ -1,7 +1,9 @@
 """Pairing predictions with ground truth, and loading one evaluation item.
 
 Predictions: ``PRED_DIR/NAME_speakerK.npy`` (T, 56) model order [exp 50, jaw 3, global 3], or
-``NAME_speakerK.npz`` in the dataset layout. Ground truth: ``GT_DIR/NAME_speakerK.npz`` for the person and
+``NAME_speakerK.npz`` in the dataset layout. ARKit motion (:mod:`dualtalk.layout`): (T, 55) ``.npy``
+[arkit 52, head 3] or ``.npz`` with ``arkit`` and ``head``; the ground truth's layout decides, and every
+file of an evaluation must be in it. Ground truth: ``GT_DIR/NAME_speakerK.npz`` for the person and
 ``GT_DIR/NAME_speaker{3-K}.npz`` for the partner (P-FD and rPCC need it); the person's own audio
 ``GT_DIR/NAME_speakerK.wav`` (optional) gives who speaks when.
 
@@ -19,8 +21,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.conversation import partner_speaker
-from ..io.motion import load_model_motion, load_motion
-from ..layout import GROUPS  # (T, 56) model-order column ranges of exp, jaw, "pose" (= the 3-d head rotation)
+from ..io.motion import load_any_motion, load_model_motion
+from ..layout import FLAME, GROUPS, MotionLayout  # GROUPS: FLAME's exp, jaw, "pose" (= the 3-d head rotation)
 
 #: fewest common frames an item may have: the k-means of SID needs at least k = 40 frames
 MIN_FRAMES = 40
@@ -50,9 +52,14 @@ class ItemArrays:
     gt: np.ndarray  # (n, 56) float32, model order
     partner: np.ndarray  # (n, 56) float32, model order
     lengths: dict  # frames before cutting: pred, gt, partner
+    layout: MotionLayout = FLAME  # (ARKit: (n, 55) arrays, groups mouth, upper, pose)
+
+    @property
+    def groups(self):
+        return self.layout.groups
 
     def group(self, which: str, g: str) -> np.ndarray:
-        return getattr(self, which)[:, GROUPS[g]]  # (n, D_g)
+        return getattr(self, which)[:, self.layout.groups[g]]  # (n, D_g)
 
 
 def pair_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[EvalItem]:
@@ -93,11 +100,12 @@ def pair_files(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[E
     return list(items.values())
 
 
-def load_item(item: EvalItem, min_frames: int = MIN_FRAMES) -> ItemArrays:
-    """Read the three motion files and cut them to the shortest (as the reference does)."""
-    pred = load_model_motion(item.pred)  # (Tp, 56)
-    gt = load_motion(item.gt).to_model()  # (Tg, 56)
-    partner = load_motion(item.partner).to_model()  # (Ta, 56)
+def load_item(item: EvalItem, min_frames: int = MIN_FRAMES, layout: MotionLayout = FLAME) -> ItemArrays:
+    """Read the three motion files (all of ``layout``) and cut them to the shortest (as the reference does)."""
+    who = f"this evaluation (ground truth in the {layout.name} layout)"
+    pred = load_model_motion(item.pred, layout, who)  # (Tp, D)
+    gt = load_any_motion(item.gt, layout, who).to_model()  # (Tg, D)
+    partner = load_any_motion(item.partner, layout, who).to_model()  # (Ta, D)
     n = min(len(pred), len(gt), len(partner))
     if n < min_frames:
         raise InputError(
@@ -105,7 +113,8 @@ def load_item(item: EvalItem, min_frames: int = MIN_FRAMES) -> ItemArrays:
             f"only {n} frames in common with the ground truth ({len(gt)}) and partner "
             f"({len(partner)}); the metrics need at least {min_frames}",
         )
-    return ItemArrays(pred[:n], gt[:n], partner[:n], {"pred": len(pred), "gt": len(gt), "partner": len(partner)})
+    lengths = {"pred": len(pred), "gt": len(gt), "partner": len(partner)}
+    return ItemArrays(pred[:n], gt[:n], partner[:n], lengths, layout)
 
 
 __all__ = ["GROUPS", "MIN_FRAMES", "EvalItem", "ItemArrays", "load_item", "pair_files"]

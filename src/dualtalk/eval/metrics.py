@@ -30,7 +30,7 @@ from scipy import linalg
 warnings.filterwarnings("ignore", message=r"Number of distinct clusters \(\d+\) found smaller than n_clusters")
 
 #: k of the k-means in SID for each parameter group (reference values)
-SID_CLUSTERS = {"exp": 40, "jaw": 10, "pose": 10}
+SID_CLUSTERS = {"exp": 40, "jaw": 10, "pose": 10, "mouth": 40, "upper": 40}  # mouth, upper: ARKit (ours)
 #: time step that divides the squared velocity differences in STS (reference value)
 STS_TIMESTEP = 0.1
 SID_EPS = 1e-6

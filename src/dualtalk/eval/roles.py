@@ -17,6 +17,8 @@ those windows,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..io.audio import load_audio
@@ -72,7 +74,12 @@ def _jerk(x: np.ndarray, fps: int) -> np.ndarray:
 
 
 def transition_frames(
-    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, fps: int = FPS, window_s: float = TRANSITION_WINDOW_S
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mask: np.ndarray,
+    fps: int = FPS,
+    window_s: float = TRANSITION_WINDOW_S,
+    groups: Mapping[str, slice | list[int]] = GROUPS,
 ) -> dict:
     """Per-frame quantities in the transition windows, for averaging per file or pooling over files.
 
@@ -81,7 +88,7 @@ def transition_frames(
     """
     near, n = transition_window(mask, int(round(window_s * fps)))
     out: dict = {"transitions": n}
-    for g, cols in GROUPS.items():
+    for g, cols in groups.items():
         p, t = pred[:, cols], gt[:, cols]
         for name, values in (
             ("vel_err", _velocity_error(p, t, fps)),
@@ -93,10 +100,10 @@ def transition_frames(
     return out
 
 
-def summarise_transitions(parts: list[dict]) -> dict:
-    """Frame-weighted means over the window frames of one or more files."""
+def summarise_transitions(parts: list[dict], groups: Mapping[str, slice | list[int]] = GROUPS) -> dict:
+    """Frame-weighted means over the window frames of one or more files (``groups``: the layout's)."""
     out: dict = {"transitions": int(sum(p["transitions"] for p in parts))}
-    for g in GROUPS:
+    for g in groups:
         vals = {name: np.concatenate([p[f"{name}_{g}"] for p in parts]) for name in ("vel_err", "jerk", "jerk_gt")}
         has = {name: len(v) > 0 for name, v in vals.items()}
         out[f"trans_vel_err_{g}"] = float(np.mean(vals["vel_err"])) if has["vel_err"] else None

@@ -53,24 +53,10 @@ import numpy as np
 
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_write_text
-from ..io.motion import Motion
-from ..layout import FPS, MOTION_DIM, N_EXP
+from ..io.motion import ArkitMotion, Motion
+from ..layout import ARKIT_NAMES, FPS, MOTION_DIM, N_ARKIT, N_EXP
 
-#: the 52 ARKit blendshape names (Apple's spelling, ``ARFaceAnchor.BlendShapeLocation``) in the column order
-#: of Live Link Face's CSV, which is also the order of every (T, 52) array here. Note that Live Link Face
-#: puts ``jawRight`` before ``jawLeft`` and ``mouthRight`` before ``mouthLeft``.
-ARKIT_NAMES: tuple[str, ...] = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight", "jawForward", "jawRight", "jawLeft", "jawOpen", "mouthClose",
-    "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft", "mouthSmileLeft", "mouthSmileRight",
-    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
-    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
-    "mouthUpperUpRight", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
-)  # fmt: skip
-N_ARKIT = len(ARKIT_NAMES)  # 52
+# ARKIT_NAMES (the 52 names in Live Link Face's column order) and N_ARKIT live in dualtalk.layout
 HEAD_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll")
 EYE_COLUMNS = ("LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
 #: The header Live Link Face (Epic Games' iOS app) writes in its take CSV: Timecode, BlendShapeCount (61 =
@@ -240,6 +226,16 @@ def head_angles(global_rot: np.ndarray) -> np.ndarray:
 
     r = Rotation.from_rotvec(np.asarray(global_rot, np.float64).reshape(-1, 3))
     return r.as_euler("YXZ").astype(np.float32)  # (T, 3) yaw, pitch, roll
+
+
+def head_rotvec(angles: np.ndarray) -> np.ndarray:
+    """(T, 3) axis-angle head rotation (radians, FLAME's frame: an ARKit motion file's ``head``) from (T, 3)
+    ``[yaw, pitch, roll]`` in radians (Live Link Face's HeadYaw, HeadPitch, HeadRoll); inverse of
+    :func:`head_angles`."""
+    from scipy.spatial.transform import Rotation
+
+    r = Rotation.from_euler("YXZ", np.asarray(angles, np.float64).reshape(-1, 3))
+    return r.as_rotvec().astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -523,28 +519,56 @@ def fit_arkit_map(
 # ----------------------------------------------------------------------------------------------------
 # the commands' functions
 
-ARKIT_FORMATS = ("arkit-csv", "arkit-json")
+#: ``arkit-npz``: ARKit motion in the dataset layout (``arkit`` (T, 52) + ``head`` (T, 3)), what a model with
+#: ``motion_layout: arkit`` trains on
+ARKIT_FORMATS = ("arkit-csv", "arkit-json", "arkit-npz")
+
+
+def flame_to_arkit_motion(motion: Motion | np.ndarray, arkit_map: ArkitMap) -> ArkitMotion:
+    """:class:`~dualtalk.io.motion.ArkitMotion` of FLAME motion: the weights through the map, the head
+    rotation kept (what ``dualtalk export --format arkit-npz`` writes: training data for an ARKit model)."""
+    m = motion if isinstance(motion, Motion) else Motion.from_model(_model_frames(motion))
+    return ArkitMotion(flame_to_arkit(m, arkit_map), np.asarray(m.global_rot, np.float32), m.fps)
 
 
 def export_arkit(
-    motion: Motion | str | os.PathLike,
+    motion: Motion | ArkitMotion | str | os.PathLike,
     out: str | os.PathLike,
-    arkit_map: ArkitMap | str | os.PathLike,
+    arkit_map: ArkitMap | str | os.PathLike | None = None,
     format: str = "arkit-csv",
 ) -> dict[str, Any]:
-    """Write ``out``: ARKit weights of ``motion`` through ``arkit_map`` (an :class:`ArkitMap` or a map file)
-    as the Live Link Face CSV (``format="arkit-csv"``) or JSON (``"arkit-json"``). Returns a summary."""
-    from .gltf import as_motion
+    """Write ``out``: the ARKit weights of ``motion`` as the Live Link Face CSV (``format="arkit-csv"``),
+    JSON (``"arkit-json"``) or an ARKit motion ``.npz`` (``"arkit-npz"``). FLAME motion goes through
+    ``arkit_map`` (an :class:`ArkitMap` or a map file, required); ARKit motion (a model trained with
+    ``motion_layout: arkit`` writes it) is written as it is, without a map. Returns a summary."""
+    from ..io.motion import save_motion
+    from .gltf import as_any_motion
 
     if format not in ARKIT_FORMATS:
         raise DualTalkError(f"format must be {' or '.join(map(repr, ARKIT_FORMATS))}, got {format!r}")
-    m = as_motion(motion)
-    amap = arkit_map if isinstance(arkit_map, ArkitMap) else load_arkit_map(arkit_map)
-    weights = flame_to_arkit(m, amap)
-    head = head_angles(m.global_rot)
-    write = write_arkit_csv if format == "arkit-csv" else write_arkit_json
-    write(out, weights, head, m.fps)
-    return {"path": str(out), "format": format, "frames": len(m), "fps": m.fps, "channels": int(amap.defined.sum())}
+    m = as_any_motion(motion)
+    if isinstance(m, ArkitMotion):
+        if arkit_map is not None:
+            where = "" if isinstance(motion, ArkitMotion) else f"{motion} "
+            raise DualTalkError(
+                f"--arkit-map maps FLAME motion to ARKit, but {where}is ARKit motion already: leave out --arkit-map"
+            )
+        am, channels = m, N_ARKIT
+    else:
+        if arkit_map is None:
+            raise DualTalkError(
+                f"--format {format} needs --arkit-map MAP.json for FLAME motion (make one with dualtalk "
+                "fit-arkit-map; ARKit motion needs none)"
+            )
+        amap = arkit_map if isinstance(arkit_map, ArkitMap) else load_arkit_map(arkit_map)
+        am, channels = flame_to_arkit_motion(m, amap), int(amap.defined.sum())
+    if format == "arkit-npz":
+        save_motion(out, am)
+    else:
+        write = write_arkit_csv if format == "arkit-csv" else write_arkit_json
+        write(out, am.weights, head_angles(am.head_rot), am.fps)
+    summary = {"path": str(out), "format": format, "frames": len(am), "fps": am.fps, "channels": channels}
+    return {**summary, "source_layout": m.layout}
 
 
 def fit_arkit_map_files(

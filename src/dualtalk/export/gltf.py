@@ -22,6 +22,11 @@ as one skinned mesh with vertex colours, joints ``root`` (neck and shoulders), `
 at :data:`~dualtalk.render.heads.NECK_PIVOT`) and ``jaw`` (hinge at :data:`~dualtalk.render.heads.JAW_HINGE`),
 weights 0/1, and the jaw and neck rotations animated. It has no expression blendshapes (as in the video).
 
+ARKit motion (``arkit`` + ``head`` files, :class:`~dualtalk.io.motion.ArkitMotion`) is exported on the
+built-in head (:func:`builtin_motion`): the head rotation as it is and the jaw opened by ``jawOpen`` x
+:data:`ARKIT_JAW_OPEN_RADIANS` about x; the other 51 weights have no shape to drive (export them with
+``--format arkit-csv`` / ``arkit-json``). A FLAME head (``flame=``) needs FLAME motion: an error otherwise.
+
 What glTF cannot carry: FLAME's pose-corrective blendshapes (vertex offsets driven by the joint
 rotations); a viewer shows :func:`skinned_vertices`, which is FLAME without them (measured by
 :func:`pose_corrective_error`). Skinning weights beyond the 4 largest per vertex are dropped too.
@@ -50,8 +55,8 @@ from ..flame import JAW, N_JOINTS, NECK, FlameModel, load_flame, rodrigues
 from ..io.audio import load_audio
 from ..io.conversation import check_length
 from ..io.files import atomic_path
-from ..io.motion import Motion, load_model_motion
-from ..layout import N_EXP, frames_for
+from ..io.motion import AnyMotion, ArkitMotion, Motion, load_any_motion, load_model_motion, motion_from_model
+from ..layout import ARKIT_NAMES, LAYOUTS, N_EXP, frames_for
 
 #: FLAME's joints in its order (``dualtalk.flame``: 0 root, 1 neck, 2 jaw, 3 left eye, 4 right eye)
 FLAME_JOINTS = ("root", "neck", "jaw", "left_eye", "right_eye")
@@ -60,6 +65,8 @@ BUILTIN_JOINTS = ("root", "neck", "jaw")
 #: morph target names, in the order of the motion's ``exp`` columns
 TARGET_NAMES = tuple(f"exp{i:02d}" for i in range(N_EXP))
 FLAME_COLOR = (0.78, 0.77, 0.76)  # the renderer's FLAME grey (sRGB)
+#: ARKit motion on the built-in head: the jaw's opening (radians about x, FLAME's sign) at ``jawOpen`` = 1
+ARKIT_JAW_OPEN_RADIANS = 0.3
 
 # glTF constants
 _FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
@@ -449,6 +456,26 @@ def as_motion(motion) -> Motion:
     return Motion.from_model(load_model_motion(motion))
 
 
+def as_any_motion(motion) -> AnyMotion:
+    """FLAME or ARKit motion from a :class:`Motion`, an :class:`ArkitMotion` or a file (``.npz`` of either
+    layout; a model-order ``.npy``, (T, 56) FLAME or (T, 55) ARKit)."""
+    if isinstance(motion, (Motion, ArkitMotion)):
+        return motion
+    if Path(motion).suffix == ".npz":
+        return load_any_motion(motion)
+    x = load_model_motion(motion, None)
+    return motion_from_model(x, "arkit" if x.shape[1] == LAYOUTS["arkit"].dim else "flame")
+
+
+def builtin_motion(motion: ArkitMotion) -> Motion:
+    """The built-in head's motion from ARKit motion: no expression, the jaw opened by ``jawOpen`` x
+    :data:`ARKIT_JAW_OPEN_RADIANS` about x, the head rotation as it is."""
+    T = len(motion)
+    jaw = np.zeros((T, 3), np.float32)
+    jaw[:, 0] = ARKIT_JAW_OPEN_RADIANS * motion.weights[:, ARKIT_NAMES.index("jawOpen")]
+    return Motion(np.zeros((T, N_EXP), np.float32), jaw, np.asarray(motion.head_rot, np.float32), motion.fps)
+
+
 def export_gltf(
     motion: Motion | str | os.PathLike,
     out: str | os.PathLike,
@@ -456,13 +483,24 @@ def export_gltf(
     audio: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Write ``out`` (``.glb``): the FLAME head (``flame`` = the user's model file or a loaded model) or
-    the built-in head, animated by ``motion`` (a :class:`Motion` or a ``.npz`` / ``.npy`` file).
+    the built-in head, animated by ``motion`` (a :class:`Motion` or a ``.npz`` / ``.npy`` file; ARKit motion:
+    the built-in head, :func:`builtin_motion`).
 
     ``audio``: copied beside ``out`` as ``<stem><suffix>`` and referenced in ``asset.extras`` (glTF 2.0 has
     no standard audio). Every input is checked before anything is written. Returns a summary dict.
     """
     out = Path(out)
-    m = as_motion(motion)
+    source = as_any_motion(motion)
+    if isinstance(source, ArkitMotion):
+        if flame is not None:
+            raise InputError(
+                None if isinstance(motion, (Motion, ArkitMotion)) else motion,
+                "is ARKit motion, which cannot drive a FLAME head (--flame): export it without --flame "
+                "(the built-in head, jaw from jawOpen), or as arkit-csv / arkit-json",
+            )
+        m = builtin_motion(source)
+    else:
+        m = source
     model = flame if isinstance(flame, FlameModel) or flame is None else load_flame(flame)
     audio_path = None
     if audio is not None:
@@ -470,6 +508,10 @@ def export_gltf(
         wave = load_audio(audio_path)
         check_length(audio_path, len(m), frames_for(len(wave)), "the motion")
     doc, summary = build_gltf(m, model, name=out.stem or "dualtalk")
+    if isinstance(source, ArkitMotion):
+        summary["source_layout"] = "arkit"
+        doc.asset.extras["dualtalk"]["source_layout"] = "arkit"
+        doc.asset.extras["dualtalk"]["not_exported"] = ["ARKit weights other than jawOpen (no blendshapes here)"]
     if audio_path is not None:
         sidecar = out.with_name(out.stem + (audio_path.suffix or ".wav"))
         doc.asset.extras["dualtalk"]["audio"] = {"uri": sidecar.name, "start_seconds": 0.0}

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import DualTalkError
 from ..io.conversation import discover_conversations, load_generation_inputs, partner_speaker
-from ..io.motion import Motion, save_model_motion, save_motion
+from ..io.motion import AnyMotion, motion_from_model, save_model_motion, save_motion
 from ..io.progress import progress as progress_bar
 from ..layout import frames_for
 from ..model.causal import CausalDualTalk
@@ -116,7 +116,7 @@ def run_causal(
     options: InferenceOptions | None = None,
 ) -> np.ndarray:
     """A causal model over whole arrays through its streaming session, in chunks (constant memory; equal to
-    the offline forward). -> (T, 56)"""
+    the offline forward). -> (T, D)"""
     from .streaming import StreamingSession, feed
 
     options = options or InferenceOptions()
@@ -151,8 +151,9 @@ def run_model(
     partner_motion: np.ndarray | None,
     options: InferenceOptions | None = None,
 ) -> np.ndarray:
-    """Arrays in, (T, 56) model-order motion out; T = ceil(len(self_audio) / 640). ``partner_motion`` None:
-    the partner's face unseen (models that can: :func:`needs_partner_motion`)."""
+    """Arrays in, (T, D) model-order motion out (D: 56 FLAME, 55 ARKit, the model's ``motion_layout``; ARKit
+    weights clipped to [0, 1]); T = ceil(len(self_audio) / 640). ``partner_motion`` None: the partner's
+    face unseen (models that can: :func:`needs_partner_motion`)."""
     options = options or InferenceOptions()
     cfg = model.config
     spf = cfg.samples_per_frame
@@ -226,8 +227,10 @@ def generate(
     config=None,
     options: InferenceOptions | None = None,
     partner_out: str | os.PathLike | None = None,
-) -> Motion:
-    """Generate the motion of the person speaking in ``self_audio``; write it to ``out`` (dataset layout).
+) -> AnyMotion:
+    """Generate the motion of the person speaking in ``self_audio``; write it to ``out`` (dataset layout):
+    a :class:`~dualtalk.io.motion.Motion` (FLAME model) or :class:`~dualtalk.io.motion.ArkitMotion`
+    (``motion_layout`` arkit; the partner's motion must be ARKit motion too).
 
     ``model``: a :class:`DualTalk`, a model directory, a packaged model (``demo``, ``demo-stream``), an
     ``hf-hub:`` id, a released-layout ``.pth`` (``config`` = its config json when not the released shapes)
@@ -242,16 +245,21 @@ def generate(
         raise DualTalkError("generating both people (--partner-out) needs a causal model (e.g. --model demo-stream)")
     if partner_motion is None and partner_out is None:  # before any file is read
         _require_partner_motion(net)
-    inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, net.config.sample_rate, net.config.fps)
+    cfg = net.config
+    inputs = load_generation_inputs(
+        self_audio, partner_audio, partner_motion, cfg.sample_rate, cfg.fps, cfg.motion_layout
+    )
     if partner_out is not None:
         other, mine = run_joint(net, inputs.partner_audio, inputs.self_audio, options)
-        motion = Motion.from_model(mine, net.config.fps)
+        motion = motion_from_model(mine, cfg.motion_layout, cfg.fps)
         if out is not None:
             save_motion(out, motion)
-        save_motion(partner_out, Motion.from_model(other, net.config.fps))
+        save_motion(partner_out, motion_from_model(other, cfg.motion_layout, cfg.fps))
         return motion
-    motion = Motion.from_model(
-        run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options), net.config.fps
+    motion = motion_from_model(
+        run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options),
+        cfg.motion_layout,
+        cfg.fps,
     )
     if out is not None:
         save_motion(out, motion)
@@ -267,8 +275,8 @@ def predict(
     partner_motion: bool = True,
 ) -> list[Path]:
     """Every conversation of a split, in both directions where the partner's motion exists:
-    ``out_dir/NAME_speakerK.npy`` (T, 56) in model order. ``partner_motion=False``: the same sides, the
-    partner's face unseen (models that can run without it)."""
+    ``out_dir/NAME_speakerK.npy`` (T, 56) in model order ((T, 55) for an ARKit model).
+    ``partner_motion=False``: the same sides, the partner's face unseen (models that can run without it)."""
     options = options or InferenceOptions()
     conversations = discover_conversations(data_dir)
     net = _as_model(model, config, options.device, options.int8)
@@ -283,6 +291,7 @@ def predict(
             conv.motion[p] if partner_motion else None,
             net.config.sample_rate,
             net.config.fps,
+            net.config.motion_layout,
         )
         y = run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, inner)
         path = Path(out_dir) / f"{conv.name}_speaker{k}.npy"

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from ..errors import DualTalkError
-from ..layout import MOTION_DIM
 from ..model.causal import CausalDualTalk
 
 #: at the end, a partner stream may be this many frames shorter than the person's (as ``generate`` allows)
@@ -136,7 +135,8 @@ class StreamingSession:
         self.motion: list[np.ndarray] = []  # partner motion frames still needed (from index motion_start)
         self.motion_start = 0
         self.motion_received = 0
-        self.last_motion = np.zeros(MOTION_DIM, np.float32)
+        self.dim = cfg.motion_dim  # 56 FLAME, 55 ARKit
+        self.last_motion = np.zeros(self.dim, np.float32)
         self.done = 0  # frames emitted
         self.state: dict | None = None
         self.closed = False
@@ -179,8 +179,11 @@ class StreamingSession:
         m = np.asarray(frames, dtype=np.float32)
         if m.ndim == 1:
             m = m[None]
-        if m.ndim != 2 or m.shape[1] != MOTION_DIM:
-            raise DualTalkError(f"partner motion frames must be (k, {MOTION_DIM}) in model order, got shape {m.shape}")
+        if m.ndim != 2 or m.shape[1] != self.dim:
+            raise DualTalkError(
+                f"partner motion frames must be (k, {self.dim}) in model order ({self.cfg.motion_layout} layout), "
+                f"got shape {m.shape}"
+            )
         if not np.isfinite(m).all():
             raise DualTalkError("partner motion contains NaN or infinite values")
         if self.use_motion is False:
@@ -247,7 +250,7 @@ class StreamingSession:
     def _advance(self, final: bool, total: int | None = None) -> np.ndarray:
         n = self.ready_frames(final, total)
         if n == 0:
-            return np.zeros((0, MOTION_DIM), np.float32)
+            return np.zeros((0, self.dim), np.float32)
         t0, t1 = self.done, self.done + n
         # every voice's buffer begins at or before the first sample frame t0 reads (trim keeps it), or at 0
         start = self.frontend.first_sample(t0)
@@ -262,7 +265,7 @@ class StreamingSession:
             rows = []
             for t in range(t0, t1):
                 i = t - lag
-                rows.append(np.zeros(MOTION_DIM, np.float32) if i < 0 else self.motion[i - self.motion_start])
+                rows.append(np.zeros(self.dim, np.float32) if i < 0 else self.motion[i - self.motion_start])
             motion = torch.from_numpy(np.stack(rows))[None].to(self.device, self.dtype)
         began = time.perf_counter()
         with torch.inference_mode():
@@ -330,7 +333,7 @@ class JointSession:
             if len(tb):
                 self.a.push_motion(tb)
                 outs["b"].append(tb)
-        empty = np.zeros((0, MOTION_DIM), np.float32)
+        empty = np.zeros((0, self.a.dim), np.float32)
         return (np.concatenate(outs["a"]) if outs["a"] else empty, np.concatenate(outs["b"]) if outs["b"] else empty)
 
 
@@ -357,11 +360,11 @@ def _write(cfg, out, mine: np.ndarray, partner_out, other: np.ndarray | None, st
     import json
 
     from ..io.files import atomic_write_text
-    from ..io.motion import Motion, save_motion
+    from ..io.motion import motion_from_model, save_motion
 
-    save_motion(out, Motion.from_model(mine, cfg.fps))
+    save_motion(out, motion_from_model(mine, cfg.motion_layout, cfg.fps))
     if partner_out is not None and other is not None:
-        save_motion(partner_out, Motion.from_model(other, cfg.fps))
+        save_motion(partner_out, motion_from_model(other, cfg.motion_layout, cfg.fps))
     if stats is not None:
         atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
 
@@ -446,7 +449,9 @@ def stream_files(
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
     if not chunk_ms > 0:
         raise DualTalkError(f"--chunk-ms must be > 0, got {chunk_ms}")
-    inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, cfg.sample_rate, cfg.fps)
+    inputs = load_generation_inputs(
+        self_audio, partner_audio, partner_motion, cfg.sample_rate, cfg.fps, cfg.motion_layout
+    )
     step = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
     target: StreamingSession | JointSession = (
         JointSession(net)

@@ -7,12 +7,14 @@ to one thread). The facts of the data (rates, dimensions, orders) are in :mod:`d
 
 from .audio import load_audio, save_audio
 from .conversation import Conversation, discover_conversations, partner_speaker
-from .motion import Motion, load_motion, save_motion
+from .motion import ArkitMotion, Motion, load_any_motion, load_motion, save_motion
 
 __all__ = [
+    "ArkitMotion",
     "Conversation",
     "Motion",
     "discover_conversations",
+    "load_any_motion",
     "load_audio",
     "load_motion",
     "partner_speaker",

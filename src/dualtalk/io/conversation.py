@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..layout import FPS, SAMPLE_RATE, frames_for
 from .audio import load_audio
-from .motion import Motion, load_motion
+from .motion import load_any_motion
 
 #: largest accepted difference between the lengths of two files of one conversation, in frames
 MAX_LENGTH_MISMATCH_FRAMES = 5
@@ -120,15 +120,16 @@ class GenerationInputs:
 
     self_audio: np.ndarray  # (S,) float32, S = samples of the generated person's audio
     partner_audio: np.ndarray  # (S,) float32, fitted to the same length
-    partner_motion: np.ndarray | None  # (T, 56) model order, fitted to T; None: the partner's face unseen
+    partner_motion: np.ndarray | None  # (T, D) model order, fitted to T; None: the partner's face unseen
     num_frames: int
 
 
 def load_generation_inputs(
-    self_audio, partner_audio, partner_motion, sample_rate: int = SAMPLE_RATE, fps: int = FPS
+    self_audio, partner_audio, partner_motion, sample_rate: int = SAMPLE_RATE, fps: int = FPS, layout: str = "flame"
 ) -> GenerationInputs:
     """Read and check the input files of one generation (``partner_motion`` may be None: audio only);
-    T comes from the self audio."""
+    T comes from the self audio. ``layout``: the model's motion layout (a partner motion file of the other
+    layout is an error naming it)."""
     wav_b = load_audio(self_audio, sample_rate)
     wav_a = load_audio(partner_audio, sample_rate)
     t = num_frames(len(wav_b), sample_rate, fps)
@@ -137,7 +138,7 @@ def load_generation_inputs(
     )
     motion = None
     if partner_motion is not None:
-        mot_a: Motion = load_motion(partner_motion)
+        mot_a = load_any_motion(partner_motion, layout, f"the model (motion_layout {layout!r})")
         check_length(partner_motion, len(mot_a), t, "partner motion")
         motion = mot_a.fit_length(t).to_model()
     return GenerationInputs(

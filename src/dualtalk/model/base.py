@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from ..config import DualTalkConfig
 from ..errors import DualTalkError
+from ..layout import get_layout
 
 
 class MotionModel(nn.Module):
@@ -40,11 +41,16 @@ class MotionModel(nn.Module):
         return (motion - self.motion_mean) / self.motion_std if self.config.normalize_motion else motion
 
     def output_motion(self, out: torch.Tensor) -> torch.Tensor:
-        """(..., 56) the model's output -> the data's units: the output gain, then de-normalisation."""
+        """(..., 56) the model's output -> the data's units: the output gain, then de-normalisation; in eval
+        mode, a layout's weights (ARKit's 52 blendshapes) clipped to [0, 1] (training sees the raw output)."""
         if self.config.output_gain:  # normalised units: the mean is 0
             out = out * self.output_gain
         if self.config.normalize_motion:
             out = out * self.motion_std + self.motion_mean
+        bounded = get_layout(self.config.motion_layout).bounded
+        if bounded is not None and not self.training:
+            a, b = bounded.start, bounded.stop
+            out = torch.cat([out[..., :a], out[..., a:b].clamp(0.0, 1.0), out[..., b:]], dim=-1)
         return out
 
     def num_parameters(self) -> int:

@@ -1,4 +1,5 @@
-"""Learning curves: validation loss per group (exp, jaw, pose, velocity) against steps, one line per run.
+"""Learning curves: validation loss per group (exp, jaw, pose, velocity; an ARKit run's mouth, upper, pose,
+velocity) against steps, one line per run.
 
     from dualtalk.render.curves import plot_learning_curves
     plot_learning_curves({"dualtalk_paper": "reports/x/runs/dualtalk_paper", "speaker_only": ...}, "curves.png")
@@ -22,6 +23,13 @@ from ..io.files import atomic_path
 GROUPS = ("loss", "exp", "jaw", "pose", "velocity")
 
 
+def _groups(header: list[str]) -> tuple[str, ...]:
+    """The plotted columns of a metrics.csv: ``loss`` to ``velocity`` (the loss's parts of the run's layout)."""
+    if "loss" in header and "velocity" in header and header.index("loss") < header.index("velocity"):
+        return tuple(header[header.index("loss") : header.index("velocity") + 1])
+    return GROUPS
+
+
 def read_validation(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     """``{"step": [...], "loss": [...], "exp": [...], ...}`` from a run's metrics.csv (empty lists if none)."""
     out: dict[str, list[float]] = {k: [] for k in ("step",) + GROUPS}
@@ -29,11 +37,14 @@ def read_validation(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     if not path.is_file():
         return out
     with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
+        reader = csv.DictReader(fh)
+        groups = _groups(list(reader.fieldnames or []))
+        out = {k: [] for k in ("step",) + groups}
+        for row in reader:
             if row.get("split") != "val":
                 continue
             try:
-                values = {k: float(row[k]) for k in ("step",) + GROUPS}
+                values = {k: float(row[k]) for k in ("step",) + groups}
             except (KeyError, TypeError, ValueError):
                 continue
             for k, v in values.items():
@@ -56,10 +67,13 @@ def plot_learning_curves(
     curves = {name: c for name, c in curves.items() if c["step"]}
     if not curves:
         return None
-    fig = Figure(figsize=(3.2 * len(GROUPS), 3.2), dpi=dpi)
-    axes = fig.subplots(1, len(GROUPS))
-    for ax, group in zip(axes, GROUPS):
+    groups = [g for g in next(iter(curves.values())) if g != "step"]  # the first run's (runs of one layout)
+    fig = Figure(figsize=(3.2 * len(groups), 3.2), dpi=dpi)
+    axes = fig.subplots(1, len(groups))
+    for ax, group in zip(axes, groups):
         for name, c in curves.items():
+            if group not in c:
+                continue
             (line,) = ax.plot(c["step"], c[group], label=name, lw=1.3, marker="." if len(c["step"]) < 30 else None)
             best = min(range(len(c["loss"])), key=c["loss"].__getitem__)  # the step best/ keeps
             ax.plot([c["step"][best]], [c[group][best]], marker="o", ms=5, mfc="none", color=line.get_color())

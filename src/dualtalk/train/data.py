@@ -36,9 +36,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import InputError
 from ..io.audio import load_audio
 from ..io.conversation import check_length, discover_conversations
-from ..io.motion import load_motion
+from ..io.motion import load_any_motion
 from ..io.progress import progress as progress_bar
-from ..layout import MOTION_DIM, SAMPLE_RATE, SAMPLES_PER_FRAME, frames_for
+from ..layout import FLAME, SAMPLE_RATE, SAMPLES_PER_FRAME, MotionLayout, frames_for
 from .clips import Clip, SplitIndex
 
 #: columns of a plan row: conversation index, first frame, frames, target speaker (1|2), dummy (0|1), and
@@ -48,10 +48,11 @@ CLIP, START, LENGTH, TARGET, DUMMY, SKIP = range(6)
 
 @dataclass
 class MotionStats:
-    """Per-dimension mean and std (model order, 56-d) over every frame of both people of a split."""
+    """Per-dimension mean and std (model order, 56-d FLAME or 55-d ARKit) over every frame of both people of
+    a split."""
 
-    mean: np.ndarray  # (56,)
-    std: np.ndarray  # (56,)
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
     frames: int
 
 
@@ -77,10 +78,20 @@ def _audio_info(path: Path) -> tuple[int, int]:
     return -(-info.frames * SAMPLE_RATE // info.samplerate), int(info.samplerate)
 
 
+def _who(layout: MotionLayout) -> str:
+    return f"the model (motion_layout {layout.name!r})"
+
+
 def index_split(
-    data_dir: str | os.PathLike, split: str, role: str = "train", with_stats: bool = False, progress: bool = False
+    data_dir: str | os.PathLike,
+    split: str,
+    role: str = "train",
+    with_stats: bool = False,
+    progress: bool = False,
+    layout: MotionLayout = FLAME,
 ) -> tuple[SplitIndex, MotionStats | None]:
-    """Index one split (lengths checked, nothing kept in memory); optionally motion statistics."""
+    """Index one split (lengths checked, nothing kept in memory); optionally motion statistics. Every motion
+    file must be of ``layout`` (the model's): one of the other is an error naming it."""
     directory = split_dir(data_dir, split, role)
     try:
         convs = discover_conversations(directory, require_motion="both")
@@ -90,8 +101,8 @@ def index_split(
                 directory, f"{role} split is empty (no NAME_speaker{{1,2}}.{{wav,npz}} conversations)"
             ) from None
         raise
-    total = np.zeros(MOTION_DIM, np.float64)
-    total_sq = np.zeros(MOTION_DIM, np.float64)
+    total = np.zeros(layout.dim, np.float64)
+    total_sq = np.zeros(layout.dim, np.float64)
     count = 0
     clips = []
     for conv in progress_bar(convs, desc=f"indexing {split}", unit="conv", enabled=progress, leave=False, delay=2):
@@ -101,7 +112,7 @@ def index_split(
             lengths.append(frames_for(samples))
             rates.append(sr)
         for k in (1, 2):
-            motion = load_motion(conv.motion[k]).to_model()  # (T, 56)
+            motion = load_any_motion(conv.motion[k], layout, _who(layout)).to_model()  # (T, D)
             check_length(conv.motion[k], len(motion), lengths[k - 1], "motion")
             lengths.append(len(motion))
             if with_stats:
@@ -265,9 +276,9 @@ def read_audio_window(path: str, native_rate: int, start: int, frames: int, wind
     return out
 
 
-def read_motion_window(path: str, start: int, frames: int, window: int) -> np.ndarray:
-    """Frames [start, start + frames) in model order, padded to ``window`` by repeating the last: (W, 56)."""
-    x = load_motion(path).to_model()[start : start + frames]  # (frames, 56)
+def read_motion_window(path: str, start: int, frames: int, window: int, layout: MotionLayout = FLAME) -> np.ndarray:
+    """Frames [start, start + frames) in model order, padded to ``window`` by repeating the last: (W, D)."""
+    x = load_any_motion(path, layout, _who(layout)).to_model()[start : start + frames]  # (frames, D)
     if len(x) < window:
         x = np.concatenate([x, np.repeat(x[-1:], window - len(x), axis=0)])
     return x
@@ -280,10 +291,17 @@ class ConversationWindows(Dataset):
     read from memory-mapped ``.npy`` files instead of the waveforms.
     """
 
-    def __init__(self, index: SplitIndex, window: int, features: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        index: SplitIndex,
+        window: int,
+        features: dict[str, Path] | None = None,
+        layout: MotionLayout = FLAME,
+    ):
         self.index = index
         self.window = window
         self.features = features
+        self.layout = layout
 
     def __len__(self) -> int:  # the dataset is addressed by plan rows, not by position
         return len(self.index.clips)
@@ -297,8 +315,10 @@ class ConversationWindows(Dataset):
         if not dummy:
             mask[skip:length] = True
         item = {
-            "target": torch.from_numpy(read_motion_window(clip.motion[t], start, length, w)),  # (W, 56)
-            "partner_motion": torch.from_numpy(read_motion_window(clip.motion[p], start, length, w)),  # (W, 56)
+            "target": torch.from_numpy(read_motion_window(clip.motion[t], start, length, w, self.layout)),  # (W, D)
+            "partner_motion": torch.from_numpy(
+                read_motion_window(clip.motion[p], start, length, w, self.layout)
+            ),  # (W, D)
             "mask": torch.from_numpy(mask),  # (W,)
             "key": f"{clip.name}:{start}:{length}:s{target}",
         }

@@ -39,14 +39,15 @@ import torch.distributed as dist
 from .. import __version__
 from ..config import TrainConfig, to_dict
 from ..errors import DualTalkError, InputError
+from ..io.motion import load_any_motion
 from ..io.progress import progress, write
-from ..layout import FPS, MOTION_DIM
+from ..layout import FLAME, FPS, MotionLayout, get_layout
 from ..model.dualtalk import DualTalk, build_model
 from . import cache as feature_cache
 from . import runs
 from .configure import check_train_config, compose_train_config, load_train_config, save_train_config
 from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader, split_dir
-from .loss import NAMES, PARTS, combine, motion_errors, weights
+from .loss import combine, loss_names, motion_errors, weights
 
 
 class TrainingInterrupted(DualTalkError):
@@ -184,8 +185,11 @@ def run_model(module, batch: dict, device: torch.device, cached: bool) -> torch.
     )
 
 
-def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_stats=None) -> dict:
-    """Validation loss summed over every batch of every process -> {"loss", "exp", ...}.
+def evaluate(
+    module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_stats=None, layout: MotionLayout = FLAME
+) -> dict:
+    """Validation loss summed over every batch of every process -> {"loss", "exp", ...} (the groups of
+    ``layout``, then ``velocity``).
 
     ``gain_stats`` (the stored motion mean and std of a model with an output gain): the position errors are those of
     the prediction after the per-coefficient gain that fits this split best, clipped to [0, 1] (what
@@ -194,15 +198,16 @@ def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_st
     """
     was_training = module.training
     module.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)
-    counts = torch.zeros(4, dtype=torch.float64, device=ctx.device)
-    moments = torch.zeros(3, MOTION_DIM, dtype=torch.float64, device=ctx.device)  # sums of p y, p p, y y
+    groups = layout.groups
+    sums = torch.zeros(len(groups) + 1, dtype=torch.float64, device=ctx.device)
+    counts = torch.zeros(len(groups) + 1, dtype=torch.float64, device=ctx.device)
+    moments = torch.zeros(3, layout.dim, dtype=torch.float64, device=ctx.device)  # sums of p y, p p, y y
     with torch.inference_mode():
         for batch in loader:
             with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 pred = run_model(module, batch, ctx.device, cached)  # (B, W, 56)
             target, mask = batch["target"].to(ctx.device), batch["mask"].to(ctx.device)
-            s, c = motion_errors(pred, target, mask, std)
+            s, c = motion_errors(pred, target, mask, std, groups)
             sums += s.double()
             counts += c.double()
             if gain_stats is not None:
@@ -224,10 +229,10 @@ def evaluate(module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_st
         sse = yy - 2 * gain * py + gain.square() * pp  # (56,) squared error after the gain, normalised
         if std is None:  # the loss is in the data's units
             sse = sse * gain_stats[1].double().square()
-        for i, part in enumerate(PARTS.values()):
+        for i, part in enumerate(groups.values()):
             sums[i] = sse[part].sum()
     total, mse = combine(sums.float(), counts.float(), w)
-    out = {"loss": float(total), **{n: float(v) for n, v in zip(NAMES, mse)}}
+    out = {"loss": float(total), **{n: float(v) for n, v in zip(loss_names(groups), mse)}}
     if gain is not None:
         out["gain"] = gain.float().cpu().numpy()
     return out
@@ -284,6 +289,7 @@ class Trainer:
         self.ctx = ctx if ctx is not None else Dist()
         self.show = progress and self.ctx.main
         self.model_cfg = check_train_config(cfg)
+        self.layout = get_layout(self.model_cfg.motion_layout)
         self.state = TrainState()
         self.latest: Path | None = None  # the checkpoint to restore (set by prepare_run)
         self.last_saved = -1
@@ -308,6 +314,7 @@ class Trainer:
             raise InputError(self.data_dir, "data directory not found")
         latest = None
         if ctx.main:
+            self.check_data_layout()
             if self.resume:
                 runs.clean_partial_writes(run)
             latest = runs.latest_checkpoint(run)
@@ -340,6 +347,14 @@ class Trainer:
         self.latest = ctx.broadcast_object(latest)
         return self.latest
 
+    def check_data_layout(self) -> None:
+        """The first motion file of the training split is in the model's motion layout (before the run is
+        created: data of the other layout is one error line naming the file; every file is checked later)."""
+        split = self.data_dir / self.cfg.data.train_split
+        first = next(iter(sorted(split.glob("*.npz"))), None) if split.is_dir() else None
+        if first is not None:
+            load_any_motion(first, self.layout, f"the model (motion_layout {self.layout.name!r})")
+
     def build_data(self) -> None:
         """Index both splits (rank 0; shared with the others) and the training split's motion statistics."""
         d, ctx = self.cfg.data, self.ctx
@@ -347,8 +362,10 @@ class Trainer:
         split_dir(self.data_dir, d.val_split, "val")
         found = None
         if ctx.main:
-            train_index, stats = index_split(self.data_dir, d.train_split, "train", with_stats=True, progress=self.show)
-            val_index, _ = index_split(self.data_dir, d.val_split, "val", progress=self.show)
+            train_index, stats = index_split(
+                self.data_dir, d.train_split, "train", with_stats=True, progress=self.show, layout=self.layout
+            )
+            val_index, _ = index_split(self.data_dir, d.val_split, "val", progress=self.show, layout=self.layout)
             self.say(
                 f"data: {len(train_index.clips)} training conversations "
                 f"({int(train_index.frames.sum()) / FPS / 3600:.2f} h), "
@@ -372,7 +389,7 @@ class Trainer:
         self.model = model
         self.module: torch.nn.Module = model  # what the loop calls: the model, or its DDP wrapper (wrap())
         self.std = model.motion_std if (model_cfg.normalize_motion and cfg.loss.normalized) else None
-        self.loss_w = weights(cfg.loss, ctx.device)
+        self.loss_w = weights(cfg.loss, ctx.device, self.layout.groups)
         return model
 
     def build_loaders(self) -> None:
@@ -408,10 +425,13 @@ class Trainer:
         )
         pin = ctx.device.type == "cuda"
         self.train_loader = make_loader(
-            ConversationWindows(self.train_index, window, features["train"]), self.train_sampler, d.num_workers, pin
+            ConversationWindows(self.train_index, window, features["train"], self.layout),
+            self.train_sampler,
+            d.num_workers,
+            pin,
         )
         self.val_loader = make_loader(
-            ConversationWindows(self.val_index, val_window, features["val"]),
+            ConversationWindows(self.val_index, val_window, features["val"], self.layout),
             val_sampler,
             d.num_workers,
             pin,
@@ -489,7 +509,11 @@ class Trainer:
             self.restore(self.latest)
         self.wrap()
         self.metrics = runs.Metrics(
-            self.run, self.ctx.main, self.cfg.tensorboard, self.state.step if self.latest is not None else None
+            self.run,
+            self.ctx.main,
+            self.cfg.tensorboard,
+            self.state.step if self.latest is not None else None,
+            fields=runs.metric_fields(loss_names(self.layout.groups)),
         )
 
     # --- steps -----------------------------------------------------------------------------------------
@@ -497,7 +521,7 @@ class Trainer:
     def train_step(self, batch: dict, sync: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forward and backward of one micro-batch (gradients summed into ``.grad``, scaled by 1/accum);
         ``sync=False`` skips DDP's gradient all-reduce (not the last micro-batch of a step).
-        -> (loss, per-group error sums (4,), counts (4,))."""
+        -> (loss, per-part error sums (G+1,), counts (G+1,))."""
         ctx, accum = self.ctx, self.cfg.optim.grad_accum_steps
         no_sync = contextlib.nullcontext() if sync or ctx.world == 1 else self.module.no_sync()  # type: ignore[operator]
         with no_sync:
@@ -505,7 +529,9 @@ class Trainer:
                 ctx.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
                 pred = run_model(self.module, batch, ctx.device, self.cached)  # (B, W, 56)
-            s, c = motion_errors(pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), self.std)
+            s, c = motion_errors(
+                pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), self.std, self.layout.groups
+            )
             loss, _ = combine(s, c, self.loss_w)
             (loss / accum).backward()
         return loss, s, c
@@ -548,6 +574,7 @@ class Trainer:
             self.amp_dtype,
             self.cached,
             (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None,
+            self.layout,
         )
         gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
         improved = val["loss"] < self.state.best_val
@@ -567,10 +594,8 @@ class Trainer:
             from ..render.curves import plot_learning_curves
 
             plot_learning_curves({run.name: run}, run / "learning_curves.png", title=f"{run}")
-        self.say(
-            f"step {step}: val loss {val['loss']:.4f} (exp {val['exp']:.4f} jaw {val['jaw']:.4f} "
-            f"pose {val['pose']:.4f} vel {val['velocity']:.4f}){'  best' if improved else ''}"
-        )
+        parts = " ".join(f"{'vel' if n == 'velocity' else n} {val[n]:.4f}" for n in loss_names(self.layout.groups))
+        self.say(f"step {step}: val loss {val['loss']:.4f} ({parts}){'  best' if improved else ''}")
         return val
 
     def save_checkpoint(self, step: int) -> None:
@@ -622,7 +647,7 @@ class Trainer:
                 dynamic_ncols=True,
                 stream=sys.stderr,
             )
-            window = _LogWindow(ctx.device)
+            window = _LogWindow(ctx.device, len(self.loss_w))
             started = time.perf_counter()
             micro = 0
             postfix = {"loss": "?", "ex/s": "?"}
@@ -689,7 +714,7 @@ class Trainer:
             {
                 "epoch": self.state.epoch,
                 "loss": float(total),
-                **{n: float(v) for n, v in zip(NAMES, mse)},
+                **{n: float(v) for n, v in zip(loss_names(self.layout.groups), mse)},
                 "lr": self.scheduler.get_last_lr()[0],
                 "grad_norm": grad_norm,
                 "examples_per_sec": speed,
@@ -728,9 +753,9 @@ class Trainer:
 class _LogWindow:
     """Error sums, counts and examples since the last training log line (and when the window started)."""
 
-    def __init__(self, device: torch.device):
-        self.sums = torch.zeros(4, device=device)
-        self.counts = torch.zeros(4, device=device)
+    def __init__(self, device: torch.device, parts: int = 4):
+        self.sums = torch.zeros(parts, device=device)
+        self.counts = torch.zeros(parts, device=device)
         self.reset()
 
     def add(self, sums: torch.Tensor, counts: torch.Tensor, examples: int) -> None:

@@ -37,20 +37,16 @@ from ..io.files import atomic_write_text
 from ..model.checkpoint import WEIGHTS_NAME, save_model
 
 STEP_RE = re.compile(r"^step_(\d{8,})$")
-METRIC_FIELDS = [
-    "step",
-    "epoch",
-    "split",
-    "loss",
-    "exp",
-    "jaw",
-    "pose",
-    "velocity",
-    "lr",
-    "grad_norm",
-    "examples_per_sec",
-    "elapsed_s",
-]
+
+
+def metric_fields(parts: tuple[str, ...] = ("exp", "jaw", "pose", "velocity")) -> list[str]:
+    """The columns of metrics.csv for the loss's parts (FLAME's: :data:`METRIC_FIELDS`; ARKit's mouth, upper,
+    pose, velocity)."""
+    return ["step", "epoch", "split", "loss", *parts, "lr", "grad_norm", "examples_per_sec", "elapsed_s"]
+
+
+#: the columns of a FLAME run's metrics.csv
+METRIC_FIELDS = metric_fields()
 
 
 def checkpoints(run: Path) -> list[tuple[int, Path]]:
@@ -143,8 +139,11 @@ def read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict | None]:
 class Metrics:
     """metrics.csv + TensorBoard (rank 0 only). On resume, rows after the resumed step are dropped."""
 
-    def __init__(self, run: Path, enabled: bool, tensorboard: bool, resume_step: int | None):
+    def __init__(
+        self, run: Path, enabled: bool, tensorboard: bool, resume_step: int | None, fields: list[str] | None = None
+    ):
         self.enabled = enabled
+        self.fields = fields or METRIC_FIELDS
         self.tb = None
         if not enabled:
             return
@@ -153,13 +152,13 @@ class Metrics:
             with open(path, newline="", encoding="utf-8") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
             buf = io.StringIO()
-            writer = csv.DictWriter(buf, METRIC_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(buf, self.fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
             atomic_write_text(path, buf.getvalue())
         new = not path.exists()
         self.fh = open(path, "a", newline="", encoding="utf-8")
-        self.csv = csv.DictWriter(self.fh, METRIC_FIELDS, extrasaction="ignore")
+        self.csv = csv.DictWriter(self.fh, self.fields, extrasaction="ignore")
         if new:
             self.csv.writeheader()
         if tensorboard:
