@@ -92,6 +92,45 @@ class AudioEncoderConfig(Config):
         return int(self.wav2vec2["hidden_size"]) if self.type == "wav2vec2" else self.mel_channels
 
 
+#: the comparison baselines (``dualtalk.model.baselines``): a ``variant`` each
+BASELINE_VARIANTS = ("faceformer", "codetalker", "selftalk", "learning2listen")
+
+
+class BaselineConfig(Config):
+    """Settings of the comparison baselines (``variant`` faceformer, codetalker, selftalk, learning2listen;
+    ignored by DualTalk). Their transformer sizes are the model's ``feature_dim``, ``num_heads``, ``ffn_dim``,
+    ``decoder_layers`` (predictor) and ``encoder_layers`` (VQ-VAE, SelfTalk's lip reader)."""
+
+    #: codebook stage (codetalker, learning2listen): the first this many optimizer steps of a run train the
+    #: VQ-VAE, the rest the predictor (with the VQ-VAE frozen)
+    stage1_steps: int = Field(0, ge=0)
+    #: a model directory of the same method whose trained codebook stage is loaded (stage 1 is skipped)
+    stage1_from: str | None = None
+    #: codes in the codebook (CodeTalker 256, Learning2Listen 200) and their width (CodeTalker 64/128, L2L 256)
+    codebook_size: int = Field(256, ge=1)
+    code_dim: int = Field(64, ge=1)
+    #: codes per (downsampled) frame: CodeTalker's ``face_quan_num``
+    codes_per_frame: int = Field(1, ge=1)
+    #: each halves the VQ-VAE's frame rate: 2^quant_factor frames per code (Learning2Listen: 3, 8 frames)
+    quant_factor: int = Field(0, ge=0, le=5)
+    #: frames the VQ-VAE codes at once (Learning2Listen: 32); 0 = the whole sequence (CodeTalker)
+    vq_window: int = Field(0, ge=0)
+    #: weight of CodeTalker's feature regularisation (predicted features vs the ground truth's codes)
+    reg_weight: float = Field(1.0, ge=0)
+    #: Learning2Listen: listener codes of the past the predictor sees (4 codes = 32 frames)
+    past_codes: int = Field(4, ge=1)
+    #: SelfTalk's speech recognizer (a ``Wav2Vec2ForCTC``): a hub id or a local directory, loaded when training
+    #: starts and never stored with the model; ``None``: no lip-reading consistency loss
+    recognizer: str | None = None
+    #: the recognizer's hidden size and vocabulary (the lip reader is built to match; checked when it loads)
+    recognizer_dim: int = Field(1024, ge=1)
+    recognizer_vocab: int = Field(33, ge=2)
+    #: SelfTalk's loss weights relative to the motion loss: lip features vs the recognizer's hidden states
+    #: (MSE), lip-read text vs the recognizer's transcript (CTC)
+    lip_feature_weight: float = Field(0.1, ge=0)
+    ctc_weight: float = Field(0.01, ge=0)
+
+
 class DualTalkConfig(Config):
     """The DualTalk model. Defaults are the released checkpoint's architecture (647 M parameters)."""
 
@@ -99,8 +138,14 @@ class DualTalkConfig(Config):
     #: describes beyond it (alignment-biased attention, sigmoid-gated modulation, positional information).
     #: ``causal``: every layer sees the past plus ``lookahead_frames`` of audio; streamable
     #: (``dualtalk.model.causal``, ``dualtalk stream``).
-    variant: Literal["released", "paper", "causal"] = "released"
+    #: ``faceformer``, ``codetalker``, ``selftalk``, ``learning2listen``: the comparison baselines
+    #: (``dualtalk.model.baselines``, settings in ``baseline``).
+    variant: Literal["released", "paper", "causal", "faceformer", "codetalker", "selftalk", "learning2listen"] = (
+        "released"
+    )
     audio_encoder: AudioEncoderConfig = Field(default_factory=AudioEncoderConfig)
+    #: the comparison baselines' settings (ignored by DualTalk)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     feature_dim: int = Field(256, ge=2)
     #: what a motion frame is (``dualtalk.layout``): ``flame`` (56-d: FLAME expression, jaw, head rotation;
     #: the released model's) or ``arkit`` (55-d: the 52 ARKit blendshape weights in [0, 1], clipped at the
@@ -210,6 +255,17 @@ class DualTalkConfig(Config):
                 f"the causal variant needs audio_encoder.type 'mel' (a {self.audio_encoder.type} "
                 "encoder sees the whole clip and cannot stream)"
             )
+        if self.variant in ("codetalker", "learning2listen"):
+            b = self.baseline
+            if b.vq_window and b.vq_window % (2**b.quant_factor):
+                raise DualTalkError(
+                    f"baseline.vq_window {b.vq_window} is not a multiple of the frames per code ({2**b.quant_factor})"
+                )
+            if not (b.stage1_steps or b.stage1_from):
+                raise DualTalkError(
+                    f"{self.variant} trains its codebook first: set baseline.stage1_steps (steps of the VQ-VAE "
+                    "stage) or baseline.stage1_from (a model directory with a trained one)"
+                )
         if self.variant == "causal" and not (self.use_self_audio or self.use_partner_audio):
             raise DualTalkError("the causal variant needs at least one audio input")
         return self
