@@ -29,11 +29,13 @@ from .. import __version__
 from ..config import FORMAT_VERSION, DualTalkConfig, config_error, from_dict, to_dict
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_path, atomic_write_text
+from .baselines.common import BaselineModel
 from .causal import CausalDualTalk
 from .dualtalk import DualTalk, build_model
 
-#: what the loaders return: the offline model or the causal one (the same calling convention)
-Model = DualTalk | CausalDualTalk
+#: what the loaders return: the offline model, the causal one or a comparison baseline (the same calling
+#: convention)
+Model = DualTalk | CausalDualTalk | BaselineModel
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

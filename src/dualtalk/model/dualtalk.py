@@ -43,6 +43,7 @@ from .base import MotionModel
 from .layers import PeriodicPositionalEncoding, alignment_mask, temporal_bias
 
 if TYPE_CHECKING:
+    from .baselines import BaselineModel
     from .causal import CausalDualTalk
 
 
@@ -254,9 +255,16 @@ class DualTalk(MotionModel):
         }
 
 
-def build_model(cfg: DualTalkConfig) -> DualTalk | CausalDualTalk:
-    """The model of a config: :class:`DualTalk` (``released``, ``paper``) or
-    :class:`~dualtalk.model.causal.CausalDualTalk` (``causal``)."""
+def build_model(cfg: DualTalkConfig) -> DualTalk | CausalDualTalk | BaselineModel:
+    """The model of a config: :class:`DualTalk` (``released``, ``paper``),
+    :class:`~dualtalk.model.causal.CausalDualTalk` (``causal``) or a comparison baseline
+    (:mod:`dualtalk.model.baselines`: ``faceformer``, ``codetalker``, ``selftalk``, ``learning2listen``)."""
+    from ..config import BASELINE_VARIANTS
+
+    if cfg.variant in BASELINE_VARIANTS:
+        from .baselines import build_baseline
+
+        return build_baseline(cfg)
     if cfg.variant == "causal":
         from .causal import CausalDualTalk
 

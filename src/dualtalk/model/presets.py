@@ -11,6 +11,11 @@
     listener_only   baseline, Learning2Listen-style: ``small``, paper variant, seeing only the partner's audio
                     and motion
 
+    faceformer, codetalker, selftalk, learning2listen
+                    the paper's comparison systems as their own architectures (``dualtalk.model.baselines``) at
+                    their papers' sizes, wav2vec2 audio (GPU); ``*-small``: at ``small``'s size with log-mel
+                    audio (CPU, what ``dualtalk benchmark`` trains); ``tiny-*``: toy size, for tests
+
 The baselines use the ``paper`` variant: its temporal bias, alignment bias and periodic positions are
 FaceFormer's, and its aligned cross-modal attention keeps the partner's motion time-aligned, as
 Learning2Listen's listener sees it. So each baseline is ``dualtalk_paper`` with inputs switched off.
@@ -20,7 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import WAV2VEC2_LARGE_LV60, AudioEncoderConfig, DualTalkConfig, apply_overrides
+from ..config import (
+    WAV2VEC2_LARGE_LV60,
+    AudioEncoderConfig,
+    DualTalkConfig,
+    apply_overrides,
+    deep_merge,
+    from_dict,
+    to_dict,
+)
 from ..errors import DualTalkError
 
 _PRESETS: dict[str, Callable[[], DualTalkConfig]] = {}
@@ -173,7 +186,15 @@ METHODS: dict[str, dict] = {
 
 def method_overrides(method: str) -> list[str]:
     """``model.key=value`` training overrides that turn a size preset into ``method``."""
-    return [f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in METHODS[method].items()]
+
+    def items(prefix: str, values: dict):
+        for k, v in values.items():
+            if isinstance(v, dict):
+                yield from items(f"{prefix}{k}.", v)
+            else:
+                yield f"{prefix}{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+
+    return list(items("model.", METHODS[method]))
 
 
 def _baseline(method: str) -> Callable[[], DualTalkConfig]:
@@ -186,3 +207,109 @@ def _baseline(method: str) -> Callable[[], DualTalkConfig]:
 
 for _name in ("speaker_only", "listener_only"):
     register(_name)(_baseline(_name))
+
+
+# ----------------------------------------------------------------------------------------------------
+# the paper's comparison systems as their own architectures (dualtalk.model.baselines)
+
+#: what each baseline sees: FaceFormer, CodeTalker and SelfTalk the person's own audio; Learning2Listen the
+#: partner's audio and motion
+_SPEAKER_INPUTS = {"use_partner_audio": False, "use_partner_motion": False}
+_LISTENER_INPUTS = {"use_self_audio": False}
+
+#: the model settings of each baseline (the ``variant`` and its ``baseline`` settings), applied to a size preset
+#: as the other methods of :data:`METHODS` are; stage 1 of the codebook methods takes ``stage1_steps`` (the
+#: benchmark sets it to a share of its steps)
+BASELINES: dict[str, dict] = {
+    "faceformer": {"variant": "faceformer", **_SPEAKER_INPUTS},
+    # CodeTalker (BIWI setting): 256 codes of 128 per frame-token, 16 tokens per frame at its 1024-d size
+    "codetalker": {"variant": "codetalker", **_SPEAKER_INPUTS, "baseline": {"codebook_size": 256, "code_dim": 64}},
+    "selftalk": {"variant": "selftalk", **_SPEAKER_INPUTS},
+    # Learning2Listen: 200 codes, one per 8 frames (quant_factor 3), coded in windows of 32 frames; 4 codes of
+    # the listener's past
+    "learning2listen": {
+        "variant": "learning2listen",
+        **_LISTENER_INPUTS,
+        "baseline": {"codebook_size": 200, "quant_factor": 3, "vq_window": 32, "past_codes": 4},
+    },
+}
+METHODS.update(BASELINES)
+
+#: wav2vec2-base-960h (FaceFormer's and CodeTalker's audio encoder), built in like the released model's
+WAV2VEC2_BASE = dict(
+    WAV2VEC2_LARGE_LV60,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    feat_extract_norm="group",
+    conv_bias=False,
+    do_stable_layer_norm=False,
+)
+WAV2VEC2_BASE_HUB_ID = "facebook/wav2vec2-base-960h"
+#: SelfTalk's audio encoder and speech recognizer
+SELFTALK_RECOGNIZER = "jonatasgrosman/wav2vec2-large-xlsr-53-english"
+
+
+def _with(cfg: DualTalkConfig, method: str, **extra) -> DualTalkConfig:
+    data = to_dict(cfg)
+    return from_dict(DualTalkConfig, deep_merge(deep_merge(data, METHODS[method]), extra), where=f"preset {method}")
+
+
+def _paper_size(method: str) -> DualTalkConfig:
+    """The baseline at its paper's size (BIWI's 25 fps settings), wav2vec2 audio from the hub."""
+    base = DualTalkConfig(
+        audio_encoder=AudioEncoderConfig(
+            type="wav2vec2", wav2vec2=dict(WAV2VEC2_BASE), pretrained=WAV2VEC2_BASE_HUB_ID
+        ),
+        feature_dim=128,
+        ffn_dim=256,
+        num_heads=4,
+        decoder_layers=1,
+        encoder_layers=6,
+        bias_period=25,
+        normalize_motion=True,
+    )
+    extra: dict = {}
+    if method == "codetalker":  # BIWI: 1024-d, 16 codes of 128 per frame
+        extra = {"feature_dim": 1024, "ffn_dim": 2048, "baseline": {"code_dim": 128, "codes_per_frame": 16}}
+        extra["baseline"]["stage1_steps"] = 20000
+    if method == "learning2listen":  # 12 layers of 256 in the VQ-VAE; mel features of the partner
+        extra = {
+            "feature_dim": 256,
+            "ffn_dim": 384,
+            "num_heads": 8,
+            "encoder_layers": 12,
+            "decoder_layers": 2,
+            "audio_encoder": {"type": "mel", "n_mels": 128, "mel_channels": 128, "mel_layers": 1},
+            "baseline": {"code_dim": 256, "stage1_steps": 20000},
+        }
+    if method == "selftalk":  # xlsr-53 English for both the audio encoder and the recognizer, d=1024
+        large = dict(WAV2VEC2_LARGE_LV60, feat_extract_norm="layer", conv_bias=True, do_stable_layer_norm=True)
+        extra = {
+            "feature_dim": 1024,
+            "ffn_dim": 2048,
+            "audio_encoder": {"wav2vec2": large, "pretrained": SELFTALK_RECOGNIZER},
+            "baseline": {"recognizer": SELFTALK_RECOGNIZER, "recognizer_dim": 1024, "recognizer_vocab": 33},
+        }
+    return _with(base, method, **extra)
+
+
+def _small_size(method: str) -> DualTalkConfig:
+    extra: dict = {"baseline": {"stage1_steps": 400}} if method in ("codetalker", "learning2listen") else {}
+    return _with(small(), method, **extra)
+
+
+def _tiny_size(method: str) -> DualTalkConfig:
+    extra: dict = {"baseline": {"codebook_size": 32, "code_dim": 8}}
+    if method in ("codetalker", "learning2listen"):
+        extra["baseline"]["stage1_steps"] = 10
+    if method == "selftalk":
+        extra["baseline"].update(recognizer_dim=32, recognizer_vocab=12)
+    return _with(tiny_mel(), method, **extra)
+
+
+for _name in BASELINES:
+    for _size, _make in (("", _paper_size), ("-small", _small_size)):
+        register(f"{_name}{_size}")((lambda n, f: lambda: f(n))(_name, _make))
+    register(f"tiny-{_name}")((lambda n: lambda: _tiny_size(n))(_name))

@@ -118,6 +118,13 @@ def check_train_config(cfg: TrainConfig) -> DualTalkConfig:
         "set data.val_split to a held-out split of its own",
     )
     model_cfg = resolve_model_config(cfg)
+    from ..config import BASELINE_VARIANTS
+
+    if model_cfg.variant in BASELINE_VARIANTS:
+        from ..model.baselines import check_stage1_source
+
+        need(not d.feature_cache, f"data.feature_cache is not available for the {model_cfg.variant} baseline")
+        check_stage1_source(model_cfg)
     if d.feature_cache:
         need(
             model_cfg.audio_encoder.freeze,

@@ -169,9 +169,21 @@ def lr_lambda(cfg, steps_per_epoch: int):
     return factor
 
 
-def run_model(module, batch: dict, device: torch.device, cached: bool) -> torch.Tensor:
-    """One forward pass of ``module`` (DualTalk, or its DDP/EMA wrapper) on a batch -> (B, W, 56)."""
+def run_model(module, batch: dict, device: torch.device, cached: bool, step: int | None = None):
+    """One forward pass of ``module`` (DualTalk, or its DDP/EMA wrapper) on a batch -> (B, W, 56).
+
+    ``step`` (models that learn from the target: the comparison baselines' teacher forcing and codebook
+    stages, :class:`~dualtalk.model.baselines.BaselineModel`): the target and the step are passed too, and the
+    result is (prediction (B, W, 56), extra loss or None)."""
     partner_motion = batch["partner_motion"].to(device, non_blocking=True)  # (B, W, 56)
+    if step is not None:
+        return module(
+            batch["self_audio"].to(device, non_blocking=True),
+            batch["partner_audio"].to(device, non_blocking=True),
+            partner_motion,
+            target=batch["target"].to(device, non_blocking=True),
+            step=step,
+        )
     if cached:  # the frozen encoders' outputs, read from the feature cache: (B, W, H) each, or absent
         feats = tuple(
             batch[k].to(device, non_blocking=True) if k in batch else None
@@ -186,7 +198,16 @@ def run_model(module, batch: dict, device: torch.device, cached: bool) -> torch.
 
 
 def evaluate(
-    module, loader, ctx: Dist, std, w, amp_dtype, cached: bool, gain_stats=None, layout: MotionLayout = FLAME
+    module,
+    loader,
+    ctx: Dist,
+    std,
+    w,
+    amp_dtype,
+    cached: bool,
+    gain_stats=None,
+    layout: MotionLayout = FLAME,
+    step: int | None = None,
 ) -> dict:
     """Validation loss summed over every batch of every process -> {"loss", "exp", ...} (the groups of
     ``layout``, then ``velocity``).
@@ -195,7 +216,10 @@ def evaluate(
     the prediction after the per-coefficient gain that fits this split best, clipped to [0, 1] (what
     training leaves in ``best/``), so that coefficients the model cannot predict beyond the mean do not
     decide which step is kept; the gains are returned under ``"gain"``.
+
+    ``step``: a staged model (a baseline's codebook stage) is validated on the computation of its stage then.
     """
+    staged = step is not None and getattr(module, "validation_needs_target", lambda s: False)(step)
     was_training = module.training
     module.eval()
     groups = layout.groups
@@ -205,7 +229,9 @@ def evaluate(
     with torch.inference_mode():
         for batch in loader:
             with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                pred = run_model(module, batch, ctx.device, cached)  # (B, W, 56)
+                pred = run_model(module, batch, ctx.device, cached, step if staged else None)  # (B, W, 56)
+                if staged:
+                    pred = pred[0]
             target, mask = batch["target"].to(ctx.device), batch["mask"].to(ctx.device)
             s, c = motion_errors(pred, target, mask, std, groups)
             sums += s.double()
@@ -378,7 +404,11 @@ class Trainer:
         """The model (same seed everywhere; rank 0's weights broadcast), motion statistics, loss weights."""
         cfg, ctx, model_cfg = self.cfg, self.ctx, self.model_cfg
         seed_everything(cfg.seed)
-        model = cast(DualTalk, build_model(model_cfg))  # or CausalDualTalk: the same interface
+        model = cast(DualTalk, build_model(model_cfg))  # or CausalDualTalk, a baseline: the same interface
+        if getattr(model, "learns_from_target", False):  # a baseline: a trained stage 1 from another run
+            from ..model.baselines import prepare_training
+
+            prepare_training(model, self.say)
         if model_cfg.normalize_motion:
             model.set_motion_statistics(self.stats.mean, self.stats.std)
         model.to(ctx.device)
@@ -490,7 +520,7 @@ class Trainer:
 
             unused = (
                 model_cfg.audio_encoder.type == "wav2vec2" and not model_cfg.audio_encoder.freeze and not self.cached
-            )
+            ) or getattr(self.model, "learns_from_target", False)  # baselines: stages leave parts unused
             self.module = DDP(
                 self.model,
                 device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
@@ -528,11 +558,17 @@ class Trainer:
             with torch.autocast(
                 ctx.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
-                pred = run_model(self.module, batch, ctx.device, self.cached)  # (B, W, 56)
+                learns = getattr(self.model, "learns_from_target", False)  # the baselines
+                pred = run_model(self.module, batch, ctx.device, self.cached, self.state.step if learns else None)
+                extra = None
+                if learns:
+                    pred, extra = pred  # (B, W, 56), the model's own loss terms (codebook, consistency) or None
             s, c = motion_errors(
                 pred, batch["target"].to(ctx.device), batch["mask"].to(ctx.device), self.std, self.layout.groups
             )
             loss, _ = combine(s, c, self.loss_w)
+            if extra is not None:
+                loss = loss + extra
             (loss / accum).backward()
         return loss, s, c
 
@@ -575,9 +611,11 @@ class Trainer:
             self.cached,
             (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None,
             self.layout,
+            step,
         )
         gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
-        improved = val["loss"] < self.state.best_val
+        final = getattr(target, "final_stage", lambda s: True)(step)  # an earlier stage's model is not kept
+        improved = final and val["loss"] < self.state.best_val
         if improved:
             self.state.best_val, self.state.best_step = val["loss"], step
             if ctx.main and gain is None:
