@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dualtalk.errors import DualTalkError
 from dualtalk.model.baselines.common import ARDecoder, causal_periodic_bias
 from dualtalk.model.dualtalk import build_model
 from dualtalk.model.presets import get_preset
@@ -24,7 +25,7 @@ def test_causal_periodic_bias_is_faceformers():
     assert torch.isinf(bias[:, 2, 3]).all()  # no future
 
 
-@pytest.mark.parametrize("window", [0, 3])
+@pytest.mark.parametrize("window", [0, 3, 5])
 def test_decoder_step_with_cache_equals_the_whole_sequence(window):
     torch.manual_seed(1)
     dec = ARDecoder(16, 4, 32, 2, 0.0, period=5, before=1, after=2, window=window).eval()
@@ -61,3 +62,78 @@ def test_faceformer_uses_only_its_own_audio():
     model = _tiny("faceformer")
     assert not any(n.startswith("partner") for n, _ in model.named_parameters())
     assert model.config.needs_partner_motion is False
+
+
+@pytest.mark.parametrize("name", ["codetalker", "learning2listen"])
+def test_codebook_round_trips_motion(name):
+    """The VQ-VAE of stage 1, fitted on two 64-frame sequences for 300 steps, codes and decodes them with an
+    error below 30 % of their variance (Learning2Listen: 8 frames per code, 32-frame windows)."""
+    model = _tiny(name)
+    t = torch.linspace(0, 6.28, 64)
+    y = torch.stack([torch.sin(t * (k % 5 + 1) + k) for k in range(56)], -1)[None].repeat(2, 1, 1)  # (2, 64, 56)
+    y[1] = -y[1]
+    opt = torch.optim.Adam(model.vq.parameters(), 3e-3)
+    model.train()
+    for _ in range(300):
+        rec, loss = model.vq(y)
+        total = (rec - y).square().mean() + loss
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        codes = model.vq.codes(y)  # (B, T', N)
+        back = model.vq.decode_indices(codes, 64)
+    assert codes.shape == ((2, 64, 1) if name == "codetalker" else (2, 8, 1))
+    assert float((back - y).square().mean() / y.var()) < 0.3
+
+
+def test_learning2listen_cached_generation_equals_teacher_forced():
+    model = _tiny("learning2listen")
+    torch.nn.init.normal_(model.code_logits.weight, std=1.0)  # a code sequence that is not constant
+    audio, motion = torch.randn(2, 640 * 70), torch.randn(2, 70, 56)
+    with torch.no_grad():
+        memory = model.speaker_features(audio, motion, 70, model.vq.padded_length(70))  # (B, 12, d): 96 frames
+        codes = model.generate_codes(memory)  # (B, 12)
+        logits = model.predict_codes(memory, codes)
+        out = model(None, audio, motion)
+    assert memory.shape[1] == 12 and len(codes[0].unique()) > 1
+    assert torch.equal(logits.argmax(-1), codes)
+    assert out.shape == (2, 70, 56)
+
+
+def test_learning2listen_sees_no_speaker_future_beyond_its_patch():
+    model = _tiny("learning2listen")
+    audio, motion = torch.randn(1, 640 * 64), torch.randn(1, 64, 56)
+    later = motion.clone()
+    later[:, 40:] += 1.0  # frames of code 5 onwards
+    with torch.no_grad():
+        a = model.speaker_features(audio, motion, 64, 64)
+        b = model.speaker_features(audio, later, 64, 64)
+    torch.testing.assert_close(a[:, :5], b[:, :5])
+    assert not torch.allclose(a[:, 5], b[:, 5])
+
+
+def test_codetalker_stage_two_leaves_the_codebook_alone():
+    model = _tiny("codetalker").train()
+    audio, target = torch.randn(2, 640 * 20), torch.randn(2, 20, 56)
+    pred, loss = model(audio, None, None, target=target, step=model.config.baseline.stage1_steps)
+    (pred.square().mean() + loss).backward()
+    assert all(p.grad is None for p in model.vq.parameters())
+    assert model.feat_map.weight.grad is not None and model.feat_map.weight.grad.abs().sum() > 0
+    pred, loss = model(audio, None, None, target=target, step=0)  # stage 1: the VQ-VAE
+    assert pred.shape == (2, 20, 56) and loss.requires_grad
+
+
+@pytest.mark.parametrize(
+    "name, override, words",
+    [
+        ("codetalker", "baseline.codebook_size=0", "baseline.codebook_size must be >= 1, got 0"),
+        ("learning2listen", "baseline.vq_window=20", "not a multiple of the frames per code"),
+        ("codetalker", "baseline.stage1_steps=0", "trains its codebook first"),
+    ],
+)
+def test_bad_baseline_configs_are_one_error_line(name, override, words):
+    with pytest.raises(DualTalkError) as err:
+        get_preset(f"tiny-{name}", [override])
+    assert words in str(err.value) and "\n" not in str(err.value)

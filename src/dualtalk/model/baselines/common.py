@@ -17,6 +17,8 @@ FaceFormer's masks, in the decoder's two attentions:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -173,7 +175,7 @@ class ARDecoder(nn.Module):
         if self.window:
             keep = self.window - 1
             for key in [k for k in cache if k.endswith(".self.k") or k.endswith(".self.v")]:
-                cache[key] = cache[key][:, :, cache[key].shape[2] - keep :]
+                cache[key] = cache[key][:, :, max(0, cache[key].shape[2] - keep) :]
         return x
 
 
@@ -339,11 +341,18 @@ class MotionVQVAE(nn.Module):
         return self.decode(self.quantizer.lookup(idx), frames)
 
 
-def frozen_call(module: nn.Module, *args, **kwargs):
-    """``module(*args)`` with its parameters detached: gradients reach the inputs, not the weights (a trained
-    stage used inside the next one, as CodeTalker and Learning2Listen freeze their VQ-VAE)."""
-    params = {name: p.detach() for name, p in module.named_parameters()}
-    return torch.func.functional_call(module, params, args, kwargs)
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """For the duration, ``module``'s weights get no gradient (gradients still reach its inputs): a trained
+    stage used inside the next one, as CodeTalker and Learning2Listen freeze their VQ-VAE in stage 2."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 class BaselineModel(MotionModel):
@@ -375,8 +384,8 @@ class BaselineModel(MotionModel):
         return not self.final_stage(step)
 
     def stage1_state(self) -> dict[str, torch.Tensor]:
-        """The weights of stage 1 (what ``baseline.stage1_from`` loads into a new run)."""
-        return {}
+        """The weights of stage 1 (what ``baseline.stage1_from`` loads into a new run): the VQ-VAE's."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith("vq.")}
 
     def prepare_training(self) -> None:
         """Load what only training needs (SelfTalk's recognizer); nothing by default."""
