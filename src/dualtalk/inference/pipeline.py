@@ -23,6 +23,7 @@ from ..io.conversation import discover_conversations, load_generation_inputs, pa
 from ..io.motion import AnyMotion, motion_from_model, save_model_motion, save_motion
 from ..io.progress import progress as progress_bar
 from ..layout import frames_for
+from ..model.baselines.common import BaselineModel
 from ..model.causal import CausalDualTalk
 from ..model.checkpoint import Model, load_model
 from ..model.dualtalk import DualTalk
@@ -164,7 +165,8 @@ def run_model(
         raise DualTalkError(f"partner motion has {partner_motion.shape[0]} frames, the audio implies {expected}")
     if cfg.variant == "causal":
         return run_causal(model, self_audio, partner_audio, partner_motion, options)
-    assert partner_motion is not None
+    if partner_motion is None:  # a model that does not read it (the speaking baselines): a placeholder
+        partner_motion = np.zeros((expected, cfg.motion_dim), dtype=np.float32)
     num_frames = expected
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype)
@@ -210,7 +212,9 @@ def _as_model(model, config=None, device="cpu", int8: bool = False) -> Model:
     device = resolve_device(device)  # fail on an unavailable device before reading anything
     if int8 and device.type != "cpu":
         raise DualTalkError("int8 quantisation runs on the CPU only (use --device cpu)")
-    net: Model = model if isinstance(model, (DualTalk, CausalDualTalk)) else load_model(model, config=config)
+    net: Model = (
+        model if isinstance(model, (DualTalk, CausalDualTalk, BaselineModel)) else load_model(model, config=config)
+    )
     if not int8:
         return net.to(device)
     if not isinstance(net, DualTalk):
