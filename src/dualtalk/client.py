@@ -10,6 +10,10 @@
         client.frames("self")                            # (n, 56) model order: the frames received so far
         motion = client.finish()                         # {"self": (T, 56)}; the server flushed and closed
 
+    with StreamClient(url, output="arkit") as client:    # named ARKit weights (an ARKit model, or --arkit-map)
+        client.channels                                  # ["eyeBlinkLeft", ..., "tongueOut", "HeadYaw", ...]
+        ...                                              # frames (n, 55): 52 weights, head yaw/pitch/roll
+
 A receiving thread reads the server's messages while the caller sends, so a client sending faster than
 real time never blocks the server. Every problem, the server's included, is one :class:`DualTalkError`.
 """
@@ -24,13 +28,15 @@ import time
 import numpy as np
 
 from .errors import DualTalkError, require
-from .layout import MOTION_DIM
+from .layout import FLAME, MOTION_DIM
 from .serve.protocol import SIDE_PARTNER, SIDE_SELF, VERSION, encode_audio, encode_motion
 
 
 class StreamClient:
     """One ``/v1/stream`` session: ``hello`` read and ``start`` sent on construction; ``send`` audio (and
-    motion), ``finish()`` -> the motion of each generated person, (T, 56) model order."""
+    motion), ``finish()`` -> the motion of each generated person, (T, 56) model order (``motion_dim`` of the
+    hello: 55 for an ARKit model). ``output="arkit"``: frames of named ARKit channels instead
+    (:attr:`channels`, from the ready message: 52 weights, then head yaw, pitch, roll)."""
 
     def __init__(
         self,
@@ -42,6 +48,7 @@ class StreamClient:
         encoding: str = "f32le",
         token: str | None = None,
         open_timeout: float = 10.0,
+        output: str = "motion",
     ):
         require("websockets", "serve")
         from websockets.sync.client import connect
@@ -57,6 +64,15 @@ class StreamClient:
         except Exception as exc:  # noqa: BLE001 - refused, bad URI, HTTP status, timeout: one line each
             raise DualTalkError(f"{url}: cannot connect ({_first_line(exc)})") from None
         self.hello = self._expect("hello")
+        if output != "motion" and output not in self.hello.get("outputs", ["motion"]):
+            self.ws.close()
+            self._exit.close()
+            raise DualTalkError(
+                f"{url}: the server cannot send {output!r} frames (it offers: "
+                f"{', '.join(self.hello.get('outputs', ['motion']))}); ARKit output needs an ARKit model or "
+                "dualtalk serve --arkit-map MAP.json"
+            )
+        self.motion_dim = int(self.hello.get("motion_dim", MOTION_DIM))
         self.sample_rate = int(sample_rate or self.hello["sample_rate"])
         start = {
             "type": "start",
@@ -66,8 +82,13 @@ class StreamClient:
             "mode": mode,
             "partner_motion": partner_motion,
         }
+        if output != "motion":  # only when asked: a server before outputs existed refuses unknown fields
+            start["output"] = output
         self.ws.send(json.dumps(start))
         self.ready = self._expect("ready")
+        #: the names of the frames' columns (a server before named channels: the model order of FLAME)
+        self.channels: list[str] = list(self.ready.get("channels") or FLAME.channels)
+        self.width = len(self.channels)
         self.people = ["self"] if mode == "listen" else ["self", "partner"]
         self._frames: dict[str, list[np.ndarray]] = {p: [] for p in self.people}
         self._count = {p: 0 for p in self.people}
@@ -103,7 +124,7 @@ class StreamClient:
                 kind = message.get("type")
                 if kind == "frames":
                     person = message["person"]
-                    frames = np.asarray(message["frames"], dtype=np.float32).reshape(-1, MOTION_DIM)
+                    frames = np.asarray(message["frames"], dtype=np.float32).reshape(-1, self.width)
                     with self._lock:
                         if message["start"] != self._count[person]:
                             self.error = {"code": "client", "message": f"frames of {person} out of order"}
@@ -125,10 +146,10 @@ class StreamClient:
             raise DualTalkError(f"{self.url}: {self.error.get('code')}: {self.error.get('message')}")
 
     def frames(self, person: str = "self") -> np.ndarray:
-        """The frames of ``person`` received so far, (n, 56) model order."""
+        """The frames of ``person`` received so far, (n, len(channels)): model order, or ARKit channels."""
         with self._lock:
             parts = list(self._frames[person])
-        return np.concatenate(parts) if parts else np.zeros((0, MOTION_DIM), np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, self.width), np.float32)
 
     # --- sending ------------------------------------------------------------------------------------
 
@@ -143,16 +164,17 @@ class StreamClient:
             raise DualTalkError(f"{self.url}: the server closed the session (code {self.close_code})") from None
 
     def send(self, self_pcm=None, partner_pcm=None, partner_motion=None) -> None:
-        """Audio of either or both voices (mono, at ``sample_rate``) and/or partner motion frames (k, 56)."""
+        """Audio of either or both voices (mono, at ``sample_rate``) and/or partner motion frames (k, motion_dim),
+        model order."""
         self._raise_if_failed()
         for side, pcm in ((SIDE_SELF, self_pcm), (SIDE_PARTNER, partner_pcm)):
             if pcm is not None and len(pcm):
                 self._send(encode_audio(side, np.asarray(pcm), self.encoding))
         if partner_motion is not None and len(partner_motion):
-            self._send(encode_motion(np.asarray(partner_motion, np.float32).reshape(-1, MOTION_DIM)))
+            self._send(encode_motion(np.asarray(partner_motion, np.float32).reshape(-1, self.motion_dim)))
 
     def finish(self, timeout: float = 600.0) -> dict[str, np.ndarray]:
-        """Send ``end``, wait for the rest and ``done``: -> {person: (T, 56) model order}."""
+        """Send ``end``, wait for the rest and ``done``: -> {person: (T, len(channels))}."""
         self._send(json.dumps({"type": "end"}))
         self._thread.join(timeout=timeout)
         self._raise_if_failed()
@@ -188,14 +210,19 @@ def stream_files_remote(
     realtime: bool = False,
     stats=None,
     token: str | None = None,
+    format: str = "npz",
 ) -> dict:
     """:func:`dualtalk.inference.streaming.stream_files` through a server: the files are fed in ``chunk_ms``
     chunks over ``/v1/stream`` and the frames it sends back are written to ``out`` (and ``partner_out``:
-    joint mode). -> the stats: frames, seconds, wall time, real-time factor (wall / audio)."""
+    joint mode). ``format``: ``npz`` (motion files of the model's layout) or ``arkit-csv`` / ``arkit-json``
+    (the server is asked for ARKit output: Live Link Face CSV / JSON). -> the stats: frames, seconds, wall
+    time, real-time factor (wall / audio)."""
     from .io.conversation import load_generation_inputs
     from .io.files import atomic_write_text
-    from .io.motion import Motion, save_motion
+    from .io.motion import motion_from_model, save_motion
 
+    if format not in ("npz", "arkit-csv", "arkit-json"):
+        raise DualTalkError(f"format must be npz, arkit-csv or arkit-json, got {format!r}")
     if partner_out is not None and partner_motion is not None:
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
     if not chunk_ms > 0:
@@ -203,10 +230,15 @@ def stream_files_remote(
     joint = partner_out is not None
     started = time.perf_counter()
     with StreamClient(
-        url, mode="joint" if joint else "listen", partner_motion=partner_motion is not None, token=token
+        url,
+        mode="joint" if joint else "listen",
+        partner_motion=partner_motion is not None,
+        token=token,
+        output="motion" if format == "npz" else "arkit",
     ) as c:
         sr, fps = c.sample_rate, int(c.hello["fps"])
-        inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, sr, fps)
+        layout = c.hello.get("motion_layout", "flame")
+        inputs = load_generation_inputs(self_audio, partner_audio, partner_motion, sr, fps, layout)
         step = max(1, int(round(chunk_ms * sr / 1000.0)))
         spf = sr // fps
         a, b, motion = inputs.self_audio, inputs.partner_audio, inputs.partner_motion
@@ -229,9 +261,16 @@ def stream_files_remote(
         hello = c.hello
     wall = time.perf_counter() - started
     seconds = len(a) / sr
-    save_motion(out, Motion.from_model(result["self"], fps))
-    if joint:
-        save_motion(partner_out, Motion.from_model(result["partner"], fps))
+    if format == "npz":
+        save_motion(out, motion_from_model(result["self"], layout, fps))
+        if joint:
+            save_motion(partner_out, motion_from_model(result["partner"], layout, fps))
+    else:
+        from .export.arkit import write_arkit_channels
+
+        write_arkit_channels(out, result["self"], fps, format)
+        if joint:
+            write_arkit_channels(partner_out, result["partner"], fps, format)
     summary = {
         "server": url,
         "model": hello["model"],
@@ -243,6 +282,7 @@ def stream_files_remote(
         "realtime": realtime,
         "heads": 2 if joint else 1,
         "partner_motion": motion is not None,
+        "format": format,
         "wall_seconds": wall,
         "real_time_factor": wall / seconds if seconds else 0.0,
     }

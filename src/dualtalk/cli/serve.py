@@ -3,6 +3,7 @@
 dualtalk serve                                                 # demo-stream on http://127.0.0.1:8000
 dualtalk serve --model M --port 9000 --max-sessions 32
 dualtalk serve --flame generic_model.pkl                       # the page (http://127.0.0.1:8000/) draws FLAME
+dualtalk serve --arkit-map MAP.json                            # clients may ask for ARKit weights ("output": "arkit")
 DUALTALK_TOKEN=s3cret dualtalk serve --host 0.0.0.0 --workers 2   # other machines: a token is required
 dualtalk stream --server ws://127.0.0.1:8000/v1/stream --self-audio B.wav --partner-audio A.wav --out B.npz
 """
@@ -50,6 +51,13 @@ def register(sub) -> None:
         metavar="PKL",
         help="your FLAME model file (generic_model.pkl): the page draws the FLAME head instead of the built-in one",
     )
+    p.add_argument(
+        "--arkit-map",
+        default=None,
+        metavar="MAP.json",
+        help="a FLAME -> ARKit map (dualtalk fit-arkit-map): sessions may ask for named ARKit weights "
+        '("output": "arkit"); an ARKit model offers them without a map',
+    )
     p.add_argument("--threads", type=positive(int), default=1, help="CPU threads per model call (default 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
@@ -77,5 +85,6 @@ def run(args) -> int:
         log_level=args.log_level,
         threads=args.threads,
         flame=args.flame,
+        arkit_map=args.arkit_map,
     )
     return 0

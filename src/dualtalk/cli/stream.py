@@ -6,6 +6,8 @@
     dualtalk stream --self-audio B.wav --partner-audio A.wav --partner-out A.npz --out B.npz   # both heads
     dualtalk stream --self-audio mic --partner-audio A.wav --out B.npz --seconds 30   # live (extra 'live')
     dualtalk stream --server ws://127.0.0.1:8000/v1/stream --self-audio B.wav --partner-audio A.wav --out B.npz
+    dualtalk stream --server URL --self-audio B.wav --partner-audio A.wav --out B.json --format arkit-json  # ARKit
+    dualtalk stream --self-audio B.wav --partner-audio A.wav --out B.csv --arkit-map MAP.json   # local, mapped
 """
 
 from __future__ import annotations
@@ -35,7 +37,22 @@ def register(sub) -> None:
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner (a file, or mic[:DEVICE])")
     p.add_argument("--partner-motion", help="partner motion (.npz); without it the model runs on audio alone")
     p.add_argument("--partner-out", help="also generate the partner (joint mode): output .npz")
-    p.add_argument("--out", required=True, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output: .npz motion (exp (T,50), pose (T,6) = [global, jaw]; an ARKit model's: arkit, head), or "
+        "with --format arkit-csv / arkit-json the ARKit weights and head angles",
+    )
+    p.add_argument(
+        "--format",
+        choices=("auto", "npz", "arkit-csv", "arkit-json"),
+        default="auto",
+        help="npz (motion), arkit-csv (Live Link Face CSV) or arkit-json; default auto: .csv and .json by the "
+        "suffix of --out, else npz. ARKit output of a FLAME model: --arkit-map (local) or a server started with one",
+    )
+    p.add_argument(
+        "--arkit-map", metavar="MAP.json", help="local FLAME model, --format arkit-*: the FLAME -> ARKit map"
+    )
     p.add_argument("--chunk-ms", type=positive(float), default=40.0, help="chunk length in ms (default 40)")
     p.add_argument("--realtime", action="store_true", help="pace the chunks at the clock, as a live source")
     p.add_argument("--stats", help="write the statistics (latency, compute per chunk, real-time factor) as JSON")
@@ -62,12 +79,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     import torch
 
     from ..errors import DualTalkError
     from ..inference.streaming import is_microphone, stream_files, stream_live
 
     torch.set_num_threads(args.threads)
+    fmt = args.format
+    if fmt == "auto":
+        fmt = {".csv": "arkit-csv", ".json": "arkit-json"}.get(Path(args.out).suffix.lower(), "npz")
 
     if is_microphone(args.self_audio) or is_microphone(args.partner_audio):
         if args.server:
@@ -83,6 +105,8 @@ def run(args) -> int:
             seconds=args.seconds,
             stats=args.stats,
             chunk_ms=args.chunk_ms,
+            format=fmt,
+            arkit_map=args.arkit_map,
         )
         print(f"wrote {args.out}: {s['frames']} frames of live audio ({s['seconds']:.1f} s)")
         return 0
@@ -90,6 +114,11 @@ def run(args) -> int:
         raise DualTalkError("--seconds bounds a microphone recording: give --self-audio or --partner-audio mic")
     if args.server:
         from ..client import stream_files_remote
+
+        if args.arkit_map:
+            raise DualTalkError(
+                "--arkit-map is for a local model: a server maps with its own (dualtalk serve --arkit-map)"
+            )
 
         r = stream_files_remote(
             args.server,
@@ -102,6 +131,7 @@ def run(args) -> int:
             realtime=args.realtime,
             stats=args.stats,
             token=args.token,
+            format=fmt,
         )
         print(
             f"wrote {args.out}{' and ' + args.partner_out if args.partner_out else ''}: {r['frames']} frames from "
@@ -118,6 +148,8 @@ def run(args) -> int:
         chunk_ms=args.chunk_ms,
         realtime=args.realtime,
         stats=args.stats,
+        format=fmt,
+        arkit_map=args.arkit_map,
     )
     c = s["compute_ms_per_chunk"]
     print(

@@ -238,6 +238,34 @@ def head_rotvec(angles: np.ndarray) -> np.ndarray:
     return r.as_rotvec().astype(np.float32)
 
 
+#: the named channels of ARKit output frames (the service's ``"output": "arkit"``, ``dualtalk stream --format
+#: arkit-*``): the 52 weights in [0, 1], then the head's yaw, pitch, roll in radians (:func:`head_angles`)
+ARKIT_CHANNELS: tuple[str, ...] = (*ARKIT_NAMES, *HEAD_COLUMNS)
+
+
+def arkit_channels(frames: np.ndarray, layout: str = "flame", arkit_map: ArkitMap | None = None) -> np.ndarray:
+    """(n, 55) frames in :data:`ARKIT_CHANNELS` order from (n, D) model-order frames of ``layout``: ARKit
+    motion's weights as they are (clipped to [0, 1]), FLAME motion's through ``arkit_map`` (required); the
+    head rotation as yaw, pitch, roll."""
+    x = np.asarray(frames, np.float32)
+    if not len(x):
+        return np.zeros((0, len(ARKIT_CHANNELS)), np.float32)
+    if layout == "arkit":
+        weights, rot = np.clip(x[:, :N_ARKIT], 0.0, 1.0), x[:, N_ARKIT : N_ARKIT + 3]
+    else:
+        if arkit_map is None:
+            raise DualTalkError("ARKit output of FLAME motion needs an ARKit map (--arkit-map MAP.json)")
+        weights, rot = flame_to_arkit(x, arkit_map), x[:, MOTION_DIM - 3 :]
+    return np.concatenate([weights, head_angles(rot)], axis=1).astype(np.float32)
+
+
+def write_arkit_channels(path, frames: np.ndarray, fps: int = FPS, format: str = "arkit-csv") -> Path:
+    """Write (T, 55) :data:`ARKIT_CHANNELS` frames as the Live Link Face CSV or the JSON (atomically)."""
+    frames = np.asarray(frames, np.float32).reshape(-1, len(ARKIT_CHANNELS))
+    write = write_arkit_csv if format == "arkit-csv" else write_arkit_json
+    return write(path, frames[:, :N_ARKIT], frames[:, N_ARKIT:], fps)
+
+
 # ----------------------------------------------------------------------------------------------------
 # files
 

@@ -355,16 +355,56 @@ def _chunk_stats(cfg, compute: list[float], seconds: float, frames: int) -> dict
     }
 
 
-def _write(cfg, out, mine: np.ndarray, partner_out, other: np.ndarray | None, stats, summary: dict) -> None:
-    """The generated motion (and the partner's, joint mode) and the stats JSON."""
+#: what ``dualtalk stream`` writes: motion files of the model's layout, or ARKit channels (Live Link Face CSV, JSON)
+STREAM_FORMATS = ("npz", "arkit-csv", "arkit-json")
+
+
+def _output_map(cfg, format: str, arkit_map):
+    """Check ``format`` against the model (ARKit output of a FLAME model needs a map); -> the loaded map."""
+    if format not in STREAM_FORMATS:
+        raise DualTalkError(f"format must be {', '.join(STREAM_FORMATS)}, got {format!r}")
+    if arkit_map is not None and cfg.motion_layout != "flame":
+        raise DualTalkError("--arkit-map maps a FLAME model's output, but this model is an ARKit model already")
+    if arkit_map is not None and format == "npz":
+        raise DualTalkError("--arkit-map applies to --format arkit-csv / arkit-json, not npz")
+    if format != "npz" and cfg.motion_layout == "flame" and arkit_map is None:
+        raise DualTalkError(
+            f"--format {format} of a FLAME model needs --arkit-map MAP.json (an ARKit model needs none)"
+        )
+    if arkit_map is None:
+        return None
+    from ..export.arkit import ArkitMap, load_arkit_map
+
+    return arkit_map if isinstance(arkit_map, ArkitMap) else load_arkit_map(arkit_map)
+
+
+def _write(
+    cfg,
+    out,
+    mine: np.ndarray,
+    partner_out,
+    other: np.ndarray | None,
+    stats,
+    summary: dict,
+    format: str = "npz",
+    arkit_map=None,
+) -> None:
+    """The generated motion (and the partner's, joint mode) and the stats JSON; ``format`` arkit-csv /
+    arkit-json: the ARKit channels (an ARKit model's weights, or a FLAME model's through ``arkit_map``)."""
     import json
 
     from ..io.files import atomic_write_text
     from ..io.motion import motion_from_model, save_motion
 
-    save_motion(out, motion_from_model(mine, cfg.motion_layout, cfg.fps))
-    if partner_out is not None and other is not None:
-        save_motion(partner_out, motion_from_model(other, cfg.motion_layout, cfg.fps))
+    for path, frames in ((out, mine), (partner_out, other)):
+        if path is None or frames is None:
+            continue
+        if format == "npz":
+            save_motion(path, motion_from_model(frames, cfg.motion_layout, cfg.fps))
+        else:
+            from ..export.arkit import arkit_channels, write_arkit_channels
+
+            write_arkit_channels(path, arkit_channels(frames, cfg.motion_layout, arkit_map), cfg.fps, format)
     if stats is not None:
         atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
 
@@ -435,11 +475,14 @@ def stream_files(
     chunk_ms: float = 40.0,
     realtime: bool = False,
     stats=None,
+    format: str = "npz",
+    arkit_map=None,
 ) -> dict:
     """Feed two audio files (and the partner's motion file) to a causal model in ``chunk_ms`` chunks, as a
     live source would (``realtime``: paced by the clock); write the motion to ``out`` (and, with
     ``partner_out``, the partner's generated motion: joint mode) and the stats (``stats``: a JSON path).
-    -> the stats: algorithmic latency, compute per chunk p50/p95/max, real-time factor."""
+    ``format``: ``npz`` (motion files) or ``arkit-csv`` / ``arkit-json`` (ARKit channels; a FLAME model
+    needs ``arkit_map``). -> the stats: algorithmic latency, compute per chunk p50/p95/max, real-time factor."""
     from ..io.conversation import load_generation_inputs
     from ..model.checkpoint import load_model
 
@@ -449,6 +492,7 @@ def stream_files(
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
     if not chunk_ms > 0:
         raise DualTalkError(f"--chunk-ms must be > 0, got {chunk_ms}")
+    amap = _output_map(cfg, format, arkit_map)
     inputs = load_generation_inputs(
         self_audio, partner_audio, partner_motion, cfg.sample_rate, cfg.fps, cfg.motion_layout
     )
@@ -479,7 +523,7 @@ def stream_files(
         "wall_seconds": time.perf_counter() - started,
         "model_calls": sum(len(s.calls) for s in sessions),
     }
-    _write(cfg, out, mine, partner_out, other, stats, summary)
+    _write(cfg, out, mine, partner_out, other, stats, summary, format, amap)
     return summary
 
 
@@ -557,6 +601,8 @@ def stream_live(
     seconds: float | None = None,
     stats=None,
     chunk_ms: float = 40.0,
+    format: str = "npz",
+    arkit_map=None,
 ) -> dict:
     """One or both voices from microphones (``mic`` / ``mic:DEVICE``), the other from a file played at the
     microphone's pace; runs until ``seconds``, the file's end or Ctrl-C, then writes the motion (and, with
@@ -568,6 +614,7 @@ def stream_live(
 
     net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
     cfg = net.config
+    amap = _output_map(cfg, format, arkit_map)
     block = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
     files = {
         k: None if is_microphone(s) else load_audio(s, cfg.sample_rate)
@@ -616,7 +663,7 @@ def stream_live(
     mine.append(m)
     generated = np.concatenate(mine)
     summary = {**_chunk_stats(cfg, compute, fed / cfg.sample_rate, len(generated)), "live": sorted(mics)}
-    _write(cfg, out, generated, partner_out, np.concatenate(other) if other else None, stats, summary)
+    _write(cfg, out, generated, partner_out, np.concatenate(other) if other else None, stats, summary, format, amap)
     return summary
 
 

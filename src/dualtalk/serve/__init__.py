@@ -4,6 +4,7 @@
     serve("demo-stream", host="127.0.0.1", port=8000)                     # blocks; Ctrl-C stops it
     serve("demo-stream", host="0.0.0.0", port=8000, token="s3cret", workers=2)
     serve("demo-stream", flame="generic_model.pkl")                      # the page draws the FLAME head
+    serve("demo-stream", arkit_map="MAP.json")                           # clients may ask for ARKit weights
 
     from dualtalk.serve.app import create_app                            # the app itself (tests, embedding)
 
@@ -50,11 +51,14 @@ def serve(
     log_level: str = "info",
     flame: str | None = None,
     threads: int = 1,
+    arkit_map: str | None = None,
 ) -> None:
     """Run the service until interrupted. ``workers`` > 1: that many uvicorn processes on one port (each
     loads the model and has its own ``max_sessions``). ``flame``: the user's FLAME file, drawn by the page
-    instead of the built-in head. ``threads``: torch's CPU threads per process (one model call of a live
-    session is small: more threads per call only compete with the other sessions' calls)."""
+    instead of the built-in head. ``arkit_map``: a FLAME -> ARKit map; sessions may then ask for
+    ``"output": "arkit"`` (named ARKit weights; an ARKit model offers it without a map). ``threads``: torch's
+    CPU threads per process (one model call of a live session is small: more threads per call only compete
+    with the other sessions' calls)."""
     import os
 
     import torch
@@ -79,11 +83,15 @@ def serve(
     if workers > 1:
         from ..model.checkpoint import load_model
 
-        load_model(model)  # a bad --model (or --flame) is one error line here, not one per worker
+        load_model(model)  # a bad --model (or --flame, --arkit-map) is one error line here, not one per worker
         if flame is not None:
             from ..flame import load_flame
 
             load_flame(flame)
+        if arkit_map is not None:
+            from ..export.arkit import load_arkit_map
+
+            load_arkit_map(arkit_map)
         os.environ[ENV_CONFIG] = config_to_env(
             model_name=model,
             token=token,
@@ -92,11 +100,18 @@ def serve(
             allowed_origins=allowed_origins,
             flame=None if flame is None else os.path.abspath(flame),
             threads=threads,
+            arkit_map=None if arkit_map is None else os.path.abspath(arkit_map),
         )
         uvicorn.run("dualtalk.serve.app:create_app_from_env", factory=True, workers=workers, **common)
         return
     app = create_app(
-        model, token=token, max_sessions=max_sessions, limits=limits, allowed_origins=allowed_origins, flame=flame
+        model,
+        token=token,
+        max_sessions=max_sessions,
+        limits=limits,
+        allowed_origins=allowed_origins,
+        flame=flame,
+        arkit_map=arkit_map,
     )
     uvicorn.run(app, **common)
 

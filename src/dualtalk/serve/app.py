@@ -11,7 +11,8 @@
         ...
 
 Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/generate`` (multipart: ``self_audio``,
-``partner_audio``, optional ``partner_motion`` .npz, ``format`` npz|json, ``both``), ``WS /v1/stream``
+``partner_audio``, optional ``partner_motion`` .npz, ``format`` npz|json, ``both``; an ARKit model's motion as
+``arkit`` + ``head``), ``WS /v1/stream``
 (:mod:`dualtalk.serve.protocol`), ``GET /v1/head`` (the head the page draws: the built-in head's or, with
 ``flame``, the FLAME model's definition, :mod:`dualtalk.render.heads`) and the page itself: ``GET /`` and
 its static files under ``/web/`` (``dualtalk/assets/web``; public: no data, so no token needed).
@@ -46,7 +47,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import DualTalkError
-from ..layout import MOTION_DIM
+from ..layout import get_layout
 from .protocol import (
     CLOSE_DONE,
     SIDE_MOTION,
@@ -96,16 +97,19 @@ def model_info(name: str, model) -> dict:
         "sample_rate": cfg.sample_rate,
         "fps": cfg.fps,
         "latency_ms": 1000.0 * (cfg.lookahead_frames + 1) / cfg.fps if streamable else None,
+        "motion_layout": cfg.motion_layout,
+        "motion_dim": cfg.motion_dim,
     }
 
 
 class _Runner:
     """One session's model state: listen (one generated person) or joint (both); runs in a worker thread."""
 
-    def __init__(self, model, start: Start):
+    def __init__(self, model, start: Start, convert=None):
         from ..inference.streaming import JointSession, StreamingSession
 
         self.mode = start.mode
+        self.convert = convert  # model-order frames -> the frames the client asked for (None: as they are)
         self.fps = model.config.fps
         self.sent = {"self": 0} if start.mode == "listen" else {"self": 0, "partner": 0}
         if start.mode == "joint":
@@ -116,14 +120,17 @@ class _Runner:
     def push(self, mine, partner, motion) -> dict[str, np.ndarray]:
         if self.mode == "joint":  # as stream_files: session a is the partner, b the person
             other, own = self.joint.push(partner, mine)
-            return {"self": own, "partner": other}
-        return {"self": self.session.push(mine, partner, motion)}
+            return self._out({"self": own, "partner": other})
+        return self._out({"self": self.session.push(mine, partner, motion)})
 
     def flush(self) -> dict[str, np.ndarray]:
         if self.mode == "joint":
             other, own = self.joint.flush()
-            return {"self": own, "partner": other}
-        return {"self": self.session.flush()}
+            return self._out({"self": own, "partner": other})
+        return self._out({"self": self.session.flush()})
+
+    def _out(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return frames if self.convert is None else {p: self.convert(x) for p, x in frames.items()}
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray | None:
@@ -138,13 +145,16 @@ def create_app(
     allowed_origins: list[str] | None = None,
     model=None,
     flame: str | os.PathLike | None = None,
+    arkit_map: str | os.PathLike | None = None,
 ):
     """The FastAPI app serving ``model_name`` (a packaged name, directory or preset; or ``model`` itself).
 
     ``token``: required on every HTTP request and WebSocket handshake (``Authorization: Bearer T`` or
     ``?token=T``), except the page's static files. ``allowed_origins``: browser origins allowed besides
     the server's own (a request without an ``Origin`` header, i.e. not from a browser, is allowed).
-    ``flame``: the user's FLAME file (``generic_model.pkl``): the page draws it instead of the built-in head."""
+    ``flame``: the user's FLAME file (``generic_model.pkl``): the page draws it instead of the built-in head.
+    ``arkit_map``: a FLAME -> ARKit map (``dualtalk fit-arkit-map``): sessions may ask for ``"output": "arkit"``
+    (an ARKit model offers it without a map)."""
     from .. import __version__
     from ..model.checkpoint import load_model
     from ..render.heads import BuiltinHead, FlameHead
@@ -155,10 +165,19 @@ def create_app(
         from ..flame import load_flame
 
         flame_model = load_flame(flame)  # a bad file is one error line here, at start-up
+    amap = None
+    if arkit_map is not None:
+        from ..export.arkit import load_arkit_map
+
+        amap = load_arkit_map(arkit_map)  # a bad file is one error line here, at start-up
     net = model if model is not None else load_model(model_name)
+    layout = get_layout(net.config.motion_layout)
     head_json: list[bytes] = []  # the definition, encoded at the first request
     public_name = Path(model_name).name if os.sep in model_name or "/" in model_name else model_name
     info = model_info(public_name, net)
+    if amap is not None and layout.name != "flame":
+        raise DualTalkError(f"--arkit-map maps FLAME motion, but the model {public_name!r} is an ARKit model already")
+    info["outputs"] = ["motion", "arkit"] if (layout.name == "arkit" or amap is not None) else ["motion"]
     origins = {o.rstrip("/") for o in (allowed_origins or [])}
     secret = token.encode() if token else None
     active = {"sessions": 0}
@@ -276,7 +295,7 @@ def create_app(
 
                 def work():
                     from ..inference.pipeline import generate as run
-                    from ..io.motion import load_motion
+                    from ..io.motion import load_any_motion as load_motion
 
                     mine = run(
                         net, paths["self_audio"], paths["partner_audio"], paths["partner_motion"], None,
@@ -290,14 +309,20 @@ def create_app(
                     return fail(422, "bad_input", str(exc).replace(tmp + os.sep, ""))
         finally:
             release()
-        arrays = {"exp": mine.exp, "pose": mine.flame_pose}
+
+        def layout_arrays(m) -> dict[str, Any]:  # the motion file's keys: exp, pose or arkit, head
+            if m.layout == "arkit":
+                return {"arkit": m.weights, "head": m.head_rot}
+            return {"exp": m.exp, "pose": m.flame_pose}
+
+        arrays = layout_arrays(mine)
         if other is not None:
-            arrays.update(partner_exp=other.exp, partner_pose=other.flame_pose)
+            arrays.update({f"partner_{k}": v for k, v in layout_arrays(other).items()})
         if format == "json":
-            body: dict[str, Any] = {"fps": mine.fps, "frames": len(mine), "exp": mine.exp.tolist()}
-            body["pose"] = mine.flame_pose.tolist()
+            body: dict[str, Any] = {"fps": mine.fps, "frames": len(mine)}
+            body.update({k: v.tolist() for k, v in layout_arrays(mine).items()})
             if other is not None:
-                body["partner"] = {"frames": len(other), "exp": other.exp.tolist(), "pose": other.flame_pose.tolist()}
+                body["partner"] = {"frames": len(other), **{k: v.tolist() for k, v in layout_arrays(other).items()}}
             return JSONResponse(body)
         buffer = io.BytesIO()
         np.savez(buffer, **{k: v.astype(np.float32) for k, v in arrays.items()})
@@ -342,6 +367,8 @@ def create_app(
             raise ProtocolError("too_big", f"a text message over {limits.max_message_bytes} bytes")
         return text
 
+    dim = layout.dim
+
     async def reader(ws: WebSocket, start: Start, queue: asyncio.Queue, deadline: float) -> None:
         """Messages after ``start`` -> the session's bounded queue (decoded and checked here)."""
         most = int(limits.max_session_seconds * start.sample_rate)
@@ -353,7 +380,7 @@ def create_app(
                     await queue.put(("disconnect",))
                     return
                 if isinstance(data, bytes):
-                    side, x = decode_binary(data, start.encoding)
+                    side, x = decode_binary(data, start.encoding, dim)
                     if side == SIDE_MOTION:
                         await queue.put(("motion", x))
                         continue
@@ -368,9 +395,9 @@ def create_app(
                 if isinstance(msg, Start):
                     raise ProtocolError("bad_message", "start was already sent in this session")
                 if isinstance(msg, Motion):
-                    if any(len(row) != MOTION_DIM for row in msg.frames):
-                        raise ProtocolError("bad_input", f"motion frames must be {MOTION_DIM} numbers each")
-                    frames = np.asarray(msg.frames, dtype=np.float32).reshape(-1, MOTION_DIM)
+                    if any(len(row) != dim for row in msg.frames):
+                        raise ProtocolError("bad_input", f"motion frames must be {dim} numbers each")
+                    frames = np.asarray(msg.frames, dtype=np.float32).reshape(-1, dim)
                     if not np.isfinite(frames).all():
                         raise ProtocolError("bad_input", "partner motion contains NaN or infinite values")
                     await queue.put(("motion", frames))
@@ -447,6 +474,9 @@ def create_app(
             latency_ms=info["latency_ms"],
             needs_partner_motion=info["needs_partner_motion"],
             joint=info["joint"],
+            motion_dim=layout.dim,
+            motion_layout=layout.name,
+            outputs=info["outputs"],
             max_message_bytes=limits.max_message_bytes,
             max_session_seconds=limits.max_session_seconds,
             idle_seconds=limits.idle_seconds,
@@ -464,12 +494,25 @@ def create_app(
             raise ProtocolError("bad_message", f"the served model {public_name!r} cannot generate both people")
         if start.mode == "joint" and start.partner_motion:
             raise ProtocolError("bad_message", "joint mode generates both people: partner_motion must be false")
+        if start.output not in info["outputs"]:
+            raise ProtocolError(
+                "bad_message",
+                f"output {start.output!r} is not available (outputs: {', '.join(info['outputs'])}): ARKit output "
+                "needs an ARKit model or a server started with --arkit-map MAP.json",
+            )
+        convert, channels = None, list(layout.channels)
+        if start.output == "arkit":
+            from ..export.arkit import ARKIT_CHANNELS, arkit_channels
+
+            convert, channels = (lambda x: arkit_channels(x, layout.name, amap)), list(ARKIT_CHANNELS)
         try:
-            runner = _Runner(net, start)
+            runner = _Runner(net, start, convert)
         except DualTalkError as exc:
             raise ProtocolError("bad_message", str(exc)) from None
         sid = uuid.uuid4().hex[:12]
-        ready = Ready(session=sid, mode=start.mode, partner_motion=start.partner_motion)
+        ready = Ready(
+            session=sid, mode=start.mode, partner_motion=start.partner_motion, output=start.output, channels=channels
+        )
         await ws.send_text(ready.model_dump_json())
         queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, limits.queue_messages))
         task = asyncio.create_task(reader(ws, start, queue, deadline))

@@ -17,9 +17,15 @@ A session, as the client sees it (text messages are JSON objects with a ``type``
 
 Binary messages: byte 0 is the side tag (:data:`SIDE_SELF` 0, :data:`SIDE_PARTNER` 1, :data:`SIDE_MOTION` 2),
 the rest is little-endian samples in the declared encoding (``f32le`` or ``s16le``), mono; tag 2 carries the
-partner's motion frames as float32 little-endian, ``k x 56`` values in model order. Every problem closes the
-session with one ``{"type": "error", "code": ..., "message": ...}`` message and the close code of
-:data:`CLOSE_CODES`.
+partner's motion frames as float32 little-endian, ``k x motion_dim`` values in model order (``motion_dim`` of
+``hello``: 56 for a FLAME model, 55 for an ARKit one). Every problem closes the session with one
+``{"type": "error", "code": ..., "message": ...}`` message and the close code of :data:`CLOSE_CODES`.
+
+Outputs (optional fields, still version ``"1"``): ``hello.outputs`` lists what the server can send,
+``"motion"`` (the default: frames in the model's order) and ``"arkit"`` when the model is an ARKit model or
+the server has a map (``dualtalk serve --arkit-map``); ``start.output`` chooses; ``ready.channels`` names the
+columns of every frame once (for ``"arkit"``: the 52 ARKit names, then ``HeadYaw``, ``HeadPitch``,
+``HeadRoll`` in radians).
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ class Start(_Message):
     encoding: Literal["f32le", "s16le"] = "f32le"
     mode: Literal["listen", "joint"] = "listen"  # listen: generate the person (side 0); joint: both sides
     partner_motion: bool = False  # listen mode: the partner's motion frames will be sent (tag 2 / "motion")
+    #: what the frames hold: "motion" (model order, the default) or "arkit" (named ARKit weights + head angles)
+    output: Literal["motion", "arkit"] = "motion"
 
 
 class Motion(_Message):
@@ -107,7 +115,9 @@ class Hello(_Message):
     model: str
     sample_rate: int  # the model's rate (any declared rate is resampled to it)
     fps: int
-    motion_dim: int = MOTION_DIM
+    motion_dim: int = MOTION_DIM  # numbers per model-order frame (partner motion in, "motion" frames out)
+    motion_layout: str = "flame"  # "flame" or "arkit" (dualtalk.layout)
+    outputs: list[str] = ["motion"]  # what start.output may ask for
     latency_ms: float  # algorithmic latency: (lookahead + 1) frames
     needs_partner_motion: bool
     joint: bool  # whether joint mode is available
@@ -122,10 +132,14 @@ class Ready(_Message):
     session: str
     mode: str
     partner_motion: bool
+    output: str = "motion"
+    #: the name of every column of the frames that will follow
+    channels: list[str] | None = None
 
 
 class Frames(_Message):
-    """Motion frames that became final, in model order [exp 50, jaw 3, global 3]."""
+    """Motion frames that became final, columns as ``ready.channels`` (model order [exp 50, jaw 3, global 3]
+    for a FLAME model's "motion" output)."""
 
     type: Literal["frames"] = "frames"
     person: Literal["self", "partner"]
@@ -178,20 +192,21 @@ def encode_audio(side: int, samples: np.ndarray, encoding: str = "f32le") -> byt
 
 
 def encode_motion(frames: np.ndarray) -> bytes:
-    """The partner's motion frames (k, 56) model order as one binary message (tag 2, float32 LE)."""
+    """The partner's motion frames (k, motion_dim) model order as one binary message (tag 2, float32 LE)."""
     return bytes([SIDE_MOTION]) + np.ascontiguousarray(frames, dtype="<f4").tobytes()
 
 
-def decode_binary(data: bytes, encoding: str) -> tuple[int, np.ndarray]:
-    """A client's binary message -> (side, float32 samples (n,)) or (:data:`SIDE_MOTION`, (k, 56) frames)."""
+def decode_binary(data: bytes, encoding: str, motion_dim: int = MOTION_DIM) -> tuple[int, np.ndarray]:
+    """A client's binary message -> (side, float32 samples (n,)) or (:data:`SIDE_MOTION`, (k, motion_dim)
+    frames)."""
     if not data:
         raise ProtocolError("bad_message", "an empty binary message (expected a side tag and samples)")
     side, body = data[0], data[1:]
     if side == SIDE_MOTION:
-        width = 4 * MOTION_DIM
+        width = 4 * motion_dim
         if len(body) % width:
             raise ProtocolError("bad_message", f"motion message of {len(body)} bytes: not a whole number of frames")
-        frames = np.frombuffer(body, "<f4").astype(np.float32).reshape(-1, MOTION_DIM)
+        frames = np.frombuffer(body, "<f4").astype(np.float32).reshape(-1, motion_dim)
         if not np.isfinite(frames).all():
             raise ProtocolError("bad_input", "partner motion contains NaN or infinite values")
         return side, frames
