@@ -99,7 +99,7 @@ def tiny_corpus(tmp_path_factory):
 
 
 def test_benchmark_writes_a_complete_report(tiny_corpus, tmp_path):
-    from dualtalk.benchmark import METHODS
+    from dualtalk.benchmark import DEFAULT_METHODS as METHODS
 
     out = tmp_path / "report"
     code = main(

@@ -47,6 +47,7 @@ from pathlib import Path
 from . import layout
 from .errors import DualTalkError, InputError
 from .io.files import atomic_write_text
+from .model.presets import BASELINES as MODEL_BASELINES
 from .model.presets import METHODS as MODEL_METHODS
 from .model.presets import method_overrides
 
@@ -67,9 +68,14 @@ GROUPS = tuple(layout.GROUPS)  # exp, jaw, pose (= the head rotation)
 LOWER_IS_BETTER = {"fid": True, "p_fid": True, "mse": True, "sid": False, "rpcc": True}
 
 
+#: what runs without ``--methods``: every method but the paper's baselines as their own architectures
+#: (``--methods faceformer,codetalker,selftalk,learning2listen,...`` adds them)
+DEFAULT_METHODS = tuple(m for m in METHODS if m not in MODEL_BASELINES)
+
+
 def parse_methods(text: str | list[str] | None) -> list[str]:
     if text is None:
-        return list(METHODS)
+        return list(DEFAULT_METHODS)
     items = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
     unknown = [m for m in items if m not in METHODS]
     if unknown or not items:

@@ -121,3 +121,22 @@ def test_missing_stage1_checkpoint_is_one_error_line(toy_corpus, tmp_path, fast,
     err_text = capsys.readouterr().err.strip()
     assert code != 0 and len(err_text.splitlines()) == 1 and "stage-1 checkpoint not found" in err_text
     assert not (tmp_path / "run").exists()
+
+
+def test_benchmark_runs_the_baselines_beside_the_papers_numbers(tmp_path):
+    import json
+
+    from dualtalk.synth import make_corpus
+
+    data = tmp_path / "synth"
+    make_corpus(data, 3, seconds=4.0, seed=5, splits={"train": 1, "val": 1, "test": 1}, progress=False)
+    methods = "faceformer,codetalker,selftalk,learning2listen"
+    argv = ["benchmark", "--data", str(data), "--out", str(tmp_path / "report"), "--preset", "tiny-mel"]
+    argv += ["--steps", "3", "--quiet", "--methods", methods, "data.window_frames=32", "data.batch_size=4"]
+    assert main(argv + ["data.num_workers=0", "val_every=3"]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["methods"] == methods.split(",")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Against the paper's numbers" in md and "| learning2listen |" in md and "24.61" in md
+    cfg = json.loads((tmp_path / "report" / "runs" / "codetalker" / "best" / "config.json").read_text())
+    assert cfg["model"]["variant"] == "codetalker" and cfg["model"]["baseline"]["stage1_steps"] == 1
