@@ -26,7 +26,7 @@ import torch
 from pydantic import ValidationError
 
 from .. import __version__
-from ..config import FORMAT_VERSION, DualTalkConfig, config_error, from_dict, to_dict
+from ..config import BASELINE_VARIANTS, FORMAT_VERSION, DualTalkConfig, config_error, from_dict, to_dict
 from ..errors import DualTalkError, InputError
 from ..io.files import atomic_path, atomic_write_text
 from .baselines.common import BaselineModel
@@ -46,6 +46,20 @@ HUB_PREFIX = "hf-hub:"
 # own format
 
 
+def _config_dict(cfg) -> dict:
+    """The model config as written to ``config.json``: sections that do not apply to the model and are at
+    their defaults are left out (the baselines' settings of a DualTalk model, the FLAME motion layout), so a
+    DualTalk model's file stays readable by versions from before those sections existed; loading fills them
+    back in."""
+    out = to_dict(cfg)
+    defaults = to_dict(type(cfg)())
+    if cfg.variant not in BASELINE_VARIANTS and out.get("baseline") == defaults.get("baseline"):
+        out.pop("baseline", None)
+    if out.get("motion_layout") == "flame":
+        out.pop("motion_layout", None)
+    return out
+
+
 def save_model(model: DualTalk, directory: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write ``directory/config.json`` + ``directory/model.safetensors`` (each atomically)."""
     from safetensors.torch import save_file
@@ -58,7 +72,7 @@ def save_model(model: DualTalk, directory: str | os.PathLike, extra: dict | None
     meta = {
         "format_version": FORMAT_VERSION,
         "dualtalk_version": __version__,
-        "model": to_dict(model.config),
+        "model": _config_dict(model.config),
         "extra": extra or {},
     }
     atomic_write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
