@@ -92,6 +92,12 @@ class StreamClient:
         self.people = ["self"] if mode == "listen" else ["self", "partner"]
         self._frames: dict[str, list[np.ndarray]] = {p: [] for p in self.people}
         self._count = {p: 0 for p in self.people}
+        #: when each frames message arrived: (person, first frame, frames, perf_counter time, server compute ms)
+        self.arrivals: list[tuple[str, int, int, float, float | None]] = []
+        #: after each send of audio: (perf_counter time, samples of the person so far, of the partner so far)
+        self.sent: list[tuple[float, int, int]] = []
+        self._samples = [0, 0]
+        self._ended: float | None = None
         self._lock = threading.Lock()
         self.error: dict | None = None
         self.done: dict | None = None
@@ -130,6 +136,9 @@ class StreamClient:
                             self.error = {"code": "client", "message": f"frames of {person} out of order"}
                             return
                         self._frames[person].append(frames)
+                        self.arrivals.append(
+                            (person, self._count[person], len(frames), time.perf_counter(), message.get("compute_ms"))
+                        )
                         self._count[person] += len(frames)
                 elif kind == "error":
                     self.error = message
@@ -170,11 +179,42 @@ class StreamClient:
         for side, pcm in ((SIDE_SELF, self_pcm), (SIDE_PARTNER, partner_pcm)):
             if pcm is not None and len(pcm):
                 self._send(encode_audio(side, np.asarray(pcm), self.encoding))
+                self._samples[side] += len(pcm)
+        if (self_pcm is not None and len(self_pcm)) or (partner_pcm is not None and len(partner_pcm)):
+            self.sent.append((time.perf_counter(), self._samples[SIDE_SELF], self._samples[SIDE_PARTNER]))
         if partner_motion is not None and len(partner_motion):
             self._send(encode_motion(np.asarray(partner_motion, np.float32).reshape(-1, self.motion_dim)))
 
+    def latency(self) -> dict:
+        """After :meth:`finish`: the added latency of each frame (its arrival minus the moment the audio that
+        made it final was sent: frame t is final once both voices reached sample ``spf (t + 1 + lookahead)``;
+        frames that need audio past the end are final at ``end``) and the server's compute per model call,
+        as p50 / p95 / max in ms. The lookahead itself (``hello["latency_ms"]``) comes on top."""
+        fps = int(self.hello["fps"])
+        spf = self.sample_rate // fps
+        lookahead = round(float(self.hello.get("latency_ms") or 0.0) * fps / 1000.0) - 1
+        ended = self._ended if self._ended is not None else np.inf
+        times = np.array([t for t, _, _ in self.sent] + [ended])
+        reached = np.array([min(a, b) for _, a, b in self.sent] + [np.iinfo(np.int64).max])
+        added: list[float] = []
+        compute: list[float] = []
+        for _person, first, n, arrived, compute_ms in self.arrivals:
+            need = spf * (np.arange(first, first + n) + 1 + lookahead)  # (n,) samples each frame waits for
+            final = times[np.searchsorted(reached, need, side="left")]  # reached never decreases
+            added.extend((1000.0 * (arrived - final)).tolist())
+            if compute_ms is not None:
+                compute.append(float(compute_ms))
+
+        def summary(x: list[float]) -> dict | None:
+            if not x:
+                return None
+            return {k: float(v) for k, v in zip(("p50", "p95", "max"), np.percentile(x, [50, 95, 100]))}
+
+        return {"added_latency_ms": summary(added), "compute_ms_per_call": summary(compute), "calls": len(compute)}
+
     def finish(self, timeout: float = 600.0) -> dict[str, np.ndarray]:
         """Send ``end``, wait for the rest and ``done``: -> {person: (T, len(channels))}."""
+        self._ended = time.perf_counter()
         self._send(json.dumps({"type": "end"}))
         self._thread.join(timeout=timeout)
         self._raise_if_failed()
@@ -259,6 +299,7 @@ def stream_files_remote(
             c.send(partner_motion=motion[pushed:])
         result = c.finish()
         hello = c.hello
+        timing = c.latency()
     wall = time.perf_counter() - started
     seconds = len(a) / sr
     if format == "npz":
@@ -285,6 +326,7 @@ def stream_files_remote(
         "format": format,
         "wall_seconds": wall,
         "real_time_factor": wall / seconds if seconds else 0.0,
+        **timing,
     }
     if stats is not None:
         atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")

@@ -459,6 +459,27 @@ def test_stream_command_through_a_server_equals_local(tmp_path, model_dir, live_
             )
 
 
+def test_remote_stats_have_latency_and_compute(tmp_path, live_server):
+    """dualtalk stream --server --stats: the added latency of every frame (client clock) and the server's
+    compute per model call (the frames messages' compute_ms)."""
+    import soundfile as sf
+
+    from dualtalk.cli import main
+
+    a, b, _ = signals(1.2, seed=9)
+    sf.write(tmp_path / "A.wav", a, SR, subtype="FLOAT")
+    sf.write(tmp_path / "B.wav", b, SR, subtype="FLOAT")
+    args = ["stream", "--self-audio", str(tmp_path / "B.wav"), "--partner-audio", str(tmp_path / "A.wav")]
+    stats = tmp_path / "stats.json"
+    out = tmp_path / "B.npz"
+    assert main([*args, "--server", live_server, "--token", "tok", "--out", str(out), "--stats", str(stats)]) == 0
+    summary = json.loads(stats.read_text())
+    assert summary["calls"] >= 1
+    lat, comp = summary["added_latency_ms"], summary["compute_ms_per_call"]
+    assert 0 < comp["p50"] <= comp["p95"] <= comp["max"]
+    assert lat["p50"] <= lat["p95"] <= lat["max"] and lat["max"] > 0
+
+
 def test_client_errors_are_one_line(tmp_path, live_server):
     from dualtalk.client import StreamClient
     from dualtalk.errors import DualTalkError

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -416,9 +417,13 @@ def create_app(
     async def process(ws: WebSocket, runner: _Runner, queue: asyncio.Queue) -> None:
         from anyio import to_thread
 
+        def timed(fn, *args):
+            began = time.perf_counter()
+            return fn(*args), 1000.0 * (time.perf_counter() - began)
+
         async def run(fn, *args) -> None:
             try:
-                out = await to_thread.run_sync(fn, *args)
+                out, compute_ms = await to_thread.run_sync(timed, fn, *args)
             except DualTalkError as exc:
                 raise ProtocolError("bad_input", str(exc)) from None
             for person, frames in out.items():
@@ -426,6 +431,7 @@ def create_app(
                     start = runner.sent[person]
                     runner.sent[person] += len(frames)
                     message = {"type": "frames", "person": person, "start": start, "t": start / runner.fps}
+                    message["compute_ms"] = round(compute_ms, 3)  # the model call that made these frames
                     message["frames"] = frames.tolist()
                     await ws.send_text(json.dumps(message))
 
