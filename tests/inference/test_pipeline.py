@@ -52,6 +52,7 @@ def test_generate_cli_on_real_conversation(demo, tiny_dir, tmp_path):
             str(demo / f"{CONV}_speaker1.npz"),
             "--out",
             str(out),
+            "--exact",  # the API's default (float32); the command's is --dtype auto
         ],
         capture_output=True,
         text=True,
@@ -137,7 +138,7 @@ def test_bfloat16_and_device_options(demo, tiny_dir, tmp_path, capsys):
         "--quiet",
     ]
     assert main(args + ["--out", str(tmp_path / "bf16.npz"), "--dtype", "bfloat16"]) == 0
-    assert main(args + ["--out", str(tmp_path / "fp32.npz")]) == 0
+    assert main(args + ["--out", str(tmp_path / "fp32.npz"), "--exact"]) == 0
     with np.load(tmp_path / "bf16.npz") as a, np.load(tmp_path / "fp32.npz") as b:
         assert a["exp"].dtype == np.float32
         err = np.abs(a["exp"] - b["exp"]).max()
@@ -224,3 +225,68 @@ def test_int8_mode_runs_and_stays_close(demo, tiny_dir, tmp_path, capsys):
     with np.load(tmp_path / "q.npz") as q, np.load(tmp_path / "f.npz") as f:
         err = np.abs(q["exp"] - f["exp"]).max()
         assert 0 < err < 0.5 * np.abs(f["exp"]).max()
+
+
+# ---------------------------------------------------------------------------------------------------
+# --dtype auto
+
+
+def test_native_bf16_detection_reads_cpu_flags_and_cuda(tmp_path, monkeypatch):
+    from dualtalk.inference import pipeline
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n")
+    assert "avx512f" in pipeline.cpu_flags(info) and pipeline.cpu_flags(tmp_path / "missing") == set()
+    for flags, native in [(set(), False), ({"avx512f", "avx2"}, False), ({"avx512_bf16"}, True), ({"amx_bf16"}, True)]:
+        monkeypatch.setattr(pipeline, "cpu_flags", lambda path=None, f=flags: f)
+        assert pipeline.has_native_bf16("cpu") is native
+        assert pipeline.resolve_dtype("auto", "cpu") == (torch.bfloat16 if native else torch.float32)
+        assert pipeline.resolve_dtype("float32", "cpu") == torch.float32  # explicit choices stay
+        assert pipeline.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for native in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, n=native: n)
+        assert pipeline.has_native_bf16("cuda") is native
+    assert pipeline.has_native_bf16("mps") is False
+    with pytest.raises(DualTalkError, match="unsupported dtype"):
+        pipeline.resolve_dtype("float16")
+
+
+def test_auto_dtype_rules_and_exact_flag(demo, tiny_dir, tmp_path, monkeypatch, capsys):
+    from dualtalk.inference import pipeline
+
+    monkeypatch.setattr(pipeline, "cpu_flags", lambda path=None: {"avx512_bf16"})
+    offline = DualTalk(get_preset("tiny"))
+    assert pipeline.model_dtype(offline, InferenceOptions(dtype="auto")) == torch.bfloat16
+    assert pipeline.model_dtype(offline, InferenceOptions(dtype="auto", int8=True)) == torch.float32
+    assert pipeline.model_dtype(offline, InferenceOptions()) == torch.float32  # the library's default: exact
+    from dualtalk.model.checkpoint import load_model
+
+    causal = load_model("demo-stream")
+    assert pipeline.model_dtype(causal, InferenceOptions(dtype="auto")) == torch.float32
+    assert pipeline.model_dtype(causal, InferenceOptions(dtype="bfloat16")) == torch.bfloat16
+    args = [
+        "generate",
+        "--model",
+        str(tiny_dir),
+        "--self-audio",
+        str(demo / f"{CONV}_speaker2.wav"),
+        "--partner-audio",
+        str(demo / f"{CONV}_speaker1.wav"),
+        "--partner-motion",
+        str(demo / f"{CONV}_speaker1.npz"),
+        "--quiet",
+    ]
+    assert main(args + ["--out", str(tmp_path / "auto.npz")]) == 0  # the default: auto
+    assert main(args + ["--out", str(tmp_path / "bf16.npz"), "--dtype", "bfloat16"]) == 0
+    assert main(args + ["--out", str(tmp_path / "exact.npz"), "--exact"]) == 0
+    with np.load(tmp_path / "auto.npz") as a, np.load(tmp_path / "bf16.npz") as b, np.load(tmp_path / "exact.npz") as c:
+        np.testing.assert_array_equal(a["exp"], b["exp"])
+        assert np.abs(a["exp"] - c["exp"]).max() > 0
+    monkeypatch.setattr(pipeline, "cpu_flags", lambda path=None: set())  # no native bf16: auto is exact
+    assert main(args + ["--out", str(tmp_path / "auto32.npz")]) == 0
+    with np.load(tmp_path / "auto32.npz") as a, np.load(tmp_path / "exact.npz") as c:
+        np.testing.assert_array_equal(a["exp"], c["exp"])
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "x.npz"), "--exact", "--dtype", "bfloat16"]) == 2
+    assert "--exact is float32" in capsys.readouterr().err

@@ -417,3 +417,22 @@ def test_live_input_without_sounddevice_is_one_error_line(tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install 'dualtalk[live]'" in err[0]
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_stream_dtype_options(tmp_path, capsys):
+    """--dtype auto keeps a causal model exact (float32); --dtype bfloat16 runs it under autocast, close."""
+    from dualtalk.cli import main
+    from dualtalk.io.motion import load_motion
+
+    write_pair(tmp_path)
+    m = saved_model(tmp_path)
+    common = ["stream", "--model", str(m), "--self-audio", str(tmp_path / "B.wav")]
+    common += ["--partner-audio", str(tmp_path / "A.wav"), "--partner-motion", str(tmp_path / "A.npz"), "--out"]
+    for name, extra in [("auto", []), ("exact", ["--exact"]), ("bf16", ["--dtype", "bfloat16"])]:
+        assert main(common + [str(tmp_path / f"{name}.npz"), *extra]) == 0
+    auto, exact, bf16 = (load_motion(tmp_path / f"{n}.npz").to_model() for n in ("auto", "exact", "bf16"))
+    np.testing.assert_array_equal(auto, exact)
+    assert 0 < np.abs(bf16 - exact).max() < 0.5
+    capsys.readouterr()
+    assert main(common + [str(tmp_path / "x.npz"), "--exact", "--dtype", "bfloat16"]) == 2
+    assert "--exact is float32" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import DualTalkError
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions
 from . import positive
 
@@ -17,7 +18,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--config", help="config json of a released-layout .pth whose shapes are not the released ones")
     p.add_argument("--device", default="cpu", help="cpu (default, the reference), cuda, mps")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    dtype_args(p)
     p.add_argument(
         "--window",
         type=positive(float),
@@ -37,10 +38,35 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def dtype_args(p: argparse.ArgumentParser) -> None:
+    """``--dtype auto|float32|bfloat16`` (default auto) and ``--exact`` (float32, the reference arithmetic)."""
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="arithmetic: auto (default) = bfloat16 where the device has it natively (CPU with AVX512-BF16 or "
+        "AMX, CUDA GPUs from Ampere on; not causal models, not with --int8), else float32",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="float32: the reference implementation's arithmetic (same as --dtype float32)",
+    )
+
+
+def resolved_dtype_arg(args) -> str:
+    """The ``--dtype`` the options ask for, ``--exact`` applied (an error if it contradicts them)."""
+    if not args.exact:
+        return args.dtype
+    if args.dtype == "bfloat16" or getattr(args, "int8", False):
+        raise DualTalkError("--exact is float32 arithmetic: leave out --dtype bfloat16 / --int8")
+    return "float32"
+
+
 def _options(args) -> InferenceOptions:
     return InferenceOptions(
         device=args.device,
-        dtype=args.dtype,
+        dtype=resolved_dtype_arg(args),
         window=args.window,
         overlap=args.overlap,
         progress=not args.quiet,

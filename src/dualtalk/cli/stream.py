@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from . import positive
+from .inference import dtype_args
 
 
 def register(sub) -> None:
@@ -53,6 +54,7 @@ def register(sub) -> None:
     p.add_argument(
         "--arkit-map", metavar="MAP.json", help="local FLAME model, --format arkit-*: the FLAME -> ARKit map"
     )
+    dtype_args(p)
     p.add_argument("--chunk-ms", type=positive(float), default=40.0, help="chunk length in ms (default 40)")
     p.add_argument("--realtime", action="store_true", help="pace the chunks at the clock, as a live source")
     p.add_argument("--stats", help="write the statistics (latency, compute per chunk, real-time factor) as JSON")
@@ -85,8 +87,10 @@ def run(args) -> int:
 
     from ..errors import DualTalkError
     from ..inference.streaming import is_microphone, stream_files, stream_live
+    from .inference import resolved_dtype_arg
 
     torch.set_num_threads(args.threads)
+    dtype = resolved_dtype_arg(args)
     fmt = args.format
     if fmt == "auto":
         fmt = {".csv": "arkit-csv", ".json": "arkit-json"}.get(Path(args.out).suffix.lower(), "npz")
@@ -107,6 +111,7 @@ def run(args) -> int:
             chunk_ms=args.chunk_ms,
             format=fmt,
             arkit_map=args.arkit_map,
+            dtype=dtype,
         )
         print(f"wrote {args.out}: {s['frames']} frames of live audio ({s['seconds']:.1f} s)")
         return 0
@@ -150,6 +155,7 @@ def run(args) -> int:
         stats=args.stats,
         format=fmt,
         arkit_map=args.arkit_map,
+        dtype=dtype,
     )
     c = s["compute_ms_per_chunk"]
     print(

@@ -45,17 +45,67 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+def cpu_flags(path: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags as Linux lists them (``flags`` lines of ``/proc/cpuinfo``); empty elsewhere."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return flags
+
+
+#: CPU flags of native bfloat16 arithmetic (AVX-512 BF16 dot products, AMX tiles)
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def has_native_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` computes in bfloat16 natively (faster than float32, not emulated): a CPU with
+    AVX512-BF16 or AMX-BF16, a CUDA GPU whose bfloat16 is not emulated (Ampere and later). False elsewhere
+    (MPS, older CPUs and GPUs)."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return any(flag in cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # older PyTorch: no including_emulation
+            return bool(torch.cuda.is_bf16_supported())
+    return False
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
+    """``float32``/``bfloat16`` (or a torch dtype) as given; ``auto``: bfloat16 where ``device`` has native
+    bfloat16 (:func:`has_native_bf16`), else float32."""
     if isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if has_native_bf16(device) else torch.float32
     if dtype not in _DTYPES:
-        raise DualTalkError(f"unsupported dtype {dtype!r} (float32, bfloat16)")
+        raise DualTalkError(f"unsupported dtype {dtype!r} (auto, float32, bfloat16)")
     return _DTYPES[dtype]
+
+
+def model_dtype(model, options: InferenceOptions) -> torch.dtype:
+    """The dtype ``run_model`` computes ``model`` in. ``auto`` resolves to float32 for a causal model (its
+    per-frame operations are too small to gain from bfloat16, and its stream must equal its offline run) and
+    with ``int8`` (quantised layers take float32 activations); otherwise by the device (:func:`resolve_dtype`)."""
+    if options.dtype == "auto" and (options.int8 or getattr(model.config, "variant", None) == "causal"):
+        return torch.float32
+    return resolve_dtype(options.dtype, options.device)
 
 
 @dataclass
 class InferenceOptions:
     device: str = "cpu"
+    #: float32 (exact: the reference arithmetic), bfloat16, or auto (bfloat16 where the device has it
+    #: natively, :func:`has_native_bf16`; the default of the command line)
     dtype: str = "float32"
     #: seconds per window; longer inputs are windowed (0 = never window)
     window: float = DEFAULT_WINDOW_SECONDS
@@ -169,7 +219,7 @@ def run_model(
         partner_motion = np.zeros((expected, cfg.motion_dim), dtype=np.float32)
     num_frames = expected
     device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype)
+    dtype = model_dtype(model, options)
     model = model.to(device).eval()
     window = int(round(options.window * cfg.fps)) if options.window else 0
     overlap = int(round(options.overlap * cfg.fps))

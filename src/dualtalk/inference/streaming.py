@@ -115,8 +115,11 @@ class StreamingSession:
         channels: int = 1,
         partner_sample_rate: int | None = None,
         partner_channels: int | None = None,
+        compute_dtype: torch.dtype = torch.float32,
     ):
         self.model = _causal(model).eval()
+        #: the arithmetic of the model's forward (bfloat16: autocast; float32: exact)
+        self.compute_dtype = compute_dtype
         cfg = model.config
         self.cfg = cfg
         self.spf = cfg.samples_per_frame
@@ -268,7 +271,10 @@ class StreamingSession:
                 rows.append(np.zeros(self.dim, np.float32) if i < 0 else self.motion[i - self.motion_start])
             motion = torch.from_numpy(np.stack(rows))[None].to(self.device, self.dtype)
         began = time.perf_counter()
-        with torch.inference_mode():
+        autocast = torch.autocast(
+            self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32
+        )
+        with torch.inference_mode(), autocast:
             out, self.state = self.model.forward_frames(waves[0], waves[1], seg_start, t0, t1, motion, self.state)
         self.calls.append(time.perf_counter() - began)
         self.done = t1
@@ -477,17 +483,22 @@ def stream_files(
     stats=None,
     format: str = "npz",
     arkit_map=None,
+    dtype: str = "float32",
 ) -> dict:
     """Feed two audio files (and the partner's motion file) to a causal model in ``chunk_ms`` chunks, as a
     live source would (``realtime``: paced by the clock); write the motion to ``out`` (and, with
     ``partner_out``, the partner's generated motion: joint mode) and the stats (``stats``: a JSON path).
     ``format``: ``npz`` (motion files) or ``arkit-csv`` / ``arkit-json`` (ARKit channels; a FLAME model
-    needs ``arkit_map``). -> the stats: algorithmic latency, compute per chunk p50/p95/max, real-time factor."""
+    needs ``arkit_map``). ``dtype``: float32 (exact), bfloat16 or auto
+    (:func:`~dualtalk.inference.pipeline.model_dtype`). -> the stats: algorithmic latency, compute per chunk
+    p50/p95/max, real-time factor."""
     from ..io.conversation import load_generation_inputs
     from ..model.checkpoint import load_model
+    from .pipeline import InferenceOptions, model_dtype
 
     net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
     cfg = net.config
+    arithmetic = model_dtype(net, InferenceOptions(dtype=dtype, device=str(next(net.parameters()).device)))
     if partner_out is not None and partner_motion is not None:
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
     if not chunk_ms > 0:
@@ -498,9 +509,9 @@ def stream_files(
     )
     step = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
     target: StreamingSession | JointSession = (
-        JointSession(net)
+        JointSession(net, compute_dtype=arithmetic)
         if partner_out is not None
-        else StreamingSession(net, partner_motion=inputs.partner_motion is not None)
+        else StreamingSession(net, partner_motion=inputs.partner_motion is not None, compute_dtype=arithmetic)
     )
     chunk_compute: list[float] = []
     started = time.perf_counter()
@@ -603,6 +614,7 @@ def stream_live(
     chunk_ms: float = 40.0,
     format: str = "npz",
     arkit_map=None,
+    dtype: str = "float32",
 ) -> dict:
     """One or both voices from microphones (``mic`` / ``mic:DEVICE``), the other from a file played at the
     microphone's pace; runs until ``seconds``, the file's end or Ctrl-C, then writes the motion (and, with
@@ -611,17 +623,19 @@ def stream_live(
 
     from ..io.audio import load_audio
     from ..model.checkpoint import load_model
+    from .pipeline import InferenceOptions, model_dtype
 
     net = _causal(model if isinstance(model, torch.nn.Module) else load_model(model))
     cfg = net.config
+    arithmetic = model_dtype(net, InferenceOptions(dtype=dtype, device=str(next(net.parameters()).device)))
     amap = _output_map(cfg, format, arkit_map)
     block = max(1, int(round(chunk_ms * cfg.sample_rate / 1000.0)))
     files = {
         k: None if is_microphone(s) else load_audio(s, cfg.sample_rate)
         for k, s in (("self", self_source), ("partner", partner_source))
     }
-    joint = JointSession(net) if partner_out is not None else None
-    session = None if joint is not None else StreamingSession(net, partner_motion=False)
+    joint = JointSession(net, compute_dtype=arithmetic) if partner_out is not None else None
+    session = None if joint is not None else StreamingSession(net, partner_motion=False, compute_dtype=arithmetic)
     mine: list[np.ndarray] = []
     other: list[np.ndarray] = []
     compute: list[float] = []
