@@ -1,17 +1,32 @@
-"""Inference speed of the released architecture at full size on CPU.
+"""Inference speed of the released architecture at full size on CPU, beside the reference implementation.
 
-    python benchmarks/generate.py                    # 60 s conversation, all modes, JSON to benchmarks/results/
-    python benchmarks/generate.py --seconds 30 --modes exact
+    python benchmarks/generate.py                                   # 60 s conversation, our modes
+    python benchmarks/generate.py --seconds 30 --reference-dir ~/src/DualTalk      # + the reference, same run
+    python benchmarks/generate.py --seconds 30 --modes exact,bf16 --profile        # + time per module
     python benchmarks/generate.py --seconds 600 --modes exact --window 120 --tag long   # a 10-minute conversation
 
-Builds the released model (two wav2vec2-large-lv60 encoders, d=256, 647 M parameters) from its config
-with random weights (timing does not depend on the weights), and times ``run_model`` on a generated
-conversation of ``--seconds`` per mode, each in a fresh process so that peak memory is per mode:
+Builds the released model (two wav2vec2-large-lv60 encoders, d=256, 647 M parameters) with random weights
+(timing does not depend on the weights) and times one forward on a generated conversation of ``--seconds``
+per mode, each in a fresh process (so that peak memory is per mode), after a 5 s warm-up:
 
-- ``exact``: the default path (time-major chunked wav2vec2 CNN, SDPA attention), fp32;
-- ``transformers``: the same model with transformers' own CNN path (the reference arithmetic), fp32,
-  to show the default path's output equals it (max abs difference reported);
-- ``int8``: int8 dynamic quantisation of the linear layers; its error against ``exact`` is reported.
+- ``reference``: the reference implementation (``DualTalkModel`` of ``DualTalk.py`` in the checkout that
+  ``--reference-dir`` points to: the authors' repository, github.com/ziqiaopeng/DualTalk; nothing of it is
+  copied here), fed the waveform normalised as its ``Wav2Vec2Processor`` does, under ``--reference-python``
+  (default: this interpreter; the reference pins transformers 4.26, so a separate environment may be needed).
+  Its ``from_pretrained("facebook/wav2vec2-large-960h-lv60-self")`` is replaced by random initialisation
+  from the same config (no download) unless ``--reference-weights DualTalk.pth`` is given. Its state dict is
+  saved and our modes load it (``load_official``), so every mode's output is compared with the reference's;
+- ``exact``: our default path in float32 (time-major chunked wav2vec2 CNN, SDPA attention): ``--exact``;
+- ``transformers``: the same with transformers' own CNN path;
+- ``bf16``: ``--dtype bfloat16`` (what ``--dtype auto`` picks on a CPU with native bfloat16);
+- ``int8``: int8 dynamic quantisation of the audio encoders' linear layers.
+
+Also measured, in their own processes: the machine's matrix-product speed (GFLOP/s in float32 and bfloat16,
+``matmul_probe``) and the model's arithmetic (FLOPs of the forward at this length, counted by
+``torch.utils.flop_counter`` in the ``exact`` process), hence the floor: the real-time factor that the
+matrix products alone would take at the probe's speed. ``--fixtures DIR`` (default
+``../shared/fixtures/official_parity`` if present) adds the error of each fast mode on the parity fixture
+against the reference's stored output. ``--profile`` adds the time per module (forward hooks).
 
 Real-time factor = wall time / audio duration (lower is better; < 1 is faster than real time).
 """
@@ -20,118 +35,397 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_parity"
+OUR_MODES = ("exact", "transformers", "bf16", "int8")
+#: wav2vec2-large-lv60 (facebook/wav2vec2-large-960h-lv60-self): the encoders of the released model
+RELEASED_WAV2VEC2 = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-05,
+    "feat_extract_norm": "layer",
+    "feat_extract_activation": "gelu",
+    "conv_dim": [512] * 7,
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_bias": True,
+    "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16,
+    "do_stable_layer_norm": True,
+}
 
 
-def run_one(mode: str, seconds: float, out_npy: str, window: float = 0.0) -> dict:
-    import torch
-
-    from dualtalk.config import DualTalkConfig
-    from dualtalk.features.audio_encoder import Wav2Vec2Encoder
-    from dualtalk.inference.pipeline import InferenceOptions, quantize_int8, run_model
-    from dualtalk.model.dualtalk import DualTalk
-
-    torch.manual_seed(0)
-    t_build = time.perf_counter()
-    model = DualTalk(DualTalkConfig()).eval()
-    build_s = time.perf_counter() - t_build
-    if mode == "transformers":
-        Wav2Vec2Encoder.time_major_cnn = False
-    if mode == "int8":
-        model = quantize_int8(model)
+def inputs(seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same conversation for every mode: two voices (noise) and the partner's motion, T = 25 * seconds."""
     rng = np.random.default_rng(0)
     t = int(seconds * 25)
     a = (0.1 * rng.normal(size=t * 640)).astype(np.float32)
     b = (0.1 * rng.normal(size=t * 640)).astype(np.float32)
     m = (0.3 * rng.normal(size=(t, 56))).astype(np.float32)
-    opts = InferenceOptions(window=window, progress=False)
+    return a, b, m
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------------------------- children
+def run_reference(args) -> dict:
+    """The reference implementation: only numpy, torch, transformers and the checkout are imported."""
+    import torch
+
+    ref_dir = str(Path(args.reference_dir).resolve())
+    sys.path.insert(0, ref_dir)
+    import transformers
+
+    w2v = transformers.Wav2Vec2Config(**json.loads(Path(args.w2v_config).read_text()))
+
+    def random_init(cls, *_args, **_kwargs):  # from_pretrained without a download: same shapes, random
+        return cls(w2v)
+
+    transformers.PreTrainedModel.from_pretrained = classmethod(random_init)  # type: ignore[method-assign]
+    try:
+        import wav2vec  # the reference's own Wav2Vec2Model (frame_num interpolation)
+
+        wav2vec.Wav2Vec2Model.from_pretrained = classmethod(random_init)
+    except ImportError:
+        pass
+    import DualTalk as reference  # noqa: N813 - the reference's module name
+
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    model = reference.DualTalkModel(argparse.Namespace(blendshape_dim=56, feature_dim=args.feature_dim))
+    if args.reference_weights:
+        model.load_state_dict(torch.load(args.reference_weights, map_location="cpu"))
+    model = model.eval()
+    build_s = time.perf_counter() - t0
+    if args.state_out:
+        torch.save(model.state_dict(), args.state_out)
+    a, b, m = inputs(args.seconds)
+
+    def normalised(x: np.ndarray) -> np.ndarray:  # Wav2Vec2Processor (do_normalize=True), as demo.py feeds it
+        return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
+
+    def forward(a, b, m):
+        with torch.no_grad():
+            return model(
+                torch.from_numpy(normalised(a))[None], torch.from_numpy(normalised(b))[None], torch.from_numpy(m)[None]
+            )
+
+    forward(a[: 5 * 16000], b[: 5 * 16000], m[:125])  # warm-up, as ours
+    t0 = time.perf_counter()
+    y = forward(a, b, m)
+    wall = time.perf_counter() - t0
+    np.save(args.out_npy, y[0].float().numpy())
+    return {"build_s": build_s, "wall_s": wall, "threads": torch.get_num_threads()}
+
+
+#: (pattern of module names, group) for ``--profile``; the first match counts
+PROFILE_GROUPS = [
+    (r"joint_encoder\.audio_encoder[12]", "wav2vec2 (all)"),
+    (r".*\.model\.feature_projection", "wav2vec2 feature projection"),
+    (r".*\.model\.encoder", "wav2vec2 transformer (all)"),
+    (r".*\.model\.encoder\.pos_conv_embed", "wav2vec2 positional convolution"),
+    (r".*\.model\.encoder\.layers\.\d+\.attention", "wav2vec2 attention"),
+    (r".*\.model\.encoder\.layers\.\d+\.feed_forward", "wav2vec2 feed-forward"),
+    (r"joint_encoder\.(audio_projection|blendshape_encoder)", "DualTalk audio projection + motion encoder"),
+    (r"temporal_enhancer", "DualTalk temporal enhancer (cross-attention + BiLSTM)"),
+    (r"interaction_module", "DualTalk interaction module (3 encoder layers + attention)"),
+    (r"synthesis_module", "DualTalk synthesis module (decoder layer + heads)"),
+]
+
+
+class ModuleTimer:
+    """Wall time per module group (:data:`PROFILE_GROUPS`), from forward pre/post hooks (CPU ops are
+    synchronous, so the clock between a module's entry and exit is its time)."""
+
+    def __init__(self, model) -> None:
+        import re
+
+        self.totals: dict[str, float] = {}
+        self.started: dict[int, float] = {}
+        self.handles = []
+        for name, module in model.named_modules():
+            group = next((g for pattern, g in PROFILE_GROUPS if re.fullmatch(pattern, name)), None)
+            if group is not None:
+                self.handles.append(module.register_forward_pre_hook(self._pre))
+                self.handles.append(module.register_forward_hook(self._post(group)))
+
+    def _pre(self, module, _inputs):
+        self.started[id(module)] = time.perf_counter()
+
+    def _post(self, group: str):
+        def hook(module, _inputs, _output):
+            self.totals[group] = self.totals.get(group, 0.0) + time.perf_counter() - self.started.pop(id(module))
+
+        return hook
+
+    def table(self, wall: float) -> dict[str, float]:
+        """Seconds per group; the wav2vec2 CNN is what the encoders spend outside projection and transformer."""
+        t = dict(self.totals)
+        w2v, enc = t.pop("wav2vec2 (all)", 0.0), t.pop("wav2vec2 transformer (all)", 0.0)
+        parts = ("wav2vec2 attention", "wav2vec2 feed-forward", "wav2vec2 positional convolution")
+        t["wav2vec2 CNN (+ normalisation, interpolation)"] = w2v - enc - t.get("wav2vec2 feature projection", 0.0)
+        t["wav2vec2 layer norms"] = enc - sum(t.get(k, 0.0) for k in parts)
+        dualtalk = sum(v for k, v in t.items() if k.startswith("DualTalk"))
+        t["outside the modules (inputs, output)"] = wall - w2v - dualtalk
+        return {k: round(v, 3) for k, v in sorted(t.items(), key=lambda kv: -kv[1])}
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def run_ours(args) -> dict:
+    import torch
+
+    from dualtalk.config import DualTalkConfig
+    from dualtalk.features.audio_encoder import Wav2Vec2Encoder
+    from dualtalk.inference.pipeline import InferenceOptions, quantize_int8, run_model
+    from dualtalk.model.checkpoint import load_official
+    from dualtalk.model.dualtalk import DualTalk
+
+    mode = args.child
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    if args.state_in:  # the reference's weights
+        model = load_official(args.state_in).eval()
+    else:
+        model = DualTalk(DualTalkConfig()).eval()
+    build_s = time.perf_counter() - t0
+    if mode == "transformers":
+        Wav2Vec2Encoder.time_major_cnn = False
+    if mode == "int8":
+        model = quantize_int8(model)
+    a, b, m = inputs(args.seconds)
+    opts = InferenceOptions(window=args.window, progress=False, dtype="bfloat16" if mode == "bf16" else "float32")
     run_model(model, a[: 5 * 16000], b[: 5 * 16000], m[:125], opts)  # warm-up (allocator, kernels)
+    row: dict = {}
+    if args.count_flops:  # one counted forward of the full input (also a warm-up at full length)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            run_model(model, a, b, m, opts)
+        row["flops"] = counter.get_total_flops()
+    timer = ModuleTimer(model) if args.profile else None
     t0 = time.perf_counter()
     y = run_model(model, a, b, m, opts)
     wall = time.perf_counter() - t0
-    np.save(out_npy, y)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "mode": mode,
-        "seconds": seconds,
-        "window_s": window,
-        "wall_s": wall,
-        "rtf": wall / seconds,
-        "peak_rss_mb": peak_mb,
-        "build_s": build_s,
-        "threads": torch.get_num_threads(),
-    }
+    if timer is not None:
+        row["profile_s"] = timer.table(wall)
+        timer.remove()
+    np.save(args.out_npy, y)
+    return {**row, "build_s": build_s, "wall_s": wall, "threads": torch.get_num_threads()}
 
 
-def main() -> None:
+def matmul_probe(seconds_each: float) -> dict:
+    """GFLOP/s of one large matrix product in float32 and bfloat16 (a wav2vec2-large feed-forward's shape:
+    1,500 frames x 1,024 -> 4,096), best of repeated runs for ``seconds_each``."""
+    import torch
+
+    out = {}
+    m, k, n = 1500, 1024, 4096
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        x = torch.randn(m, k).to(dtype)
+        w = torch.randn(k, n).to(dtype)
+        for _ in range(3):
+            x @ w
+        best, until = math.inf, time.perf_counter() + seconds_each
+        while time.perf_counter() < until:
+            t0 = time.perf_counter()
+            x @ w
+            best = min(best, time.perf_counter() - t0)
+        out[f"{name}_gflops"] = 2 * m * k * n / best / 1e9
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+def fixture_errors(fixtures: Path) -> dict:
+    """Max abs error of each mode on the parity fixture, against the reference's stored output."""
+    import torch
+
+    from dualtalk.inference.pipeline import InferenceOptions, quantize_int8, run_model
+    from dualtalk.io import load_audio, load_motion
+    from dualtalk.model.checkpoint import load_model
+
+    expected = np.load(fixtures / "expected.npz")["output"]
+    a = load_audio(fixtures / "self_audio.wav")
+    b = load_audio(fixtures / "partner_audio.wav")
+    m = load_motion(fixtures / "partner_motion.npz").to_model()
+    out = {}
+    for mode in ("exact", "bf16", "int8"):
+        model = load_model(fixtures / "official_layout_checkpoint.pth", config=fixtures / "config.json")
+        if mode == "int8":
+            model = quantize_int8(model)
+        opts = InferenceOptions(progress=False, dtype="bfloat16" if mode == "bf16" else "float32")
+        with torch.inference_mode():
+            y = run_model(model, a, b, m, opts)
+        out[mode] = float(np.abs(y - expected).max())
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ parent
+def child(args, mode: str, extra: list[str], python: str | None = None) -> dict:
+    cmd = [python or sys.executable, __file__, "--child", mode, "--seconds", str(args.seconds)]
+    cmd += ["--window", str(args.window), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--modes", default="exact,transformers,int8")
+    ap.add_argument("--modes", default="exact,bf16,int8", help=f"of {','.join(OUR_MODES)} (+ reference)")
+    ap.add_argument("--reference-dir", help="a checkout of the reference implementation (DualTalk.py, wav2vec.py)")
+    ap.add_argument("--reference-python", help="interpreter with the reference's requirements (default: this one)")
+    ap.add_argument("--reference-weights", help="DualTalk.pth for both (default: random weights, seed 0)")
     ap.add_argument("--window", type=float, default=0.0, help="seconds per window (0 = one sequence, exact)")
+    ap.add_argument("--profile", action="store_true", help="time per module (forward hooks) in our modes")
+    ap.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="parity fixture directory ('' = skip)")
+    ap.add_argument("--no-probe", action="store_true", help="skip the matmul GFLOP/s probe")
+    ap.add_argument("--probe-seconds", type=float, default=3.0, help="seconds per dtype of the matmul probe")
     ap.add_argument("--tag", default="", help="suffix of the result file name (generate_TAG.json)")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--out-npy", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    ap.add_argument("--out", help="result JSON (default benchmarks/results/generate[_TAG].json)")
+    for hidden in ("--child", "--out-npy", "--state-in", "--state-out", "--w2v-config"):
+        ap.add_argument(hidden, help=argparse.SUPPRESS)
+    ap.add_argument("--feature-dim", type=int, default=256, help=argparse.SUPPRESS)
+    ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(run_one(args.child, args.seconds, args.out_npy, args.window)))
+        if args.child == "reference":
+            row = run_reference(args)
+        elif args.child == "matmul":
+            row = matmul_probe(args.probe_seconds)
+        elif args.child == "fixtures":
+            row = fixture_errors(Path(args.fixtures))
+        else:
+            row = run_ours(args)
+        print(json.dumps({**row, "peak_rss_mb": peak_rss_mb()}))
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    rows, outputs = [], {}
-    for mode in args.modes.split(","):
-        npy = RESULTS / f".generate_{mode}.npy"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                mode,
-                "--seconds",
-                str(args.seconds),
-                "--window",
-                str(args.window),
-                "--out-npy",
-                str(npy),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
-        outputs[mode] = np.load(npy)
-        npy.unlink()
-        rows.append(row)
-        print(
-            f"{mode:>13}: {row['wall_s']:7.2f} s for {args.seconds:g} s of audio  RTF {row['rtf']:.3f}  "
-            f"peak RSS {row['peak_rss_mb']:,.0f} MB",
-            flush=True,
-        )
-    if "exact" in outputs:
-        for row in rows:
-            if row["mode"] != "exact":
-                row["max_abs_diff_vs_exact"] = float(np.abs(outputs[row["mode"]] - outputs["exact"]).max())
-                print(f"{row['mode']:>13}: max |output - exact| = {row['max_abs_diff_vs_exact']:.2e}")
-    result = {
+
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = [m for m in modes if m not in OUR_MODES + ("reference",)]
+    if unknown:
+        raise SystemExit(f"unknown mode(s) {unknown} (of {', '.join(OUR_MODES)}, reference)")
+    if args.reference_dir and "reference" not in modes:
+        modes.insert(0, "reference")
+    if "reference" in modes and not args.reference_dir:
+        raise SystemExit("mode reference needs --reference-dir")
+    if "reference" in modes:  # first: our modes load its weights
+        modes = ["reference"] + [m for m in modes if m != "reference"]
+    tmp = Path(tempfile.mkdtemp(prefix="dualtalk-generate-"))
+    result: dict = {
         "benchmark": "generate",
         "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
-        "command": "python benchmarks/generate.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/generate.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
         },
-        "rows": rows,
     }
-    out = RESULTS / (f"generate_{args.tag}.json" if args.tag else "generate.json")
+    if not args.no_probe:
+        result["matmul"] = child(args, "matmul", ["--probe-seconds", str(args.probe_seconds)])
+        mm = result["matmul"]
+        print(f"matmul: {mm['fp32_gflops']:.0f} GFLOP/s fp32, {mm['bf16_gflops']:.0f} GFLOP/s bf16", flush=True)
+    rows, outputs = [], {}
+    state = tmp / "reference_state.pth"
+    try:
+        for mode in modes:
+            npy = tmp / f"{mode}.npy"
+            extra = ["--out-npy", str(npy)]
+            if mode == "reference":
+                w2v = tmp / "wav2vec2.json"
+                w2v.write_text(json.dumps(RELEASED_WAV2VEC2))
+                extra += ["--reference-dir", args.reference_dir, "--w2v-config", str(w2v), "--state-out", str(state)]
+                if args.reference_weights:
+                    extra += ["--reference-weights", args.reference_weights]
+                row = child(args, mode, extra, python=args.reference_python)
+            else:
+                if state.exists():
+                    extra += ["--state-in", str(state)]
+                elif args.reference_weights:
+                    extra += ["--state-in", args.reference_weights]
+                if args.profile:
+                    extra.append("--profile")
+                if mode == "exact" and not args.no_probe:
+                    extra.append("--count-flops")
+                row = child(args, mode, extra)
+            row = {
+                "mode": mode,
+                "seconds": args.seconds,
+                "window_s": args.window,
+                **row,
+                "rtf": row["wall_s"] / args.seconds,
+            }
+            outputs[mode] = np.load(npy)
+            rows.append(row)
+            print(
+                f"{mode:>13}: {row['wall_s']:7.2f} s for {args.seconds:g} s of audio  RTF {row['rtf']:.3f}  "
+                f"peak RSS {row['peak_rss_mb']:,.0f} MB  (build/load {row['build_s']:.1f} s)",
+                flush=True,
+            )
+            for name, secs in row.get("profile_s", {}).items():
+                print(f"{'':>15}{secs:7.2f} s  {name}")
+    finally:
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+    for base in ("reference", "exact"):
+        if base not in outputs:
+            continue
+        for row in rows:
+            if row["mode"] != base:
+                ref, out = outputs[base], outputs[row["mode"]]
+                n = min(len(ref), len(out))
+                row[f"max_abs_diff_vs_{base}"] = float(np.abs(out[:n] - ref[:n]).max())
+                print(f"{row['mode']:>13}: max |output - {base}| = {row[f'max_abs_diff_vs_{base}']:.2e}")
+    flops = next((r["flops"] for r in rows if "flops" in r), None)
+    if flops and "matmul" in result:
+        per_second = flops / args.seconds
+        floor = {k: per_second / (result["matmul"][f"{k}_gflops"] * 1e9) for k in ("fp32", "bf16")}
+        result["arithmetic"] = {"gflop": flops / 1e9, "gflop_per_audio_second": per_second / 1e9}
+        result["floor_rtf"] = floor
+        print(
+            f"arithmetic: {per_second / 1e9:.1f} GFLOP per second of audio -> floor RTF "
+            f"{floor['fp32']:.3f} (fp32), {floor['bf16']:.3f} (bf16)"
+        )
+        for row in rows:
+            kind = "bf16" if row["mode"] == "bf16" else "fp32"
+            row["x_floor"] = row["rtf"] / floor[kind]
+    if "reference" in outputs:
+        ref_wall = next(r["wall_s"] for r in rows if r["mode"] == "reference")
+        for row in rows:
+            row["speedup_vs_reference"] = ref_wall / row["wall_s"]
+    if args.fixtures and Path(args.fixtures, "expected.npz").exists():
+        result["fixture_max_abs_error_vs_reference"] = child(args, "fixtures", ["--fixtures", args.fixtures])
+        result["fixture_max_abs_error_vs_reference"].pop("peak_rss_mb", None)
+        print("parity fixture, max |output - reference|:", result["fixture_max_abs_error_vs_reference"])
+    result["rows"] = rows
+    if args.out:
+        out = Path(args.out)
+    else:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / (f"generate_{args.tag}.json" if args.tag else "generate.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {out}")
 

@@ -1,0 +1,102 @@
+"""benchmarks/generate.py: the side-by-side harness against a (fake) reference checkout, the matmul probe,
+the fixture errors. No download: the test writes a tiny package with the reference's API to tmp."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.conftest import shared_path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generate.py"
+
+#: the reference repository's API: DualTalk.py with DualTalkModel(args) (args.blendshape_dim,
+#: args.feature_dim), whose encoders come from wav2vec.Wav2Vec2Model.from_pretrained(NAME)
+FAKE_WAV2VEC = """
+import torch
+
+class Wav2Vec2Model(torch.nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        assert config.hidden_size == 1024 and config.num_hidden_layers == 24  # the released encoders' config
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    @classmethod
+    def from_pretrained(cls, name):
+        raise RuntimeError("the harness must not download " + name)
+"""
+FAKE_DUALTALK = """
+import math
+import torch
+from wav2vec import Wav2Vec2Model
+
+class DualTalkModel(torch.nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.enc = Wav2Vec2Model.from_pretrained("facebook/wav2vec2-large-960h-lv60-self")
+        self.head = torch.nn.Linear(args.blendshape_dim, args.blendshape_dim)
+
+    def forward(self, audio1, audio2, blendshape):
+        t = math.ceil(audio1.shape[1] / 16000 * 25)
+        assert abs(float(audio1.mean())) < 1e-4 and abs(float(audio1.std()) - 1) < 1e-2  # normalised input
+        return self.head(blendshape[:, :t]) * self.enc.scale
+"""
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("generate_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_side_by_side_with_a_fake_checkout(tmp_path, capsys):
+    ref = tmp_path / "DualTalk-checkout"
+    ref.mkdir()
+    (ref / "wav2vec.py").write_text(textwrap.dedent(FAKE_WAV2VEC))
+    (ref / "DualTalk.py").write_text(textwrap.dedent(FAKE_DUALTALK))
+    out = tmp_path / "result.json"
+    bench = load_script()
+    bench.main(
+        ["--modes", "reference", "--reference-dir", str(ref), "--seconds", "1", "--probe-seconds", "0.05"]
+        + ["--fixtures", "", "--out", str(out)]
+    )
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["mode"] == "reference" and row["wall_s"] > 0 and row["rtf"] == pytest.approx(row["wall_s"])
+    assert row["peak_rss_mb"] > 0 and row["speedup_vs_reference"] == 1.0
+    assert result["matmul"]["fp32_gflops"] > 0 and result["matmul"]["bf16_gflops"] > 0
+    assert "matmul:" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="needs --reference-dir"):
+        bench.main(["--modes", "reference", "--out", str(out)])
+    with pytest.raises(SystemExit, match="unknown mode"):
+        bench.main(["--modes", "fast", "--out", str(out)])
+
+
+def test_fixture_errors_of_each_mode():
+    fixtures = shared_path("fixtures", "official_parity")
+    errors = load_script().fixture_errors(fixtures)
+    assert set(errors) == {"exact", "bf16", "int8"}
+    assert errors["exact"] <= 1e-4 < errors["bf16"]  # float32 is the reference's arithmetic; bfloat16 is not
+
+
+def test_module_timer_covers_the_forward():
+    import torch
+
+    from dualtalk.model.dualtalk import DualTalk
+    from dualtalk.model.presets import get_preset
+
+    bench = load_script()
+    model = DualTalk(get_preset("tiny")).eval()
+    timer = bench.ModuleTimer(model)
+    assert timer.handles  # hooks were attached
+    with torch.inference_mode():
+        model(torch.randn(1, 16000), torch.randn(1, 16000), torch.randn(1, 25, 56))
+    table = timer.table(wall=10.0)
+    timer.remove()
+    assert any(k.startswith("DualTalk interaction") for k in table)
+    assert table["outside the modules (inputs, output)"] > 0
