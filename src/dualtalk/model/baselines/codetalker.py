@@ -87,9 +87,7 @@ class CodeTalker(BaselineModel):
         audio_features=None,
     ):
         """self_audio (B, S) -> (B, T, D); with ``target``: (prediction, loss) of the stage of ``step``."""
-        if audio_features is not None or self_audio is None:
-            raise DualTalkError("codetalker needs the person's audio (it has no feature cache)")
-        frames = self.frames_of(self_audio, partner_audio, partner_motion)
+        self_audio, frames = self.speaker_frames(self_audio, partner_audio, partner_motion, audio_features)
         if target is not None and self.stage(step or 0) == 1:
             rec, loss = self.vq(self.normalize_motion(target))
             return self.output_motion(rec), loss

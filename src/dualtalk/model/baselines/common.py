@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...errors import DualTalkError
 from ..base import MotionModel
 from ..layers import PeriodicPositionalEncoding, alibi_slopes
 
@@ -389,6 +390,16 @@ class BaselineModel(MotionModel):
 
     def prepare_training(self) -> None:
         """Load what only training needs (SelfTalk's recognizer); nothing by default."""
+
+    def speaker_frames(
+        self, self_audio: torch.Tensor | None, partner_audio, partner_motion, audio_features
+    ) -> tuple[torch.Tensor, int]:
+        """-> (the person's audio, the frame count) for a baseline that animates from the person's own audio
+        (FaceFormer, CodeTalker, SelfTalk): one error line without that audio, or with precomputed features
+        (these baselines have no feature cache)."""
+        if audio_features is not None or self_audio is None:
+            raise DualTalkError(f"{self.config.variant} needs the person's audio (it has no feature cache)")
+        return self_audio, self.frames_of(self_audio, partner_audio, partner_motion)
 
     def frames_of(self, self_audio, partner_audio, partner_motion) -> int:
         from ...layout import frames_for

@@ -29,7 +29,6 @@ import torch
 import torch.nn as nn
 
 from ...config import DualTalkConfig
-from ...errors import DualTalkError
 from ...features.audio_encoder import build_audio_encoder
 from .common import ARDecoder, BaselineModel, Cache, init_zero
 
@@ -96,9 +95,7 @@ class FaceFormer(BaselineModel):
         audio_features=None,
     ):
         """self_audio (B, S) -> (B, T, D); with ``target`` (B, T, D): (teacher-forced prediction, None)."""
-        if audio_features is not None or self_audio is None:
-            raise DualTalkError("faceformer needs the person's audio (it has no feature cache)")
-        frames = self.frames_of(self_audio, partner_audio, partner_motion)
+        self_audio, frames = self.speaker_frames(self_audio, partner_audio, partner_motion, audio_features)
         memory = self.encode_audio(self_audio, frames)  # (B, T, d)
         if target is not None:
             return self.output_motion(self.teacher_forced(memory, self.normalize_motion(target))), None

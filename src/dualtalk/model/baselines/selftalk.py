@@ -135,9 +135,7 @@ class SelfTalk(BaselineModel):
         audio_features=None,
     ):
         """self_audio (B, S) -> (B, T, D); with ``target``: (prediction, consistency loss or None)."""
-        if audio_features is not None or self_audio is None:
-            raise DualTalkError("selftalk needs the person's audio (it has no feature cache)")
-        frames = self.frames_of(self_audio, partner_audio, partner_motion)
+        self_audio, frames = self.speaker_frames(self_audio, partner_audio, partner_motion, audio_features)
         motion = self.animate(self_audio, frames)  # (B, T, D)
         if target is None:
             return self.output_motion(motion)
