@@ -234,6 +234,49 @@ def run_ours(args) -> dict:
     return {**row, "build_s": build_s, "wall_s": wall, "threads": torch.get_num_threads()}
 
 
+def save_full_size(directory: str) -> dict:
+    """A full-size model directory (random weights) for the loading measurement."""
+    import torch
+
+    from dualtalk.config import DualTalkConfig
+    from dualtalk.model.checkpoint import save_model
+    from dualtalk.model.dualtalk import DualTalk
+
+    torch.manual_seed(0)
+    save_model(DualTalk(DualTalkConfig()).eval(), directory)
+    return {}
+
+
+def time_loading(directory: str) -> dict:
+    """Seconds to load a model directory (config + memory-mapped safetensors) and the memory it takes,
+    before and after its weights are first read (the mapping's pages come in as they are touched)."""
+    import torch
+
+    from dualtalk.model.checkpoint import WEIGHTS_NAME, load_model
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    before = rss_mb()
+    t0 = time.perf_counter()
+    model = load_model(directory)
+    load_s = time.perf_counter() - t0
+    after_load = rss_mb()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        total = sum(float(p.sum()) for p in model.parameters())  # touch every weight once
+    touch_s = time.perf_counter() - t0
+    return {
+        "load_s": load_s,
+        "first_read_s": touch_s,
+        "weights_mb": os.path.getsize(Path(directory) / WEIGHTS_NAME) / 2**20,
+        "rss_added_by_load_mb": after_load - before,
+        "rss_added_after_reading_weights_mb": rss_mb() - before,
+        "checksum": total,
+    }
+
+
 def matmul_probe(seconds_each: float) -> dict:
     """GFLOP/s of one large matrix product in float32 and bfloat16 (a wav2vec2-large feed-forward's shape:
     1,500 frames x 1,024 -> 4,096), best of repeated runs for ``seconds_each``."""
@@ -305,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--probe-seconds", type=float, default=3.0, help="seconds per dtype of the matmul probe")
     ap.add_argument("--tag", default="", help="suffix of the result file name (generate_TAG.json)")
     ap.add_argument("--out", help="result JSON (default benchmarks/results/generate[_TAG].json)")
-    for hidden in ("--child", "--out-npy", "--state-in", "--state-out", "--w2v-config"):
+    ap.add_argument("--load", action="store_true", help="also time loading a full-size model directory")
+    for hidden in ("--child", "--out-npy", "--state-in", "--state-out", "--w2v-config", "--model-dir"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--feature-dim", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
@@ -315,6 +359,10 @@ def main(argv: list[str] | None = None) -> None:
             row = run_reference(args)
         elif args.child == "matmul":
             row = matmul_probe(args.probe_seconds)
+        elif args.child == "save":
+            row = save_full_size(args.model_dir)
+        elif args.child == "load":
+            row = time_loading(args.model_dir)
         elif args.child == "fixtures":
             row = fixture_errors(Path(args.fixtures))
         else:
@@ -388,8 +436,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{'':>15}{secs:7.2f} s  {name}")
     finally:
         for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+            if f.is_file():
+                f.unlink()
+        if not args.load:
+            tmp.rmdir()
     for base in ("reference", "exact"):
         if base not in outputs:
             continue
@@ -416,6 +466,21 @@ def main(argv: list[str] | None = None) -> None:
         ref_wall = next(r["wall_s"] for r in rows if r["mode"] == "reference")
         for row in rows:
             row["speedup_vs_reference"] = ref_wall / row["wall_s"]
+    if args.load:
+        model_dir = tmp / "model"
+        child(args, "save", ["--model-dir", str(model_dir)])
+        try:
+            result["loading"] = child(args, "load", ["--model-dir", str(model_dir)])
+        finally:
+            for f in model_dir.iterdir():
+                f.unlink()
+            model_dir.rmdir()
+            tmp.rmdir()
+        ld = result["loading"]
+        print(
+            f"loading a full-size model directory: {ld['load_s']:.2f} s, +{ld['rss_added_by_load_mb']:,.0f} MB "
+            f"(+{ld['rss_added_after_reading_weights_mb']:,.0f} MB once read; weights {ld['weights_mb']:,.0f} MB)"
+        )
     if args.fixtures and Path(args.fixtures, "expected.npz").exists():
         result["fixture_max_abs_error_vs_reference"] = child(args, "fixtures", ["--fixtures", args.fixtures])
         result["fixture_max_abs_error_vs_reference"].pop("peak_rss_mb", None)
