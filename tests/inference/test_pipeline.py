@@ -290,3 +290,56 @@ def test_auto_dtype_rules_and_exact_flag(demo, tiny_dir, tmp_path, monkeypatch, 
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "x.npz"), "--exact", "--dtype", "bfloat16"]) == 2
     assert "--exact is float32" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------
+# predict over many processes and machines
+
+
+def _split(demo, tmp_path, n=4):
+    """A split of ``n`` conversations (copies of the demo's two, under new names)."""
+    import shutil
+
+    d = tmp_path / "split"
+    d.mkdir()
+    sources = sorted({p.name.rsplit("_speaker", 1)[0] for p in demo.iterdir() if "_speaker" in p.name})
+    for i in range(n):
+        src = sources[i % len(sources)]
+        for f in demo.glob(f"{src}_speaker*"):
+            shutil.copy(f, d / f.name.replace(src, f"c{i}"))
+    return d
+
+
+def test_predict_shards_by_torchrun_env_and_workers(demo, tiny_dir, tmp_path, monkeypatch):
+    from dualtalk.inference.pipeline import predict, shard_from_env
+
+    split = _split(demo, tmp_path)
+    opts = InferenceOptions(progress=False)
+    whole = predict(tiny_dir, split, tmp_path / "one", options=opts)
+    assert [p.name for p in whole] == [f"c{i}_speaker{k}.npy" for i, k in ((0, 1), (1, 2), (2, 1), (3, 2))]
+    # under torchrun: each rank takes every WORLD_SIZE-th conversation, into one shared directory
+    names = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert shard_from_env() == (rank, 2)
+        names.append([p.name for p in predict(tiny_dir, split, tmp_path / "ranks", options=opts)])
+    assert names == [["c0_speaker1.npy", "c2_speaker1.npy"], ["c1_speaker2.npy", "c3_speaker2.npy"]]
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(DualTalkError, match="RANK=2"):
+        shard_from_env()
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    # a process per core: the same files, the same values
+    assert (
+        main(
+            ["predict", "--model", str(tiny_dir), "--data", str(split), "--out", str(tmp_path / "w")]
+            + ["--workers", "2", "--quiet", "--exact"]
+        )
+        == 0
+    )
+    for p in whole:
+        np.testing.assert_allclose(np.load(tmp_path / "w" / p.name), np.load(p), atol=1e-6)
+        np.testing.assert_allclose(np.load(tmp_path / "ranks" / p.name), np.load(p), atol=1e-6)
+    with pytest.raises(DualTalkError, match="path or a name"):
+        predict(DualTalk(get_preset("tiny")), split, tmp_path / "x", options=opts, workers=2)

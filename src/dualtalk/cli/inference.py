@@ -93,10 +93,12 @@ def _generate(args) -> int:
 
 
 def _predict(args) -> int:
-    from ..inference.pipeline import predict
+    from ..inference.pipeline import predict, shard_from_env
 
-    written = predict(args.model, args.data, args.out, config=args.config, options=_options(args))
-    print(f"wrote {len(written)} prediction(s) to {args.out}")
+    index, count = shard_from_env()
+    written = predict(args.model, args.data, args.out, config=args.config, options=_options(args), workers=args.workers)
+    where = f" (shard {index + 1} of {count})" if count > 1 else ""
+    print(f"wrote {len(written)} prediction(s) to {args.out}{where}")
     return 0
 
 
@@ -135,6 +137,13 @@ def register(sub) -> None:
     _model_args(p)
     p.add_argument("--data", required=True, help="split directory with NAME_speaker{1,2}.{wav,npz}")
     p.add_argument("--out", required=True, help="prediction directory")
+    p.add_argument(
+        "--workers",
+        type=positive(int),
+        default=1,
+        help="processes on this machine, each with its share of the cores and of the conversations (default 1); "
+        "under torchrun each rank takes every WORLD_SIZE-th conversation",
+    )
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("convert-official", help="convert a released-layout DualTalk .pth to a model directory")

@@ -320,6 +320,18 @@ def generate(
     return motion
 
 
+def shard_from_env() -> tuple[int, int]:
+    """(index, count) of this process among torchrun's (``RANK``, ``WORLD_SIZE``); (0, 1) when not under it."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise DualTalkError("RANK and WORLD_SIZE must be integers (as torchrun sets them)") from None
+    if world < 1 or not 0 <= rank < world:
+        raise DualTalkError(f"RANK={rank} is not in [0, WORLD_SIZE={world})")
+    return rank, world
+
+
 def predict(
     model,
     data_dir: str | os.PathLike,
@@ -327,12 +339,27 @@ def predict(
     config=None,
     options: InferenceOptions | None = None,
     partner_motion: bool = True,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
 ) -> list[Path]:
     """Every conversation of a split, in both directions where the partner's motion exists:
     ``out_dir/NAME_speakerK.npy`` (T, 56) in model order ((T, 55) for an ARKit model).
-    ``partner_motion=False``: the same sides, the partner's face unseen (models that can run without it)."""
+    ``partner_motion=False``: the same sides, the partner's face unseen (models that can run without it).
+
+    ``shard=(i, n)``: only conversations i, i + n, i + 2n, ... of the split (sorted by name); default: from
+    torchrun's ``RANK`` / ``WORLD_SIZE`` (:func:`shard_from_env`), so ``torchrun ... -m dualtalk predict``
+    splits a test set over processes and machines (each writes its own files into a shared ``out_dir``).
+    ``workers=N``: N processes on this machine, each with 1/N of the threads and every N-th conversation of
+    this shard (``model`` then must be a path or a name; a model directory's weights are memory-mapped, so
+    the processes share them). -> the files written (by this process and its workers)."""
     options = options or InferenceOptions()
+    if workers < 1:
+        raise DualTalkError(f"workers must be >= 1, got {workers}")
+    index, count = shard if shard is not None else shard_from_env()
     conversations = discover_conversations(data_dir)
+    if workers > 1:
+        return _predict_in_workers(model, data_dir, out_dir, config, options, partner_motion, workers, (index, count))
+    conversations = conversations[index::count]
     net = _as_model(model, config, options.device, options.int8)
     jobs = [(conv, k) for conv in conversations for k in conv.generatable()]
     written = []
@@ -352,3 +379,37 @@ def predict(
         save_model_motion(path, y)
         written.append(path)
     return written
+
+
+def _predict_worker(model, data_dir, out_dir, config, options, partner_motion, shard, threads) -> tuple[str, list]:
+    torch.set_num_threads(threads)
+    try:
+        paths = predict(model, data_dir, out_dir, config, options, partner_motion, workers=1, shard=shard)
+    except DualTalkError as exc:  # (its subclasses do not all pickle) -> the message, raised by the parent
+        return "error", [str(exc)]
+    return "ok", [str(p) for p in paths]
+
+
+def _predict_in_workers(model, data_dir, out_dir, config, options, partner_motion, workers, shard) -> list[Path]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if isinstance(model, torch.nn.Module):
+        raise DualTalkError("predict with workers > 1 needs the model as a path or a name (each process loads it)")
+    index, count = shard
+    threads = max(1, torch.get_num_threads() // workers)
+    inner = InferenceOptions(**{**options.__dict__, "progress": False})
+    # worker i of this shard takes every (count * workers)-th conversation from index + count * i
+    shards = [(index + count * i, count * workers) for i in range(workers)]
+    ctx = multiprocessing.get_context("spawn")  # not fork: the parent's OpenMP threads do not survive a fork
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        results = list(
+            pool.map(
+                _predict_worker,
+                *zip(*[(model, data_dir, out_dir, config, inner, partner_motion, s, threads) for s in shards]),
+            )
+        )
+    errors = [r[1][0] for r in results if r[0] == "error"]
+    if errors:
+        raise DualTalkError(errors[0])
+    return sorted(Path(p) for r in results for p in r[1])
