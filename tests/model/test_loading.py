@@ -40,9 +40,7 @@ def test_parameters_share_memory_with_the_mapped_file(tmp_path):
     outside = [
         k
         for k, v in state.items()
-        if k in persistent
-        and v.numel()
-        and not any(lo <= v.untyped_storage().data_ptr() < hi for lo, hi in ranges)
+        if k in persistent and v.numel() and not any(lo <= v.untyped_storage().data_ptr() < hi for lo, hi in ranges)
     ]
     assert outside == []  # every stored tensor is a view of the file's mapping: no copy was made
     for key, value in original.state_dict().items():  # and the values are the saved ones
