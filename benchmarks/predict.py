@@ -1,0 +1,114 @@
+"""Throughput of ``dualtalk predict`` over a split: conversations per minute, one process vs a process per core.
+
+    python benchmarks/predict.py                                  # 4 conversations of 30 s, --workers 1 and 2
+    python benchmarks/predict.py --conversations 8 --seconds 60 --workers 1,2 --dtype float32
+
+Writes a split of generated conversations (noise voices, random motion for both people, so each conversation
+is two generations), a full-size model directory of the released architecture (random weights), then times
+the whole command (``python -m dualtalk predict ... --workers N``: start-up, loading and all generations) per
+``--workers`` value. JSON in ``benchmarks/results/predict.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_split(directory: Path, conversations: int, seconds: float) -> None:
+    import soundfile as sf
+
+    from dualtalk.io.motion import Motion, save_motion
+
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    t = int(seconds * 25)
+    for i in range(conversations):
+        for k in (1, 2):
+            sf.write(directory / f"conv{i:03d}_speaker{k}.wav", 0.1 * rng.normal(size=t * 640), 16000)
+            save_motion(directory / f"conv{i:03d}_speaker{k}.npz", Motion.from_model(0.3 * rng.normal(size=(t, 56))))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--conversations", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--workers", default="1,2", help="comma-separated --workers values to time")
+    ap.add_argument("--dtype", default="auto", help="--dtype of predict (auto, float32, bfloat16)")
+    ap.add_argument("--model", help="model directory (default: a full-size one with random weights, written to tmp)")
+    ap.add_argument("--out", help="result JSON (default benchmarks/results/predict.json)")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="dualtalk-predict-"))
+    rows = []
+    try:
+        split = tmp / "split"
+        write_split(split, args.conversations, args.seconds)
+        model = args.model
+        if model is None:
+            import torch
+
+            from dualtalk.config import DualTalkConfig
+            from dualtalk.model.checkpoint import save_model
+            from dualtalk.model.dualtalk import DualTalk
+
+            torch.manual_seed(0)
+            model = str(save_model(DualTalk(DualTalkConfig()).eval(), tmp / "model"))
+        for workers in (int(w) for w in args.workers.split(",")):
+            out = tmp / f"pred_{workers}"
+            cmd = [sys.executable, "-m", "dualtalk", "predict", "--model", model, "--data", str(split)]
+            cmd += ["--out", str(out), "--workers", str(workers), "--dtype", args.dtype, "--quiet"]
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            files = len(list(out.glob("*.npy")))
+            row = {
+                "workers": workers,
+                "dtype": args.dtype,
+                "conversations": args.conversations,
+                "files": files,
+                "seconds_each": args.seconds,
+                "wall_s": wall,
+                "conversations_per_minute": args.conversations / wall * 60,
+                "audio_hours_per_hour": files * args.seconds / wall,
+            }
+            rows.append(row)
+            print(
+                f"--workers {workers}: {wall:6.1f} s for {args.conversations} conversations ({files} files) of "
+                f"{args.seconds:g} s -> {row['conversations_per_minute']:.2f} conversations/min",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {
+        "benchmark": "predict",
+        "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
+        "command": "python benchmarks/predict.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
+        "max_child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "rows": rows,
+    }
+    out_path = Path(args.out) if args.out else RESULTS / "predict.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {out_path}")
+
+
+if __name__ == "__main__":
+    main()
