@@ -86,26 +86,55 @@ def driver_text(cause: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------ tables
 def t_generate() -> str:
-    """benchmarks/generate.py: the released architecture at full size, 60 s, one process per mode."""
+    """benchmarks/generate.py: the released architecture at full size, one process per mode; with the
+    reference implementation, the matmul probe and the floor when the run measured them."""
     labels = {
-        "exact": "`exact` (default)",
-        "transformers": "transformers' own CNN path (the reference arithmetic)",
+        "reference": "reference implementation (`DualTalkModel`, float32)",
+        "exact": "`--exact` (float32)",
+        "transformers": "`--exact` with transformers' own CNN path",
+        "bf16": "`--dtype bfloat16` (what `auto` picks on this CPU)",
         "int8": "`--int8` (audio encoders' linear layers int8)",
     }
+    data = load("generate.json")
+    rows_in = data["rows"]
+    base = "reference" if any(r["mode"] == "reference" for r in rows_in) else "exact"
+    floor = any("x_floor" in r for r in rows_in)
+    head = ["mode", "wall time", "real-time factor"] + (["× its floor"] if floor else [])
+    if base == "reference":
+        head.append("speed-up over the reference")
+    head += ["peak memory", f"max abs difference from {'the reference' if base == 'reference' else '`--exact`'}"]
     rows = []
-    for r in load("generate.json")["rows"]:
+    for r in rows_in:
         rtf = f"{r['rtf']:.2f}"
-        diff = r.get("max_abs_diff_vs_exact")
-        rows.append(
-            [
-                labels.get(r["mode"], f"`{r['mode']}`"),
-                f"{r['wall_s']:.1f} s",
-                f"**{rtf}**" if r["mode"] == "exact" else rtf,
-                f"{r['peak_rss_mb'] / 1024:.1f} GB",
-                "–" if diff is None else f"{diff:.1e}",
-            ]
+        diff = r.get(f"max_abs_diff_vs_{base}")
+        row = [
+            labels.get(r["mode"], f"`{r['mode']}`"),
+            f"{r['wall_s']:.1f} s",
+            f"**{rtf}**" if r["mode"] == "exact" else rtf,
+        ]
+        if floor:
+            row.append(f"{r['x_floor']:.2f}" if "x_floor" in r else "–")
+        if base == "reference":
+            row.append(f"{r['speedup_vs_reference']:.2f}×")
+        row += [f"{r['peak_rss_mb'] / 1024:.1f} GB", "–" if diff is None else f"{diff:.1e}"]
+        rows.append(row)
+    text = table(head, rows)
+    if "matmul" in data and "floor_rtf" in data:
+        mm, fl, ar = data["matmul"], data["floor_rtf"], data["arithmetic"]
+        text += (
+            f"\nMachine: matrix products at {mm['fp32_gflops']:.0f} GFLOP/s in float32 and {mm['bf16_gflops']:.0f} "
+            f"GFLOP/s in bfloat16 ({mm['threads']} threads); the model does {ar['gflop_per_audio_second']:.1f} GFLOP "
+            f"per second of audio at this length, so the floor is a real-time factor of {fl['fp32']:.3f} in float32 "
+            f"and {fl['bf16']:.3f} in bfloat16.\n"
         )
-    return table(["mode", "wall time", "real-time factor", "peak memory", "max abs difference from `exact`"], rows)
+    fx = data.get("fixture_max_abs_error_vs_reference")
+    if fx:
+        text += (
+            "\nOn the parity fixture (the reference's stored output): max abs error "
+            + ", ".join(f"{labels.get(k, k).split(' (')[0]} {v:.1e}" for k, v in fx.items())
+            + ".\n"
+        )
+    return text
 
 
 def t_generate_long() -> str:
