@@ -50,24 +50,6 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_parity"
 OUR_MODES = ("exact", "transformers", "bf16", "int8")
-#: wav2vec2-large-lv60 (facebook/wav2vec2-large-960h-lv60-self): the encoders of the released model
-RELEASED_WAV2VEC2 = {
-    "hidden_size": 1024,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
-    "intermediate_size": 4096,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-05,
-    "feat_extract_norm": "layer",
-    "feat_extract_activation": "gelu",
-    "conv_dim": [512] * 7,
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "conv_bias": True,
-    "num_conv_pos_embeddings": 128,
-    "num_conv_pos_embedding_groups": 16,
-    "do_stable_layer_norm": True,
-}
 
 
 def inputs(seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,7 +178,7 @@ def run_ours(args) -> dict:
 
     from dualtalk.config import DualTalkConfig
     from dualtalk.features.audio_encoder import Wav2Vec2Encoder
-    from dualtalk.inference.pipeline import InferenceOptions, quantize_int8, run_model
+    from dualtalk.inference.pipeline import InferenceOptions, bf16_encoder_weights, quantize_int8, run_model
     from dualtalk.model.checkpoint import load_official
     from dualtalk.model.dualtalk import DualTalk
 
@@ -212,6 +194,8 @@ def run_ours(args) -> dict:
         Wav2Vec2Encoder.time_major_cnn = False
     if mode == "int8":
         model = quantize_int8(model)
+    if mode == "bf16":  # as generate/predict load a model for a bfloat16 run
+        model = bf16_encoder_weights(model)
     a, b, m = inputs(args.seconds)
     opts = InferenceOptions(window=args.window, progress=False, dtype="bfloat16" if mode == "bf16" else "float32")
     run_model(model, a[: 5 * 16000], b[: 5 * 16000], m[:125], opts)  # warm-up (allocator, kernels)
@@ -403,7 +387,9 @@ def main(argv: list[str] | None = None) -> None:
             extra = ["--out-npy", str(npy)]
             if mode == "reference":
                 w2v = tmp / "wav2vec2.json"
-                w2v.write_text(json.dumps(RELEASED_WAV2VEC2))
+                from dualtalk.config import DualTalkConfig  # wav2vec2-large-lv60: the released encoders
+
+                w2v.write_text(json.dumps(DualTalkConfig().audio_encoder.wav2vec2))
                 extra += ["--reference-dir", args.reference_dir, "--w2v-config", str(w2v), "--state-out", str(state)]
                 if args.reference_weights:
                     extra += ["--reference-weights", args.reference_weights]

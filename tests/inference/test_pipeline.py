@@ -343,3 +343,28 @@ def test_predict_shards_by_torchrun_env_and_workers(demo, tiny_dir, tmp_path, mo
         np.testing.assert_allclose(np.load(tmp_path / "ranks" / p.name), np.load(p), atol=1e-6)
     with pytest.raises(DualTalkError, match="path or a name"):
         predict(DualTalk(get_preset("tiny")), split, tmp_path / "x", options=opts, workers=2)
+
+
+def test_bf16_encoder_weights_change_nothing_under_autocast():
+    """A model loaded for a bfloat16 run keeps its encoders' matrix weights in bfloat16: same output as
+    autocast's casts at every call, half the memory; a model passed in by the caller is left as it is."""
+    from dualtalk.inference.pipeline import _as_model, bf16_encoder_weights
+
+    fixtures = shared_path("fixtures", "official_parity")
+    src, cfg = fixtures / "official_layout_checkpoint.pth", fixtures / "config.json"
+    a = load_audio(fixtures / "self_audio.wav")
+    b = load_audio(fixtures / "partner_audio.wav")
+    m = load_motion(fixtures / "partner_motion.npz").to_model()
+    opts = InferenceOptions(dtype="bfloat16", progress=False)
+    loaded = _as_model(str(src), cfg, options=opts)
+    enc = loaded.joint_encoder.audio_encoder1.model
+    assert enc.encoder.layers[0].feed_forward.intermediate_dense.weight.dtype == torch.bfloat16
+    assert enc.feature_extractor.conv_layers[0].conv.weight.dtype == torch.bfloat16
+    assert loaded.joint_encoder.audio_projection.weight.dtype == torch.float32  # outside the encoders: as loaded
+    from dualtalk.model.checkpoint import load_model
+
+    plain = load_model(src, config=cfg)
+    assert _as_model(plain, options=opts) is plain
+    assert plain.joint_encoder.audio_encoder1.model.encoder.layers[0].attention.q_proj.weight.dtype == torch.float32
+    np.testing.assert_array_equal(run_model(loaded, a, b, m, opts), run_model(plain, a, b, m, opts))
+    assert bf16_encoder_weights(plain) is plain

@@ -258,15 +258,36 @@ def quantize_int8(model: DualTalk) -> DualTalk:
     return model
 
 
-def _as_model(model, config=None, device="cpu", int8: bool = False) -> Model:
+def bf16_encoder_weights(model: DualTalk) -> DualTalk:
+    """Store the audio encoders' matrix-product weights (their ``nn.Linear`` and CNN ``nn.Conv1d`` weights and
+    biases) in bfloat16, in place. Under bfloat16 autocast these layers cast them to bfloat16 at every call
+    anyway, so the output is identical, the weights take half the memory and no cast is repeated per forward;
+    in float32 the model would no longer be exact, so only models loaded for a bfloat16 run get this."""
+    for name in ("audio_encoder1", "audio_encoder2"):
+        enc = getattr(model.joint_encoder, name, None)
+        if enc is None:
+            continue
+        for module in enc.modules():
+            is_cnn_conv = isinstance(module, torch.nn.Conv1d) and not hasattr(module, "parametrizations")
+            if isinstance(module, torch.nn.Linear) or is_cnn_conv:
+                for pname in ("weight", "bias"):
+                    p = getattr(module, pname, None)
+                    if isinstance(p, torch.nn.Parameter) and p.dtype == torch.float32:
+                        setattr(module, pname, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
+    return model
+
+
+def _as_model(model, config=None, device="cpu", int8: bool = False, options: InferenceOptions | None = None) -> Model:
     device = resolve_device(device)  # fail on an unavailable device before reading anything
     if int8 and device.type != "cpu":
         raise DualTalkError("int8 quantisation runs on the CPU only (use --device cpu)")
-    net: Model = (
-        model if isinstance(model, (DualTalk, CausalDualTalk, BaselineModel)) else load_model(model, config=config)
-    )
+    loaded = not isinstance(model, (DualTalk, CausalDualTalk, BaselineModel))
+    net: Model = load_model(model, config=config) if loaded else model
     if not int8:
-        return net.to(device)
+        net = net.to(device)
+        if loaded and isinstance(net, DualTalk) and options is not None and model_dtype(net, options) == torch.bfloat16:
+            net = bf16_encoder_weights(net)  # our own copy: the caller's model is never changed
+        return net
     if not isinstance(net, DualTalk):
         raise DualTalkError("--int8 quantises the offline model's wav2vec2 encoders; a causal model has none")
     return quantize_int8(net)
@@ -292,7 +313,7 @@ def generate(
     ``partner_out``: generate the partner too (joint mode, causal models, no ``partner_motion``), written there.
     """
     options = options or InferenceOptions()
-    net = _as_model(model, config, options.device, options.int8)
+    net = _as_model(model, config, options.device, options.int8, options)
     if partner_out is not None and partner_motion is not None:
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
     if partner_out is not None and net.config.variant != "causal":
@@ -360,7 +381,7 @@ def predict(
     if workers > 1:
         return _predict_in_workers(model, data_dir, out_dir, config, options, partner_motion, workers, (index, count))
     conversations = conversations[index::count]
-    net = _as_model(model, config, options.device, options.int8)
+    net = _as_model(model, config, options.device, options.int8, options)
     jobs = [(conv, k) for conv in conversations for k in conv.generatable()]
     written = []
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
