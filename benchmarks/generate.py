@@ -235,9 +235,13 @@ def save_full_size(directory: str) -> dict:
 def time_loading(directory: str) -> dict:
     """Seconds to load a model directory (config + memory-mapped safetensors) and the memory it takes,
     before and after its weights are first read (the mapping's pages come in as they are touched)."""
+    t0 = time.perf_counter()
     import torch
+    import transformers.models.wav2vec2.modeling_wav2vec2  # noqa: F401 - the import, timed apart
 
     from dualtalk.model.checkpoint import WEIGHTS_NAME, load_model
+
+    import_s = time.perf_counter() - t0
 
     def rss_mb() -> float:
         with open("/proc/self/statm") as fh:
@@ -253,12 +257,37 @@ def time_loading(directory: str) -> dict:
         total = sum(float(p.sum()) for p in model.parameters())  # touch every weight once
     touch_s = time.perf_counter() - t0
     return {
+        "import_s": import_s,
         "load_s": load_s,
         "first_read_s": touch_s,
         "weights_mb": os.path.getsize(Path(directory) / WEIGHTS_NAME) / 2**20,
         "rss_added_by_load_mb": after_load - before,
         "rss_added_after_reading_weights_mb": rss_mb() - before,
         "checksum": total,
+    }
+
+
+def run_from_directory(directory: str, dtype: str, seconds: float) -> dict:
+    """What ``dualtalk generate`` does with a model directory (memory-mapped weights; for bfloat16 the
+    encoders' weights converted), one forward of ``seconds``: time and peak memory against the weights' size."""
+    import torch
+
+    from dualtalk.inference.pipeline import InferenceOptions, _as_model, run_model
+
+    opts = InferenceOptions(dtype=dtype, progress=False)
+    t0 = time.perf_counter()
+    model = _as_model(directory, options=opts)
+    load_s = time.perf_counter() - t0
+    weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    a, b, m = inputs(seconds)
+    t0 = time.perf_counter()
+    run_model(model, a, b, m, opts)
+    return {
+        "dtype": dtype,
+        "load_s": load_s,
+        "wall_s": time.perf_counter() - t0,
+        "weights_in_memory_mb": weights_mb,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -334,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tag", default="", help="suffix of the result file name (generate_TAG.json)")
     ap.add_argument("--out", help="result JSON (default benchmarks/results/generate[_TAG].json)")
     ap.add_argument("--load", action="store_true", help="also time loading a full-size model directory")
-    for hidden in ("--child", "--out-npy", "--state-in", "--state-out", "--w2v-config", "--model-dir"):
+    for hidden in ("--child", "--out-npy", "--state-in", "--state-out", "--w2v-config", "--model-dir", "--run-dtype"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--feature-dim", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
@@ -348,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
             row = save_full_size(args.model_dir)
         elif args.child == "load":
             row = time_loading(args.model_dir)
+        elif args.child == "dirrun":
+            row = run_from_directory(args.model_dir, args.run_dtype, args.seconds)
         elif args.child == "fixtures":
             row = fixture_errors(Path(args.fixtures))
         else:
@@ -458,6 +489,10 @@ def main(argv: list[str] | None = None) -> None:
         child(args, "save", ["--model-dir", str(model_dir)])
         try:
             result["loading"] = child(args, "load", ["--model-dir", str(model_dir)])
+            result["from_directory"] = [
+                child(args, "dirrun", ["--model-dir", str(model_dir), "--run-dtype", d])
+                for d in ("float32", "bfloat16")
+            ]
         finally:
             for f in model_dir.iterdir():
                 f.unlink()
@@ -465,9 +500,15 @@ def main(argv: list[str] | None = None) -> None:
             tmp.rmdir()
         ld = result["loading"]
         print(
-            f"loading a full-size model directory: {ld['load_s']:.2f} s, +{ld['rss_added_by_load_mb']:,.0f} MB "
+            f"loading a full-size model directory: {ld['load_s']:.2f} s (after {ld['import_s']:.1f} s of imports), "
+            f"+{ld['rss_added_by_load_mb']:,.0f} MB "
             f"(+{ld['rss_added_after_reading_weights_mb']:,.0f} MB once read; weights {ld['weights_mb']:,.0f} MB)"
         )
+        for r in result.get("from_directory", []):
+            print(
+                f"generate from the directory, {r['dtype']}: {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:,.0f} MB "
+                f"(weights in memory {r['weights_in_memory_mb']:,.0f} MB)"
+            )
     if args.fixtures and Path(args.fixtures, "expected.npz").exists():
         result["fixture_max_abs_error_vs_reference"] = child(args, "fixtures", ["--fixtures", args.fixtures])
         result["fixture_max_abs_error_vs_reference"].pop("peak_rss_mb", None)

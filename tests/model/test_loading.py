@@ -48,3 +48,26 @@ def test_parameters_share_memory_with_the_mapped_file(tmp_path):
     with torch.inference_mode():  # it runs
         y = model(torch.randn(1, 16000), torch.randn(1, 16000), torch.randn(1, 25, 56))
     assert y.shape == (1, 25, 56)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_bf16_conversion_gives_back_the_mapped_float32_pages_without_harm(tmp_path):
+    """For a bfloat16 run the encoders' weights are converted and their float32 pages given back (madvise):
+    every weight keeps its value, and the model computes as before."""
+    from dualtalk.inference.pipeline import InferenceOptions, bf16_encoder_weights, run_model
+
+    torch.manual_seed(0)
+    original = DualTalk(get_preset("tiny")).eval()
+    save_model(original, tmp_path / "m")
+    model = bf16_encoder_weights(load_model(tmp_path / "m"))
+    state = model.state_dict()
+    converted = [k for k, v in state.items() if v.dtype == torch.bfloat16]
+    assert converted and all(".audio_encoder" in k for k in converted)
+    for key, value in original.state_dict().items():
+        torch.testing.assert_close(state[key], value.to(state[key].dtype), rtol=0, atol=0)
+    a, b = torch.randn(16000).numpy(), torch.randn(16000).numpy()
+    m = torch.randn(25, 56).numpy()
+    opts = InferenceOptions(dtype="bfloat16", progress=False)
+    torch.testing.assert_close(
+        torch.from_numpy(run_model(model, a, b, m, opts)), torch.from_numpy(run_model(original, a, b, m, opts))
+    )

@@ -258,11 +258,54 @@ def quantize_int8(model: DualTalk) -> DualTalk:
     return model
 
 
+def _file_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process that map a file (Linux: /proc/self/maps; empty elsewhere)."""
+    out = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.split(maxsplit=5)
+                if len(parts) == 6 and parts[5].startswith("/") and parts[5].rstrip().endswith(".safetensors"):
+                    lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                    out.append((lo, hi))
+    except OSError:
+        pass
+    return out
+
+
+def _release_mapped_pages(tensors: list[torch.Tensor]) -> None:
+    """Give back the pages of memory-mapped (read-only, unmodified) safetensors data that ``tensors`` view:
+    ``madvise(MADV_DONTNEED)`` on the whole pages inside each tensor. Safe: a private file mapping that was
+    never written reads the file again if touched. Only ranges inside a mapping of a ``.safetensors`` file
+    are touched (never heap memory); a no-op where that cannot be checked."""
+    import ctypes
+    import mmap
+
+    ranges = _file_mappings()
+    if not ranges or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover
+        return
+    page = mmap.PAGESIZE
+    for t in tensors:
+        start = t.data_ptr()
+        end = start + t.numel() * t.element_size()
+        if not any(lo <= start and end <= hi for lo, hi in ranges):
+            continue
+        first = -(-start // page) * page
+        last = end // page * page
+        if last > first:
+            libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED)
+
+
 def bf16_encoder_weights(model: DualTalk) -> DualTalk:
     """Store the audio encoders' matrix-product weights (their ``nn.Linear`` and CNN ``nn.Conv1d`` weights and
     biases) in bfloat16, in place. Under bfloat16 autocast these layers cast them to bfloat16 at every call
     anyway, so the output is identical, the weights take half the memory and no cast is repeated per forward;
     in float32 the model would no longer be exact, so only models loaded for a bfloat16 run get this."""
+    replaced = []
     for name in ("audio_encoder1", "audio_encoder2"):
         enc = getattr(model.joint_encoder, name, None)
         if enc is None:
@@ -274,6 +317,8 @@ def bf16_encoder_weights(model: DualTalk) -> DualTalk:
                     p = getattr(module, pname, None)
                     if isinstance(p, torch.nn.Parameter) and p.dtype == torch.float32:
                         setattr(module, pname, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
+                        replaced.append(p.detach())
+    _release_mapped_pages(replaced)  # the float32 originals, read once from a mapped file, are not needed
     return model
 
 
