@@ -284,6 +284,7 @@ def run_from_directory(directory: str, dtype: str, seconds: float) -> dict:
     run_model(model, a, b, m, opts)
     return {
         "dtype": dtype,
+        "seconds": seconds,
         "load_s": load_s,
         "wall_s": time.perf_counter() - t0,
         "weights_in_memory_mb": weights_mb,
