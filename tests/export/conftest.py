@@ -60,8 +60,8 @@ def validate_gltf():
     return run
 
 
-@pytest.fixture(scope="session")
-def three_render():
+@pytest.fixture(scope="module")  # not session: Playwright's sync API allows one instance at a time, and
+def three_render():  # tests/serve/test_page.py starts its own after this module
     """``three_render(glb, t, center, radius, size) -> (mask (size, size) bool, info)``: three.js's
     GLTFLoader loads the file in headless Chromium, the animation is set to time ``t`` and the silhouette
     drawn with the project's camera (:class:`dualtalk.render.scene.Camera`)."""
