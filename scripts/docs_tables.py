@@ -123,7 +123,7 @@ def t_generate() -> str:
         mm, fl, ar = data["matmul"], data["floor_rtf"], data["arithmetic"]
         text += (
             f"\nMachine: matrix products at {mm['fp32_gflops']:.0f} GFLOP/s in float32 and {mm['bf16_gflops']:.0f} "
-            f"GFLOP/s in bfloat16 ({mm['threads']} threads); the model does {ar['gflop_per_audio_second']:.1f} GFLOP "
+            f"GFLOP/s in bfloat16 (threads: {mm['threads']}); the model does {ar['gflop_per_audio_second']:.1f} GFLOP "
             f"per second of audio at this length, so the floor is a real-time factor of {fl['fp32']:.3f} in float32 "
             f"and {fl['bf16']:.3f} in bfloat16.\n"
         )
@@ -135,6 +135,66 @@ def t_generate() -> str:
             + ".\n"
         )
     return text
+
+
+def t_generate_profile() -> str:
+    """benchmarks/generate.py --profile: seconds per module group in each mode that was profiled."""
+    data = load("generate.json")
+    rows_in = [r for r in data["rows"] if "profile_s" in r]
+    groups = list(rows_in[0]["profile_s"]) if rows_in else []
+    head = ["module"] + [f"`{r['mode']}`" for r in rows_in]
+    rows = []
+    for g in groups:
+        rows.append(
+            [g]
+            + [f"{r['profile_s'].get(g, 0.0):.2f} s ({r['profile_s'].get(g, 0.0) / r['wall_s']:.0%})" for r in rows_in]
+        )
+    rows.append(["**forward**"] + [f"**{r['wall_s']:.2f} s**" for r in rows_in])
+    return table(head, rows)
+
+
+def t_generate_memory() -> str:
+    """benchmarks/generate.py --load: loading a full-size model directory, and generate from it."""
+    data = load("generate.json")
+    ld = data["loading"]
+    rows = [
+        [
+            "load (`load_model(DIR)`)",
+            f"{ld['load_s']:.2f} s (+{ld['import_s']:.1f} s of imports)",
+            f"+{ld['rss_added_by_load_mb']:,.0f} MB (+{ld['rss_added_after_reading_weights_mb']:,.0f} MB once read)",
+            f"{ld['weights_mb']:,.0f} MB",
+            "–",
+        ]
+    ]
+    for r in data.get("from_directory", []):
+        rows.append(
+            [
+                f"generate from the directory, {r['dtype']}, {r['seconds']:g} s",
+                f"{r['load_s']:.1f} s + {r['wall_s']:.1f} s",
+                f"{r['peak_rss_mb']:,.0f} MB peak",
+                f"{r['weights_in_memory_mb']:,.0f} MB",
+                f"{r['peak_rss_mb'] / r['weights_in_memory_mb']:.2f}",
+            ]
+        )
+    return table(["step", "time", "memory", "weights in memory", "peak / weights"], rows)
+
+
+def t_predict() -> str:
+    """benchmarks/predict.py: conversations per minute per --workers value."""
+    rows = []
+    for r in load("predict.json")["rows"]:
+        rows.append(
+            [
+                f"`--workers {r['workers']}`",
+                f"{r['conversations']} × {r['seconds_each']:g} s ({r['files']} files)",
+                f"{r['wall_s']:.0f} s",
+                f"**{r['conversations_per_minute']:.2f}**",
+                f"{r['audio_hours_per_hour']:.2f}",
+            ]
+        )
+    return table(
+        ["processes", "split", "wall time (whole command)", "conversations / min", "hours of output per hour"], rows
+    )
 
 
 def t_generate_long() -> str:
@@ -501,6 +561,8 @@ def t_serve() -> str:
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate": ("generate.json", t_generate),
     "generate-long": ("generate_long.json", t_generate_long),
+    # t_generate_profile, t_generate_memory (generate.json with --profile --load) and t_predict (predict.json)
+    # join this list with their markers in docs/inference.md once measured on a quiet machine
     "train": ("train.json", t_train),
     "evaluate": ("evaluate.json", t_evaluate),
     "render": ("render.json", t_render),

@@ -273,7 +273,7 @@ def _file_mappings() -> list[tuple[int, int]]:
     return out
 
 
-def _release_mapped_pages(tensors: list[torch.Tensor]) -> None:
+def _release_mapped_pages(tensors: list[torch.Tensor], ranges: list[tuple[int, int]] | None = None) -> None:
     """Give back the pages of memory-mapped (read-only, unmodified) safetensors data that ``tensors`` view:
     ``madvise(MADV_DONTNEED)`` on the whole pages inside each tensor. Safe: a private file mapping that was
     never written reads the file again if touched. Only ranges inside a mapping of a ``.safetensors`` file
@@ -281,7 +281,7 @@ def _release_mapped_pages(tensors: list[torch.Tensor]) -> None:
     import ctypes
     import mmap
 
-    ranges = _file_mappings()
+    ranges = _file_mappings() if ranges is None else ranges
     if not ranges or not hasattr(mmap, "MADV_DONTNEED"):
         return
     try:
@@ -305,7 +305,7 @@ def bf16_encoder_weights(model: DualTalk) -> DualTalk:
     biases) in bfloat16, in place. Under bfloat16 autocast these layers cast them to bfloat16 at every call
     anyway, so the output is identical, the weights take half the memory and no cast is repeated per forward;
     in float32 the model would no longer be exact, so only models loaded for a bfloat16 run get this."""
-    replaced = []
+    mapped = _file_mappings()
     for name in ("audio_encoder1", "audio_encoder2"):
         enc = getattr(model.joint_encoder, name, None)
         if enc is None:
@@ -317,8 +317,9 @@ def bf16_encoder_weights(model: DualTalk) -> DualTalk:
                     p = getattr(module, pname, None)
                     if isinstance(p, torch.nn.Parameter) and p.dtype == torch.float32:
                         setattr(module, pname, torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False))
-                        replaced.append(p.detach())
-    _release_mapped_pages(replaced)  # the float32 originals, read once from a mapped file, are not needed
+                        # the float32 original, read once from a mapped file, is not needed: give its pages
+                        # back at once (the peak stays near the bfloat16 weights, not both copies)
+                        _release_mapped_pages([p.detach()], mapped)
     return model
 
 
