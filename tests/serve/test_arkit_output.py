@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("websockets")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from tests.serve.test_serve import collect, expect_error, signals  # noqa: E402
+from tests.serve.test_serve import collect, expect_error, running_server, signals  # noqa: E402
 
 from dualtalk.errors import DualTalkError, InputError  # noqa: E402
 from dualtalk.export.arkit import ARKIT_CHANNELS, arkit_channels  # noqa: E402
@@ -180,27 +180,8 @@ def test_bad_map_or_map_with_an_arkit_model_fail_at_start(models, tmp_path):
 
 @pytest.fixture
 def live_server(models):
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(str(models["dirs"]["flame"]), arkit_map=str(models["map"]))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 21))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.02)
-    assert server.started
-    yield f"ws://127.0.0.1:{port}/v1/stream"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running_server(create_app(str(models["dirs"]["flame"]), arkit_map=str(models["map"]))) as url:
+        yield url
 
 
 def test_stream_command_asks_the_server_for_arkit(tmp_path, models, live_server):

@@ -3,6 +3,7 @@ security, and ``dualtalk stream --server`` through a real uvicorn on a free loop
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 
@@ -397,18 +398,23 @@ def test_non_loopback_host_without_token_refuses_to_start(capsys):
 # a real server: dualtalk stream --server == dualtalk stream
 
 
-@pytest.fixture
-def live_server(model_dir):
+def free_port() -> int:
     import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(app):
+    """``app`` served by a real uvicorn on a free loopback port (in a thread) -> its /v1/stream URL."""
     import threading
     import time
 
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = make_app(model_dir, token="tok")
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 21))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -417,9 +423,17 @@ def live_server(model_dir):
             break
         time.sleep(0.02)
     assert server.started
-    yield f"ws://127.0.0.1:{port}/v1/stream"
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"ws://127.0.0.1:{port}/v1/stream"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def live_server(model_dir):
+    with running_server(make_app(model_dir, token="tok")) as url:
+        yield url
 
 
 def test_stream_command_through_a_server_equals_local(tmp_path, model_dir, live_server):
@@ -512,7 +526,6 @@ def test_workers_serve_concurrent_sessions_like_one_process(model_dir, net):
     """`dualtalk serve --workers 2` (the real command, a subprocess): two worker processes, and sessions open
     at the same time through it give what the local session gives."""
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -520,9 +533,7 @@ def test_workers_serve_concurrent_sessions_like_one_process(model_dir, net):
 
     from dualtalk.client import StreamClient
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "dualtalk", "serve", "--model", str(model_dir), "--port", str(port)]
     proc = subprocess.Popen(
         [*cmd, "--workers", "2", "--log-level", "warning"], env={**os.environ, "PYTHONUNBUFFERED": "1"}
