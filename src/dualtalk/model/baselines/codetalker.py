@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ...config import DualTalkConfig
 from ...errors import DualTalkError
 from ...features.audio_encoder import build_audio_encoder
-from .common import ARDecoder, BaselineModel, Cache, frozen, init_zero
+from .common import BaselineModel, Cache, faceformer_decoder, frozen, init_zero
 from .learning2listen import vq_of
 
 
@@ -43,16 +43,7 @@ class CodeTalker(BaselineModel):
         self.audio_feature_map = nn.Linear(cfg.audio_encoder.output_dim, d)
         self.style = nn.Parameter(torch.randn(1, 1, d) * 0.02)  # (1, 1, d)
         self.motion_map = nn.Linear(cfg.motion_dim, d)
-        self.decoder = ARDecoder(
-            d,
-            cfg.num_heads,
-            cfg.ffn_dim,
-            cfg.decoder_layers,
-            cfg.dropout,
-            cfg.bias_period,
-            before=cfg.alignment_window,
-            after=cfg.alignment_window,
-        )
+        self.decoder = faceformer_decoder(cfg)
         self.feat_map = init_zero(nn.Linear(d, b.codes_per_frame * b.code_dim, bias=False))
         self.register_motion_buffers(cfg)
 

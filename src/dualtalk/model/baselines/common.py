@@ -410,6 +410,21 @@ class BaselineModel(MotionModel):
         return frames_for(wave.shape[1], self.config.sample_rate, self.config.fps)
 
 
+def faceformer_decoder(cfg) -> ARDecoder:
+    """FaceFormer's decoder at ``cfg``'s size (FaceFormer and CodeTalker's stage 2): periodic ALiBi over the
+    past, alignment cross-attention of half-width ``alignment_window`` over the audio."""
+    return ARDecoder(
+        cfg.feature_dim,
+        cfg.num_heads,
+        cfg.ffn_dim,
+        cfg.decoder_layers,
+        cfg.dropout,
+        cfg.bias_period,
+        before=cfg.alignment_window,
+        after=cfg.alignment_window,
+    )
+
+
 def init_zero(layer: nn.Linear) -> nn.Linear:
     nn.init.zeros_(layer.weight)
     if layer.bias is not None:

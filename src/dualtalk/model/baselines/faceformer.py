@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from ...config import DualTalkConfig
 from ...features.audio_encoder import build_audio_encoder
-from .common import ARDecoder, BaselineModel, Cache, init_zero
+from .common import BaselineModel, Cache, faceformer_decoder, init_zero
 
 
 class FaceFormer(BaselineModel):
@@ -42,16 +42,7 @@ class FaceFormer(BaselineModel):
         self.audio_feature_map = nn.Linear(cfg.audio_encoder.output_dim, d)
         self.style = nn.Parameter(torch.randn(1, 1, d) * 0.02)  # (1, 1, d)
         self.motion_map = nn.Linear(cfg.motion_dim, d)
-        self.decoder = ARDecoder(
-            d,
-            cfg.num_heads,
-            cfg.ffn_dim,
-            cfg.decoder_layers,
-            cfg.dropout,
-            cfg.bias_period,
-            before=cfg.alignment_window,
-            after=cfg.alignment_window,
-        )
+        self.decoder = faceformer_decoder(cfg)
         self.motion_map_r = init_zero(nn.Linear(d, cfg.motion_dim))
         self.register_motion_buffers(cfg)
 
