@@ -232,3 +232,24 @@ def test_benchmark_jobs_names_the_log_of_a_failed_method(tiny_corpus, tmp_path, 
     assert not (out / "report.json").exists()  # no half-written report
     assert main(["benchmark", "--data", str(data), "--out", str(out), "--jobs", "0"]) == 2
     assert "argument --jobs: must be > 0, got 0" in capsys.readouterr().err
+
+
+def test_benchmark_reuse_keeps_finished_methods_and_retrains_changed_ones(tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--methods", "speaker_only,mean"]
+    assert main(args + FAST) == 0
+    weights = out / "runs" / "speaker_only" / "best" / "model.safetensors"
+    first = weights.stat().st_mtime_ns
+    # same data and config: not trained again, its predictions and seconds are kept, a method is added
+    more = ["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--methods", "speaker_only,mirror,mean"]
+    assert main(more + ["--reuse"] + FAST) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["reused"] == ["speaker_only"] and weights.stat().st_mtime_ns == first
+    assert report["seconds"]["speaker_only"] > 0 and np.isfinite(report["results"]["speaker_only"]["mean"]["mse_exp"])
+    # a changed training config is trained again, even with --reuse
+    assert main(args + ["--reuse"] + FAST + ["seed=3"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["reused"] == [] and weights.stat().st_mtime_ns != first
+    # without --reuse a re-run always trains
+    assert main(args + FAST) == 0
+    assert json.loads((out / "report.json").read_text())["reused"] == []

@@ -33,7 +33,10 @@ a ridge probe's (``dualtalk.synth.scoring``)), ``report.json`` (everything), ``r
 (per-role errors), ``learning_curves.png`` (validation loss per group against steps, every learned
 method), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions); with
 ``--jobs N`` (N learned methods trained at once, each in its own process) also ``logs/<method>.log``.
-Running again into the same REPORT_DIR replaces the results of the methods it runs.
+Running again into the same REPORT_DIR replaces the results of the methods it runs; with ``--reuse`` a
+learned method whose finished run is already there (same data, same training config, same predictions
+asked for: ``runs/<method>/benchmark.json``) is not trained again, so an interrupted benchmark resumes
+where it stopped and methods can be added to a report one run at a time.
 """
 
 from __future__ import annotations
@@ -98,7 +101,37 @@ def _train_and_predict(
         predict(
             best, data / "test", out / "pred" / other, options=InferenceOptions(progress=False), partner_motion=False
         )
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    atomic_write_text(out / "runs" / name / FINISHED, json.dumps(_finished_record(cfg, data, audio_only, seconds)))
+    return seconds
+
+
+#: written into ``runs/<method>/`` once a learned method is trained and predicted: what ``--reuse`` checks
+FINISHED = "benchmark.json"
+
+
+def _finished_record(cfg, data: Path, audio_only: tuple[str, ...], seconds: float | None = None) -> dict:
+    from .config import to_dict
+
+    record = {"data": str(Path(data).resolve()), "config": to_dict(cfg), "audio_only": list(audio_only)}
+    if seconds is not None:
+        record["seconds"] = seconds
+    return record
+
+
+def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]) -> float | None:
+    """The seconds of ``name``'s finished run in ``out`` when it was made from the same data, training
+    config and predictions as asked now (else None: it is trained again)."""
+    try:
+        record = json.loads((out / "runs" / name / FINISHED).read_text())
+    except (OSError, ValueError):
+        return None
+    want = _finished_record(cfg, data, audio_only)
+    if any(record.get(k) != v for k, v in json.loads(json.dumps(want)).items()):
+        return None
+    if not all((out / "pred" / n).is_dir() for n in (name, *audio_only)):
+        return None
+    return float(record.get("seconds", 0.0))
 
 
 #: the baselines with a codebook stage, and the share of the steps it takes in the benchmark
@@ -248,11 +281,14 @@ def run_benchmark(
     config_file=None,
     progress: bool = True,
     jobs: int = 1,
+    reuse: bool = False,
 ) -> dict:
     """Train, predict and evaluate every method; write the report; return ``report.json``'s content.
 
     ``jobs`` > 1 trains that many learned methods at once, each in its own process with an equal share of
     the CPU threads (on a CPU, two one-thread trainings get more done than one two-thread training).
+    ``reuse``: a learned method already trained into ``out`` from the same data and training config is
+    not trained again (its recorded seconds are reported).
     """
     from .baselines import predict_baseline
     from .eval import evaluate
@@ -283,14 +319,25 @@ def run_benchmark(
         for name in trained
     }
     audio_only = {name: _audio_only_of(name, names) for name in trained}
-    for name in set(names) | set(trained):  # a re-run replaces these methods' previous results
+    timings: dict[str, float] = {}
+    if reuse:
+        for name in trained:
+            seconds = _reusable(configs[name], data, out, name, audio_only[name])
+            if seconds is not None:
+                timings[name] = seconds
+                if progress:
+                    print(f"[benchmark] {name}: reused ({out / 'runs' / name})", flush=True)
+    kept = set(timings) | {other for name in timings for other in audio_only[name]}
+    configs_to_train = {name: cfg for name, cfg in configs.items() if name not in timings}
+    for name in (set(names) | set(trained)) - kept:  # a re-run replaces these methods' previous results
         for stale in (out / "runs" / name, out / "pred" / name):
             if stale.exists():
                 shutil.rmtree(stale)
-    timings: dict[str, float] = {}
-    if jobs > 1 and len(configs) > 1:
+    if jobs > 1 and len(configs_to_train) > 1:
         timings.update(
-            train_in_parallel(list(configs.items()), data, out, min(jobs, len(configs)), progress, audio_only)
+            train_in_parallel(
+                list(configs_to_train.items()), data, out, min(jobs, len(configs_to_train)), progress, audio_only
+            )
         )
     for name in trained:  # learned methods (and the ones that need them) trained one by one
         if name not in timings:
@@ -315,6 +362,7 @@ def run_benchmark(
         "config_file": None if config_file is None else str(config_file),
         "seed": seed,
         "jobs": jobs,
+        "reused": sorted(set(trained) - set(configs_to_train)),
         "overrides": list(overrides),
         "methods": names,
         "seconds": timings,

@@ -554,6 +554,10 @@ class TrainConfig(Config):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     #: exponential moving average of the weights (0 = off); validation and best/ then use the EMA
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    #: models with ``output_gain``: each coefficient's gain is fitted on validation from the lower confidence
+    #: bound of the prediction-target covariance, this many standard errors below its estimate (0: the
+    #: least-squares gain); a coefficient the model does not predict beyond chance then stays at the mean
+    output_gain_z: float = Field(0.0, ge=0.0)
     log_every: int = Field(10, ge=1)
     val_every: int = Field(500, ge=1)
     val_at_start: bool = True

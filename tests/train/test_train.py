@@ -340,3 +340,35 @@ def test_output_gain_is_fitted_on_validation_and_selection_uses_it(toy_corpus, t
     assert calibrated["loss"] <= raw["loss"] + 1e-6
     assert with_gain["exp"] == pytest.approx(calibrated["exp"], rel=1e-3)
     np.testing.assert_allclose(calibrated["gain"], gain, atol=1e-4)
+
+
+def test_output_gain_z_keeps_chance_alignment_at_the_mean():
+    """The confidence-bound gain: a coefficient the prediction follows keeps nearly its least-squares gain;
+    one whose prediction is independent of the truth goes to 0 (the least-squares gain is positive by chance
+    about half the time, and adds its error on new data)."""
+    from dualtalk.train.engine import fit_output_gain
+
+    rng = np.random.default_rng(0)
+    windows, frames, draws = 90, 100, 200
+    ls_noise, z_noise, signal = [], [], []
+    for _ in range(draws):
+        y = torch.from_numpy(rng.standard_normal((windows, frames, 2)))
+        p = torch.from_numpy(rng.standard_normal((windows, frames, 2)))
+        p[..., 0] = y[..., 0] + p[..., 0]  # coefficient 0: prediction = truth + noise; 1: unrelated
+        wpy = (p * y).sum(1)  # (windows, 2)
+        moments = torch.stack(
+            [wpy.sum(0), (p * p).sum((0, 1)), (y * y).sum((0, 1)), wpy.square().sum(0), torch.full((2,), windows)]
+        )
+        ls, z2 = fit_output_gain(moments, 0.0), fit_output_gain(moments, 2.0)
+        ls_noise.append(float(ls[1]))
+        z_noise.append(float(z2[1]))
+        signal.append((float(ls[0]), float(z2[0])))
+    assert np.mean(np.array(ls_noise) > 0) > 0.3  # chance alignment, fitted
+    assert np.mean(np.array(z_noise) > 0) < 0.1  # at z = 2: nearly always the mean
+    ls0, z0 = np.array(signal).T
+    assert abs(ls0.mean() - 0.5) < 0.02 and (z0 > 0.8 * ls0).all()  # a real relation keeps its gain
+    assert (z0 <= ls0).all()
+    with pytest.raises(Exception):
+        from dualtalk.config import TrainConfig
+
+        TrainConfig(output_gain_z=-1)

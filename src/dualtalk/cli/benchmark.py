@@ -19,6 +19,7 @@ def _benchmark(args) -> int:
         config_file=args.config,
         progress=not args.quiet,
         jobs=args.jobs,
+        reuse=args.reuse,
     )
     print(f"wrote {args.out}/report.md, report.json, roles.png and learning_curves.png")
     return 0
@@ -51,6 +52,12 @@ def register(sub) -> None:
         default=1,
         help="learned methods trained at once, each in its own process with an equal share of the "
         "CPU threads (default 1; on a 2-core CPU, 2 is faster)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a learned method already trained into --out from the same data and training config "
+        "(resumes an interrupted benchmark; adds methods to a report)",
     )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides for learned methods")

@@ -197,6 +197,19 @@ def run_model(module, batch: dict, device: torch.device, cached: bool, step: int
     )
 
 
+def fit_output_gain(moments: torch.Tensor, z: float = 0.0) -> torch.Tensor:
+    """The per-coefficient output gain in [0, 1] from validation moments (5, D): the sums of p y, p p, y y,
+    of (p y summed per window)^2 and the number of windows (p, y: prediction and target around the stored
+    mean, normalised). z = 0: the least-squares gain p y / p p; z > 0: the covariance's lower confidence
+    bound, z standard errors (sqrt(n) x the spread of the windows' covariance sums) below the sum."""
+    py, pp, _, py2, n = moments.double()
+    if z > 0:
+        n = n.clamp_min(2.0)
+        spread = ((py2 - py.square() / n) / (n - 1)).clamp_min(0.0)  # variance of one window's p y sum
+        py = py - z * (n * spread).sqrt()
+    return (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0)
+
+
 def evaluate(
     module,
     loader,
@@ -208,6 +221,7 @@ def evaluate(
     gain_stats=None,
     layout: MotionLayout = FLAME,
     step: int | None = None,
+    gain_z: float = 0.0,
 ) -> dict:
     """Validation loss summed over every batch of every process -> {"loss", "exp", ...} (the groups of
     ``layout``, then ``velocity``).
@@ -215,7 +229,11 @@ def evaluate(
     ``gain_stats`` (the stored motion mean and std of a model with an output gain): the position errors are those of
     the prediction after the per-coefficient gain that fits this split best, clipped to [0, 1] (what
     training leaves in ``best/``), so that coefficients the model cannot predict beyond the mean do not
-    decide which step is kept; the gains are returned under ``"gain"``.
+    decide which step is kept; the gains are returned under ``"gain"``. ``gain_z`` > 0 fits each gain from
+    the lower confidence bound of the prediction-target covariance, ``gain_z`` standard errors below its
+    estimate (the standard error from the spread of the validation windows' own covariances, windows being
+    nearly independent): a coefficient whose movement is not clearly aligned with the truth on validation
+    stays at the mean instead of adding its chance alignment's error on new data.
 
     ``step``: a staged model (a baseline's codebook stage) is validated on the computation of its stage then.
     """
@@ -225,7 +243,8 @@ def evaluate(
     groups = layout.groups
     sums = torch.zeros(len(groups) + 1, dtype=torch.float64, device=ctx.device)
     counts = torch.zeros(len(groups) + 1, dtype=torch.float64, device=ctx.device)
-    moments = torch.zeros(3, layout.dim, dtype=torch.float64, device=ctx.device)  # sums of p y, p p, y y
+    # sums of p y, p p, y y, (p y per window)^2, and the number of windows (in every column)
+    moments = torch.zeros(5, layout.dim, dtype=torch.float64, device=ctx.device)
     with torch.inference_mode():
         for batch in loader:
             with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -241,17 +260,25 @@ def evaluate(
                 p = (pred.float() - mu) / sd  # (B, W, 56) normalised, around the stored mean
                 y = (target.float() - mu) / sd
                 m = mask[..., None].float()  # (B, W, 1)
+                window_py = (p * y * m).sum(1).double()  # (B, 56) each window's covariance sum
+                used = (mask.sum(1) > 0).double()[:, None]  # (B, 1) windows with frames in the loss
                 moments += torch.stack(
-                    [(p * y * m).sum((0, 1)), (p * p * m).sum((0, 1)), (y * y * m).sum((0, 1))]
-                ).double()
+                    [
+                        window_py.sum(0),
+                        (p * p * m).sum((0, 1)).double(),
+                        (y * y * m).sum((0, 1)).double(),
+                        window_py.square().sum(0),
+                        used.expand_as(window_py).sum(0),
+                    ]
+                )
     ctx.sum_(sums)
     ctx.sum_(counts)
     module.train(was_training)
     gain = None
     if gain_stats is not None:
         ctx.sum_(moments)
-        py, pp, yy = moments
-        gain = (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0)  # (56,)
+        gain = fit_output_gain(moments, gain_z)  # (56,)
+        py, pp, yy = moments[:3]
         sse = yy - 2 * gain * py + gain.square() * pp  # (56,) squared error after the gain, normalised
         if std is None:  # the loss is in the data's units
             sse = sse * gain_stats[1].double().square()
@@ -612,6 +639,7 @@ class Trainer:
             (target.motion_mean, target.motion_std) if self.model_cfg.output_gain else None,
             self.layout,
             step,
+            self.cfg.output_gain_z,
         )
         gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
         final = getattr(target, "final_stage", lambda s: True)(step)  # an earlier stage's model is not kept
