@@ -368,7 +368,5 @@ def test_output_gain_z_keeps_chance_alignment_at_the_mean():
     ls0, z0 = np.array(signal).T
     assert abs(ls0.mean() - 0.5) < 0.02 and (z0 > 0.8 * ls0).all()  # a real relation keeps its gain
     assert (z0 <= ls0).all()
-    with pytest.raises(Exception):
-        from dualtalk.config import TrainConfig
-
-        TrainConfig(output_gain_z=-1)
+    with pytest.raises(DualTalkError, match="output_gain_z must be >= 0.0, got -1"):
+        compose_train_config(overrides=["output_gain_z=-1"])
