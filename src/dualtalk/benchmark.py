@@ -113,7 +113,7 @@ FINISHED = "benchmark.json"
 def _finished_record(cfg, data: Path, audio_only: tuple[str, ...], seconds: float | None = None) -> dict:
     from .config import to_dict
 
-    record = {"data": str(Path(data).resolve()), "config": to_dict(cfg), "audio_only": list(audio_only)}
+    record: dict = {"data": str(Path(data).resolve()), "config": to_dict(cfg), "audio_only": list(audio_only)}
     if seconds is not None:
         record["seconds"] = seconds
     return record

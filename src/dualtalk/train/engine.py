@@ -285,7 +285,7 @@ def evaluate(
         for i, part in enumerate(groups.values()):
             sums[i] = sse[part].sum()
     total, mse = combine(sums.float(), counts.float(), w)
-    out = {"loss": float(total), **{n: float(v) for n, v in zip(loss_names(groups), mse)}}
+    out: dict[str, Any] = {"loss": float(total), **{n: float(v) for n, v in zip(loss_names(groups), mse)}}
     if gain is not None:
         out["gain"] = gain.float().cpu().numpy()
     return out
