@@ -80,12 +80,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_command(model: str, port: int, workers: int, max_sessions: int) -> list[str]:
+def server_command(model: str, port: int, workers: int, max_sessions: int, max_batch: int = 32) -> list[str]:
     exe = Path(sys.executable).parent / "dualtalk"
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "dualtalk"]
     return base + [
         "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--max-sessions", str(max_sessions), "--log-level", "warning",
+        "--max-sessions", str(max_sessions), "--max-batch", str(max_batch), "--log-level", "warning",
     ]  # fmt: skip
 
 
@@ -414,6 +414,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="demo-stream")
     ap.add_argument("--workers", type=int, default=1, help="dualtalk serve --workers")
+    ap.add_argument("--max-batch", type=int, default=32, help="dualtalk serve --max-batch (1: no batching)")
     ap.add_argument("--seconds", type=float, default=20.0, help="audio per session of each count")
     ap.add_argument("--max-sessions", type=int, default=48, help="the largest count tried")
     ap.add_argument("--series-budget", type=float, default=480.0, help="wall seconds for the step series")
@@ -424,8 +425,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     args = ap.parse_args()
 
-    defaults = {"model": "demo-stream", "workers": 1, "seconds": 20.0, "max_sessions": 48, "soak_seconds": 600.0,
-                "soak_sessions": 4}  # fmt: skip
+    defaults = {"model": "demo-stream", "workers": 1, "max_batch": 32, "seconds": 20.0, "max_sessions": 48,
+                "soak_seconds": 600.0, "soak_sessions": 4}  # fmt: skip
     extra = [
         f"--{k.replace('_', '-')} {getattr(args, k):g}"
         if isinstance(v, (int, float))
@@ -434,7 +435,7 @@ def main() -> None:
         if getattr(args, k) != v
     ]
     port = free_port()
-    cmd = server_command(args.model, port, args.workers, max(args.max_sessions, args.soak_sessions) + 4)
+    cmd = server_command(args.model, port, args.workers, max(args.max_sessions, args.soak_sessions) + 4, args.max_batch)
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -449,6 +450,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "model": args.model,
         "workers": args.workers,
+        "max_batch": args.max_batch,
         "machine": {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version()},
         "client": f"websockets {websockets.__version__} asyncio, one event loop in the benchmark process, "
         "default options (permessage-deflate)",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dualtalk.errors import DualTalkError
-from dualtalk.inference.streaming import JointSession, StreamingSession
+from dualtalk.inference.streaming import JointSession, StreamingSession, push_many
 from dualtalk.model.causal import state_nbytes
 from dualtalk.model.dualtalk import build_model
 from dualtalk.model.presets import get_preset
@@ -78,6 +78,74 @@ def test_streamed_equals_offline_for_random_chunkings(seed):
     want = offline(m, a, b, None)
     got, _ = stream(m, a, b, None, rng, with_motion=False)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_sessions_pushed_together_equal_each_pushed_alone():
+    """push_many (the service's batching of concurrent sessions): sessions started at different times, with
+    and without the partner's face, in 40 ms chunks and one in odd chunks, give the frames each gives alone
+    (and the offline model's); steps of sessions in the same state are one batched forward."""
+    m = model(3)
+    sigs = [signals(2.2, 10 + k) for k in range(5)]
+    with_motion = [True, False, True, False, True]
+    starts = [0, 0, 3, 20, 1]  # chunk index at which each session begins
+    sizes = [640, 640, 640, 640, 900]  # the last one's steps differ in size: never batched with the others
+    calls: list[int] = []
+    real = m.forward_frames
+
+    def counting(*args, **kw):
+        calls.append(args[0].shape[0])  # the batch size
+        return real(*args, **kw)
+
+    alone = [StreamingSession(m, partner_motion=w) for w in with_motion]
+    together = [StreamingSession(m, partner_motion=w) for w in with_motion]
+    outs_alone: list[list[np.ndarray]] = [[] for _ in sigs]
+    outs_together: list[list[np.ndarray]] = [[] for _ in sigs]
+    m.forward_frames = counting
+    try:
+        for tick in range(200):
+            batch, inputs, idx = [], [], []
+            for k, (a, b, motion) in enumerate(sigs):
+                i = tick - starts[k]
+                lo, hi = i * sizes[k], (i + 1) * sizes[k]
+                if i < 0 or lo >= len(a):
+                    continue
+                mo = motion[lo // 640 : min(hi // 640, len(motion))] if with_motion[k] else None
+                args = (a[lo:hi], b[lo:hi], mo)
+                outs_alone[k].append(alone[k].push(*args))
+                batch.append(together[k])
+                inputs.append(args)
+                idx.append(k)
+            if not batch:
+                break
+            for k, got in zip(idx, push_many(batch, inputs)):
+                assert isinstance(got, np.ndarray)
+                outs_together[k].append(got)
+    finally:
+        del m.forward_frames
+    assert max(calls) >= 3  # sessions in step were computed together
+    for k, (a, b, motion) in enumerate(sigs):
+        if with_motion[k]:
+            rest = motion[alone[k].motion_received :]
+            alone[k].push_motion(rest)
+            together[k].push_motion(rest)
+        got = np.concatenate(outs_together[k] + [together[k].flush()])
+        want = np.concatenate(outs_alone[k] + [alone[k].flush()])
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got, offline(m, a, b, motion if with_motion[k] else None), atol=1e-5, rtol=0)
+
+
+def test_a_bad_input_in_a_batch_ends_only_its_session():
+    m = model()
+    (a, b, _), bad = signals(1.0, 1), np.full(640, np.nan, np.float32)
+    sessions = [StreamingSession(m, partner_motion=False) for _ in range(3)]
+    for i in range(10):
+        chunk = (a[i * 640 : (i + 1) * 640], b[i * 640 : (i + 1) * 640], None)
+        inputs = [chunk, (bad, chunk[1], None) if i == 5 else chunk, chunk]
+        out = push_many(sessions, inputs)
+        if i == 5:
+            assert isinstance(out[1], DualTalkError) and "NaN" in str(out[1])
+        np.testing.assert_allclose(out[0], out[2], atol=1e-6)
+        assert isinstance(out[0], np.ndarray)
 
 
 def test_frames_depend_only_on_the_past_and_the_lookahead():

@@ -164,6 +164,49 @@ def chunks(n: int, rng) -> list[tuple[int, int]]:
     return cuts
 
 
+def test_concurrent_listen_calls_are_computed_as_one_batch(model_dir):
+    """The service's continuous batching: model calls of live sessions that arrive while a batch computes go
+    together (one forward for all of them) and give each session what it gets alone; an idle server
+    computes a call at once."""
+    import asyncio
+
+    from dualtalk.model.checkpoint import load_model
+    from dualtalk.serve.app import _Batcher
+
+    net = load_model(str(model_dir))
+    sizes: list[int] = []
+    real = net.forward_frames
+
+    def counting(*args, **kw):
+        sizes.append(args[0].shape[0])
+        return real(*args, **kw)
+
+    net.forward_frames = counting
+    cases = [signals(1.0, seed=s) for s in (21, 22, 23, 24)]
+    sessions = [StreamingSession(net, partner_motion=False) for _ in cases]
+
+    async def main() -> list[list[np.ndarray]]:
+        batcher = _Batcher(32)
+        outs: list[list[np.ndarray]] = [[] for _ in cases]
+        for i in range(0, len(cases[0][0]), 640):  # a 40 ms chunk of every session at once, as real time does
+            calls = [batcher.push(s, (a[i : i + 640], b[i : i + 640], None)) for s, (a, b, _) in zip(sessions, cases)]
+            for k, (frames, ms) in enumerate(await asyncio.gather(*calls)):
+                assert ms >= 0
+                outs[k].append(frames)
+        a, b, _ = signals(0.2, seed=25)
+        before = len(sizes)
+        await batcher.push(StreamingSession(net, partner_motion=False), (a, b, None))  # alone: at once
+        assert sizes[before:] == [1]
+        return outs
+
+    outs = asyncio.run(main())
+    assert max(sizes) == len(cases) and sizes.count(len(cases)) > 10
+    for out, session, (a, b, _) in zip(outs, sessions, cases):
+        local = StreamingSession(load_model(str(model_dir)), partner_motion=False)
+        want = np.concatenate([local.push(a, b, None), local.flush()])
+        np.testing.assert_allclose(np.concatenate(out + [session.flush()]), want, atol=1e-5)
+
+
 @pytest.mark.parametrize("with_motion", [False, True])
 def test_listen_mode_equals_streaming_session(model_dir, net, with_motion):
     a, b, motion = signals()

@@ -59,6 +59,12 @@ def register(sub) -> None:
         '("output": "arkit"); an ARKit model offers them without a map',
     )
     p.add_argument("--threads", type=positive(int), default=1, help="CPU threads per model call (default 1)")
+    p.add_argument(
+        "--max-batch",
+        type=positive(int),
+        default=32,
+        help="live sessions whose model calls are computed as one batch at most (default 32; 1: each on its own)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -86,5 +92,6 @@ def run(args) -> int:
         threads=args.threads,
         flame=args.flame,
         arkit_map=args.arkit_map,
+        max_batch=args.max_batch,
     )
     return 0

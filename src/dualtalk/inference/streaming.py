@@ -20,12 +20,13 @@ averaged to mono.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import DualTalkError
-from ..model.causal import CausalDualTalk
+from ..model.causal import CausalDualTalk, _take
 
 #: at the end, a partner stream may be this many frames shorter than the person's (as ``generate`` allows)
 END_TOLERANCE_FRAMES = 5
@@ -251,17 +252,37 @@ class StreamingSession:
         return max(0, t_end - self.done)
 
     def _advance(self, final: bool, total: int | None = None) -> np.ndarray:
+        step = self._prepare(final, total)
+        if step is None:
+            return np.zeros((0, self.dim), np.float32)
+        began = time.perf_counter()
+        with torch.inference_mode(), self._autocast():
+            out, state = self.model.forward_frames(
+                step.waves[0], step.waves[1], step.start, step.t0, step.t1, step.motion, self.state
+            )
+        return self._finish(step, out[0], state, time.perf_counter() - began)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
+
+    def _prepare(self, final: bool, total: int | None = None, exact: bool = False) -> _Step | None:
+        """The model's inputs for the frames that are ready (None: no frame is). ``exact``: each voice's
+        samples cut to exactly what the frames read (zeros before the stream), as :func:`push_many` stacks them."""
         n = self.ready_frames(final, total)
         if n == 0:
-            return np.zeros((0, self.dim), np.float32)
+            return None
         t0, t1 = self.done, self.done + n
         # every voice's buffer begins at or before the first sample frame t0 reads (trim keeps it), or at 0
-        start = self.frontend.first_sample(t0)
-        seg_start = max(start, 0)
+        first = self.frontend.first_sample(t0)
+        seg_start = first if exact else max(first, 0)
         waves = []
         for voice in self.voices.values():
-            seg = voice.buffer[seg_start - voice.start :]
-            waves.append(torch.from_numpy(np.ascontiguousarray(seg))[None].to(self.device))
+            if exact:
+                buf = torch.from_numpy(np.ascontiguousarray(voice.buffer))[None]
+                seg = _take(buf, voice.start, first, self.frontend.last_sample(t1 - 1))  # (1, S)
+            else:
+                seg = torch.from_numpy(np.ascontiguousarray(voice.buffer[seg_start - voice.start :]))[None]
+            waves.append(seg.to(self.device))
         motion = None
         if self.use_motion:
             lag = self.cfg.partner_motion_delay
@@ -270,22 +291,116 @@ class StreamingSession:
                 i = t - lag
                 rows.append(np.zeros(self.dim, np.float32) if i < 0 else self.motion[i - self.motion_start])
             motion = torch.from_numpy(np.stack(rows))[None].to(self.device, self.dtype)
-        began = time.perf_counter()
-        autocast = torch.autocast(
-            self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32
-        )
-        with torch.inference_mode(), autocast:
-            out, self.state = self.model.forward_frames(waves[0], waves[1], seg_start, t0, t1, motion, self.state)
-        self.calls.append(time.perf_counter() - began)
-        self.done = t1
-        keep = self.frontend.first_sample(t1)
+        return _Step(t0, t1, seg_start, waves, motion)
+
+    def _finish(self, step: _Step, out: torch.Tensor, state, seconds: float) -> np.ndarray:
+        """Keep the state after the frames, drop the input they no longer need; -> (n, 56) frames."""
+        self.state = state
+        self.calls.append(seconds)
+        self.done = step.t1
+        keep = self.frontend.first_sample(step.t1)
         for voice in self.voices.values():
             voice.trim(keep)
         if self.use_motion:
-            drop = max(0, t1 - self.cfg.partner_motion_delay - self.motion_start)
+            drop = max(0, step.t1 - self.cfg.partner_motion_delay - self.motion_start)
             del self.motion[:drop]
             self.motion_start += drop
-        return out[0].float().cpu().numpy()
+        return out.float().cpu().numpy()
+
+    def _batch_key(self, n: int) -> tuple:
+        """Sessions whose steps have the same key can be computed as one batch: the same model, frame count,
+        inputs and arithmetic, and the same length of every attention cache (the attention bias depends on
+        it; nothing else in a step depends on the frame's position)."""
+        return (
+            id(self.model),
+            n,
+            bool(self.use_motion),
+            self.compute_dtype,
+            min(self.done, self.cfg.attention_window - 1),
+        )
+
+
+@dataclass
+class _Step:
+    t0: int
+    t1: int
+    start: int  # the first sample of ``waves``
+    waves: list  # (1, S) per voice: self, partner
+    motion: torch.Tensor | None  # (1, n, D) or None
+
+
+def _stack_state(states: list, batch_dim: int = 0):
+    """Per-session states -> one batched state (tensors joined on the batch dimension: 0, the LSTM's 1)."""
+    first = states[0]
+    if first is None:
+        return None
+    if isinstance(first, torch.Tensor):
+        return torch.cat(states, dim=batch_dim)
+    if isinstance(first, (int, np.integer)):  # an attention cache's position
+        return np.asarray(states)
+    if isinstance(first, (list, tuple)):
+        parts = [_stack_state([s[i] for s in states], batch_dim) for i in range(len(first))]
+        return tuple(parts) if isinstance(first, tuple) else parts
+    if isinstance(first, dict):
+        return {k: _stack_state([s[k] for s in states], 1 if k == "lstm" else batch_dim) for k in first}
+    raise TypeError(f"unexpected state entry {type(first).__name__}")
+
+
+def _split_state(state, i: int, batch_dim: int = 0):
+    """Session ``i``'s part of a batched state."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.narrow(batch_dim, i, 1)
+    if isinstance(state, np.ndarray):
+        return int(state[i])
+    if isinstance(state, (int, np.integer)):  # the same for every session (a first step)
+        return int(state)
+    if isinstance(state, (list, tuple)):
+        parts = [_split_state(x, i, batch_dim) for x in state]
+        return tuple(parts) if isinstance(state, tuple) else parts
+    if isinstance(state, dict):
+        return {k: _split_state(v, i, 1 if k == "lstm" else batch_dim) for k, v in state.items()}
+    raise TypeError(f"unexpected state entry {type(state).__name__}")
+
+
+def push_many(
+    sessions: list[StreamingSession], inputs: list[tuple], max_batch: int = 64
+) -> list[np.ndarray | DualTalkError]:
+    """``session.push(*input)`` for each session at once: the steps of sessions that share a model, a frame
+    count and a cache length (:meth:`StreamingSession._batch_key`) are computed as one batch, the model's
+    per-call overhead paid once for all of them. -> each session's frames (as its own ``push`` returns them,
+    to float rounding), or the :class:`DualTalkError` its input raised (the other sessions go on)."""
+    results: list = [None] * len(sessions)
+    groups: dict[tuple, list[tuple[int, _Step]]] = {}
+    for i, (session, args) in enumerate(zip(sessions, inputs)):
+        try:
+            session.feed(*args)
+            step = session._prepare(final=False, exact=True)
+        except DualTalkError as exc:
+            results[i] = exc
+            continue
+        if step is None:
+            results[i] = np.zeros((0, session.dim), np.float32)
+        else:
+            groups.setdefault(session._batch_key(step.t1 - step.t0), []).append((i, step))
+    for members in groups.values():
+        for lo in range(0, len(members), max_batch):
+            chunk = members[lo : lo + max_batch]
+            first = sessions[chunk[0][0]]
+            state = None if first.state is None else _stack_state([sessions[i].state for i, _ in chunk])
+            waves = [torch.cat([step.waves[v] for _, step in chunk]) for v in range(2)]  # (B, S) per voice
+            motion = None if chunk[0][1].motion is None else torch.cat([step.motion for _, step in chunk])
+            step0 = chunk[0][1]
+            began = time.perf_counter()
+            with torch.inference_mode(), first._autocast():
+                out, new = first.model.forward_frames(
+                    waves[0], waves[1], step0.start, step0.t0, step0.t1, motion, state
+                )  # (B, n, D); every session's waves hold exactly the samples its frames read
+            seconds = time.perf_counter() - began
+            for b, (i, step) in enumerate(chunk):
+                results[i] = sessions[i]._finish(step, out[b], _split_state(new, b), seconds)
+    return results
 
 
 class JointSession:

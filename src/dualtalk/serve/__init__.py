@@ -52,13 +52,15 @@ def serve(
     flame: str | None = None,
     threads: int = 1,
     arkit_map: str | None = None,
+    max_batch: int = 32,
 ) -> None:
     """Run the service until interrupted. ``workers`` > 1: that many uvicorn processes on one port (each
     loads the model and has its own ``max_sessions``). ``flame``: the user's FLAME file, drawn by the page
     instead of the built-in head. ``arkit_map``: a FLAME -> ARKit map; sessions may then ask for
     ``"output": "arkit"`` (named ARKit weights; an ARKit model offers it without a map). ``threads``: torch's
     CPU threads per process (one model call of a live session is small: more threads per call only compete
-    with the other sessions' calls)."""
+    with the other sessions' calls). ``max_batch``: live sessions whose model calls are computed as one batch
+    at most (1: each on its own)."""
     import os
 
     import torch
@@ -101,6 +103,7 @@ def serve(
             flame=None if flame is None else os.path.abspath(flame),
             threads=threads,
             arkit_map=None if arkit_map is None else os.path.abspath(arkit_map),
+            max_batch=max_batch,
         )
         uvicorn.run("dualtalk.serve.app:create_app_from_env", factory=True, workers=workers, **common)
         return
@@ -112,6 +115,7 @@ def serve(
         allowed_origins=allowed_origins,
         flame=flame,
         arkit_map=arkit_map,
+        max_batch=max_batch,
     )
     uvicorn.run(app, **common)
 

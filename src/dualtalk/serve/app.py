@@ -134,6 +134,47 @@ class _Runner:
         return frames if self.convert is None else {p: self.convert(x) for p, x in frames.items()}
 
 
+class _Batcher:
+    """Continuous batching of the live listen sessions' model calls (``streaming.push_many``): a call made
+    while a batch computes waits for the next one, which takes every call waiting then (at most
+    ``max_batch``). An idle server computes a call at once; a busy one pays the model's per-call overhead once
+    per batch instead of once per session."""
+
+    def __init__(self, max_batch: int):
+        self.max_batch = max_batch
+        self.waiting: list[tuple[Any, tuple, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def push(self, session, args: tuple) -> tuple[np.ndarray, float]:
+        """``session.push(*args)`` in the next batch -> (frames, milliseconds of that batch's compute)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting.append((session, args, fut))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        from anyio import to_thread
+
+        from ..inference.streaming import push_many
+
+        while self.waiting:
+            batch, self.waiting = self.waiting[: self.max_batch], self.waiting[self.max_batch :]
+            began = time.perf_counter()
+            try:
+                results = await to_thread.run_sync(push_many, [b[0] for b in batch], [b[1] for b in batch])
+            except Exception as exc:  # noqa: BLE001 - a bug: each session of the batch reports it, the server goes on
+                results = [exc] * len(batch)
+            ms = 1000.0 * (time.perf_counter() - began)
+            for (_, _, fut), result in zip(batch, results):
+                if fut.done():  # its session ended meanwhile
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result((result, ms))
+
+
 def _join(parts: list[np.ndarray]) -> np.ndarray | None:
     return None if not parts else parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -147,6 +188,7 @@ def create_app(
     model=None,
     flame: str | os.PathLike | None = None,
     arkit_map: str | os.PathLike | None = None,
+    max_batch: int = 32,
 ):
     """The FastAPI app serving ``model_name`` (a packaged name, directory or preset; or ``model`` itself).
 
@@ -155,7 +197,8 @@ def create_app(
     the server's own (a request without an ``Origin`` header, i.e. not from a browser, is allowed).
     ``flame``: the user's FLAME file (``generic_model.pkl``): the page draws it instead of the built-in head.
     ``arkit_map``: a FLAME -> ARKit map (``dualtalk fit-arkit-map``): sessions may ask for ``"output": "arkit"``
-    (an ARKit model offers it without a map)."""
+    (an ARKit model offers it without a map). ``max_batch``: live listen sessions whose model calls are
+    computed together at most (continuous batching; 1: each on its own)."""
     from .. import __version__
     from ..model.checkpoint import load_model
     from ..render.heads import BuiltinHead, FlameHead
@@ -182,6 +225,9 @@ def create_app(
     origins = {o.rstrip("/") for o in (allowed_origins or [])}
     secret = token.encode() if token else None
     active = {"sessions": 0}
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise DualTalkError(f"max_batch must be a positive whole number, got {max_batch!r}")
+    batcher = _Batcher(max_batch) if max_batch > 1 else None
 
     app = FastAPI(title="dualtalk", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -423,7 +469,11 @@ def create_app(
 
         async def run(fn, *args) -> None:
             try:
-                out, compute_ms = await to_thread.run_sync(timed, fn, *args)
+                if batcher is not None and fn == runner.push and runner.mode == "listen":
+                    frames, compute_ms = await batcher.push(runner.session, args)
+                    out = runner._out({"self": frames})
+                else:
+                    out, compute_ms = await to_thread.run_sync(timed, fn, *args)
             except DualTalkError as exc:
                 raise ProtocolError("bad_input", str(exc)) from None
             for person, frames in out.items():
