@@ -390,7 +390,8 @@ def push_many(
             first = sessions[chunk[0][0]]
             state = None if first.state is None else _stack_state([sessions[i].state for i, _ in chunk])
             waves = [torch.cat([step.waves[v] for _, step in chunk]) for v in range(2)]  # (B, S) per voice
-            motion = None if chunk[0][1].motion is None else torch.cat([step.motion for _, step in chunk])
+            motions = [step.motion for _, step in chunk if step.motion is not None]
+            motion = torch.cat(motions) if motions else None  # the key makes it all or none
             step0 = chunk[0][1]
             began = time.perf_counter()
             with torch.inference_mode(), first._autocast():

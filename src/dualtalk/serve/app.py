@@ -161,6 +161,7 @@ class _Batcher:
         while self.waiting:
             batch, self.waiting = self.waiting[: self.max_batch], self.waiting[self.max_batch :]
             began = time.perf_counter()
+            results: list[Any]
             try:
                 results = await to_thread.run_sync(push_many, [b[0] for b in batch], [b[1] for b in batch])
             except Exception as exc:  # noqa: BLE001 - a bug: each session of the batch reports it, the server goes on
