@@ -544,8 +544,26 @@ def t_serve() -> str:
         f"Largest count at real time: **{best} sessions** ({r['sessions_per_core']:.1f} per core, "
         f"{r['machine']['cores']} cores, {r['workers']} worker{'s' if r['workers'] > 1 else ''}); "
         f"the goal, {goal['sessions']} sessions with p95 added latency <= {goal['p95_added_ms']:g} ms, is "
-        f"{'met' if goal['met'] else 'not met'}.\n"
+        f"{'met' if goal['met'] else 'not met'}"
+        + (f" (server: `--max-batch {r['max_batch']}`).\n" if "max_batch" in r else ".\n")
     )
+    try:
+        nb = load("serve_no_batch.json")
+    except OSError:
+        nb = None
+    if nb is not None:
+        worst = [run for run in nb["runs"] if not run["holds"]]
+        text += (
+            f"\nWithout batching (`{nb['command']}`, server `--max-batch 1`, `serve_no_batch.json`): at most "
+            f"**{nb['max_real_time_sessions']} sessions** at real time"
+            + (
+                f"; {worst[0]['sessions']} sessions: p95 added latency {worst[0]['added_latency_ms_p95']:.0f} ms, "
+                f"server {worst[0]['server_cpu_cores']:.2f} cores"
+                if worst
+                else ""
+            )
+            + ".\n"
+        )
     s = r.get("soak")
     if s:
         text += "\n" + (
@@ -561,8 +579,9 @@ def t_serve() -> str:
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate": ("generate.json", t_generate),
     "generate-long": ("generate_long.json", t_generate_long),
-    # t_generate_profile, t_generate_memory (generate.json with --profile --load) and t_predict (predict.json)
-    # join this list with their markers in docs/inference.md once measured on a quiet machine
+    "generate-profile": ("generate.json", t_generate_profile),
+    "generate-memory": ("generate.json", t_generate_memory),
+    "predict": ("predict.json", t_predict),
     "train": ("train.json", t_train),
     "evaluate": ("evaluate.json", t_evaluate),
     "render": ("render.json", t_render),
