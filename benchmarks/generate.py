@@ -75,7 +75,9 @@ def run_reference(args) -> dict:
     sys.path.insert(0, ref_dir)
     import transformers
 
-    w2v = transformers.Wav2Vec2Config(**json.loads(Path(args.w2v_config).read_text()))
+    # eager attention: the reference asks its encoder for attention weights (output_attentions), which
+    # transformers >= 4.36 computes only with eager attention (its default then was eager anyway)
+    w2v = transformers.Wav2Vec2Config(**json.loads(Path(args.w2v_config).read_text()), attn_implementation="eager")
 
     def random_init(cls, *_args, **_kwargs):  # from_pretrained without a download: same shapes, random
         return cls(w2v)
@@ -408,6 +410,17 @@ def main(argv: list[str] | None = None) -> None:
             "python": platform.python_version(),
         },
     }
+    if args.reference_dir:  # which checkout was timed (its commit when it is a git checkout)
+        ref = {"dir": str(args.reference_dir)}
+        try:
+            head = subprocess.run(
+                ["git", "-C", args.reference_dir, "log", "-1", "--format=%H %s"], capture_output=True, text=True
+            )
+            if head.returncode == 0:
+                ref["commit"] = head.stdout.strip()
+        except OSError:
+            pass
+        result["reference"] = ref
     if not args.no_probe:
         result["matmul"] = child(args, "matmul", ["--probe-seconds", str(args.probe_seconds)])
         mm = result["matmul"]

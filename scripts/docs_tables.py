@@ -127,6 +127,14 @@ def t_generate() -> str:
             f"per second of audio at this length, so the floor is a real-time factor of {fl['fp32']:.3f} in float32 "
             f"and {fl['bf16']:.3f} in bfloat16.\n"
         )
+    if "reference" in data:
+        ref = data["reference"]
+        text += (
+            "\nReference: `DualTalkModel` of the checkout given to `--reference-dir`"
+            + (f" (commit `{ref['commit']}`)" if ref.get("commit") else "")
+            + ", under this project's interpreter and transformers, eager attention (the attention weights it asks "
+            "for need it).\n"
+        )
     fx = data.get("fixture_max_abs_error_vs_reference")
     if fx:
         text += (
