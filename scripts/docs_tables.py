@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dualtalk.benchmark import GROUPS, paper_table, roles_table
+from dualtalk.benchmark import GROUPS, paper_table, reference_table, roles_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -355,6 +355,12 @@ def t_benchmark_roles() -> str:
     return "\n".join(roles_table(load("benchmark_synth.json"))) + "\n"
 
 
+def t_benchmark_paper() -> str:
+    """dualtalk benchmark: speaking FD-EXP and listening SID-EXP of the paper's comparison systems beside the
+    paper's numbers (``dualtalk.benchmark.reference_table``)."""
+    return "\n".join(reference_table(load("benchmark_synth.json"))) + "\n"
+
+
 FIXED_BASELINES = ("mean", "mirror", "random_segment")
 CARRIER = {
     "own audio": "own audio",
@@ -599,6 +605,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "benchmark-roles": ("benchmark_synth.json", t_benchmark_roles),
     "benchmark-causes": ("benchmark_synth.json", t_benchmark_causes),
     "benchmark-floor": ("benchmark_synth.json", t_benchmark_floor),
+    "benchmark-paper": ("benchmark_synth.json", t_benchmark_paper),
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
     "stream": ("stream.json", t_stream),
