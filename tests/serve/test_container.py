@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from dualtalk.cli import build_parser
 from dualtalk.errors import DualTalkError
