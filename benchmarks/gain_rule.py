@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from dualtalk.inference.pipeline import InferenceOptions, predict
+from dualtalk.io import load_motion
+from dualtalk.layout import GROUPS
 from dualtalk.model.checkpoint import load_model
 from dualtalk.synth.scoring import score_corpus
 from dualtalk.train.engine import fit_output_gain
@@ -33,14 +35,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 WINDOW = 100  # frames per validation window, as training's
 
 
-def model_order(npz: Path) -> np.ndarray:
-    d = np.load(npz)
-    return np.concatenate([d["exp"], d["pose"][:, 3:], d["pose"][:, :3]], 1)  # (T, 56) exp, jaw, global
-
-
 def pairs(pred_dir: Path, split_dir: Path):
     for f in sorted(pred_dir.glob("*.npy")):
-        p, y = np.load(f).astype(np.float64), model_order(split_dir / f"{f.stem}.npz")
+        p, y = np.load(f).astype(np.float64), load_motion(split_dir / f"{f.stem}.npz").to_model().astype(np.float64)
         k = min(len(p), len(y))
         yield f, p[:k], y[:k]
 
@@ -51,7 +48,7 @@ def group_mse(pred_dir: Path, split_dir: Path) -> dict[str, float]:
         se += ((p - y) ** 2).sum(0)
         n += len(p)
     e = se / n
-    return {"exp": float(e[:50].mean()), "jaw": float(e[50:53].mean()), "pose": float(e[53:].mean())}
+    return {group: float(e[part].mean()) for group, part in GROUPS.items()}
 
 
 def corpus(work: Path, seed: int, methods: list[str], zs: list[float], tmp: Path) -> dict:
@@ -84,7 +81,7 @@ def corpus(work: Path, seed: int, methods: list[str], zs: list[float], tmp: Path
             mse = group_mse(d, data / "test")
             rows[f"{z:g}"] = {
                 "mse_vs_mean": {g: mse[g] / mean[g] - 1 for g in mse},
-                "gain_pose": [round(float(x), 4) for x in gain[53:]],
+                "gain_pose": [round(float(x), 4) for x in gain[GROUPS["pose"]]],
                 "coefficients_at_mean": int((gain == 0).sum()),
             }
         out["methods"][m] = rows
