@@ -22,6 +22,22 @@ from dualtalk.model.presets import get_preset
 CONV = "xkHwlcDSOjc_sub_video_109_000"  # speaker1 has motion, so speaker2 can be generated
 
 
+def generate_args(demo, model_dir) -> list[str]:
+    """``dualtalk generate`` of CONV's speaker 2 from the demo conversation (add ``--out`` and options)."""
+    return [
+        "generate",
+        "--model",
+        str(model_dir),
+        "--self-audio",
+        str(demo / f"{CONV}_speaker2.wav"),
+        "--partner-audio",
+        str(demo / f"{CONV}_speaker1.wav"),
+        "--partner-motion",
+        str(demo / f"{CONV}_speaker1.npz"),
+        "--quiet",
+    ]
+
+
 @pytest.fixture(scope="module")
 def demo():
     return shared_path("data", "dualtalk_demo")
@@ -125,18 +141,7 @@ def test_predict_errors_on_bad_split(tmp_path, tiny_dir, capsys):
 
 
 def test_bfloat16_and_device_options(demo, tiny_dir, tmp_path, capsys):
-    args = [
-        "generate",
-        "--model",
-        str(tiny_dir),
-        "--self-audio",
-        str(demo / f"{CONV}_speaker2.wav"),
-        "--partner-audio",
-        str(demo / f"{CONV}_speaker1.wav"),
-        "--partner-motion",
-        str(demo / f"{CONV}_speaker1.npz"),
-        "--quiet",
-    ]
+    args = generate_args(demo, tiny_dir)
     assert main(args + ["--out", str(tmp_path / "bf16.npz"), "--dtype", "bfloat16"]) == 0
     assert main(args + ["--out", str(tmp_path / "fp32.npz"), "--exact"]) == 0
     with np.load(tmp_path / "bf16.npz") as a, np.load(tmp_path / "fp32.npz") as b:
@@ -208,18 +213,7 @@ def test_ten_minute_conversation_runs_windowed():
 
 
 def test_int8_mode_runs_and_stays_close(demo, tiny_dir, tmp_path, capsys):
-    args = [
-        "generate",
-        "--model",
-        str(tiny_dir),
-        "--self-audio",
-        str(demo / f"{CONV}_speaker2.wav"),
-        "--partner-audio",
-        str(demo / f"{CONV}_speaker1.wav"),
-        "--partner-motion",
-        str(demo / f"{CONV}_speaker1.npz"),
-        "--quiet",
-    ]
+    args = generate_args(demo, tiny_dir)
     assert main(args + ["--out", str(tmp_path / "q.npz"), "--int8"]) == 0
     assert main(args + ["--out", str(tmp_path / "f.npz")]) == 0
     with np.load(tmp_path / "q.npz") as q, np.load(tmp_path / "f.npz") as f:
@@ -265,18 +259,7 @@ def test_auto_dtype_rules_and_exact_flag(demo, tiny_dir, tmp_path, monkeypatch, 
     causal = load_model("demo-stream")
     assert pipeline.model_dtype(causal, InferenceOptions(dtype="auto")) == torch.float32
     assert pipeline.model_dtype(causal, InferenceOptions(dtype="bfloat16")) == torch.bfloat16
-    args = [
-        "generate",
-        "--model",
-        str(tiny_dir),
-        "--self-audio",
-        str(demo / f"{CONV}_speaker2.wav"),
-        "--partner-audio",
-        str(demo / f"{CONV}_speaker1.wav"),
-        "--partner-motion",
-        str(demo / f"{CONV}_speaker1.npz"),
-        "--quiet",
-    ]
+    args = generate_args(demo, tiny_dir)
     assert main(args + ["--out", str(tmp_path / "auto.npz")]) == 0  # the default: auto
     assert main(args + ["--out", str(tmp_path / "bf16.npz"), "--dtype", "bfloat16"]) == 0
     assert main(args + ["--out", str(tmp_path / "exact.npz"), "--exact"]) == 0

@@ -20,9 +20,6 @@ import math
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -31,6 +28,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("websockets")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from tests.serve.test_serve import LiveServer  # noqa: E402
 
 from dualtalk.render.heads import BuiltinHead, FlameHead, unpack_array  # noqa: E402
 from dualtalk.serve.app import WEB_DIR, create_app  # noqa: E402
@@ -140,36 +138,6 @@ def test_serve_with_a_bad_flame_file_is_one_error_line(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------------------------
 # a real server and a real browser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """uvicorn in a thread on a free loopback port."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=1 << 21)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(1000):
-            if self.server.started:
-                break
-            time.sleep(0.02)
-        assert self.server.started
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.ws = f"ws://127.0.0.1:{self.port}/v1/stream"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -449,28 +449,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class LiveServer:
+    """``app`` served by a real uvicorn in a thread on a free loopback port: ``url`` (the page), ``ws``
+    (/v1/stream); ``stop()`` ends it."""
+
+    def __init__(self, app):
+        import threading
+        import time
+
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=1 << 21)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(1000):
+            if self.server.started:
+                break
+            time.sleep(0.02)
+        assert self.server.started
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.ws = f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
 @contextlib.contextmanager
 def running_server(app):
-    """``app`` served by a real uvicorn on a free loopback port (in a thread) -> its /v1/stream URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 21))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.02)
-    assert server.started
+    """:class:`LiveServer` for a ``with`` block -> its /v1/stream URL."""
+    server = LiveServer(app)
     try:
-        yield f"ws://127.0.0.1:{port}/v1/stream"
+        yield server.ws
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        server.stop()
 
 
 @pytest.fixture
