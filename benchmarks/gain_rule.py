@@ -1,97 +1,104 @@
-"""The output gain's fitting rule, compared after the fact on the trained runs of ``benchmarks/listening.py``.
+"""The output gain's fitting rules, compared after the fact on the trained runs of ``benchmarks/listening.py``.
 
-    .venv/bin/python benchmarks/gain_rule.py --work data/listening4 --seeds 114,115 \
-        --out benchmarks/results/gain_rule.json
+    .venv/bin/python benchmarks/gain_rule.py --work data/listening2 --seeds 109,110,111,112,113 \
+        --rules z0,z0+gate1 --out benchmarks/results/gain_rule.json
 
 For every corpus SEED of ``--work`` (``corpus_SEED`` and the benchmark's ``report_SEED/runs/<method>/best``,
-as ``listening.py`` leaves them), each learned method's kept model is run with its output gain set to 1 on
-the validation and test splits; the per-coefficient gain is then fitted on validation with each rule of
-``--z`` (0: least squares, ``p y / p p``; z > 0: the covariance's lower confidence bound, z standard errors
-below it, the standard error from the spread of 100-frame windows, as ``dualtalk.train.engine.fit_output_gain``
-does in training) and applied to the test predictions. Reported per rule: the test MSE of each group
-(exp / jaw / pose) relative to the training mean's (negative: better than the mean) and, for
-``dualtalk_paper``, the capture of each listening cause (``dualtalk.synth.scoring``). The checkpoint is the
-one training kept under its own rule; only the gain differs.
+as ``listening.py`` leaves them), each learned method's kept model has its gain refitted on the validation
+split by each rule of ``--rules``, with training's own code (``dualtalk.train.engine.evaluate`` over the
+validation windows of the run's config): ``zZ`` the per-coefficient gain from the covariance's lower
+confidence bound Z standard errors below it (``output_gain_z``; 0: least squares), ``+gateT`` the group gate
+(``output_group_gate``: a group not beating the mean by T standard errors over 10 cross-fitted folds
+outputs the mean). The test split is then predicted and scored as ``dualtalk benchmark`` scores it
+(``dualtalk.eval.evaluate``, reference protocol): each group's MSE (exp / jaw / pose) relative to the
+training mean's (``dualtalk.baselines``; negative: better) and, for ``dualtalk_paper``, the capture of each
+listening cause (``dualtalk.synth.scoring``). The checkpoint is the one its training kept under its own
+rule; only the gain differs (the gate does not choose the step in training either). Where a rule is the run's
+own, the gain refitted here is compared with the one its training stored (``stored_gain_max_difference``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dualtalk.baselines import predict_baseline
+from dualtalk.eval import evaluate as score
 from dualtalk.inference.pipeline import InferenceOptions, predict
-from dualtalk.io import load_motion
-from dualtalk.layout import GROUPS
 from dualtalk.model.checkpoint import load_model
 from dualtalk.synth.scoring import score_corpus
-from dualtalk.train.engine import fit_output_gain
+from dualtalk.train.configure import load_train_config
+from dualtalk.train.data import ConversationWindows, PlanBatchSampler, index_split, make_loader
+from dualtalk.train.engine import Dist, evaluate
+from dualtalk.train.loss import weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WINDOW = 100  # frames per validation window, as training's
+GROUPS = ("exp", "jaw", "pose")
 
 
-def pairs(pred_dir: Path, split_dir: Path):
-    for f in sorted(pred_dir.glob("*.npy")):
-        p, y = np.load(f).astype(np.float64), load_motion(split_dir / f"{f.stem}.npz").to_model().astype(np.float64)
-        k = min(len(p), len(y))
-        yield f, p[:k], y[:k]
+def parse_rule(rule: str) -> tuple[float, float]:
+    """``z0`` / ``z2+gate1`` -> (output_gain_z, output_group_gate)."""
+    m = re.fullmatch(r"z([0-9.]+)(?:\+gate([0-9.]+))?", rule)
+    if not m:
+        raise SystemExit(f"--rules: {rule!r} is not zZ or zZ+gateT (e.g. z0, z0+gate1)")
+    return float(m[1]), float(m[2] or 0.0)
 
 
-def group_mse(pred_dir: Path, split_dir: Path) -> dict[str, float]:
-    se, n = np.zeros(56), 0
-    for _, p, y in pairs(pred_dir, split_dir):
-        se += ((p - y) ** 2).sum(0)
-        n += len(p)
-    e = se / n
-    return {group: float(e[part].mean()) for group, part in GROUPS.items()}
+def group_mse(pred_dir: Path, test_dir: Path) -> dict[str, float]:
+    mean = score(pred_dir, test_dir, protocol="reference", roles="on")["mean"]
+    return {g: mean[f"mse_{g}"] for g in GROUPS}
 
 
-def corpus(work: Path, seed: int, methods: list[str], zs: list[float], tmp: Path) -> dict:
+def corpus(work: Path, seed: int, methods: list[str], rules: list[str], tmp: Path) -> dict:
     data, report = work / f"corpus_{seed}", work / f"report_{seed}"
-    mean = group_mse(report / "pred" / "mean", data / "test")
+    predict_baseline("mean", data / "train", data / "test", tmp / str(seed) / "mean")
+    mean = group_mse(tmp / str(seed) / "mean", data / "test")
     preds: dict[str, str] = {}
     out: dict = {"seed": seed, "methods": {}}
     for m in methods:
-        model = load_model(str(report / "runs" / m / "best"))
-        mu, sd = model.motion_mean.double().numpy(), model.motion_std.double().numpy()
-        model.output_gain.fill_(1.0)
-        raw = {s: tmp / str(seed) / m / s for s in ("val", "test")}
-        for split, d in raw.items():
-            predict(model, data / split, d, options=InferenceOptions(progress=False))
-        moments = np.zeros((5, 56))  # as training's: p y, p p, y y, (window p y)^2, windows
-        for _, p, y in pairs(raw["val"], data / "val"):
-            p, y = (p - mu) / sd, (y - mu) / sd
-            for i in range(0, len(p), WINDOW):
-                wpy = (p[i : i + WINDOW] * y[i : i + WINDOW]).sum(0)
-                pw, yw = p[i : i + WINDOW], y[i : i + WINDOW]
-                moments += np.stack([wpy, (pw**2).sum(0), (yw**2).sum(0), wpy**2, np.ones(56)])
+        run = report / "runs" / m
+        model = load_model(str(run / "best"))
+        stored = np.array(model.extra["output_gain"])  # the gain its training fitted (its own rule)
+        cfg = load_train_config(run / "config.yaml")
+        d = cfg.data
+        index, _ = index_split(data, "val", "val")
+        window = d.val_window_frames or d.window_frames
+        loader = make_loader(
+            ConversationWindows(index, window), PlanBatchSampler(index.frames, window, d.batch_size, shuffle=False), 0
+        )
+        w = weights(cfg.loss)
         rows = {}
-        for z in zs:
-            gain = fit_output_gain(torch.from_numpy(moments), z).numpy()
-            d = tmp / str(seed) / "gain" / f"{m}_z{z:g}"
-            d.mkdir(parents=True, exist_ok=True)
-            for f, p, _ in pairs(raw["test"], data / "test"):
-                np.save(d / f.name, (mu + gain * (p - mu)).astype(np.float32))
-            preds[f"{m}_z{z:g}"] = str(d)
-            mse = group_mse(d, data / "test")
-            rows[f"{z:g}"] = {
-                "mse_vs_mean": {g: mse[g] / mean[g] - 1 for g in mse},
-                "gain_pose": [round(float(x), 4) for x in gain[GROUPS["pose"]]],
-                "coefficients_at_mean": int((gain == 0).sum()),
+        for rule in rules:
+            z, gate = parse_rule(rule)
+            model.output_gain.fill_(1.0)
+            std = model.motion_std if cfg.loss.normalized else None
+            stats = (model.motion_mean, model.motion_std)
+            val = evaluate(model, loader, Dist(), std, w, None, False, stats, gain_z=z, group_gate=gate)
+            model.output_gain.copy_(torch.from_numpy(val["gain"]))
+            pred = tmp / str(seed) / m / rule
+            predict(model, data / "test", pred, options=InferenceOptions(progress=False))
+            preds[f"{m}:{rule}"] = str(pred)
+            mse = group_mse(pred, data / "test")
+            if (z, gate) == (cfg.output_gain_z, cfg.output_group_gate):  # training's own rule: the same gain
+                out.setdefault("stored_gain_max_difference", {})[m] = float(np.abs(val["gain"] - stored).max())
+            rows[rule] = {
+                "mse_vs_mean": {g: mse[g] / mean[g] - 1 for g in GROUPS},
+                "groups_at_mean": [g for g, k in val["kept"].items() if not k],
+                "gate_margins": {g: round(v, 2) for g, v in val["margins"].items()},
+                "coefficients_at_mean": int((val["gain"] == 0).sum()),
             }
         out["methods"][m] = rows
     scores = score_corpus(data, preds, with_probe=True)
     for m in methods:
-        for z in zs:
-            rows = scores["methods"][f"{m}_z{z:g}"]
-            out["methods"][m][f"{z:g}"]["capture"] = {
-                c: v["capture"] for c, v in rows.items() if v["role"] == "listening"
-            }
+        for rule in rules:
+            caps = scores["methods"][f"{m}:{rule}"]
+            out["methods"][m][rule]["capture"] = {c: v["capture"] for c, v in caps.items() if v["role"] == "listening"}
     return out
 
 
@@ -100,24 +107,37 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="listening.py's --work (corpora and reports)")
     ap.add_argument("--seeds", required=True)
     ap.add_argument("--methods", default="dualtalk_paper,speaker_only,listener_only")
-    ap.add_argument("--z", default="0,1,2", help="the rules compared (standard errors below the covariance)")
+    ap.add_argument("--rules", default="z0,z0+gate1", help="the rules compared: zZ or zZ+gateT, comma-separated")
     ap.add_argument("--out", type=Path, default=RESULTS / "gain_rule.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    methods = args.methods.split(",")
-    zs = [float(z) for z in args.z.split(",")]
+    methods, rules = args.methods.split(","), args.rules.split(",")
+    for rule in rules:
+        parse_rule(rule)
     with tempfile.TemporaryDirectory() as tmp:
-        corpora = [corpus(args.work, s, methods, zs, Path(tmp)) for s in seeds]
-    for c in corpora:
-        for m, rows in c["methods"].items():
-            for z, r in rows.items():
-                groups = " ".join(f"{g} {v:+.2%}" for g, v in r["mse_vs_mean"].items())
-                caps = " ".join(f"{k} {v:.2f}" for k, v in r["capture"].items() if v is not None)
-                print(f"{c['seed']} {m:15s} z={z}: vs mean {groups}; capture {caps}")
-    result = {"command": "python benchmarks/gain_rule.py " + " ".join(
-        f"--{k} {v}" for k, v in (("work", args.work), ("seeds", args.seeds), ("z", args.z))),
-        "corpora": corpora}  # fmt: skip
+        corpora = []
+        for s in seeds:
+            corpora.append(corpus(args.work, s, methods, rules, Path(tmp)))
+            for m, rows in corpora[-1]["methods"].items():
+                for rule, r in rows.items():
+                    groups = " ".join(f"{g} {v:+.2%}" for g, v in r["mse_vs_mean"].items())
+                    caps = " ".join(f"{k} {v:.2f}" for k, v in r["capture"].items() if v is not None)
+                    at_mean = f" (at the mean: {', '.join(r['groups_at_mean'])})" if r["groups_at_mean"] else ""
+                    at_mean += " margins " + " ".join(f"{g} {v:+.1f}" for g, v in r["gate_margins"].items())
+                    print(f"{s} {m:15s} {rule:9s}: vs mean {groups}{at_mean}; capture {caps}", flush=True)
+    worse = {
+        rule: [f"{c['seed']} {m}:{g}" for c in corpora for m, rows in c["methods"].items()
+               for g, v in rows[rule]["mse_vs_mean"].items() if v > 0]
+        for rule in rules
+    }  # fmt: skip
+    for rule, w in worse.items():
+        print(f"{rule}: learned method x group worse than the mean: {len(w)} {w}")
+    result = {
+        "command": f"python benchmarks/gain_rule.py --work {args.work} --seeds {args.seeds} --rules {args.rules}",
+        "worse_than_mean": worse,
+        "corpora": corpora,
+    }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

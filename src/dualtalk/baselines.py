@@ -44,9 +44,10 @@ def training_motions(train_dir: str | os.PathLike) -> list[tuple[str, int, np.nd
 
 
 def training_mean(train_dir: str | os.PathLike) -> np.ndarray:
-    """(56,) mean frame over all training motion frames."""
+    """(56,) mean frame over all training motion frames (summed in float64, as the models' stored mean: a
+    model whose output gain is 0 outputs exactly this frame)."""
     frames = np.concatenate([m for _, _, m in training_motions(train_dir)], axis=0)  # (sum T, 56)
-    return frames.mean(axis=0).astype(np.float32)
+    return frames.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def random_window(

@@ -558,6 +558,11 @@ class TrainConfig(Config):
     #: bound of the prediction-target covariance, this many standard errors below its estimate (0: the
     #: least-squares gain); a coefficient the model does not predict beyond chance then stays at the mean
     output_gain_z: float = Field(0.0, ge=0.0)
+    #: models with ``output_gain``: a group of coefficients (exp / jaw / pose) is kept only where its
+    #: validation error, cross-fitted over 10 folds of windows (each fold's gains fitted on the other nine),
+    #: beats the training mean's by this many standard errors; otherwise the whole group outputs the mean
+    #: (gain 0). 1 is the one-standard-error rule; 0 = off (every group kept)
+    output_group_gate: float = Field(0.0, ge=0.0)
     log_every: int = Field(10, ge=1)
     val_every: int = Field(500, ge=1)
     val_at_start: bool = True

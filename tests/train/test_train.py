@@ -370,3 +370,63 @@ def test_output_gain_z_keeps_chance_alignment_at_the_mean():
     assert (z0 <= ls0).all()
     with pytest.raises(DualTalkError, match="output_gain_z must be >= 0.0, got -1"):
         compose_train_config(overrides=["output_gain_z=-1"])
+
+
+def test_output_group_gate_sends_unpredicted_groups_to_the_mean():
+    """The one-standard-error gate over cross-fitted folds: a group whose predictions follow the truth, even
+    weakly, beats the mean by more than one standard error; a group whose predictions are unrelated to it (a
+    least-squares gain still fits their chance alignment on validation) nearly never does."""
+    from dualtalk.train.engine import GATE_FOLDS, gate_output_groups
+
+    rng = np.random.default_rng(1)
+    groups = {"weak": slice(0, 3), "unrelated": slice(3, 6)}
+    windows, frames, draws = 80, 100, 200
+    kept_weak, kept_unrelated = [], []
+    for _ in range(draws):
+        y = torch.from_numpy(rng.standard_normal((windows, frames, 6)))
+        p = torch.from_numpy(rng.standard_normal((windows, frames, 6)))
+        p[..., :3] = 0.15 * y[..., :3] + p[..., :3]  # a weak real relation: 2 % of the variance explained
+        wpy = (p * y).sum(1)  # (windows, 6)
+        per_window = torch.stack(
+            [wpy, (p * p).sum(1), (y * y).sum(1), wpy.square(), torch.ones(windows, 6, dtype=torch.float64)], 1
+        )  # (windows, 5, 6)
+        folds = torch.zeros(GATE_FOLDS, 5, 6, dtype=torch.float64).index_add_(
+            0, torch.arange(windows) % GATE_FOLDS, per_window
+        )
+        margins = gate_output_groups(folds, torch.full((6,), 0.5), groups)
+        kept_weak.append(margins["weak"] > 1.0)
+        kept_unrelated.append(margins["unrelated"] > 1.0)
+    assert np.mean(kept_weak) > 0.95
+    assert np.mean(kept_unrelated) < 0.1
+    one_fold = torch.zeros(GATE_FOLDS, 5, 6, dtype=torch.float64)
+    one_fold[0] = 1.0
+    assert gate_output_groups(one_fold, torch.ones(6), groups) == {"weak": np.inf, "unrelated": np.inf}
+    with pytest.raises(DualTalkError, match="output_group_gate must be >= 0.0, got -1"):
+        compose_train_config(overrides=["output_group_gate=-1"])
+
+
+def test_output_group_gate_in_training_writes_the_mean_for_gated_groups(toy_corpus, tmp_path, fast):
+    """A run with the gate: best/ records the groups sent to the mean, their gains are 0 and the model then
+    outputs the stored mean there, exactly."""
+    run = tmp_path / "run"
+    cfg = compose_train_config(
+        preset="tiny-mel",
+        max_steps=2,
+        overrides=fast
+        + [
+            "model.output_gain=true",
+            "data.window_frames=50",
+            "data.batch_size=4",
+            "val_every=2",
+            "output_group_gate=1000",
+        ],  # fmt: skip
+    )
+    model = load_model(train(toy_corpus, run, cfg, progress=False))
+    assert set(model.extra["output_groups_at_mean"]) == {"exp", "jaw", "pose"}  # nothing beats 1000 SE
+    assert (model.output_gain == 0).all()
+    from dualtalk.inference.pipeline import InferenceOptions, predict
+
+    predict(model, toy_corpus / "val", tmp_path / "pred", options=InferenceOptions(progress=False))
+    for f in sorted((tmp_path / "pred").glob("*.npy")):
+        pred = np.load(f)
+        np.testing.assert_array_equal(pred, np.broadcast_to(model.motion_mean.numpy(), pred.shape))

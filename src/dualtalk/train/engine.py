@@ -210,6 +210,40 @@ def fit_output_gain(moments: torch.Tensor, z: float = 0.0) -> torch.Tensor:
     return (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0)
 
 
+#: the folds of validation windows over which ``output_group_gate`` cross-fits the gains
+GATE_FOLDS = 10
+
+
+def gate_output_groups(
+    fold_moments: torch.Tensor, sd: torch.Tensor, groups: dict[str, slice], z: float = 0.0
+) -> dict[str, float]:
+    """By how much each group of coefficients beats the mean on validation, cross-fitted -> {group: margin}.
+
+    ``fold_moments`` (K, 5, D): the moments of ``fit_output_gain`` summed per fold of windows (p, y around the
+    stored mean, normalised); ``sd`` (D,): the stored std (errors are compared in the data's units). For each
+    fold the gains are fitted on the other folds and its squared error after them is set against the mean's
+    (y y); a group's margin is the summed difference (the mean's error minus the model's) in standard errors
+    (the spread of the folds' differences x sqrt(K)). ``output_group_gate`` = t keeps a group whose margin
+    exceeds t: t = 1 is the one-standard-error rule of cross-validation (the simpler model, here the mean,
+    unless the other is better by more than its error's noise). With fewer than two folds holding windows
+    every margin is +inf (nothing to judge by: every group kept)."""
+    m = fold_moments.double()
+    used = m[:, 4].amax(1) > 0  # (K,) folds with windows
+    if int(used.sum()) < 2:
+        return {g: math.inf for g in groups}
+    m = m[used]  # (K', 5, D)
+    total = m.sum(0)
+    w = sd.double().square()  # (D,) the data's units
+    gain = torch.stack([fit_output_gain(total - f, z) for f in m])  # (K', D) gains fitted without each fold
+    diff = (gain.square() * m[:, 1] - 2 * gain * m[:, 0]) * w  # (K', D) fold's error after them minus the mean's
+    margins = {}
+    for g, part in groups.items():
+        d = diff[:, part].sum(1)  # (K',)
+        se = float(d.std()) * math.sqrt(len(d))
+        margins[g] = -float(d.sum()) / se if se > 0 else (math.inf if float(d.sum()) < 0 else -math.inf)
+    return margins
+
+
 def evaluate(
     module,
     loader,
@@ -222,6 +256,7 @@ def evaluate(
     layout: MotionLayout = FLAME,
     step: int | None = None,
     gain_z: float = 0.0,
+    group_gate: float = 0.0,
 ) -> dict:
     """Validation loss summed over every batch of every process -> {"loss", "exp", ...} (the groups of
     ``layout``, then ``velocity``).
@@ -233,7 +268,11 @@ def evaluate(
     the lower confidence bound of the prediction-target covariance, ``gain_z`` standard errors below its
     estimate (the standard error from the spread of the validation windows' own covariances, windows being
     nearly independent): a coefficient whose movement is not clearly aligned with the truth on validation
-    stays at the mean instead of adding its chance alignment's error on new data.
+    stays at the mean instead of adding its chance alignment's error on new data. ``group_gate`` > 0: a
+    group that does not beat the mean on validation by that many standard errors, cross-fitted
+    (``gate_output_groups``), gets gain 0 in the returned gains (the model outputs the mean there); the loss
+    stays that of the least-squares gains (the gate does not choose the step), the kept groups and each
+    group's margin are returned under ``"kept"`` and ``"margins"``.
 
     ``step``: a staged model (a baseline's codebook stage) is validated on the computation of its stage then.
     """
@@ -243,8 +282,9 @@ def evaluate(
     groups = layout.groups
     sums = torch.zeros(len(groups) + 1, dtype=torch.float64, device=ctx.device)
     counts = torch.zeros(len(groups) + 1, dtype=torch.float64, device=ctx.device)
-    # sums of p y, p p, y y, (p y per window)^2, and the number of windows (in every column)
-    moments = torch.zeros(5, layout.dim, dtype=torch.float64, device=ctx.device)
+    # per fold of windows: sums of p y, p p, y y, (p y per window)^2, and the number of windows (every column)
+    moments = torch.zeros(GATE_FOLDS, 5, layout.dim, dtype=torch.float64, device=ctx.device)  # (K, 5, D)
+    windows = 0  # windows seen by this process; window i of process r is in fold (i * world + r) % K
     with torch.inference_mode():
         for batch in loader:
             with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -262,32 +302,44 @@ def evaluate(
                 m = mask[..., None].float()  # (B, W, 1)
                 window_py = (p * y * m).sum(1).double()  # (B, 56) each window's covariance sum
                 used = (mask.sum(1) > 0).double()[:, None]  # (B, 1) windows with frames in the loss
-                moments += torch.stack(
+                per_window = torch.stack(
                     [
-                        window_py.sum(0),
-                        (p * p * m).sum((0, 1)).double(),
-                        (y * y * m).sum((0, 1)).double(),
-                        window_py.square().sum(0),
-                        used.expand_as(window_py).sum(0),
-                    ]
-                )
+                        window_py,
+                        (p * p * m).sum(1).double(),
+                        (y * y * m).sum(1).double(),
+                        window_py.square(),
+                        used.expand_as(window_py),
+                    ],
+                    1,
+                )  # (B, 5, 56)
+                index = torch.arange(windows, windows + len(pred), device=ctx.device)
+                moments.index_add_(0, (index * ctx.world + ctx.rank) % GATE_FOLDS, per_window)
+                windows += len(pred)
     ctx.sum_(sums)
     ctx.sum_(counts)
     module.train(was_training)
     gain = None
     if gain_stats is not None:
         ctx.sum_(moments)
-        gain = fit_output_gain(moments, gain_z)  # (56,)
-        py, pp, yy = moments[:3]
+        gain = fit_output_gain(moments.sum(0), gain_z)  # (56,)
+        py, pp, yy = moments.sum(0)[:3]
         sse = yy - 2 * gain * py + gain.square() * pp  # (56,) squared error after the gain, normalised
         if std is None:  # the loss is in the data's units
             sse = sse * gain_stats[1].double().square()
         for i, part in enumerate(groups.values()):
             sums[i] = sse[part].sum()
+        # the gate decides what best/ outputs; the step is chosen by the loss above, without it
+        margins = gate_output_groups(moments, gain_stats[1], groups, gain_z)
+        kept = {g: group_gate <= 0 or margins[g] > group_gate for g in groups}
+        for g, part in groups.items():
+            if not kept[g]:
+                gain[part] = 0.0
     total, mse = combine(sums.float(), counts.float(), w)
     out: dict[str, Any] = {"loss": float(total), **{n: float(v) for n, v in zip(loss_names(groups), mse)}}
     if gain is not None:
         out["gain"] = gain.float().cpu().numpy()
+        out["kept"] = kept
+        out["margins"] = margins
     return out
 
 
@@ -347,6 +399,7 @@ class Trainer:
         self.latest: Path | None = None  # the checkpoint to restore (set by prepare_run)
         self.last_saved = -1
         self.best_gain: list[float] = []  # the output gain of best/ (models with output_gain)
+        self.best_at_mean: list[str] = []  # the groups best/ outputs as the training mean (output_group_gate)
         self.record: list[str] = []  # example keys this process saw (debug_record)
         self._bar = None
 
@@ -640,7 +693,10 @@ class Trainer:
             self.layout,
             step,
             self.cfg.output_gain_z,
+            self.cfg.output_group_gate,
         )
+        kept = val.pop("kept", {})  # groups the gate keeps (the others output the mean)
+        margins = val.pop("margins", {})  # standard errors by which each group beats the mean, cross-fitted
         gain = val.pop("gain", None)  # (56,) the output gain that fits the validation split best
         final = getattr(target, "final_stage", lambda s: True)(step)  # an earlier stage's model is not kept
         improved = final and val["loss"] < self.state.best_val
@@ -650,11 +706,16 @@ class Trainer:
                 runs.save_best(run, target, self._export_extra(step, val))
             elif ctx.main:  # best/ predicts with the gains; training goes on without them
                 target.output_gain.copy_(torch.from_numpy(gain))
-                runs.save_best(
-                    run, target, {**self._export_extra(step, val), "output_gain": [round(float(g), 4) for g in gain]}
-                )
+                at_mean = [g for g, k in kept.items() if not k]  # groups the gate sends to the mean
+                extra = {
+                    "output_gain": [round(float(g), 4) for g in gain],
+                    "output_groups_at_mean": at_mean,
+                    "output_group_margins": {g: round(v, 2) for g, v in margins.items()},
+                }
+                runs.save_best(run, target, {**self._export_extra(step, val), **extra})
                 target.output_gain.fill_(1.0)
                 self.best_gain[:] = gain.tolist()
+                self.best_at_mean[:] = at_mean
         self.metrics.log("val", step, {"epoch": self.state.epoch, **val})
         if ctx.main:  # the learning curve so far, for a person to look at (skipped without matplotlib)
             from ..render.curves import plot_learning_curves
@@ -799,6 +860,11 @@ class Trainer:
                 f"best step {self.state.best_step}: output gain fitted on the validation split, mean "
                 f"{np.mean(g):.2f}; {sum(x < 0.05 for x in g)} of {len(g)} coefficients fall back to the "
                 "training mean"
+                + (
+                    f" (groups not predicted beyond the mean on validation: {', '.join(self.best_at_mean)})"
+                    if self.best_at_mean
+                    else ""
+                )
             )
         if self.cfg.debug_record:
             (self.run / "debug").mkdir(parents=True, exist_ok=True)
