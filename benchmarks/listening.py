@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/listening.py --seeds 101 --methods dualtalk_paper --work /tmp/l
     .venv/bin/python benchmarks/listening.py --seeds 106,107,108 \
         --methods dualtalk_paper,dualtalk_causal,dualtalk_causal_audio_only --out benchmarks/results/causal.json
+    .venv/bin/python benchmarks/listening.py --work data/listening2 --reuse   # scored again, runs kept or refitted
 
 For every seed: ``dualtalk synth --causes random`` draws a corpus whose listening causes (which
 coefficients, delay 0.2-1.0 s, amplitude, add/max composition, carried by the partner's audio, motion or
@@ -51,6 +52,7 @@ def run_corpus(
     conversations: int,
     seconds: float,
     steps: int | None,
+    reuse: bool = False,
 ) -> dict:
     data = work / f"corpus_{seed}"
     report_dir = work / f"report_{seed}"
@@ -74,6 +76,7 @@ def run_corpus(
         methods=methods + ["mean"],
         jobs=jobs,
         steps=steps,
+        reuse=reuse,
         progress=sys.stderr.isatty(),
     )
     learned = [m for m in methods if m in LEARNED]
@@ -103,6 +106,7 @@ def _corpus_job(
     seconds: float,
     steps: int | None,
     result: Path,
+    reuse: bool = False,
 ) -> None:
     """One corpus in its own process, one thread (``--parallel``: corpora side by side)."""
     import torch
@@ -110,7 +114,7 @@ def _corpus_job(
     torch.set_num_threads(1)
     log = open(work / f"corpus_{seed}.log", "w", buffering=1)
     sys.stdout = sys.stderr = log
-    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps)
+    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps, reuse)
     result.write_text(json.dumps(out))
 
 
@@ -124,19 +128,22 @@ def run_all(
     conversations: int,
     seconds: float,
     steps: int | None,
+    reuse: bool = False,
 ) -> list[dict]:
     """Every corpus: ``parallel`` corpora at once (one thread each), or one at a time with ``jobs`` learned
-    methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again."""
+    methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again, unless
+    ``reuse``: then every corpus is scored again through ``dualtalk benchmark --reuse`` (its finished runs
+    kept, or refitted where only the gain rule changed)."""
     import multiprocessing as mp
 
     work.mkdir(parents=True, exist_ok=True)
     results = {s: work / f"result_{s}.json" for s in seeds}
-    todo = [s for s in seeds if not results[s].exists()]
+    todo = [s for s in seeds if reuse or not results[s].exists()]
     if parallel <= 1:
         for seed in todo:
             print(f"[listening] corpus seed {seed}", flush=True)
             results[seed].write_text(
-                json.dumps(run_corpus(seed, work, methods, config, jobs, conversations, seconds, steps))
+                json.dumps(run_corpus(seed, work, methods, config, jobs, conversations, seconds, steps, reuse))
             )
     else:
         ctx = mp.get_context("spawn")
@@ -145,7 +152,8 @@ def run_all(
             while todo and len(running) < parallel:
                 seed = todo.pop(0)
                 p = ctx.Process(
-                    target=_corpus_job, args=(seed, work, methods, config, conversations, seconds, steps, results[seed])
+                    target=_corpus_job,
+                    args=(seed, work, methods, config, conversations, seconds, steps, results[seed], reuse),
                 )
                 p.start()
                 running[seed] = p
@@ -275,11 +283,25 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument("--work", type=Path, default=Path("data/listening"), help="corpora and reports (kept)")
     ap.add_argument("--out", type=Path, default=RESULTS / "listening.json")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="score every corpus again, keeping finished runs (refitting their gain where only its rule changed)",
+    )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     methods = [m for m in args.methods.split(",") if m.strip()]
     corpora = run_all(
-        seeds, args.work, methods, args.config, args.jobs, args.parallel, args.conversations, args.seconds, args.steps
+        seeds,
+        args.work,
+        methods,
+        args.config,
+        args.jobs,
+        args.parallel,
+        args.conversations,
+        args.seconds,
+        args.steps,
+        args.reuse,
     )
     for c in corpora:
         print(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dualtalk.cli import main
 from dualtalk.demo import DEMO_MODEL
@@ -253,3 +254,36 @@ def test_benchmark_reuse_keeps_finished_methods_and_retrains_changed_ones(tiny_c
     # without --reuse a re-run always trains
     assert main(args + FAST) == 0
     assert json.loads((out / "report.json").read_text())["reused"] == []
+
+
+def test_benchmark_reuse_refits_the_output_gain_when_only_the_gate_changed(tiny_corpus, tmp_path):
+    """``output_group_gate`` decides only the gain fitted at the kept step: with --reuse a run differing only
+    in it keeps its weights, gets the gain (and gate) refitted exactly as training under the new config fits
+    it, and its predictions are made again."""
+    from dualtalk.model.checkpoint import load_model
+
+    out = tmp_path / "report"
+    gain_on = ["model.output_gain=true", "model.normalize_motion=true"]
+    args = ["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--methods", "speaker_only,mean"]
+    assert main(args + FAST + gain_on + ["output_group_gate=0"]) == 0
+    best = out / "runs" / "speaker_only" / "best"
+    before = load_model(str(best))
+    assert before.extra["output_groups_at_mean"] == []
+    assert main(args + ["--reuse"] + FAST + gain_on + ["output_group_gate=1000"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["reused"] == ["speaker_only"]
+    after = load_model(str(best))
+    for k, v in before.state_dict().items():  # the same weights, only the gain differs
+        if k != "output_gain":
+            torch.testing.assert_close(after.state_dict()[k], v)
+    assert set(after.extra["output_groups_at_mean"]) == {"exp", "jaw", "pose"} and (after.output_gain == 0).all()
+    pred = np.load(sorted((out / "pred" / "speaker_only").glob("*.npy"))[0])
+    np.testing.assert_array_equal(pred, np.broadcast_to(after.motion_mean.numpy(), pred.shape))
+    # refitted again under another gate == trained under that config from the start (training is deterministic)
+    assert main(args + ["--reuse"] + FAST + gain_on + ["output_group_gate=0.5"]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(["benchmark", "--data", str(tiny_corpus), "--out", str(fresh), "--methods", "speaker_only"]
+                + FAST + gain_on + ["output_group_gate=0.5"]) == 0  # fmt: skip
+    refit, trained = load_model(str(best)), load_model(str(fresh / "runs" / "speaker_only" / "best"))
+    np.testing.assert_allclose(refit.output_gain.numpy(), trained.output_gain.numpy(), atol=1e-4)
+    assert refit.extra["output_group_margins"] == pytest.approx(trained.extra["output_group_margins"], abs=0.02)

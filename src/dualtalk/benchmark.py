@@ -36,7 +36,9 @@ method), ``runs/<method>/`` (training runs) and ``pred/<method>/`` (predictions)
 Running again into the same REPORT_DIR replaces the results of the methods it runs; with ``--reuse`` a
 learned method whose finished run is already there (same data, same training config, same predictions
 asked for: ``runs/<method>/benchmark.json``) is not trained again, so an interrupted benchmark resumes
-where it stopped and methods can be added to a report one run at a time.
+where it stopped and methods can be added to a report one run at a time; a run whose config differs only in
+how the output gain is fitted at the kept step (``GAIN_ONLY``: ``output_group_gate``) has its gain refitted
+and the test split predicted again, which is what training under the new config would have kept.
 """
 
 from __future__ import annotations
@@ -91,11 +93,16 @@ def _train_and_predict(
 ) -> float:
     """Train one learned method into ``out/runs/name``, predict ``data/test`` into ``out/pred/name`` (and,
     for each name in ``audio_only``, without the partner's motion into ``out/pred/<that name>``); -> seconds."""
-    from .inference.pipeline import InferenceOptions, predict
     from .train import train
 
     started = time.perf_counter()
     best = train(data, out / "runs" / name, cfg, progress=progress)
+    return _predict_and_record(best, cfg, data, out, name, audio_only, started)
+
+
+def _predict_and_record(best, cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...], started: float):
+    from .inference.pipeline import InferenceOptions, predict
+
     predict(best, data / "test", out / "pred" / name, options=InferenceOptions(progress=False))
     for other in audio_only:
         predict(
@@ -104,6 +111,17 @@ def _train_and_predict(
     seconds = time.perf_counter() - started
     atomic_write_text(out / "runs" / name / FINISHED, json.dumps(_finished_record(cfg, data, audio_only, seconds)))
     return seconds
+
+
+def _refit_and_predict(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...], seconds: float) -> float:
+    """A finished run whose training config differs from ``cfg`` only in ``GAIN_ONLY``: its output gain is
+    fitted again under ``cfg`` (:func:`dualtalk.train.engine.refit_output_gain`) and the test split predicted
+    again -> the run's training seconds plus these."""
+    from .train.engine import refit_output_gain
+
+    started = time.perf_counter()
+    best = refit_output_gain(out / "runs" / name, data, cfg)
+    return _predict_and_record(best, cfg, data, out, name, audio_only, started - seconds)
 
 
 #: written into ``runs/<method>/`` once a learned method is trained and predicted: what ``--reuse`` checks
@@ -119,19 +137,27 @@ def _finished_record(cfg, data: Path, audio_only: tuple[str, ...], seconds: floa
     return record
 
 
-def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]) -> float | None:
-    """The seconds of ``name``'s finished run in ``out`` when it was made from the same data, training
-    config and predictions as asked now (else None: it is trained again)."""
+#: training-config fields that decide only the output gain fitted at the kept step, not which step is kept: a
+#: finished run differing from the asked config only in these is refitted (``--reuse``), not trained again
+GAIN_ONLY = ("output_group_gate",)
+
+
+def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]) -> tuple[float, bool] | None:
+    """(the seconds of ``name``'s finished run in ``out``, whether its output gain must be refitted) when it
+    was made from the same data, training config (up to ``GAIN_ONLY``) and predictions as asked now (else
+    None: it is trained again)."""
     try:
         record = json.loads((out / "runs" / name / FINISHED).read_text())
     except (OSError, ValueError):
         return None
-    want = _finished_record(cfg, data, audio_only)
-    if any(record.get(k) != v for k, v in json.loads(json.dumps(want)).items()):
+    want = json.loads(json.dumps(_finished_record(cfg, data, audio_only)))
+    if any(record.get(k) != v for k, v in want.items() if k != "config"):
         return None
-    if not all((out / "pred" / n).is_dir() for n in (name, *audio_only)):
+    have, asked = dict(record.get("config") or {}), dict(want["config"])
+    differs = [k for k in GAIN_ONLY if have.pop(k, None) != asked.pop(k, None)]
+    if have != asked or not all((out / "pred" / n).is_dir() for n in (name, *audio_only)):
         return None
-    return float(record.get("seconds", 0.0))
+    return float(record.get("seconds", 0.0)), bool(differs)
 
 
 #: the baselines with a codebook stage, and the share of the steps it takes in the benchmark
@@ -322,11 +348,15 @@ def run_benchmark(
     timings: dict[str, float] = {}
     if reuse:
         for name in trained:
-            seconds = _reusable(configs[name], data, out, name, audio_only[name])
-            if seconds is not None:
-                timings[name] = seconds
+            found = _reusable(configs[name], data, out, name, audio_only[name])
+            if found is not None:
+                seconds, refit = found
                 if progress:
-                    print(f"[benchmark] {name}: reused ({out / 'runs' / name})", flush=True)
+                    how = "its output gain refitted" if refit else "reused"
+                    print(f"[benchmark] {name}: {how} ({out / 'runs' / name})", flush=True)
+                if refit:
+                    seconds = _refit_and_predict(configs[name], data, out, name, audio_only[name], seconds)
+                timings[name] = seconds
     kept = set(timings) | {other for name in timings for other in audio_only[name]}
     configs_to_train = {name: cfg for name, cfg in configs.items() if name not in timings}
     for name in (set(names) | set(trained)) - kept:  # a re-run replaces these methods' previous results

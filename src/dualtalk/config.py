@@ -115,6 +115,11 @@ class BaselineConfig(Config):
     quant_factor: int = Field(0, ge=0, le=5)
     #: frames the VQ-VAE codes at once (Learning2Listen: 32); 0 = the whole sequence (CodeTalker)
     vq_window: int = Field(0, ge=0)
+    #: FaceFormer's training: ``true`` teacher-forced (the ground truth's previous frame as each input);
+    #: ``false`` autoregressive, as FaceFormer's public training loop (``teacher_forcing=False``): each frame's
+    #: own output is fed back and the loss's gradient flows through the loop; ``None``: the method's own choice
+    #: (FaceFormer autoregressive; CodeTalker and Learning2Listen teacher-forced, as their public code)
+    teacher_forcing: bool | None = None
     #: weight of CodeTalker's feature regularisation (predicted features vs the ground truth's codes)
     reg_weight: float = Field(1.0, ge=0)
     #: Learning2Listen: listener codes of the past the predictor sees (4 codes = 32 frames)
@@ -266,6 +271,11 @@ class DualTalkConfig(Config):
                     f"{self.variant} trains its codebook first: set baseline.stage1_steps (steps of the VQ-VAE "
                     "stage) or baseline.stage1_from (a model directory with a trained one)"
                 )
+        if self.baseline.teacher_forcing is False and self.variant in ("codetalker", "learning2listen"):
+            raise DualTalkError(
+                f"baseline.teacher_forcing=false is FaceFormer's autoregressive training; {self.variant} trains "
+                "teacher-forced (as its public code)"
+            )
         if self.variant == "causal" and not (self.use_self_audio or self.use_partner_audio):
             raise DualTalkError("the causal variant needs at least one audio input")
         return self

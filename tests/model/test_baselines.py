@@ -50,7 +50,9 @@ def test_faceformer_autoregressive_with_cache_equals_teacher_forced():
         uncached = model.generate(memory, 30, cache=False)
         forced = model.teacher_forced(memory, cached)  # the same frames as ground truth
         out = model(audio, None, None)  # data units
-        again, extra = model(audio, None, None, target=out)
+        forced_model = _tiny("faceformer", "baseline.teacher_forcing=true")
+        forced_model.load_state_dict(model.state_dict())
+        again, extra = forced_model(audio, None, None, target=out)
     assert cached.abs().mean() > 0.1  # not the trivial zero output
     torch.testing.assert_close(cached, uncached, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(forced, cached, atol=1e-5, rtol=1e-4)
@@ -137,3 +139,20 @@ def test_bad_baseline_configs_are_one_error_line(name, override, words):
     with pytest.raises(DualTalkError) as err:
         get_preset(f"tiny-{name}", [override])
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_faceformer_trains_autoregressively_by_default_with_gradients_through_the_loop():
+    """FaceFormer's own training loop: the target is not fed in (the prediction is the autoregressive one,
+    whatever the target), and the loss reaches the input map only through the fed-back frames."""
+    model = _tiny("faceformer").train()
+    for p in model.motion_map_r.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    audio = torch.randn(2, 640 * 12)
+    with torch.no_grad():
+        free = model(audio, None, None)
+    pred, _ = model(audio, None, None, target=torch.randn(2, 12, 56))
+    torch.testing.assert_close(pred, free, atol=1e-5, rtol=1e-4)  # dropout 0: the same loop
+    pred.square().mean().backward()
+    assert model.motion_map.weight.grad is not None and model.motion_map.weight.grad.abs().sum() > 0
+    with pytest.raises(DualTalkError, match="baseline.teacher_forcing=false is FaceFormer's"):
+        _tiny("codetalker", "baseline.teacher_forcing=false")

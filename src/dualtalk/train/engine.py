@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -215,7 +216,7 @@ GATE_FOLDS = 10
 
 
 def gate_output_groups(
-    fold_moments: torch.Tensor, sd: torch.Tensor, groups: dict[str, slice], z: float = 0.0
+    fold_moments: torch.Tensor, sd: torch.Tensor, groups: Mapping[str, slice | list[int]], z: float = 0.0
 ) -> dict[str, float]:
     """By how much each group of coefficients beats the mean on validation, cross-fitted -> {group: margin}.
 
@@ -341,6 +342,56 @@ def evaluate(
         out["kept"] = kept
         out["margins"] = margins
     return out
+
+
+def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
+    """Fit the output gain of a finished run's ``best/`` again under ``cfg``'s gain rule -> ``run/best``.
+
+    The fields that decide only the gain fitted at the kept step (``output_group_gate``) can change after
+    training without training again: the kept weights are validated on ``data_dir``'s validation split as
+    training does (the gains reset to 1 first, the run's windows), the gains and the gate of ``cfg`` are
+    fitted, and ``best/`` is rewritten with them (``extra`` updated as training writes it); the run's
+    ``config.yaml`` becomes ``cfg``. A model without an output gain is left as it is."""
+    from ..model.checkpoint import load_model
+
+    run = Path(run_dir)
+    model = load_model(str(run / "best"))
+    if not model.config.output_gain:
+        return run / "best"
+    layout = get_layout(model.config.motion_layout)
+    d = cfg.data
+    index, _ = index_split(data_dir, d.val_split, "val", layout=layout)
+    window = d.val_window_frames or d.window_frames
+    sampler = PlanBatchSampler(index.frames, window, d.batch_size, shuffle=False, max_batches=d.max_val_batches)
+    loader = make_loader(ConversationWindows(index, window, None, layout), sampler, 0, persistent=False)
+    std = model.motion_std if (model.config.normalize_motion and cfg.loss.normalized) else None
+    model.output_gain.fill_(1.0)
+    val = evaluate(
+        model,
+        loader,
+        Dist(),
+        std,
+        weights(cfg.loss, groups=layout.groups),
+        None,
+        False,
+        (model.motion_mean, model.motion_std),
+        layout,
+        None,
+        cfg.output_gain_z,
+        cfg.output_group_gate,
+    )
+    gain, kept, margins = val.pop("gain"), val.pop("kept"), val.pop("margins")
+    model.output_gain.copy_(torch.from_numpy(gain))
+    extra = {
+        **model.extra,
+        "train_config": to_dict(cfg),
+        "output_gain": [round(float(g), 4) for g in gain],
+        "output_groups_at_mean": [g for g, k in kept.items() if not k],
+        "output_group_margins": {g: round(v, 2) for g, v in margins.items()},
+    }
+    best = runs.save_best(run, model, extra)
+    save_train_config(cfg, run / "config.yaml")
+    return best
 
 
 # ----------------------------------------------------------------------------------------------------
