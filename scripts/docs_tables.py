@@ -429,9 +429,9 @@ def t_ablation() -> str:
     return "\n".join(out)
 
 
-def t_listening() -> str:
+def t_listening(file: str = "listening.json") -> str:
     """benchmarks/listening.py: every cause of every corpus, the three learned methods, capture of the main one."""
-    d = load("listening.json")
+    d = load(file)
     methods = d["methods"]
     main, others = methods[0], methods[1:]
     passed = {c["seed"]: c["passed"] for c in d["checks"]["per_corpus"]}
@@ -461,6 +461,18 @@ def t_listening() -> str:
             )
     head = ["corpus", "cause (driver, carrier, targets, delay, composition)", "probe", main, "capture"] + others
     return compact_table(head, rows)
+
+
+def t_teacher_forcing() -> str:
+    """benchmarks/teacher_forcing.py: each run's validation error teacher-forced and autoregressive, and the mean's."""
+    d = load("teacher_forcing.json")
+    rows = []
+    for label, r in d["methods"].items():
+        for kind in ("teacher_forced", "autoregressive"):
+            rows.append([label, kind.replace("_", "-")] + [f"{r[kind][g]:.3f}" for g in ("exp", "jaw", "pose")])
+    first = next(iter(d["methods"].values()))
+    rows.append(["training mean", "—"] + [f"{first['mean'][g]:.3f}" for g in ("exp", "jaw", "pose")])
+    return table(["run", "inputs", "exp", "jaw", "pose"], rows)
 
 
 #: table name -> (JSON file in benchmarks/results, renderer)
@@ -608,6 +620,8 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "benchmark-paper": ("benchmark_synth.json", t_benchmark_paper),
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
+    "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
+    "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "stream": ("stream.json", t_stream),
     "causal": ("causal.json", t_causal),
     "serve": ("serve.json", t_serve),

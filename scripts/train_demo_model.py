@@ -4,6 +4,7 @@
     python scripts/train_demo_model.py                       # the shipped model (a few minutes on 2 CPU cores)
     python scripts/train_demo_model.py --stream              # the shipped streaming model (recipe-stream)
     python scripts/train_demo_model.py --steps 300 --out /tmp/demo_model --work /tmp/demo_work
+    python scripts/train_demo_model.py --work WORK --refit   # WORK/run kept: only the output gain fitted again
 
 It writes a synthetic corpus (``dualtalk synth``: 40 conversations of 60 s, seed 2025, the standard causes),
 trains DualTalk on it with the recommended CPU recipe (``recipe-cpu``: the ``small`` preset, paper variant
@@ -38,6 +39,12 @@ def main() -> None:
     ap.add_argument("--stream", action="store_true", help="the causal streaming model (recipe-stream, demo_stream)")
     ap.add_argument("--out", type=Path, help=f"model directory (default: {ASSET} or, with --stream, {STREAM_ASSET})")
     ap.add_argument("--work", type=Path, help="working directory (default: a temporary one, deleted)")
+    ap.add_argument(
+        "--refit",
+        action="store_true",
+        help="WORK/run is a finished run of this recipe: fit its output gain again under the current recipe "
+        "(dualtalk.train.engine.refit_output_gain: what training would keep when only the gain rule changed)",
+    )
     args = ap.parse_args()
 
     from dualtalk.model.checkpoint import load_model, save_model
@@ -64,7 +71,14 @@ def main() -> None:
             splits={"train": args.conversations - n_val, "val": n_val},
         )
     cfg = compose_train_config(config_file=recipe, max_steps=args.steps)
-    best = train(corpus, work / "run", cfg)
+    if args.refit:
+        from dualtalk.train.engine import refit_output_gain
+
+        if not (work / "run" / "best").is_dir():
+            raise SystemExit(f"--refit: {work / 'run' / 'best'} is not there (train first, with --work)")
+        best = refit_output_gain(work / "run", corpus, cfg)
+    else:
+        best = train(corpus, work / "run", cfg)
     model = load_model(best)
     extra = dict(model.extra)
     extra.update(

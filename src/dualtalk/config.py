@@ -115,11 +115,11 @@ class BaselineConfig(Config):
     quant_factor: int = Field(0, ge=0, le=5)
     #: frames the VQ-VAE codes at once (Learning2Listen: 32); 0 = the whole sequence (CodeTalker)
     vq_window: int = Field(0, ge=0)
-    #: FaceFormer's training: ``true`` teacher-forced (the ground truth's previous frame as each input);
-    #: ``false`` autoregressive, as FaceFormer's public training loop (``teacher_forcing=False``): each frame's
-    #: own output is fed back and the loss's gradient flows through the loop; ``None``: the method's own choice
-    #: (FaceFormer autoregressive; CodeTalker and Learning2Listen teacher-forced, as their public code)
-    teacher_forcing: bool | None = None
+    #: FaceFormer's training: ``true`` teacher-forced (the ground truth's previous frame as each input, one
+    #: parallel pass); ``false`` autoregressive, as FaceFormer's public training loop (``teacher_forcing=False``):
+    #: each frame's own output is fed back and the loss's gradient flows through the loop (CodeTalker and
+    #: Learning2Listen train teacher-forced, as their public code)
+    teacher_forcing: bool = True
     #: weight of CodeTalker's feature regularisation (predicted features vs the ground truth's codes)
     reg_weight: float = Field(1.0, ge=0)
     #: Learning2Listen: listener codes of the past the predictor sees (4 codes = 32 frames)

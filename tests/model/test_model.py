@@ -312,3 +312,26 @@ def test_output_gain_shrinks_toward_the_stored_mean():
         torch.testing.assert_close(model(*x), model.motion_mean + 0.5 * (full - model.motion_mean))
     with pytest.raises(DualTalkError, match="normalize_motion"):
         get_preset("tiny", ["output_gain=true"])
+
+
+def test_time_major_wav2vec2_cnn_equals_transformers_across_chunks():
+    """The inference CNN (time-major matrix products, in chunks of output frames with their receptive
+    field) equals transformers' Wav2Vec2FeatureEncoder, for clips shorter than, equal to and spanning
+    several chunks, and batched."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from dualtalk.features.audio_encoder import conv_features_channels_last
+
+    torch.manual_seed(0)
+    cfg = Wav2Vec2Config(
+        feat_extract_norm="layer", conv_bias=True, num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+        intermediate_size=32, conv_dim=(32,) * 7,
+    )  # fmt: skip
+    extractor = Wav2Vec2Model(cfg).eval().feature_extractor
+    with torch.inference_mode():
+        for samples in (400, 16000, 16000 * 3 + 123):
+            wave = torch.randn(2, samples)
+            ref = extractor(wave).transpose(1, 2)  # (B, L, C)
+            for chunk in (7, 50, 500):
+                out = conv_features_channels_last(extractor, wave, chunk_frames=chunk)
+                torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)

@@ -126,14 +126,22 @@ def _conv_stack_time_major(extractor: nn.Module, wave: torch.Tensor) -> torch.Te
     return x
 
 
-def conv_features_channels_last(extractor: nn.Module, wave: torch.Tensor, chunk_frames: int = 500) -> torch.Tensor:
+#: output frames per chunk of the time-major CNN (2 s of audio): the first layers' outputs of a chunk stay in
+#: cache between the matrix product, the LayerNorm and the GELU (``benchmarks/generate.py --profile``; 30 s
+#: through wav2vec2's 7-layer CNN on 2 threads: about 1.0-1.2 s at 100 frames, 1.3-1.7 s at 500)
+CONV_CHUNK_FRAMES = 100
+
+
+def conv_features_channels_last(
+    extractor: nn.Module, wave: torch.Tensor, chunk_frames: int = CONV_CHUNK_FRAMES
+) -> torch.Tensor:
     """The wav2vec2 CNN feature extractor (``feat_extract_norm="layer"``) computed time-major, in chunks.
 
     Same arithmetic as ``Wav2Vec2FeatureEncoder`` (conv -> LayerNorm over channels -> GELU, per layer),
     but each strided convolution is one matrix product over unfolded frames in (B, L, C) layout, so the
-    LayerNorm needs no transposes; and the waveform is processed ``chunk_frames`` output frames (10 s) at
+    LayerNorm needs no transposes; and the waveform is processed ``chunk_frames`` output frames (2 s) at
     a time, each chunk with its receptive field, so the intermediate tensors stay small (the first layer
-    alone is 400 MB per minute of audio otherwise). Output frames do not depend on the chunking;
+    alone is 400 MB per minute of audio otherwise) and in cache. Output frames do not depend on the chunking;
     the result equals Wav2Vec2FeatureEncoder's up to float rounding. Inference only. (B, S) -> (B, L, C)
     """
     field, stride = conv_receptive_field(extractor)

@@ -14,11 +14,11 @@ jaw 3, global 3], in the training set's units with ``normalize_motion``) instead
   widens it), :class:`~dualtalk.model.baselines.common.ARDecoder`;
 - output map to motion, initialised at zero (``motion_map_r``).
 
-Training (``baseline.teacher_forcing``): autoregressive by default, as FaceFormer's public training loop
-(``teacher_forcing=False``): each frame's own output is fed back, through the key/value-cached loop, and the
-loss's gradient flows through it; or teacher-forced (``true``: the ground truth shifted by one frame, one
-parallel pass). On motion with idle noise, teacher forcing learns to continue the true previous frame and
-drifts away from it at inference (``benchmarks/teacher_forcing.py``). Inference is autoregressive, each frame
+Training (``baseline.teacher_forcing``): teacher-forced by default (the ground truth shifted by one frame,
+one parallel pass; what the issue asked for), or autoregressive (``false``), as FaceFormer's public training
+loop (``teacher_forcing=False``): each frame's own output is fed back through the key/value-cached loop and
+the loss's gradient flows through it. On motion with idle noise, teacher forcing learns to continue the true
+previous frame, which inference does not have (``benchmarks/teacher_forcing.py``). Inference is autoregressive, each frame
 fed back through ``motion_map``, with a key/value cache: equal to the teacher-forced pass on the same frames
 (``tests/model/test_baselines.py``). FaceFormer starts decoding from the style token alone; teacher forcing
 here does the same (so both agree at the first frame).
@@ -89,7 +89,7 @@ class FaceFormer(BaselineModel):
         audio_features=None,
     ):
         """self_audio (B, S) -> (B, T, D); with ``target`` (B, T, D): (the training prediction, None): teacher-forced
-        or, with ``baseline.teacher_forcing`` false (the default), autoregressive with gradients."""
+        or, with ``baseline.teacher_forcing`` false, autoregressive with gradients."""
         self_audio, frames = self.speaker_frames(self_audio, partner_audio, partner_motion, audio_features)
         memory = self.encode_audio(self_audio, frames)  # (B, T, d)
         if target is not None and self.config.baseline.teacher_forcing:
