@@ -18,10 +18,10 @@ Training (``baseline.teacher_forcing``): teacher-forced by default (the ground t
 one parallel pass; what the issue asked for), or autoregressive (``false``), as FaceFormer's public training
 loop (``teacher_forcing=False``): each frame's own output is fed back through the key/value-cached loop and
 the loss's gradient flows through it. On motion with idle noise, teacher forcing learns to continue the true
-previous frame, which inference does not have (``benchmarks/teacher_forcing.py``). Inference is autoregressive, each frame
-fed back through ``motion_map``, with a key/value cache: equal to the teacher-forced pass on the same frames
-(``tests/model/test_baselines.py``). FaceFormer starts decoding from the style token alone; teacher forcing
-here does the same (so both agree at the first frame).
+previous frame, which inference does not have (``benchmarks/teacher_forcing.py``).
+Inference is autoregressive, each frame fed back through ``motion_map``, with a key/value cache: equal to
+the teacher-forced pass on the same frames (``tests/model/test_baselines.py``). FaceFormer starts decoding
+from the style token alone; teacher forcing here does the same (so both agree at the first frame).
 
 It sees the person's own audio only (``use_partner_audio``/``use_partner_motion`` off in its presets).
 """
