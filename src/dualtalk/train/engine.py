@@ -344,6 +344,11 @@ def evaluate(
     return out
 
 
+def _margins_json(margins: dict[str, float]) -> dict[str, float | None]:
+    """Margins for ``config.json``: rounded; None where there was nothing to judge by (not JSON's Infinity)."""
+    return {g: round(v, 2) if math.isfinite(v) else None for g, v in margins.items()}
+
+
 def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
     """Fit the output gain of a finished run's ``best/`` again under ``cfg``'s gain rule -> ``run/best``.
 
@@ -387,7 +392,7 @@ def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, c
         "train_config": to_dict(cfg),
         "output_gain": [round(float(g), 4) for g in gain],
         "output_groups_at_mean": [g for g, k in kept.items() if not k],
-        "output_group_margins": {g: round(v, 2) for g, v in margins.items()},
+        "output_group_margins": _margins_json(margins),
     }
     best = runs.save_best(run, model, extra)
     save_train_config(cfg, run / "config.yaml")
@@ -761,7 +766,7 @@ class Trainer:
                 extra = {
                     "output_gain": [round(float(g), 4) for g in gain],
                     "output_groups_at_mean": at_mean,
-                    "output_group_margins": {g: round(v, 2) for g, v in margins.items()},
+                    "output_group_margins": _margins_json(margins),
                 }
                 runs.save_best(run, target, {**self._export_extra(step, val), **extra})
                 target.output_gain.fill_(1.0)
