@@ -127,8 +127,8 @@ def _conv_stack_time_major(extractor: nn.Module, wave: torch.Tensor) -> torch.Te
 
 
 #: output frames per chunk of the time-major CNN (2 s of audio): the first layers' outputs of a chunk stay in
-#: cache between the matrix product, the LayerNorm and the GELU (``benchmarks/generate.py --profile``; 30 s
-#: through wav2vec2's 7-layer CNN on 2 threads: about 1.0-1.2 s at 100 frames, 1.3-1.7 s at 500)
+#: cache between the matrix product, the LayerNorm and the GELU (the CNN's share of the forward:
+#: ``benchmarks/generate.py --profile``)
 CONV_CHUNK_FRAMES = 100
 
 
