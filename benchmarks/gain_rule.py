@@ -34,7 +34,7 @@ from dualtalk.inference.pipeline import InferenceOptions, predict
 from dualtalk.model.checkpoint import load_model
 from dualtalk.synth.scoring import score_corpus
 from dualtalk.train.configure import load_train_config
-from dualtalk.train.data import ConversationWindows, PlanBatchSampler, index_split, make_loader
+from dualtalk.train.data import index_split, validation_loader
 from dualtalk.train.engine import Dist, evaluate
 from dualtalk.train.loss import weights
 
@@ -66,12 +66,8 @@ def corpus(work: Path, seed: int, methods: list[str], rules: list[str], tmp: Pat
         model = load_model(str(run / "best"))
         stored = np.array(model.extra["output_gain"])  # the gain its training fitted (its own rule)
         cfg = load_train_config(run / "config.yaml")
-        d = cfg.data
-        index, _ = index_split(data, "val", "val")
-        window = d.val_window_frames or d.window_frames
-        loader = make_loader(
-            ConversationWindows(index, window), PlanBatchSampler(index.frames, window, d.batch_size, shuffle=False), 0
-        )
+        index, _ = index_split(data, cfg.data.val_split, "val")
+        loader = validation_loader(index, cfg.data)
         w = weights(cfg.loss)
         rows = {}
         for rule in rules:

@@ -26,7 +26,7 @@ import torch
 from dualtalk.layout import GROUPS
 from dualtalk.model.checkpoint import load_model
 from dualtalk.train.configure import load_train_config
-from dualtalk.train.data import ConversationWindows, PlanBatchSampler, index_split, make_loader
+from dualtalk.train.data import index_split, validation_loader
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,10 +36,8 @@ def compare(run: Path, data: Path, max_batches: int) -> dict:
     if hasattr(model, "output_gain"):
         model.output_gain.fill_(1.0)
     cfg = load_train_config(run / "config.yaml")
-    window = cfg.data.val_window_frames or cfg.data.window_frames
     index, _ = index_split(data, cfg.data.val_split, "val")
-    sampler = PlanBatchSampler(index.frames, window, cfg.data.batch_size, shuffle=False, max_batches=max_batches)
-    loader = make_loader(ConversationWindows(index, window), sampler, 0)
+    loader = validation_loader(index, cfg.data, max_batches=max_batches)
     sums = {
         k: torch.zeros(model.config.motion_dim, dtype=torch.float64)
         for k in ("teacher_forced", "autoregressive", "mean")

@@ -22,7 +22,7 @@ from dualtalk.model.presets import get_preset
 CONV = "xkHwlcDSOjc_sub_video_109_000"  # speaker1 has motion, so speaker2 can be generated
 
 
-def generate_args(demo, model_dir) -> list[str]:
+def generate_args(demo, model_dir, quiet: bool = True) -> list[str]:
     """``dualtalk generate`` of CONV's speaker 2 from the demo conversation (add ``--out`` and options)."""
     return [
         "generate",
@@ -34,8 +34,7 @@ def generate_args(demo, model_dir) -> list[str]:
         str(demo / f"{CONV}_speaker1.wav"),
         "--partner-motion",
         str(demo / f"{CONV}_speaker1.npz"),
-        "--quiet",
-    ]
+    ] + (["--quiet"] if quiet else [])
 
 
 @pytest.fixture(scope="module")
@@ -55,21 +54,8 @@ def test_generate_cli_on_real_conversation(demo, tiny_dir, tmp_path):
     out = tmp_path / "sub" / "B.npz"
     exe = Path(sys.executable).with_name("dualtalk")
     proc = subprocess.run(
-        [
-            str(exe),
-            "generate",
-            "--model",
-            str(tiny_dir),
-            "--self-audio",
-            str(demo / f"{CONV}_speaker2.wav"),
-            "--partner-audio",
-            str(demo / f"{CONV}_speaker1.wav"),
-            "--partner-motion",
-            str(demo / f"{CONV}_speaker1.npz"),
-            "--out",
-            str(out),
-            "--exact",  # the API's default (float32); the command's is --dtype auto
-        ],
+        # --exact: the API's default (float32); the command's is --dtype auto
+        [str(exe), *generate_args(demo, tiny_dir, quiet=False), "--out", str(out), "--exact"],
         capture_output=True,
         text=True,
     )
@@ -105,22 +91,7 @@ def test_predict_cli_writes_every_generatable_side(demo, tiny_dir, tmp_path):
     assert y.shape == (-(-len(load_audio(demo / f"{CONV}_speaker2.wav")) // 640), 56)
     # predictions equal generate's output in model order [exp, jaw, global]
     gen = tmp_path / "B.npz"
-    main(
-        [
-            "generate",
-            "--model",
-            str(tiny_dir),
-            "--self-audio",
-            str(demo / f"{CONV}_speaker2.wav"),
-            "--partner-audio",
-            str(demo / f"{CONV}_speaker1.wav"),
-            "--partner-motion",
-            str(demo / f"{CONV}_speaker1.npz"),
-            "--out",
-            str(gen),
-            "--quiet",
-        ]
-    )
+    main(generate_args(demo, tiny_dir) + ["--out", str(gen)])
     m = load_motion(gen)
     np.testing.assert_allclose(y, m.to_model(), atol=1e-6)
 

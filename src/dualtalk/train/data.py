@@ -359,3 +359,31 @@ def make_loader(
         prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(0),
     )
+
+
+def validation_loader(
+    index: SplitIndex,
+    data,
+    layout: MotionLayout = FLAME,
+    features=None,
+    rank: int = 0,
+    world: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    max_batches: int | None = None,
+) -> DataLoader:
+    """The validation loader of a training config's ``data`` section (``DataConfig``): its fixed tiles of
+    ``val_window_frames`` (or ``window_frames``), ``batch_size``, ``max_val_batches`` (``max_batches``
+    overrides it), this process's share. The trainer's, and the one tools use to validate a kept model
+    the same way (``refit_output_gain``, ``benchmarks/gain_rule.py``)."""
+    window = data.val_window_frames or data.window_frames
+    sampler = PlanBatchSampler(
+        index.frames,
+        window,
+        data.batch_size,
+        rank=rank,
+        world=world,
+        shuffle=False,
+        max_batches=data.max_val_batches if max_batches is None else max_batches,
+    )
+    return make_loader(ConversationWindows(index, window, features, layout), sampler, num_workers, pin_memory, False)

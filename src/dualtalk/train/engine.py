@@ -47,7 +47,7 @@ from ..model.dualtalk import DualTalk, build_model
 from . import cache as feature_cache
 from . import runs
 from .configure import check_train_config, compose_train_config, load_train_config, save_train_config
-from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader, split_dir
+from .data import ConversationWindows, PlanBatchSampler, index_split, make_loader, split_dir, validation_loader
 from .loss import combine, loss_names, motion_errors, weights
 
 
@@ -344,9 +344,14 @@ def evaluate(
     return out
 
 
-def _margins_json(margins: dict[str, float]) -> dict[str, float | None]:
-    """Margins for ``config.json``: rounded; None where there was nothing to judge by (not JSON's Infinity)."""
-    return {g: round(v, 2) if math.isfinite(v) else None for g, v in margins.items()}
+def gain_extra(gain, kept: dict[str, bool], margins: dict[str, float]) -> dict:
+    """What ``best/config.json`` records of the output gain (``extra``): the gains, the groups the gate sent to
+    the mean, each group's margin (rounded; None where there was nothing to judge by, not JSON's Infinity)."""
+    return {
+        "output_gain": [round(float(g), 4) for g in gain],
+        "output_groups_at_mean": [g for g, k in kept.items() if not k],
+        "output_group_margins": {g: round(v, 2) if math.isfinite(v) else None for g, v in margins.items()},
+    }
 
 
 def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
@@ -364,11 +369,8 @@ def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, c
     if not model.config.output_gain:
         return run / "best"
     layout = get_layout(model.config.motion_layout)
-    d = cfg.data
-    index, _ = index_split(data_dir, d.val_split, "val", layout=layout)
-    window = d.val_window_frames or d.window_frames
-    sampler = PlanBatchSampler(index.frames, window, d.batch_size, shuffle=False, max_batches=d.max_val_batches)
-    loader = make_loader(ConversationWindows(index, window, None, layout), sampler, 0, persistent=False)
+    index, _ = index_split(data_dir, cfg.data.val_split, "val", layout=layout)
+    loader = validation_loader(index, cfg.data, layout)
     std = model.motion_std if (model.config.normalize_motion and cfg.loss.normalized) else None
     model.output_gain.fill_(1.0)
     val = evaluate(
@@ -387,14 +389,7 @@ def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, c
     )
     gain, kept, margins = val.pop("gain"), val.pop("kept"), val.pop("margins")
     model.output_gain.copy_(torch.from_numpy(gain))
-    extra = {
-        **model.extra,
-        "train_config": to_dict(cfg),
-        "output_gain": [round(float(g), 4) for g in gain],
-        "output_groups_at_mean": [g for g, k in kept.items() if not k],
-        "output_group_margins": _margins_json(margins),
-    }
-    best = runs.save_best(run, model, extra)
+    best = runs.save_best(run, model, {**model.extra, "train_config": to_dict(cfg), **gain_extra(gain, kept, margins)})
     save_train_config(cfg, run / "config.yaml")
     return best
 
@@ -576,18 +571,9 @@ class Trainer:
             )
             ctx.barrier()
         self.cached = d.feature_cache
-        window, val_window = d.window_frames, d.val_window_frames or d.window_frames
+        window = d.window_frames
         self.train_sampler = PlanBatchSampler(
             self.train_index.frames, window, d.batch_size, self.cfg.seed, ctx.rank, ctx.world
-        )
-        val_sampler = PlanBatchSampler(
-            self.val_index.frames,
-            val_window,
-            d.batch_size,
-            rank=ctx.rank,
-            world=ctx.world,
-            shuffle=False,
-            max_batches=d.max_val_batches,
         )
         pin = ctx.device.type == "cuda"
         self.train_loader = make_loader(
@@ -596,12 +582,8 @@ class Trainer:
             d.num_workers,
             pin,
         )
-        self.val_loader = make_loader(
-            ConversationWindows(self.val_index, val_window, features["val"], self.layout),
-            val_sampler,
-            d.num_workers,
-            pin,
-            persistent=False,
+        self.val_loader = validation_loader(
+            self.val_index, d, self.layout, features["val"], ctx.rank, ctx.world, d.num_workers, pin
         )
         self.steps_per_epoch = max(1, len(self.train_sampler) // self.cfg.optim.grad_accum_steps)
 
@@ -762,16 +744,11 @@ class Trainer:
                 runs.save_best(run, target, self._export_extra(step, val))
             elif ctx.main:  # best/ predicts with the gains; training goes on without them
                 target.output_gain.copy_(torch.from_numpy(gain))
-                at_mean = [g for g, k in kept.items() if not k]  # groups the gate sends to the mean
-                extra = {
-                    "output_gain": [round(float(g), 4) for g in gain],
-                    "output_groups_at_mean": at_mean,
-                    "output_group_margins": _margins_json(margins),
-                }
+                extra = gain_extra(gain, kept, margins)
                 runs.save_best(run, target, {**self._export_extra(step, val), **extra})
                 target.output_gain.fill_(1.0)
                 self.best_gain[:] = gain.tolist()
-                self.best_at_mean[:] = at_mean
+                self.best_at_mean[:] = extra["output_groups_at_mean"]  # groups the gate sends to the mean
         self.metrics.log("val", step, {"epoch": self.state.epoch, **val})
         if ctx.main:  # the learning curve so far, for a person to look at (skipped without matplotlib)
             from ..render.curves import plot_learning_curves
