@@ -192,6 +192,12 @@ class DualTalkConfig(Config):
     #: future frames the temporal convolution sees (-1 = half the kernel: symmetric); the rest is the past,
     #: where a listener's responses find their causes
     temporal_lookahead: int = Field(-1, ge=-1)
+    #: kernel (frames; 0 = none) of the mimicry path: each coefficient of the partner's (normalised) motion,
+    #: filtered over its past ``mirror_kernel`` frames (itself included; one filter per coefficient), scaled
+    #: by a per-coefficient gate in (0, 1) computed from the interaction features (e.g. "listening"), is added
+    #: to the same coefficient of the output. A listener repeating the partner's expression a moment later is
+    #: then one linear filter away, not a path through every layer. Zero at first (the path-free model)
+    mirror_kernel: int = Field(0, ge=0)
     #: the BiLSTM's input is added to its output (the convolution's features reach the interaction module)
     lstm_residual: bool = False
     #: the interaction module's last self-attention gets a residual: without it its output is an attention
@@ -251,6 +257,8 @@ class DualTalkConfig(Config):
             raise DualTalkError(
                 f"temporal_lookahead must be -1 (symmetric) or in [0, temporal_kernel), not {self.temporal_lookahead}"
             )
+        if self.mirror_kernel and not self.normalize_motion:
+            raise DualTalkError("mirror_kernel needs normalize_motion (the filter maps normalised motion)")
         if self.output_gain and not self.normalize_motion:
             raise DualTalkError("output_gain needs normalize_motion (the gain shrinks toward the stored mean)")
         if not (self.use_self_audio or self.use_partner_audio or self.use_partner_motion):

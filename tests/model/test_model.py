@@ -300,6 +300,36 @@ def test_temporal_lookahead_bounds_the_future_the_convolution_sees():
             get_preset("tiny-mel", ["variant=paper", "temporal_kernel=9", bad])
 
 
+def test_mirror_path_starts_at_zero_and_maps_each_coefficient_to_itself_causally():
+    """``mirror_kernel``: zero at first (the model without it); once trained, the partner's coefficient i at
+    frame t moves only the output's coefficient i, at frames t .. t + k - 1; refused without normalisation."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny-mel", ["variant=paper", "normalize_motion=true", "mirror_kernel=5"])
+    model = DualTalk(cfg).eval()
+    without = DualTalk(apply_overrides(cfg, ["mirror_kernel=0"])).eval()
+    missing, unexpected = without.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and sorted(unexpected) == [
+        "mirror_path.mirror_filter.weight",
+        "mirror_path.mirror_gate.bias",
+        "mirror_path.mirror_gate.weight",
+    ]
+    a, b, m = inputs()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(a, b, m), without(a, b, m))
+        torch.nn.init.normal_(model.mirror_path.mirror_filter.weight)
+        moved = m.clone()
+        moved[:, 10, 41] += 1.0
+        mirror = model.mirror_path
+        h = torch.zeros(1, T, 2 * cfg.feature_dim)
+        d = mirror(moved, h) - mirror(m, h)  # (1, T, 56)
+    changed = d.abs() > 1e-6
+    assert changed[0, 10:15, 41].all() and changed.sum() == 5  # coefficient 41, frames 10..14 only
+    torch.testing.assert_close(d[0, 10:15, 41], 0.5 * model.mirror_path.mirror_filter.weight[41, 0].flip(0))
+    assert not hasattr(DualTalk(get_preset("speaker_only", ["mirror_kernel=5"])), "mirror_path")  # no partner face
+    with pytest.raises(DualTalkError, match="mirror_kernel needs normalize_motion"):
+        get_preset("tiny-mel", ["variant=paper", "normalize_motion=false", "mirror_kernel=5"])
+
+
 def test_output_gain_shrinks_toward_the_stored_mean():
     model = DualTalk(get_preset("tiny-mel", ["output_gain=true"])).eval()
     model.set_motion_statistics(torch.linspace(-1, 1, 56), torch.full((56,), 2.0))

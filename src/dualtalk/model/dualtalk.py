@@ -187,6 +187,30 @@ class SynthesisModule(nn.Module):
         return self.blendshape_predictor(d)  # (B, T, 56)
 
 
+class MirrorPath(nn.Module):
+    """Mimicry (``mirror_kernel``): ``gate(x) * filter(partner motion)`` per coefficient, in normalised units.
+
+    The filter is depthwise and causal: output coefficient i at frame t reads the partner's coefficient i at
+    frames [t - k + 1, t]. The gate, ``sigmoid(Linear(x))`` of the interaction features, lets the model open
+    the path only where it applies (while listening). Filter zero at first: the model starts without it."""
+
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        k, n = cfg.mirror_kernel, cfg.motion_dim
+        self.pad = k - 1
+        self.mirror_filter = nn.Conv1d(n, n, k, groups=n, bias=False)
+        nn.init.zeros_(self.mirror_filter.weight)
+        self.mirror_gate = nn.Linear(2 * cfg.feature_dim, n)
+        nn.init.zeros_(self.mirror_gate.weight)
+        nn.init.zeros_(self.mirror_gate.bias)
+
+    def forward(self, partner_motion, interaction):
+        """(B, T, 56) normalised partner motion, (B, T, 2d) interaction features -> (B, T, 56)"""
+        padded = nn.functional.pad(partner_motion.transpose(1, 2), (self.pad, 0))  # (B, 56, k - 1 + T)
+        mirrored = self.mirror_filter(padded).transpose(1, 2)  # (B, T, 56)
+        return torch.sigmoid(self.mirror_gate(interaction)) * mirrored
+
+
 class DualTalk(MotionModel):
     """The full model. ``forward(self_audio, partner_audio, partner_motion) -> (B, T, 56)``; motion buffers
     and helpers from :class:`~dualtalk.model.base.MotionModel`."""
@@ -200,6 +224,8 @@ class DualTalk(MotionModel):
         self.temporal_enhancer = TemporalEnhancer(cfg)
         self.interaction_module = InteractionModule(cfg)
         self.synthesis_module = SynthesisModule(cfg)
+        if cfg.variant == "paper" and cfg.mirror_kernel and cfg.use_partner_motion:
+            self.mirror_path = MirrorPath(cfg)
         self.register_motion_buffers(cfg)
 
     def forward(
@@ -243,7 +269,10 @@ class DualTalk(MotionModel):
         )
         temporal = self.temporal_enhancer(feat_partner, feat_motion)  # (B, T, d)
         interaction = self.interaction_module(feat_self, temporal)  # (B, T, 2d)
-        out = self.output_motion(self.synthesis_module(interaction))  # (B, T, 56)
+        out = self.synthesis_module(interaction)  # (B, T, 56), normalised units
+        if hasattr(self, "mirror_path"):
+            out = out + self.mirror_path(partner_motion, interaction)
+        out = self.output_motion(out)  # (B, T, 56)
         if not return_intermediates:
             return out
         return out, {
