@@ -32,6 +32,7 @@ PATHS_OFF = [
     "model.temporal_kernel=0",
     "model.lstm_residual=false",
     "model.interaction_residual=false",
+    "model.mirror_kernel=0",
 ]
 #: factor -> overrides of the recipe (the issue's list: information path, loss weighting, normalisation,
 #: window length, capacity, optimisation, steps)
@@ -41,6 +42,7 @@ FACTORS = {
     "no_partner_audio_residual": ["model.enhancer_residual=false"],
     "no_motion_skip": ["model.motion_skip=false"],
     "no_temporal_conv": ["model.temporal_kernel=0"],
+    "no_mirror_path": ["model.mirror_kernel=0"],
     "no_interaction_residual": ["model.interaction_residual=false"],
     "no_output_gain": ["model.output_gain=false"],
     "loss_exp_3": ["loss.exp=3"],

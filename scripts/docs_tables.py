@@ -463,6 +463,28 @@ def t_listening(file: str = "listening.json") -> str:
     return compact_table(head, rows)
 
 
+def t_listening_mirror() -> str:
+    """listening_mirror_tuning.json: dualtalk_paper's capture per cause before and with the mimicry path."""
+    d = load("listening_mirror_tuning.json")
+    rows = []
+    for c in d["corpora"]:
+        seed = c["seed"]
+        before = d["before"]["capture"][str(seed)]
+        for cause in c["scenario"]["causes"]:
+            n = cause["name"]
+            rows.append(
+                [
+                    str(seed),
+                    f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
+                    f"{cause['delay']:.2f} s, {cause['composition']}",
+                    signed(c["probe"][n]["reduction"]),
+                    f"{before[n]:.2f}",
+                    f"{c['methods']['dualtalk_paper'][n]['capture']:.2f}",
+                ]
+            )
+    return compact_table(["corpus", "cause", "probe", "capture before", "capture with the mimicry path"], rows)
+
+
 def t_teacher_forcing() -> str:
     """benchmarks/teacher_forcing.py: each run's validation error teacher-forced and autoregressive, and the mean's."""
     d = load("teacher_forcing.json")
@@ -621,6 +643,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
+    "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "stream": ("stream.json", t_stream),
     "causal": ("causal.json", t_causal),

@@ -144,8 +144,9 @@ GAIN_ONLY = ("output_group_gate",)
 
 def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]) -> tuple[float, bool] | None:
     """(the seconds of ``name``'s finished run in ``out``, whether its output gain must be refitted) when it
-    was made from the same data, training config (up to ``GAIN_ONLY``) and predictions as asked now (else
-    None: it is trained again)."""
+    was made from the same data, training config (up to ``GAIN_ONLY`` and the model's inert fields,
+    :meth:`~dualtalk.config.DualTalkConfig.inert_fields`) and predictions as asked now (else None: it is
+    trained again)."""
     try:
         record = json.loads((out / "runs" / name / FINISHED).read_text())
     except (OSError, ValueError):
@@ -155,6 +156,12 @@ def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]
         return None
     have, asked = dict(record.get("config") or {}), dict(want["config"])
     differs = [k for k in GAIN_ONLY if have.pop(k, None) != asked.pop(k, None)]
+    have["model"], asked["model"] = dict(have.get("model") or {}), dict(asked.get("model") or {})
+    from .train.configure import resolve_model_config
+
+    for k in resolve_model_config(cfg).inert_fields():  # e.g. the mimicry path of a model without the partner's face
+        have["model"].pop(k, None)
+        asked["model"].pop(k, None)
     if have != asked or not all((out / "pred" / n).is_dir() for n in (name, *audio_only)):
         return None
     return float(record.get("seconds", 0.0)), bool(differs)

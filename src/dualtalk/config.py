@@ -236,6 +236,13 @@ class DualTalkConfig(Config):
                 data = {**data, "motion_dim": dim}
         return data
 
+    def inert_fields(self) -> tuple[str, ...]:
+        """Fields this model does not read (its weights and outputs are the same whatever their value): a
+        finished run differing from a config only in these is the same run (``dualtalk benchmark --reuse``)."""
+        if self.variant != "paper" or not self.use_partner_motion:
+            return ("mirror_kernel",)
+        return ()
+
     def check(self) -> DualTalkConfig:
         """The rules between fields (each field is checked on its own already); -> self."""
         layout_dim = LAYOUTS[self.motion_layout].dim
