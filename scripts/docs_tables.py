@@ -644,6 +644,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening": ("listening.json", t_listening),
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
+    "listening-mirror-confirm": ("listening_mirror_confirm.json", lambda: t_listening("listening_mirror_confirm.json")),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "stream": ("stream.json", t_stream),
     "causal": ("causal.json", t_causal),
