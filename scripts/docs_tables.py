@@ -429,6 +429,14 @@ def t_ablation() -> str:
     return "\n".join(out)
 
 
+def cause_text(cause: dict) -> str:
+    """One listening cause of a corpus manifest: name, driver, carrier, targets, delay, composition."""
+    return (
+        f"{cause['name']}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
+        f"{cause['delay']:.2f} s, {cause['composition']}"
+    )
+
+
 def t_listening(file: str = "listening.json") -> str:
     """benchmarks/listening.py: every cause of every corpus, the three learned methods, capture of the main one."""
     d = load(file)
@@ -449,10 +457,7 @@ def t_listening(file: str = "listening.json") -> str:
             rows.append(
                 [
                     str(seed),
-                    (
-                        f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
-                        f"{cause['delay']:.2f} s, {cause['composition']}"
-                    ),
+                    cause_text(cause),
                     signed(c["probe"][n]["reduction"]),
                     signed(score["reduction"]),
                     f"{score['capture']:.2f} {mark}",
@@ -475,8 +480,7 @@ def t_listening_mirror() -> str:
             rows.append(
                 [
                     str(seed),
-                    f"{n}: {driver_text(cause)}, {cause['carrier']}, {targets_text(cause['targets'])}, "
-                    f"{cause['delay']:.2f} s, {cause['composition']}",
+                    cause_text(cause),
                     signed(c["probe"][n]["reduction"]),
                     f"{before[n]:.2f}",
                     f"{c['methods']['dualtalk_paper'][n]['capture']:.2f}",

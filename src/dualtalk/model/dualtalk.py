@@ -224,7 +224,7 @@ class DualTalk(MotionModel):
         self.temporal_enhancer = TemporalEnhancer(cfg)
         self.interaction_module = InteractionModule(cfg)
         self.synthesis_module = SynthesisModule(cfg)
-        if cfg.variant == "paper" and cfg.mirror_kernel and cfg.use_partner_motion:
+        if cfg.mirror_kernel and "mirror_kernel" not in cfg.inert_fields():  # paper variant, partner's face seen
             self.mirror_path = MirrorPath(cfg)
         self.register_motion_buffers(cfg)
 
