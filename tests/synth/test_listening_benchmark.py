@@ -1,0 +1,63 @@
+"""benchmarks/listening.py: the acceptance checks and the paired difference to the training mean, on a report
+the test writes (no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "listening.py"
+
+
+@pytest.fixture(scope="module")
+def listening():
+    spec = importlib.util.spec_from_file_location("listening_benchmark", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def report(files: dict[str, dict[str, list[float]]]) -> dict:
+    """{method: {group: per-file MSEs}} -> the shape of dualtalk benchmark's report.json results."""
+    out = {}
+    for m, groups in files.items():
+        n = len(next(iter(groups.values())))
+        per_file = {f"c{i}.npy": {f"mse_{g}": v[i] for g, v in groups.items()} for i in range(n)}
+        mean = {f"mse_{g}": float(np.mean(v)) for g, v in groups.items()}
+        out[m] = {"per_file": per_file, "mean": mean}
+    return {"results": out}
+
+
+def test_mse_vs_mean_is_the_paired_relative_difference_and_its_standard_error(listening):
+    base = {"exp": [1.0, 2.0, 3.0, 2.0], "jaw": [1.0] * 4, "pose": [1.0] * 4}
+    model = {"exp": [1.1, 1.9, 3.2, 2.0], "jaw": [0.5] * 4, "pose": [1.0] * 4}
+    got = listening.mse_vs_mean(report({"mean": base, "m": model}), ["m"])["m"]
+    d = np.array([0.1, -0.1, 0.2, 0.0])
+    assert got["exp"][0] == pytest.approx(d.sum() / 8.0)
+    assert got["exp"][1] == pytest.approx(d.std(ddof=1) * 2 / 8.0)
+    assert got["jaw"] == pytest.approx([-0.5, 0.0])
+    assert got["pose"] == pytest.approx([0.0, 0.0])
+
+
+def test_checks_name_a_method_worse_than_the_mean_with_its_standard_error(listening):
+    corpus = {
+        "seed": 1,
+        "groups": {"speech": {"role": "speaking"}, "nod": {"role": "listening"}},
+        "probe": {"nod": {"reduction": 0.5}},
+        "methods": {
+            "dualtalk_paper": {
+                "speech": {"mse": 1.0, "reduction": 0.8},
+                "nod": {"mse": 1.0, "reduction": 0.29, "capture": 0.58},
+            },
+        },
+        "mse": {"dualtalk_paper": {"pose": 1.02, "exp": 0.5}, "mean": {"pose": 1.0, "exp": 1.0}},
+        "mse_vs_mean": {"dualtalk_paper": {"pose": [0.02, 0.03], "exp": [-0.5, 0.01]}},
+    }
+    ch = listening.checks([corpus])
+    row = ch["per_corpus"][0]
+    assert row["passed"] == {"nod": False}  # 0.29 < 60 % of 0.5
+    assert row["worse_than_mean"] == ["dualtalk_paper:pose"] and ch["worse_than_mean"] == 1
+    assert listening.worse_text(row)("dualtalk_paper:pose") == "dualtalk_paper:pose +2.0% (SE 3.0%)"
