@@ -501,6 +501,29 @@ def t_teacher_forcing() -> str:
     return table(["run", "inputs", "exp", "jaw", "pose"], rows)
 
 
+def t_faceformer_training() -> str:
+    """benchmarks/faceformer_training.py: FaceFormer teacher-forced against autoregressive training (test split)."""
+    d = load("faceformer_training.json")
+    rows = []
+    first = next(iter(d["runs"].values()))
+    for label, r in d["runs"].items():
+        causes = ", ".join(f"{c} {v['reduction']:+.3f}" for c, v in r["causes"].items())
+        rows.append(
+            [label.replace("_", "-")]
+            + [f"{r['mse']['faceformer'][g]:.3g}" for g in ("exp", "jaw", "pose")]
+            + [f"{r['mse_by_role']['faceformer']['listening']['pose']:.3g}", causes, f"{r['train_seconds']:.0f}"]
+        )
+    rows.append(
+        ["training mean"]
+        + [f"{first['mse']['mean'][g]:.3g}" for g in ("exp", "jaw", "pose")]
+        + [f"{first['mse_by_role']['mean']['listening']['pose']:.3g}", "—", "—"]
+    )
+    return table(
+        ["training", "MSE-EXP", "MSE-JAW", "MSE-POSE", "MSE-POSE listening", "error reduction by cause", "training s"],
+        rows,
+    )
+
+
 #: table name -> (JSON file in benchmarks/results, renderer)
 def t_causal() -> str:
     """benchmarks/listening.py with the causal methods: against dualtalk_paper, and without the partner's face."""
@@ -650,6 +673,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "listening-mirror-confirm": ("listening_mirror_confirm.json", lambda: t_listening("listening_mirror_confirm.json")),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
+    "faceformer-training": ("faceformer_training.json", t_faceformer_training),
     "stream": ("stream.json", t_stream),
     "causal": ("causal.json", t_causal),
     "serve": ("serve.json", t_serve),

@@ -248,7 +248,7 @@ def test_benchmark_reuse_keeps_finished_methods_and_retrains_changed_ones(tiny_c
     assert report["reused"] == ["speaker_only"] and weights.stat().st_mtime_ns == first
     assert report["seconds"]["speaker_only"] > 0 and np.isfinite(report["results"]["speaker_only"]["mean"]["mse_exp"])
     # a field its model does not read (the mimicry path of a model without the partner's face): the same run
-    assert main(more + ["--reuse"] + FAST + ["model.mirror_kernel=5"]) == 0
+    assert main(more + ["--reuse"] + FAST + ["model.mirror_kernel=5", "model.mirror_gate_bias=2"]) == 0
     assert json.loads((out / "report.json").read_text())["reused"] == ["speaker_only"]
     assert weights.stat().st_mtime_ns == first
     # a changed training config is trained again, even with --reuse

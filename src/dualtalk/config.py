@@ -198,6 +198,9 @@ class DualTalkConfig(Config):
     #: to the same coefficient of the output. A listener repeating the partner's expression a moment later is
     #: then one linear filter away, not a path through every layer. Zero at first (the path-free model)
     mirror_kernel: int = Field(0, ge=0)
+    #: the mimicry gate's bias at initialisation: the gate starts at sigmoid(bias) everywhere (0: half open;
+    #: 2: 0.88, open until training closes it where the path does not apply)
+    mirror_gate_bias: float = 0.0
     #: the BiLSTM's input is added to its output (the convolution's features reach the interaction module)
     lstm_residual: bool = False
     #: the interaction module's last self-attention gets a residual: without it its output is an attention
@@ -240,7 +243,9 @@ class DualTalkConfig(Config):
         """Fields this model does not read (its weights and outputs are the same whatever their value): a
         finished run differing from a config only in these is the same run (``dualtalk benchmark --reuse``)."""
         if self.variant != "paper" or not self.use_partner_motion:
-            return ("mirror_kernel",)
+            return ("mirror_kernel", "mirror_gate_bias")
+        if not self.mirror_kernel:
+            return ("mirror_gate_bias",)
         return ()
 
     def check(self) -> DualTalkConfig:

@@ -325,6 +325,13 @@ def test_mirror_path_starts_at_zero_and_maps_each_coefficient_to_itself_causally
     changed = d.abs() > 1e-6
     assert changed[0, 10:15, 41].all() and changed.sum() == 5  # coefficient 41, frames 10..14 only
     torch.testing.assert_close(d[0, 10:15, 41], 0.5 * model.mirror_path.mirror_filter.weight[41, 0].flip(0))
+    opened = DualTalk(apply_overrides(cfg, ["mirror_gate_bias=2"])).eval()  # the gate starts at sigmoid(2)
+    opened.mirror_path.mirror_filter.weight.data.copy_(model.mirror_path.mirror_filter.weight)
+    with torch.inference_mode():
+        d = opened.mirror_path(moved, h) - opened.mirror_path(m, h)
+    torch.testing.assert_close(
+        d[0, 10:15, 41], torch.sigmoid(torch.tensor(2.0)) * mirror.mirror_filter.weight[41, 0].flip(0)
+    )
     assert not hasattr(DualTalk(get_preset("speaker_only", ["mirror_kernel=5"])), "mirror_path")  # no partner face
     with pytest.raises(DualTalkError, match="mirror_kernel needs normalize_motion"):
         get_preset("tiny-mel", ["variant=paper", "normalize_motion=false", "mirror_kernel=5"])

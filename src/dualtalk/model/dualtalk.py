@@ -192,7 +192,8 @@ class MirrorPath(nn.Module):
 
     The filter is depthwise and causal: output coefficient i at frame t reads the partner's coefficient i at
     frames [t - k + 1, t]. The gate, ``sigmoid(Linear(x))`` of the interaction features, lets the model open
-    the path only where it applies (while listening). Filter zero at first: the model starts without it."""
+    the path only where it applies (while listening); it starts at ``sigmoid(mirror_gate_bias)``. Filter zero at
+    first: the model starts without it."""
 
     def __init__(self, cfg: DualTalkConfig):
         super().__init__()
@@ -202,7 +203,7 @@ class MirrorPath(nn.Module):
         nn.init.zeros_(self.mirror_filter.weight)
         self.mirror_gate = nn.Linear(2 * cfg.feature_dim, n)
         nn.init.zeros_(self.mirror_gate.weight)
-        nn.init.zeros_(self.mirror_gate.bias)
+        nn.init.constant_(self.mirror_gate.bias, cfg.mirror_gate_bias)
 
     def forward(self, partner_motion, interaction):
         """(B, T, 56) normalised partner motion, (B, T, 2d) interaction features -> (B, T, 56)"""
