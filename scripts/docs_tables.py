@@ -489,6 +489,37 @@ def t_listening_mirror() -> str:
     return compact_table(["corpus", "cause", "probe", "capture before", "capture with the mimicry path"], rows)
 
 
+def t_listening_gate() -> str:
+    """listening_mirror_gate_open.json: the mimicry gate starting half open (the recipe) or open, per mirror."""
+    d = load("listening_mirror_gate_open.json")
+    resp = {k: {(r["seed"], r["cause"]): r for r in d["response"][k]} for k in ("recipe", "gate_open")}
+    rows = []
+    for c in d["corpora"]:
+        seed = c["seed"]
+        for cause in c["scenario"]["causes"]:
+            n = cause["name"]
+            if (seed, n) not in resp["recipe"]:
+                continue
+            a, b = resp["recipe"][(seed, n)], resp["gate_open"][(seed, n)]
+            rows.append(
+                [
+                    str(seed),
+                    cause_text(cause),
+                    signed(c["probe"][n]["reduction"]),
+                    f"{a['data']:.2f}",
+                    f"{d['recipe']['capture'][str(seed)][n]:.2f}",
+                    f"{a['model']:.2f}",
+                    f"{a['gate']['listening']:.2f} / {a['gate']['speaking']:.2f}",
+                    f"{c['methods']['dualtalk_paper'][n]['capture']:.2f}",
+                    f"{b['model']:.2f}",
+                    f"{b['gate']['listening']:.2f} / {b['gate']['speaking']:.2f}",
+                ]
+            )
+    head = ["corpus", "mirror", "probe", "response asked (ridge)"]
+    head += [f"{w}: {x}" for w in ("recipe", "gate open") for x in ("capture", "response", "gate listening / speaking")]
+    return compact_table(head, rows)
+
+
 def t_teacher_forcing() -> str:
     """benchmarks/teacher_forcing.py: each run's validation error teacher-forced and autoregressive, and the mean's."""
     d = load("teacher_forcing.json")
@@ -672,6 +703,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "listening-mirror-confirm": ("listening_mirror_confirm.json", lambda: t_listening("listening_mirror_confirm.json")),
+    "listening-gate": ("listening_mirror_gate_open.json", t_listening_gate),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "faceformer-training": ("faceformer_training.json", t_faceformer_training),
     "stream": ("stream.json", t_stream),
