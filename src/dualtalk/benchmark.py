@@ -154,7 +154,13 @@ def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]
     want = json.loads(json.dumps(_finished_record(cfg, data, audio_only)))
     if any(record.get(k) != v for k, v in want.items() if k != "config"):
         return None
-    have, asked = dict(record.get("config") or {}), dict(want["config"])
+    from .config import TrainConfig, from_dict, to_dict
+
+    try:  # a run recorded before a field existed has that field's default (the computation it ran)
+        have = json.loads(json.dumps(to_dict(from_dict(TrainConfig, record.get("config") or {}))))
+    except DualTalkError:
+        return None
+    asked = dict(want["config"])
     differs = [k for k in GAIN_ONLY if have.pop(k, None) != asked.pop(k, None)]
     have["model"], asked["model"] = dict(have.get("model") or {}), dict(asked.get("model") or {})
     from .train.configure import resolve_model_config
