@@ -81,6 +81,9 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=2, help="1: the two trainings one after the other")
     ap.add_argument("--out", type=Path, default=RESULTS / "faceformer_training.json")
     args = ap.parse_args()
+    for split in ("train", "val", "test"):
+        if not (args.data / split).is_dir():
+            raise SystemExit(f"{args.data / split}: split directory not found (--data needs train, val and test)")
     if args.parallel > 1:
         import multiprocessing as mp
 

@@ -32,7 +32,7 @@ import torch
 
 from dualtalk.io.audio import load_audio
 from dualtalk.model.checkpoint import load_model
-from dualtalk.synth.scoring import _sides
+from dualtalk.synth.scoring import _lagged, _sides
 from dualtalk.train.configure import load_train_config
 from dualtalk.train.data import index_split, validation_loader
 from dualtalk.train.engine import run_model
@@ -42,10 +42,7 @@ def ridge_sum(sides, coef: int, k: int, mu: float, sd: float, alpha: float = 10.
     """The sum of a ridge filter partner[i] (lags 0..k-1) -> person[i], listening frames, normalised units."""
     xs, ys = [], []
     for s in sides:
-        x = (s.partner[:, coef] - mu) / sd
-        lagged = np.zeros((len(x), k))
-        for lag in range(k):
-            lagged[lag:, lag] = x[: len(x) - lag]
+        lagged = _lagged(((s.partner[:, coef] - mu) / sd)[:, None], range(k)).astype(np.float64)  # (T, k)
         keep = s.listening > 0.5
         xs.append(lagged[keep])
         ys.append(((s.target[:, coef] - mu) / sd)[keep])
@@ -82,6 +79,9 @@ def refit_filter_sums(model, loader) -> torch.Tensor:
 def corpus(work: Path, seed: int) -> list[dict]:
     data = work / f"corpus_{seed}"
     run = work / f"report_{seed}" / "runs" / "dualtalk_paper"
+    for need in (data / "manifest.json", run / "best"):
+        if not need.exists():
+            raise SystemExit(f"{need}: not found (--work must be benchmarks/listening.py's, with corpus {seed} run)")
     manifest = json.loads((data / "manifest.json").read_text())
     mirrors = [
         c for c in manifest["scenario"]["causes"] if c["carrier"] == "motion" and len(c["targets"]) == 1

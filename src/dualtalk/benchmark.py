@@ -157,7 +157,7 @@ def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]
     from .config import TrainConfig, from_dict, to_dict
 
     try:  # a run recorded before a field existed has that field's default (the computation it ran)
-        have = json.loads(json.dumps(to_dict(from_dict(TrainConfig, record.get("config") or {}))))
+        have = to_dict(from_dict(TrainConfig, record.get("config") or {}))  # JSON-native (mode="json")
     except DualTalkError:
         return None
     asked = dict(want["config"])

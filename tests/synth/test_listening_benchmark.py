@@ -60,4 +60,4 @@ def test_checks_name_a_method_worse_than_the_mean_with_its_standard_error(listen
     row = ch["per_corpus"][0]
     assert row["passed"] == {"nod": False}  # 0.29 < 60 % of 0.5
     assert row["worse_than_mean"] == ["dualtalk_paper:pose"] and ch["worse_than_mean"] == 1
-    assert listening.worse_text(row)("dualtalk_paper:pose") == "dualtalk_paper:pose +2.0% (SE 3.0%)"
+    assert listening.worse_text(row, "dualtalk_paper:pose") == "dualtalk_paper:pose +2.0% (SE 3.0%)"
