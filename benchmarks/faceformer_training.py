@@ -20,56 +20,13 @@ import json
 import sys
 from pathlib import Path
 
-from dualtalk.benchmark import DEFAULT_CONFIG, run_benchmark
+from paired_runs import check_splits, print_runs, run_all, summary
+
+from dualtalk.benchmark import DEFAULT_CONFIG
 
 RESULTS = Path(__file__).resolve().parent / "results"
-GROUPS = ("exp", "jaw", "pose")
 #: label -> the training overrides of that run
 RUNS = {"teacher_forced": [], "autoregressive": ["model.baseline.teacher_forcing=false"]}
-
-
-def one_run(label: str, data: Path, work: Path, config: str, steps: int | None, threads: int | None) -> dict:
-    """``dualtalk benchmark`` for one label into WORK/LABEL -> its report.json."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return run_benchmark(
-        data,
-        work / label,
-        methods=["faceformer", "mean"],
-        overrides=RUNS[label],
-        config_file=config,
-        steps=steps,
-        reuse=True,
-        progress=False,
-    )
-
-
-def _job(label: str, data: Path, work: Path, config: str, steps: int | None) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    log = open(work / f"{label}.log", "w", buffering=1)
-    sys.stdout = sys.stderr = log
-    one_run(label, data, work, config, steps, threads=1)
-
-
-def summary(report: dict) -> dict:
-    """The numbers compared, from a benchmark report."""
-    res = report["results"]
-    out = {
-        "train_seconds": report["seconds"]["faceformer"],
-        "mse": {m: {g: res[m]["mean"][f"mse_{g}"] for g in GROUPS} for m in ("faceformer", "mean")},
-        "mse_by_role": {
-            m: {role: {g: res[m]["by_role"][role]["mean"][f"mse_{g}"] for g in GROUPS} for role in res[m]["by_role"]}
-            for m in ("faceformer", "mean")
-        },
-        "causes": {
-            c: {k: v[k] for k in ("role", "reduction", "capture")}
-            for c, v in report["causes"]["methods"]["faceformer"].items()
-        },
-        "probe": {c: v["reduction"] for c, v in report["causes"]["probe"].items()},
-    }
-    return out
 
 
 def main() -> int:
@@ -81,30 +38,12 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=2, help="1: the two trainings one after the other")
     ap.add_argument("--out", type=Path, default=RESULTS / "faceformer_training.json")
     args = ap.parse_args()
-    for split in ("train", "val", "test"):
-        if not (args.data / split).is_dir():
-            raise SystemExit(f"{args.data / split}: split directory not found (--data needs train, val and test)")
-    if args.parallel > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_job, args=(lb, args.data, args.work, args.config, args.steps)) for lb in RUNS]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        failed = [lb for lb, p in zip(RUNS, procs) if p.exitcode != 0]
-        if failed:
-            print(f"error: the {', '.join(failed)} run failed (log: {args.work}/LABEL.log)", file=sys.stderr)
-            return 1
-        reports = {lb: json.loads((args.work / lb / "report.json").read_text()) for lb in RUNS}
-    else:
-        reports = {lb: one_run(lb, args.data, args.work, args.config, args.steps, None) for lb in RUNS}
-    runs = {lb: summary(r) for lb, r in reports.items()}
-    for lb, s in runs.items():
-        rel = ", ".join(f"{g} {s['mse']['faceformer'][g]:.3g} (mean {s['mse']['mean'][g]:.3g})" for g in GROUPS)
-        causes = ", ".join(f"{c} {v['reduction']:+.3f}" for c, v in s["causes"].items())
-        print(f"{lb}: test MSE {rel}; causes {causes}; trained {s['train_seconds']:.0f} s")
+    check_splits(args.data)
+    reports = run_all(RUNS, "faceformer", args.data, args.work, args.config, args.steps, args.parallel)
+    if reports is None:
+        return 1
+    runs = {lb: summary(r, "faceformer") for lb, r in reports.items()}
+    print_runs(runs, "faceformer")
     result = {
         "command": f"python benchmarks/faceformer_training.py --data {args.data} --work WORK "
         f"--parallel {args.parallel}",

@@ -60,6 +60,7 @@ class SynthConversation:
     listening: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (T,) listening weight L
     activity: dict[int, rules.Activity] = field(default_factory=dict)  # speaker -> own activations, laughs
     laugh_audio: dict[int, np.ndarray] = field(default_factory=dict)  # speaker -> (S,) the laughs in ``audio``
+    syllables: dict[int, timeline.Syllables] = field(default_factory=dict)  # speaker -> what they say (vowels)
 
     @property
     def num_frames(self) -> int:
@@ -162,6 +163,7 @@ def make_conversation(seconds: float = 60.0, seed: int = 0, scenario=None) -> Sy
         listening=truth.listening,
         activity=activity,
         laugh_audio=laugh_audio,
+        syllables=syllables,
     )
 
 

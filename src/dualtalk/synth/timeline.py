@@ -73,6 +73,12 @@ class Syllables:
     def end(self) -> np.ndarray:
         return self.start + self.dur
 
+    def transcript(self, t0: float = 0.0, t1: float = np.inf) -> str:
+        """The vowels (``VOWEL_NAMES``) of the syllables whose centre lies in [t0, t1) seconds, in order."""
+        centre = self.start + self.dur / 2
+        inside = (centre >= t0) & (centre < t1)
+        return "".join(VOWEL_NAMES[int(v)] for v in self.vowel[inside])
+
 
 def plan_conversation(seconds: float, rng: np.random.Generator) -> tuple[list[Segment], dict[int, Syllables]]:
     """Draw the turn-taking plan: segments (sorted by start) and each person's syllables."""
