@@ -555,6 +555,32 @@ def t_faceformer_training() -> str:
     )
 
 
+def t_selftalk_recognizer() -> str:
+    """benchmarks/selftalk_recognizer.py: SelfTalk's animator alone against its lip-reading objective (test split)."""
+    d = load("selftalk_recognizer.json")
+    rows = []
+    first = next(iter(d["runs"].values()))
+    for label, r in d["runs"].items():
+        speaking = r["mse_by_role"]["selftalk"]["speaking"]
+        rows.append(
+            [label.replace("_", " ")]
+            + [f"{r['mse']['selftalk'][g]:.3g}" for g in ("exp", "jaw", "pose")]
+            + [f"{speaking['exp']:.3g}", f"{speaking['jaw']:.3g}", f"{r['causes']['speech']['reduction']:+.3f}"]
+            + [f"{r['train_seconds']:.0f}"]
+        )
+    mean = first["mse_by_role"]["mean"]["speaking"]
+    rows.append(
+        ["training mean"]
+        + [f"{first['mse']['mean'][g]:.3g}" for g in ("exp", "jaw", "pose")]
+        + [f"{mean['exp']:.3g}", f"{mean['jaw']:.3g}", "—", "—"]
+    )
+    return table(
+        ["SelfTalk", "MSE-EXP", "MSE-JAW", "MSE-POSE", "speaking MSE-EXP", "speaking MSE-JAW", "speech cause"]
+        + ["training s"],
+        rows,
+    )
+
+
 #: table name -> (JSON file in benchmarks/results, renderer)
 def t_causal() -> str:
     """benchmarks/listening.py with the causal methods: against dualtalk_paper, and without the partner's face."""
@@ -706,6 +732,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-gate": ("listening_mirror_gate_open.json", t_listening_gate),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "faceformer-training": ("faceformer_training.json", t_faceformer_training),
+    "selftalk-recognizer": ("selftalk_recognizer.json", t_selftalk_recognizer),
     "stream": ("stream.json", t_stream),
     "causal": ("causal.json", t_causal),
     "serve": ("serve.json", t_serve),
