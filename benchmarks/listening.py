@@ -6,6 +6,8 @@
     .venv/bin/python benchmarks/listening.py --seeds 106,107,108 \
         --methods dualtalk_paper,dualtalk_causal,dualtalk_causal_audio_only --out benchmarks/results/causal.json
     .venv/bin/python benchmarks/listening.py --work data/listening2 --reuse   # scored again, runs kept or refitted
+    .venv/bin/python benchmarks/listening.py --amplitude 1,2 --methods dualtalk_paper --work data/weak \
+        --out benchmarks/results/listening_weak.json    # the same corpus plans, causes 1-2x the idle noise
 
 For every seed: ``dualtalk synth --causes random`` draws a corpus whose listening causes (which
 coefficients, delay 0.2-1.0 s, amplitude, add/max composition, carried by the partner's audio, motion or
@@ -15,6 +17,8 @@ recipe (default: the recommended CPU recipe, ``dualtalk.benchmark.DEFAULT_CONFIG
 test split; ``dualtalk.synth.scoring`` then scores each cause on its own frames (listening causes on
 listening frames of their coefficients, speech on speaking frames) as an error reduction relative to the
 training mean, next to the reduction of a ridge probe on lagged features of the cause's true input.
+``--amplitude LO,HI`` draws each cause's amplitude from that range (x the idle std of its targets) instead of
+3-6, every other draw unchanged: the same corpora with weaker (or stronger) causes.
 
 Writes ``benchmarks/results/listening.json`` (every number, per corpus and cause) and
 ``benchmarks/results/listening.png`` (capture of each cause, per corpus), and prints the acceptance checks:
@@ -37,7 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, run_benchmark
+from dualtalk.errors import DualTalkError
 from dualtalk.synth import make_corpus
+from dualtalk.synth.causes import AMPLITUDE, random_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CAPTURE_BAR = 0.6
@@ -53,10 +59,19 @@ def run_corpus(
     seconds: float,
     steps: int | None,
     reuse: bool = False,
+    amplitude: tuple[float, float] = AMPLITUDE,
 ) -> dict:
     data = work / f"corpus_{seed}"
     report_dir = work / f"report_{seed}"
-    if not (data / "manifest.json").exists():
+    scenario = random_scenario(seed, amplitude)
+    if (data / "manifest.json").exists():
+        made = json.loads((data / "manifest.json").read_text()).get("scenario")
+        if made != json.loads(json.dumps(scenario.to_dict())):
+            raise SystemExit(
+                f"{data}: made with other causes than --amplitude {amplitude[0]:g},{amplitude[1]:g} "
+                "draws (use another --work)"
+            )
+    else:
         shutil.rmtree(data, ignore_errors=True)
         n_test = n_val = max(1, conversations // 10)
         make_corpus(
@@ -64,7 +79,7 @@ def run_corpus(
             conversations,
             seconds,
             seed=seed,
-            causes="random",
+            causes=scenario,
             progress=False,
             splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test},
         )
@@ -126,6 +141,7 @@ def _corpus_job(
     steps: int | None,
     result: Path,
     reuse: bool = False,
+    amplitude: tuple[float, float] = AMPLITUDE,
 ) -> None:
     """One corpus in its own process, one thread (``--parallel``: corpora side by side)."""
     import torch
@@ -133,7 +149,7 @@ def _corpus_job(
     torch.set_num_threads(1)
     log = open(work / f"corpus_{seed}.log", "w", buffering=1)
     sys.stdout = sys.stderr = log
-    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps, reuse)
+    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps, reuse, amplitude)
     result.write_text(json.dumps(out))
 
 
@@ -148,6 +164,7 @@ def run_all(
     seconds: float,
     steps: int | None,
     reuse: bool = False,
+    amplitude: tuple[float, float] = AMPLITUDE,
 ) -> list[dict]:
     """Every corpus: ``parallel`` corpora at once (one thread each), or one at a time with ``jobs`` learned
     methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again, unless
@@ -162,7 +179,9 @@ def run_all(
         for seed in todo:
             print(f"[listening] corpus seed {seed}", flush=True)
             results[seed].write_text(
-                json.dumps(run_corpus(seed, work, methods, config, jobs, conversations, seconds, steps, reuse))
+                json.dumps(
+                    run_corpus(seed, work, methods, config, jobs, conversations, seconds, steps, reuse, amplitude)
+                )
             )
     else:
         ctx = mp.get_context("spawn")
@@ -172,7 +191,7 @@ def run_all(
                 seed = todo.pop(0)
                 p = ctx.Process(
                     target=_corpus_job,
-                    args=(seed, work, methods, config, conversations, seconds, steps, results[seed], reuse),
+                    args=(seed, work, methods, config, conversations, seconds, steps, results[seed], reuse, amplitude),
                 )
                 p.start()
                 running[seed] = p
@@ -312,6 +331,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2, help="learned methods at once within a corpus (--parallel 1)")
     ap.add_argument("--parallel", type=int, default=2, help="corpora at once, one thread each (default 2)")
     ap.add_argument("--conversations", type=int, default=40)
+    ap.add_argument(
+        "--amplitude", default=f"{AMPLITUDE[0]:g},{AMPLITUDE[1]:g}", help="range of the causes' amplitudes (x idle std)"
+    )
     ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument("--work", type=Path, default=Path("data/listening"), help="corpora and reports (kept)")
     ap.add_argument("--out", type=Path, default=RESULTS / "listening.json")
@@ -322,6 +344,12 @@ def main() -> int:
     )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    try:
+        amplitude = tuple(float(a) for a in args.amplitude.split(","))
+        random_scenario(0, amplitude)  # type: ignore[arg-type]
+        assert len(amplitude) == 2
+    except (ValueError, AssertionError, DualTalkError) as exc:
+        raise SystemExit(f"--amplitude: {args.amplitude!r} is not LOW,HIGH with 0 < LOW <= HIGH ({exc})") from None
     methods = [m for m in args.methods.split(",") if m.strip()]
     corpora = run_all(
         seeds,
@@ -334,6 +362,7 @@ def main() -> int:
         args.seconds,
         args.steps,
         args.reuse,
+        amplitude,  # type: ignore[arg-type]
     )
     for c in corpora:
         print(
@@ -355,6 +384,7 @@ def main() -> int:
         "methods": methods,
         "conversations": args.conversations,
         "seconds": args.seconds,
+        "amplitude": list(amplitude),
         "steps": args.steps,
         "corpora": corpora,
         "checks": checks(corpora) if "dualtalk_paper" in methods else None,

@@ -61,3 +61,13 @@ def test_checks_name_a_method_worse_than_the_mean_with_its_standard_error(listen
     assert row["passed"] == {"nod": False}  # 0.29 < 60 % of 0.5
     assert row["worse_than_mean"] == ["dualtalk_paper:pose"] and ch["worse_than_mean"] == 1
     assert listening.worse_text(row, "dualtalk_paper:pose") == "dualtalk_paper:pose +2.0% (SE 3.0%)"
+
+
+def test_a_corpus_made_with_other_amplitudes_is_refused(listening, tmp_path):
+    """--amplitude changes the causes: a work directory holding a corpus drawn with the default range is not
+    reused for another range (one line, before any training)."""
+    from dualtalk.synth import make_corpus
+
+    make_corpus(tmp_path / "corpus_5", 3, 2.0, seed=5, causes="random", splits="train=1,val=1,test=1", progress=False)
+    with pytest.raises(SystemExit, match="made with other causes than --amplitude 1,2"):
+        listening.run_corpus(5, tmp_path, ["dualtalk_paper"], "recipe-cpu", 1, 3, 2.0, None, amplitude=(1.0, 2.0))

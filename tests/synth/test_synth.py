@@ -338,6 +338,23 @@ def test_cli_subprocess(tmp_path):
 # ------------------------------------------------------------------------------------ random causes
 
 
+def test_random_scenario_amplitude_range_keeps_the_plan():
+    """Another amplitude range draws the same causes (targets, delays, carriers, idle noise) at other strengths."""
+    import dataclasses
+
+    from dualtalk.synth import causes
+
+    for seed in (109, 3):
+        base, weak = causes.random_scenario(seed), causes.random_scenario(seed, (1.0, 2.0))
+        assert base.idle == weak.idle and len(base.causes) == len(weak.causes)
+        for a, b in zip(base.causes, weak.causes):
+            assert dataclasses.replace(a, amplitude=0.0) == dataclasses.replace(b, amplitude=0.0)
+            assert 1.0 <= b.amplitude <= 2.0 and b.amplitude == pytest.approx(1 + (a.amplitude - 3) / 3, abs=2e-3)
+    for bad in ((0.0, 1.0), (2.0, 1.0)):
+        with pytest.raises(DualTalkError, match="amplitude range"):
+            causes.random_scenario(1, bad)
+
+
 def test_random_scenarios_cover_the_documented_ranges():
     from dualtalk.synth import causes
 

@@ -228,9 +228,16 @@ def standard() -> Scenario:
     ).validate()
 
 
-def random_scenario(seed: int) -> Scenario:
+def random_scenario(seed: int, amplitude: tuple[float, float] = AMPLITUDE) -> Scenario:
     """A scenario drawn from ``seed``: 3 or 4 causes (one per driver, two partner events with different
-    carriers), disjoint targets, random delays, amplitudes, compositions and idle noise."""
+    carriers), disjoint targets, random delays, amplitudes, compositions and idle noise.
+
+    ``amplitude``: the range each cause's amplitude is drawn from (x the idle std of its targets). Every other
+    draw is the same whatever the range (one uniform number per cause maps into it), so ``(1, 2)`` gives the
+    same corpus plan with weaker causes: how weak a cause the recipe still learns."""
+    lo, hi = (float(a) for a in amplitude)
+    if not 0.0 < lo <= hi:
+        raise DualTalkError(f"amplitude range must be 0 < low <= high, got {lo:g}, {hi:g}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7_700_001]))
     idle = IdleSpec(
         jitter_std_exp=float(rng.uniform(0.03, 0.08)),
@@ -269,7 +276,7 @@ def random_scenario(seed: int) -> Scenario:
                 loadings=loadings,
                 delay=round(float(rng.uniform(*DELAY)), 3),
                 duration=round(duration, 3),
-                amplitude=round(float(rng.uniform(*AMPLITUDE)), 3),
+                amplitude=round(float(rng.uniform(lo, hi)), 3),
                 composition=str(rng.choice(COMPOSITIONS)),
                 own_rate=round(float(rng.uniform(*OWN_RATE)), 3),
                 laugh_rate=round(float(rng.uniform(*LAUGH_RATE)), 3)
