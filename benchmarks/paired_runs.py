@@ -8,11 +8,12 @@ process), a finished report kept (``--reuse``); ``summary`` takes the numbers th
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from dualtalk.benchmark import run_benchmark
+from dualtalk.benchmark import DEFAULT_CONFIG, run_benchmark
 
 GROUPS = ("exp", "jaw", "pose")
 
@@ -102,3 +103,37 @@ def print_runs(runs: dict[str, dict], method: str) -> None:
         rel = ", ".join(f"{g} {s['mse'][method][g]:.3g} (mean {s['mse']['mean'][g]:.3g})" for g in GROUPS)
         causes = ", ".join(f"{c} {v['reduction']:+.3f}" for c, v in s["causes"].items())
         print(f"{lb}: test MSE {rel}; causes {causes}; trained {s['train_seconds']:.0f} s")
+
+
+def add_arguments(ap: argparse.ArgumentParser, out: Path) -> None:
+    """The options every paired comparison takes (``out``: its default JSON)."""
+    ap.add_argument("--data", type=Path, default=Path("data/synth"), help="corpus with train, val and test splits")
+    ap.add_argument("--work", type=Path, required=True, help="the benchmark reports (kept: reused when run again)")
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="training recipe (default: the recommended one)")
+    ap.add_argument("--steps", type=int, default=None, help="override the recipe's max_steps")
+    ap.add_argument("--parallel", type=int, default=2, help="1: the trainings one after the other")
+    ap.add_argument("--out", type=Path, default=out)
+
+
+def compare(args: argparse.Namespace, runs: dict[str, list[str]], method: str, script: str, extra=None) -> int:
+    """Run every label of ``runs``, print and write the comparison (``extra``: more fields of the JSON) -> exit
+    status."""
+    check_splits(args.data)
+    reports = run_all(runs, method, args.data, args.work, args.config, args.steps, args.parallel)
+    if reports is None:
+        return 1
+    summaries = {lb: summary(r, method) for lb, r in reports.items()}
+    print_runs(summaries, method)
+    result = {
+        "command": f"python benchmarks/{script} --data {args.data} --work WORK --parallel {args.parallel}",
+        "data": str(args.data),
+        "config": args.config,
+        "steps": next(iter(reports.values()))["steps"],
+        "parallel": args.parallel,
+        **(extra or {}),
+        "runs": summaries,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0

@@ -22,9 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-from paired_runs import check_splits, print_runs, run_all, summary
+from paired_runs import add_arguments, check_splits, compare
 
-from dualtalk.benchmark import DEFAULT_CONFIG
 from dualtalk.errors import DualTalkError
 from dualtalk.synth.recognizer import RecognizerConfig, train_recognizer
 
@@ -44,13 +43,8 @@ def recognizer(data: Path, out: Path, cfg: RecognizerConfig) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("data/synth"), help="corpus made by dualtalk synth (splits)")
-    ap.add_argument("--work", type=Path, required=True, help="the recognizer and the two benchmark reports (kept)")
-    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="training recipe (default: the recommended one)")
-    ap.add_argument("--steps", type=int, default=None, help="override the recipe's max_steps")
+    add_arguments(ap, RESULTS / "selftalk_recognizer.json")
     ap.add_argument("--recognizer-steps", type=int, default=RecognizerConfig.steps)
-    ap.add_argument("--parallel", type=int, default=2, help="1: the two trainings one after the other")
-    ap.add_argument("--out", type=Path, default=RESULTS / "selftalk_recognizer.json")
     args = ap.parse_args()
     check_splits(args.data)
     import torch
@@ -61,28 +55,13 @@ def main() -> int:
     except DualTalkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    runs_asked = {"animator_only": [], "with_recognizer": rec["overrides"]}
-    reports = run_all(runs_asked, "selftalk", args.data, args.work, args.config, args.steps, args.parallel)
-    if reports is None:
-        return 1
-    runs = {lb: summary(r, "selftalk") for lb, r in reports.items()}
-    print_runs(runs, "selftalk")
-    result = {
-        "command": f"python benchmarks/selftalk_recognizer.py --data {args.data} --work WORK "
-        f"--parallel {args.parallel}",
-        "data": str(args.data),
-        "config": args.config,
-        "steps": reports["animator_only"]["steps"],
-        "parallel": args.parallel,
-        "recognizer": {k: rec[k] for k in ("config", "parameters", "held_out_split", "held_out_windows",
-                                           "vowel_error_rate_before", "vowel_error_rate")},
+    keep = ("config", "parameters", "held_out_split", "held_out_windows", "vowel_error_rate_before")
+    extra = {
+        "recognizer": {k: rec[k] for k in (*keep, "vowel_error_rate")},
         "overrides": [o.replace(str(args.work), "WORK") for o in rec["overrides"]],
-        "runs": runs,
-    }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    }
+    runs = {"animator_only": [], "with_recognizer": rec["overrides"]}
+    return compare(args, runs, "selftalk", "selftalk_recognizer.py", extra)
 
 
 if __name__ == "__main__":

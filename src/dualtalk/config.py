@@ -201,6 +201,13 @@ class DualTalkConfig(Config):
     #: the mimicry gate's bias at initialisation: the gate starts at sigmoid(bias) everywhere (0: half open;
     #: 2: 0.88, open until training closes it where the path does not apply)
     mirror_gate_bias: float = 0.0
+    #: kernel (frames; 0 = none) of the audio response path: ``audio_response_channels`` learned projections of
+    #: the partner's audio features, filtered over their past ``audio_response_kernel`` frames into every output
+    #: coefficient, gated per coefficient by the interaction features as the mimicry path is. A response that
+    #: follows a sound of the partner's (a phrase ending, a laugh) by a fixed delay is then one linear filter
+    #: away; zero at first (the path-free model)
+    audio_response_kernel: int = Field(0, ge=0)
+    audio_response_channels: int = Field(8, ge=1)
     #: the BiLSTM's input is added to its output (the convolution's features reach the interaction module)
     lstm_residual: bool = False
     #: the interaction module's last self-attention gets a residual: without it its output is an attention
@@ -242,11 +249,16 @@ class DualTalkConfig(Config):
     def inert_fields(self) -> tuple[str, ...]:
         """Fields this model does not read (its weights and outputs are the same whatever their value): a
         finished run differing from a config only in these is the same run (``dualtalk benchmark --reuse``)."""
+        inert: tuple[str, ...] = ()
         if self.variant != "paper" or not self.use_partner_motion:
-            return ("mirror_kernel", "mirror_gate_bias")
-        if not self.mirror_kernel:
-            return ("mirror_gate_bias",)
-        return ()
+            inert += ("mirror_kernel", "mirror_gate_bias")
+        elif not self.mirror_kernel:
+            inert += ("mirror_gate_bias",)
+        if self.variant != "paper" or not self.use_partner_audio:
+            inert += ("audio_response_kernel", "audio_response_channels")
+        elif not self.audio_response_kernel:
+            inert += ("audio_response_channels",)
+        return inert
 
     def check(self) -> DualTalkConfig:
         """The rules between fields (each field is checked on its own already); -> self."""

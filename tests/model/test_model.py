@@ -337,6 +337,42 @@ def test_mirror_path_starts_at_zero_and_maps_each_coefficient_to_itself_causally
         get_preset("tiny-mel", ["variant=paper", "normalize_motion=false", "mirror_kernel=5"])
 
 
+def test_audio_response_path_starts_at_zero_and_reads_only_the_partners_past_audio():
+    """``audio_response_kernel``: zero at first (the model without it); once trained, the partner's audio
+    features at frame t move every output coefficient at frames t .. t + k - 1 only; absent where the partner's
+    audio is not an input, and inert there (``--reuse``)."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny-mel", ["variant=paper", "audio_response_kernel=5", "audio_response_channels=3"])
+    model = DualTalk(cfg).eval()
+    without = DualTalk(apply_overrides(cfg, ["audio_response_kernel=0"])).eval()
+    missing, unexpected = without.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and sorted(unexpected) == [
+        "audio_response_path.response_channels.bias",
+        "audio_response_path.response_channels.weight",
+        "audio_response_path.response_filter.weight",
+        "audio_response_path.response_gate.bias",
+        "audio_response_path.response_gate.weight",
+    ]
+    a, b, m = inputs()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(a, b, m), without(a, b, m))
+        path = model.audio_response_path
+        torch.nn.init.normal_(path.response_filter.weight)
+        feats = torch.randn(1, T, cfg.feature_dim)
+        moved = feats.clone()
+        moved[:, 10] += 1.0
+        h = torch.zeros(1, T, 2 * cfg.feature_dim)
+        d = path(moved, h) - path(feats, h)  # (1, T, 56)
+        step = path.response_channels.weight.sum(1)  # (c,) the channels' change for +1 on every feature
+        expected = 0.5 * torch.einsum("nck,c->kn", path.response_filter.weight.flip(2), step)  # (k, 56)
+    changed = d.abs().amax(2)[0] > 1e-6  # (T,)
+    assert changed[10:15].all() and changed.sum() == 5  # frames 10..14 only: the past and present, k frames
+    torch.testing.assert_close(d[0, 10:15], expected)
+    assert not hasattr(DualTalk(get_preset("speaker_only", ["audio_response_kernel=5"])), "audio_response_path")
+    assert "audio_response_kernel" in get_preset("speaker_only", ["audio_response_kernel=5"]).inert_fields()
+    assert "audio_response_channels" in get_preset("tiny-mel", ["variant=paper"]).inert_fields()
+
+
 def test_output_gain_shrinks_toward_the_stored_mean():
     model = DualTalk(get_preset("tiny-mel", ["output_gain=true"])).eval()
     model.set_motion_statistics(torch.linspace(-1, 1, 56), torch.full((56,), 2.0))

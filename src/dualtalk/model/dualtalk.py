@@ -212,6 +212,34 @@ class MirrorPath(nn.Module):
         return torch.sigmoid(self.mirror_gate(interaction)) * mirrored
 
 
+class AudioResponsePath(nn.Module):
+    """Responses to the partner's sounds (``audio_response_kernel``): ``gate(x) * filter(channels(partner audio))``.
+
+    ``audio_response_channels`` linear projections of the partner's audio features (a learned "voice
+    activity", "laugh", ...) are filtered causally into every output coefficient: coefficient i at frame t reads
+    the channels at frames [t - k + 1, t]. The gate, ``sigmoid(Linear(x))`` of the interaction features, starts
+    half open everywhere; the filter starts at zero (the model starts without the path). Low capacity on
+    purpose: a weak response (a small nod after each of the partner's phrases) is learned as one linear filter
+    instead of through every layer, where the idle motion's noise drowns it."""
+
+    def __init__(self, cfg: DualTalkConfig):
+        super().__init__()
+        k, n, c = cfg.audio_response_kernel, cfg.motion_dim, cfg.audio_response_channels
+        self.pad = k - 1
+        self.response_channels = nn.Linear(cfg.feature_dim, c)
+        self.response_filter = nn.Conv1d(c, n, k, bias=False)
+        nn.init.zeros_(self.response_filter.weight)
+        self.response_gate = nn.Linear(2 * cfg.feature_dim, n)
+        nn.init.zeros_(self.response_gate.weight)
+        nn.init.zeros_(self.response_gate.bias)
+
+    def forward(self, partner_audio_feat, interaction):
+        """(B, T, d) partner audio features, (B, T, 2d) interaction features -> (B, T, 56)"""
+        x = self.response_channels(partner_audio_feat).transpose(1, 2)  # (B, c, T)
+        y = self.response_filter(nn.functional.pad(x, (self.pad, 0))).transpose(1, 2)  # (B, T, 56)
+        return torch.sigmoid(self.response_gate(interaction)) * y
+
+
 class DualTalk(MotionModel):
     """The full model. ``forward(self_audio, partner_audio, partner_motion) -> (B, T, 56)``; motion buffers
     and helpers from :class:`~dualtalk.model.base.MotionModel`."""
@@ -227,6 +255,8 @@ class DualTalk(MotionModel):
         self.synthesis_module = SynthesisModule(cfg)
         if cfg.mirror_kernel and "mirror_kernel" not in cfg.inert_fields():  # paper variant, partner's face seen
             self.mirror_path = MirrorPath(cfg)
+        if cfg.audio_response_kernel and "audio_response_kernel" not in cfg.inert_fields():
+            self.audio_response_path = AudioResponsePath(cfg)
         self.register_motion_buffers(cfg)
 
     def forward(
@@ -273,6 +303,8 @@ class DualTalk(MotionModel):
         out = self.synthesis_module(interaction)  # (B, T, 56), normalised units
         if hasattr(self, "mirror_path"):
             out = out + self.mirror_path(partner_motion, interaction)
+        if hasattr(self, "audio_response_path"):
+            out = out + self.audio_response_path(feat_partner, interaction)
         out = self.output_motion(out)  # (B, T, 56)
         if not return_intermediates:
             return out
