@@ -468,6 +468,34 @@ def t_listening(file: str = "listening.json") -> str:
     return compact_table(head, rows)
 
 
+def t_listening_weak() -> str:
+    """listening_weak.json (+ listening_weak_audio_response.json): the five corpora with causes 1-2x the idle
+    noise; the recipe's capture per cause beside the 3-6x corpora's, and with the audio response path."""
+    weak, strong = load("listening_weak.json"), load("listening.json")
+    path = load("listening_weak_audio_response.json")
+    by_seed = {c["seed"]: c for c in strong["corpora"]}
+    path_seed = {c["seed"]: c for c in path["corpora"]}
+
+    def capture(corpus: dict | None, name: str) -> str:
+        cap = corpus["methods"]["dualtalk_paper"][name]["capture"] if corpus else None
+        return "—" if cap is None else f"{cap:.2f} {'✓' if cap >= 0.6 else '✗'}"
+
+    rows = []
+    for c in weak["corpora"]:
+        seed = c["seed"]
+        for cause in c["scenario"]["causes"]:
+            n = cause["name"]
+            strong_cause = next(x for x in by_seed[seed]["scenario"]["causes"] if x["name"] == n)
+            rows.append(
+                [str(seed), cause_text(cause), f"{strong_cause['amplitude']:.1f}"]
+                + [signed(by_seed[seed]["probe"][n]["reduction"]), capture(by_seed[seed], n)]
+                + [f"{cause['amplitude']:.1f}", signed(c["probe"][n]["reduction"]), capture(c, n)]
+                + [capture(path_seed.get(seed), n)]
+            )
+    head = ["corpus", "cause", "amplitude", "probe", "capture", "weak: amplitude", "probe", "capture"]
+    return compact_table(head + ["with the audio response path"], rows)
+
+
 def t_listening_mirror() -> str:
     """listening_mirror_tuning.json: dualtalk_paper's capture per cause before and with the mimicry path."""
     d = load("listening_mirror_tuning.json")
@@ -730,6 +758,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "listening-mirror-confirm": ("listening_mirror_confirm.json", lambda: t_listening("listening_mirror_confirm.json")),
     "listening-gate": ("listening_mirror_gate_open.json", t_listening_gate),
+    "listening-weak": ("listening_weak.json", t_listening_weak),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "faceformer-training": ("faceformer_training.json", t_faceformer_training),
     "selftalk-recognizer": ("selftalk_recognizer.json", t_selftalk_recognizer),
