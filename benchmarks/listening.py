@@ -44,6 +44,7 @@ from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, run_benchmark
 from dualtalk.errors import DualTalkError
 from dualtalk.synth import make_corpus
 from dualtalk.synth.causes import AMPLITUDE, random_scenario
+from dualtalk.synth.corpus import load_manifest, manifest_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CAPTURE_BAR = 0.6
@@ -65,8 +66,11 @@ def run_corpus(
     report_dir = work / f"report_{seed}"
     scenario = random_scenario(seed, amplitude)
     if (data / "manifest.json").exists():
-        made = json.loads((data / "manifest.json").read_text()).get("scenario")
-        if made != json.loads(json.dumps(scenario.to_dict())):
+        try:
+            made = manifest_scenario(load_manifest(data))
+        except DualTalkError as exc:
+            raise SystemExit(f"{data}: {exc}") from None
+        if made != scenario:
             raise SystemExit(
                 f"{data}: made with other causes than --amplitude {amplitude[0]:g},{amplitude[1]:g} "
                 "draws (use another --work)"
@@ -345,10 +349,10 @@ def main() -> int:
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     try:
-        amplitude = tuple(float(a) for a in args.amplitude.split(","))
-        random_scenario(0, amplitude)  # type: ignore[arg-type]
-        assert len(amplitude) == 2
-    except (ValueError, AssertionError, DualTalkError) as exc:
+        low, high = (float(a) for a in args.amplitude.split(","))
+        amplitude = (low, high)
+        random_scenario(0, amplitude)
+    except (ValueError, DualTalkError) as exc:
         raise SystemExit(f"--amplitude: {args.amplitude!r} is not LOW,HIGH with 0 < LOW <= HIGH ({exc})") from None
     methods = [m for m in args.methods.split(",") if m.strip()]
     corpora = run_all(
@@ -362,7 +366,7 @@ def main() -> int:
         args.seconds,
         args.steps,
         args.reuse,
-        amplitude,  # type: ignore[arg-type]
+        amplitude,
     )
     for c in corpora:
         print(

@@ -32,6 +32,7 @@ import torch
 
 from dualtalk.io.audio import load_audio
 from dualtalk.model.checkpoint import load_model
+from dualtalk.synth.corpus import load_manifest
 from dualtalk.synth.scoring import _lagged, _sides
 from dualtalk.train.configure import load_train_config
 from dualtalk.train.data import index_split, validation_loader
@@ -82,7 +83,7 @@ def corpus(work: Path, seed: int) -> list[dict]:
     for need in (data / "manifest.json", run / "best"):
         if not need.exists():
             raise SystemExit(f"{need}: not found (--work must be benchmarks/listening.py's, with corpus {seed} run)")
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = load_manifest(data)
     mirrors = [
         c for c in manifest["scenario"]["causes"] if c["carrier"] == "motion" and len(c["targets"]) == 1
     ]  # fmt: skip

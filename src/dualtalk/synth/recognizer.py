@@ -118,14 +118,15 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
+def _crop(audio: np.ndarray, syl: Syllables, s0: int, n: int) -> tuple[np.ndarray, str]:
+    """Samples [s0, s0 + n) of a recording and the vowels whose syllable centre lies inside them."""
+    return audio[s0 : s0 + n], syl.transcript(s0 / SAMPLE_RATE, (s0 + n) / SAMPLE_RATE)
+
+
 def _windows(people: list[tuple[np.ndarray, Syllables]], seconds: float) -> list[tuple[np.ndarray, str]]:
     """Consecutive windows of ``seconds`` of each recording with the vowels said inside them."""
     n = int(round(seconds * SAMPLE_RATE))
-    out = []
-    for audio, syl in people:
-        for s0 in range(0, len(audio) - n + 1, n):
-            out.append((audio[s0 : s0 + n], syl.transcript(s0 / SAMPLE_RATE, (s0 + n) / SAMPLE_RATE)))
-    return out
+    return [_crop(audio, syl, s0, n) for audio, syl in people for s0 in range(0, len(audio) - n + 1, n)]
 
 
 def vowel_error_rate(model, windows: list[tuple[np.ndarray, str]], batch_size: int = 8) -> float:
@@ -187,9 +188,9 @@ def train_recognizer(
         waves, labels = [], []
         for j in rng.integers(0, len(usable), cfg.batch_size):
             audio, syl = usable[int(j)]
-            s0 = int(rng.integers(0, len(audio) - n + 1))
-            waves.append(audio[s0 : s0 + n])
-            labels.append(encode(syl.transcript(s0 / SAMPLE_RATE, (s0 + n) / SAMPLE_RATE)))
+            wave, text = _crop(audio, syl, int(rng.integers(0, len(audio) - n + 1)), n)
+            waves.append(wave)
+            labels.append(encode(text))
         width = max(1, max(len(t) for t in labels))
         y = torch.full((len(labels), width), -100, dtype=torch.long)
         for i, t in enumerate(labels):
