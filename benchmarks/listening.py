@@ -224,6 +224,7 @@ def checks(corpora: list[dict], main: str = "dualtalk_paper") -> dict:
         m = c["methods"].get(main)
         if m:
             row["capture"] = {g: m[g]["capture"] for g in listening}
+            row["capture_se"] = {g: m[g].get("capture_se") for g in listening}  # jackknife over the test sides
             # reduction >= 60 % of the probe's (a probe that finds nothing asks for no worse than the mean)
             row["passed"] = {
                 g: m[g]["reduction"] >= CAPTURE_BAR * max(c["probe"][g]["reduction"], 0.0) for g in listening
@@ -318,6 +319,14 @@ def plot(corpora: list[dict], out: Path) -> None:
     fig.savefig(out)
 
 
+def capture_text(group: str, capture: float | None, se: float | None) -> str:
+    """A cause's capture as printed: with its standard error ("phrase_end_1 0.57 (SE 0.21)"), without one (a
+    result scored before it existed) or "-" where the probe finds nothing."""
+    if capture is None:
+        return f"{group} -"
+    return f"{group} {capture:.2f}" + (f" (SE {se:.2f})" if se is not None else "")
+
+
 def worse_text(row: dict, key: str) -> str:
     """A "method:group" of a check row -> "method:group +1.2% (SE 2.3%)" where the difference is known."""
     by = row.get("worse_than_mean_by", {}).get(key)
@@ -408,7 +417,7 @@ def main() -> int:
             print(
                 f"  seed {row['seed']}: capture "
                 + ", ".join(
-                    (f"{g} {v:.2f}" if v is not None else f"{g} -") + ("" if row["passed"][g] else " (FAIL)")
+                    capture_text(g, v, row.get("capture_se", {}).get(g)) + ("" if row["passed"][g] else " (FAIL)")
                     for g, v in row["capture"].items()
                 )
                 + (

@@ -50,7 +50,7 @@ def test_checks_name_a_method_worse_than_the_mean_with_its_standard_error(listen
         "methods": {
             "dualtalk_paper": {
                 "speech": {"mse": 1.0, "reduction": 0.8},
-                "nod": {"mse": 1.0, "reduction": 0.29, "capture": 0.58},
+                "nod": {"mse": 1.0, "reduction": 0.29, "capture": 0.58, "capture_se": 0.12},
             },
         },
         "mse": {"dualtalk_paper": {"pose": 1.02, "exp": 0.5}, "mean": {"pose": 1.0, "exp": 1.0}},
@@ -61,6 +61,10 @@ def test_checks_name_a_method_worse_than_the_mean_with_its_standard_error(listen
     assert row["passed"] == {"nod": False}  # 0.29 < 60 % of 0.5
     assert row["worse_than_mean"] == ["dualtalk_paper:pose"] and ch["worse_than_mean"] == 1
     assert listening.worse_text(row, "dualtalk_paper:pose") == "dualtalk_paper:pose +2.0% (SE 3.0%)"
+    assert row["capture_se"] == {"nod": 0.12}
+    assert listening.capture_text("nod", 0.58, 0.12) == "nod 0.58 (SE 0.12)"
+    assert listening.capture_text("nod", 0.58, None) == "nod 0.58"  # a result scored before the error existed
+    assert listening.capture_text("nod", None, None) == "nod -"
 
 
 def test_a_corpus_made_with_other_amplitudes_is_refused(listening, tmp_path):

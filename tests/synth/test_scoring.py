@@ -9,7 +9,7 @@ from dualtalk.io.motion import save_model_motion
 from dualtalk.synth import make_corpus
 from dualtalk.synth.causes import ListeningCause, Scenario
 from dualtalk.synth.corpus import load_manifest, make_conversation, manifest_scenario
-from dualtalk.synth.scoring import groups, score_corpus, score_predictions
+from dualtalk.synth.scoring import capture_se, groups, score_corpus, score_predictions
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,31 @@ def test_oracle_mean_and_probe(corpus, tmp_path):
     for name in ("mirror", "nod"):
         assert 0.2 < result["probe"][name]["reduction"] <= result["methods"]["oracle"][name]["reduction"] + 0.05
         assert result["methods"]["oracle"][name]["capture"] >= 0.9  # about as good as the probe, or better
+        se = result["methods"]["oracle"][name]["capture_se"]
+        assert se is not None and 0.0 <= se < 1.0
     assert result["methods"]["oracle"]["speech"]["capture"] is None  # no probe for speech
+    # the per-side sums add up to the split's errors
+    row = result["methods"]["oracle"]["mirror"]
+    assert sum(row["side_sse"]) / sum(row["side_sse_mean"]) == pytest.approx(1 - row["reduction"])
+    probe = result["probe"]["mirror"]
+    assert sum(probe["side_sse"]) / sum(row["side_sse_mean"]) == pytest.approx(1 - probe["reduction"])
+
+
+def test_capture_standard_error_by_jackknife():
+    # every side alike: leaving one out changes nothing
+    alike = {"side_sse": [1.0] * 4, "side_sse_mean": [2.0] * 4}
+    assert capture_se(alike, {"side_sse": [1.5] * 4}) == pytest.approx(0.0)
+    # sides that disagree: the leave-one-out captures spread, by the jackknife's formula
+    row = {"side_sse": [1.0, 1.8, 1.2, 1.6], "side_sse_mean": [2.0, 2.0, 2.0, 2.0]}
+    probe = {"side_sse": [1.5, 1.5, 1.5, 1.5]}
+    caps = []
+    for i in range(4):
+        b = 6.0
+        caps.append((1 - (5.6 - row["side_sse"][i]) / b) / (1 - 4.5 / b))
+    mean = sum(caps) / 4
+    assert capture_se(row, probe) == pytest.approx((3 / 4 * sum((c - mean) ** 2 for c in caps)) ** 0.5)
+    # a probe that finds nothing without one side: no standard error
+    assert capture_se(row, {"side_sse": [2.1, 1.9, 2.0, 2.0]}) is None
 
 
 def test_missing_prediction_is_one_error(corpus, tmp_path):

@@ -12,7 +12,9 @@ on the cause's coefficients for ``motion``; log-mel energies of the partner's vo
 the partner's laughs alone for audio-carried events; both for ``both``), each also multiplied by the
 person's true listening weight so that it can gate, fitted on train with the regularisation chosen on val.
 The probe reads the laughs apart from the speech they are mixed with, which a model must learn to do. A
-method's *capture* of a cause is its reduction divided by the probe's.
+method's *capture* of a cause is its reduction divided by the probe's; ``capture_se`` is its jackknife
+standard error over the test split's sides (each person of each conversation left out in turn): with causes
+near the idle noise both reductions are a few per cent and a capture's noise is of the order of the bar.
 
     from dualtalk.synth.scoring import score_corpus
     table = score_corpus("data/synth", {"dualtalk_paper": "reports/x/pred/dualtalk_paper"})
@@ -193,7 +195,10 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
         best = min(fits, key=lambda a: err(a, xva, yva))
         mse = err(best, xte, yte)
         base = float(np.mean(yte**2))
-        out[name] = {"alpha": best, "mse": mse, "mse_mean": base, "reduction": 1.0 - mse / base}
+        sq = (fits[best].predict((xte - mu) / sd).reshape(yte.shape) - yte) ** 2  # (N, targets) test frames
+        ends = np.cumsum([int(_frames(side, "listening").sum()) for side in data[splits[2]]])
+        side_sse = [float(part.sum()) for part in np.split(sq, ends[:-1])]
+        out[name] = {"alpha": best, "mse": mse, "mse_mean": base, "reduction": 1.0 - mse / base, "side_sse": side_sse}
     return out
 
 
@@ -221,8 +226,34 @@ def score_predictions(
             err.append((preds[side.name][keep][:, g["targets"]] - y) ** 2)
             base.append((mean[g["targets"]] - y) ** 2)
         mse, mse_mean = float(np.mean(np.concatenate(err))), float(np.mean(np.concatenate(base)))
-        out[name] = {"role": g["role"], "mse": mse, "mse_mean": mse_mean, "reduction": 1.0 - mse / mse_mean}
+        out[name] = {
+            "role": g["role"],
+            "mse": mse,
+            "mse_mean": mse_mean,
+            "reduction": 1.0 - mse / mse_mean,
+            "side_sse": [float(e.sum()) for e in err],  # per side of the split (for the capture's error)
+            "side_sse_mean": [float(b.sum()) for b in base],
+        }
     return out
+
+
+def capture_se(row: dict, probe_row: dict) -> float | None:
+    """Jackknife standard error of a capture over the test sides (``side_sse`` of the method, the mean and the
+    probe); None where a side left out leaves the probe with no reduction or fewer than two sides hold frames."""
+    m, b, p = (np.asarray(x, dtype=np.float64) for x in (row["side_sse"], row["side_sse_mean"], probe_row["side_sse"]))
+    used = b > 0
+    if used.sum() < 2:
+        return None
+    m, b, p = m[used], b[used], p[used]
+    caps = []
+    for i in range(len(b)):  # leave side i out
+        rest_b = b.sum() - b[i]
+        probe_red = 1.0 - (p.sum() - p[i]) / rest_b
+        if probe_red <= 0:
+            return None
+        caps.append((1.0 - (m.sum() - m[i]) / rest_b) / probe_red)
+    c = np.asarray(caps)
+    return float(np.sqrt((len(c) - 1) / len(c) * np.sum((c - c.mean()) ** 2)))
 
 
 def score_corpus(
@@ -240,4 +271,5 @@ def score_corpus(
             for name, row in scores.items():
                 p = result["probe"].get(name)
                 row["capture"] = None if p is None or p["reduction"] <= 0 else row["reduction"] / p["reduction"]
+                row["capture_se"] = None if row["capture"] is None else capture_se(row, p)
     return result
