@@ -271,5 +271,5 @@ def score_corpus(
             for name, row in scores.items():
                 p = result["probe"].get(name)
                 row["capture"] = None if p is None or p["reduction"] <= 0 else row["reduction"] / p["reduction"]
-                row["capture_se"] = None if row["capture"] is None else capture_se(row, p)
+                row["capture_se"] = None if p is None or row["capture"] is None else capture_se(row, p)
     return result
