@@ -496,6 +496,50 @@ def t_listening_weak() -> str:
     return compact_table(head + ["with the audio response path"], rows)
 
 
+#: the audio response path's runs (benchmarks/configs/recipe-cpu-audio-response.yaml): its results file, the
+#: recipe's results file on the same corpora (None: the recipe was not run on them)
+AUDIO_RESPONSE_RUNS = (
+    ("listening_audio_response.json", "listening.json"),
+    ("listening_confirm_audio_response.json", "listening_confirm.json"),
+    ("listening_weak_fresh_audio_response.json", None),  # (the five weak corpora: table listening-weak)
+)
+
+
+def t_listening_audio_response() -> str:
+    """Every corpus the audio response path was trained on: per cause the probe, the recipe's capture and the
+    path's (with its jackknife standard error where scored with one); a corpus passes when every cause does."""
+    rows = []
+    for path_file, recipe_file in AUDIO_RESPONSE_RUNS:
+        if not (RESULTS / path_file).exists():
+            continue
+        path = load(path_file)
+        recipe = {c["seed"]: c for c in load(recipe_file)["corpora"]} if recipe_file else {}
+        passed = {r["seed"]: r for r in path["checks"]["per_corpus"]}
+        lo, hi = path.get("amplitude") or [3.0, 6.0]
+        for c in path["corpora"]:
+            seed = c["seed"]
+            for cause in c["scenario"]["causes"]:
+                n = cause["name"]
+                before = recipe.get(seed)
+                cap_before = before["methods"]["dualtalk_paper"][n]["capture"] if before else None
+                score = c["methods"]["dualtalk_paper"][n]
+                se = score.get("capture_se")
+                mark = "✓" if passed[seed]["passed"][n] else "✗"
+                now = "—" if score["capture"] is None else f"{score['capture']:.2f}" + (f" ± {se:.2f}" if se else "")
+                rows.append(
+                    [
+                        f"{seed} ({lo:g}-{hi:g}x)",
+                        cause_text(cause),
+                        f"{cause['amplitude']:.1f}",
+                        signed(c["probe"][n]["reduction"]),
+                        "not run" if not before else ("—" if cap_before is None else f"{cap_before:.2f}"),
+                        f"{now} {mark}",
+                    ]
+                )
+    head = ["corpus (amplitudes)", "cause", "amplitude", "probe", "recipe: capture", "audio response path: capture"]
+    return compact_table(head, rows)
+
+
 def t_listening_mirror() -> str:
     """listening_mirror_tuning.json: dualtalk_paper's capture per cause before and with the mimicry path."""
     d = load("listening_mirror_tuning.json")
@@ -759,6 +803,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-mirror-confirm": ("listening_mirror_confirm.json", lambda: t_listening("listening_mirror_confirm.json")),
     "listening-gate": ("listening_mirror_gate_open.json", t_listening_gate),
     "listening-weak": ("listening_weak.json", t_listening_weak),
+    "listening-audio-response": ("listening_audio_response.json", t_listening_audio_response),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "faceformer-training": ("faceformer_training.json", t_faceformer_training),
     "selftalk-recognizer": ("selftalk_recognizer.json", t_selftalk_recognizer),
