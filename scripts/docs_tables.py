@@ -510,12 +510,10 @@ def t_listening_audio_response() -> str:
     path's (with its jackknife standard error where scored with one); a corpus passes when every cause does."""
     rows = []
     for path_file, recipe_file in AUDIO_RESPONSE_RUNS:
-        if not (RESULTS / path_file).exists():
-            continue
         path = load(path_file)
         recipe = {c["seed"]: c for c in load(recipe_file)["corpora"]} if recipe_file else {}
         passed = {r["seed"]: r for r in path["checks"]["per_corpus"]}
-        lo, hi = path.get("amplitude") or [3.0, 6.0]
+        lo, hi = path["amplitude"]
         for c in path["corpora"]:
             seed = c["seed"]
             for cause in c["scenario"]["causes"]:
@@ -525,7 +523,8 @@ def t_listening_audio_response() -> str:
                 score = c["methods"]["dualtalk_paper"][n]
                 se = score.get("capture_se")
                 mark = "✓" if passed[seed]["passed"][n] else "✗"
-                now = "—" if score["capture"] is None else f"{score['capture']:.2f}" + (f" ± {se:.2f}" if se else "")
+                error = "" if se is None else f" ± {se:.2f}"
+                now = "—" if score["capture"] is None else f"{score['capture']:.2f}{error}"
                 rows.append(
                     [
                         f"{seed} ({lo:g}-{hi:g}x)",

@@ -193,9 +193,9 @@ def probe(root: Path, manifest: dict, splits=("train", "val", "test")) -> dict[s
             return float(np.mean((fits[a].predict((x - mu) / sd).reshape(y.shape) - y) ** 2))  # noqa: B023
 
         best = min(fits, key=lambda a: err(a, xva, yva))
-        mse = err(best, xte, yte)
-        base = float(np.mean(yte**2))
         sq = (fits[best].predict((xte - mu) / sd).reshape(yte.shape) - yte) ** 2  # (N, targets) test frames
+        mse = float(np.mean(sq))
+        base = float(np.mean(yte**2))
         ends = np.cumsum([int(_frames(side, "listening").sum()) for side in data[splits[2]]])
         side_sse = [float(part.sum()) for part in np.split(sq, ends[:-1])]
         out[name] = {"alpha": best, "mse": mse, "mse_mean": base, "reduction": 1.0 - mse / base, "side_sse": side_sse}
