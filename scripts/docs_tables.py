@@ -539,6 +539,49 @@ def t_listening_audio_response() -> str:
     return compact_table(head, rows)
 
 
+MIRROR_VARIANT_RUNS = (
+    ("recipe", "listening_mirror_confirm.json"),
+    ("recipe, training seed 1", "listening_mirror_train_seed1.json"),
+    ("gate open", "listening_mirror_gate_open.json"),
+    ("audio response path", "listening_mirror_audio_response.json"),
+    ("path + gate open", "listening_mirror_audio_response_gate_open.json"),
+)
+
+
+def t_listening_mirror_variants() -> str:
+    """The mirror corpora under the recipe and its candidate changes: per cause the probe and each variant's
+    capture (± its jackknife standard error where scored with one; ✓ at the bar, "not run" where a variant was
+    not trained on that corpus)."""
+    runs = {label: load(name) for label, name in MIRROR_VARIANT_RUNS}
+    first = runs["recipe"]
+    rows = []
+    for c in first["corpora"]:
+        seed = c["seed"]
+        speech = [str(seed), "speech (own audio): reduction", "—"]
+        for d in runs.values():
+            corpus = next((x for x in d["corpora"] if x["seed"] == seed), None)
+            reduction = None if corpus is None else corpus["methods"]["dualtalk_paper"]["speech"]["reduction"]
+            speech.append("not run" if reduction is None else signed(reduction))
+        rows.append(speech)
+        for cause in c["scenario"]["causes"]:
+            n = cause["name"]
+            row = [str(seed), cause_text(cause), signed(c["probe"][n]["reduction"])]
+            for d in runs.values():
+                corpus = next((x for x in d["corpora"] if x["seed"] == seed), None)
+                if corpus is None:
+                    row.append("not run")
+                    continue
+                score = corpus["methods"]["dualtalk_paper"][n]
+                passed = next(r for r in d["checks"]["per_corpus"] if r["seed"] == seed)["passed"][n]
+                se = score.get("capture_se")
+                error = "" if se is None else f" ± {se:.2f}"
+                cap = "—" if score["capture"] is None else f"{score['capture']:.2f}{error}"
+                row.append(f"{cap} {'✓' if passed else '✗'}")
+            rows.append(row)
+    head = ["corpus", "cause", "probe"] + [f"{label}: capture" for label in runs]
+    return compact_table(head, rows)
+
+
 def t_listening_mirror() -> str:
     """listening_mirror_tuning.json: dualtalk_paper's capture per cause before and with the mimicry path."""
     d = load("listening_mirror_tuning.json")
@@ -803,6 +846,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-gate": ("listening_mirror_gate_open.json", t_listening_gate),
     "listening-weak": ("listening_weak.json", t_listening_weak),
     "listening-audio-response": ("listening_audio_response.json", t_listening_audio_response),
+    "listening-mirror-variants": ("listening_mirror_audio_response_gate_open.json", t_listening_mirror_variants),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "faceformer-training": ("faceformer_training.json", t_faceformer_training),
     "selftalk-recognizer": ("selftalk_recognizer.json", t_selftalk_recognizer),
