@@ -541,7 +541,7 @@ def t_listening_audio_response() -> str:
 
 MIRROR_VARIANT_RUNS = (
     ("recipe", "listening_mirror_confirm.json"),
-    ("recipe, training seed 1", "listening_mirror_train_seed1.json"),
+    ("recipe re-run", "listening_mirror_train_seed1.json"),
     ("gate open", "listening_mirror_gate_open.json"),
     ("audio response path", "listening_mirror_audio_response.json"),
     ("path + gate open", "listening_mirror_audio_response_gate_open.json"),
