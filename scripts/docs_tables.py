@@ -498,6 +498,14 @@ def t_listening_weak() -> str:
 
 #: the audio response path's runs (benchmarks/configs/recipe-cpu-audio-response.yaml): its results file, the
 #: recipe's results file on the same corpora (None: the recipe was not run on them)
+def capture_cell(score: dict, passed: bool) -> str:
+    """One cause's capture with its jackknife standard error where scored with one, and the bar's mark."""
+    se = score.get("capture_se")
+    error = "" if se is None else f" ± {se:.2f}"
+    now = "—" if score["capture"] is None else f"{score['capture']:.2f}{error}"
+    return f"{now} {'✓' if passed else '✗'}"
+
+
 AUDIO_RESPONSE_RUNS = (
     ("listening_audio_response.json", "listening.json"),
     ("listening_confirm_audio_response.json", "listening_confirm.json"),
@@ -521,10 +529,7 @@ def t_listening_audio_response() -> str:
                 before = recipe.get(seed)
                 cap_before = before["methods"]["dualtalk_paper"][n]["capture"] if before else None
                 score = c["methods"]["dualtalk_paper"][n]
-                se = score.get("capture_se")
-                mark = "✓" if passed[seed]["passed"][n] else "✗"
-                error = "" if se is None else f" ± {se:.2f}"
-                now = "—" if score["capture"] is None else f"{score['capture']:.2f}{error}"
+                now = capture_cell(score, passed[seed]["passed"][n])
                 rows.append(
                     [
                         f"{seed} ({lo:g}-{hi:g}x)",
@@ -532,7 +537,7 @@ def t_listening_audio_response() -> str:
                         f"{cause['amplitude']:.1f}",
                         signed(c["probe"][n]["reduction"]),
                         "not run" if not before else ("—" if cap_before is None else f"{cap_before:.2f}"),
-                        f"{now} {mark}",
+                        now,
                     ]
                 )
     head = ["corpus (amplitudes)", "cause", "amplitude", "probe", "recipe: capture", "audio response path: capture"]
@@ -541,7 +546,7 @@ def t_listening_audio_response() -> str:
 
 MIRROR_VARIANT_RUNS = (
     ("recipe", "listening_mirror_confirm.json"),
-    ("recipe re-run", "listening_mirror_train_seed1.json"),
+    ("recipe re-run", "listening_mirror_recipe_rerun.json"),
     ("gate open", "listening_mirror_gate_open.json"),
     ("audio response path", "listening_mirror_audio_response.json"),
     ("path + gate open", "listening_mirror_audio_response_gate_open.json"),
@@ -553,31 +558,28 @@ def t_listening_mirror_variants() -> str:
     capture (± its jackknife standard error where scored with one; ✓ at the bar, "not run" where a variant was
     not trained on that corpus)."""
     runs = {label: load(name) for label, name in MIRROR_VARIANT_RUNS}
-    first = runs["recipe"]
+    # per variant: seed -> (dualtalk_paper's scores, the causes it passed); a corpus it was not run on is absent
+    scored = {
+        label: {
+            c["seed"]: (c["methods"]["dualtalk_paper"], p["passed"])
+            for c, p in zip(d["corpora"], d["checks"]["per_corpus"], strict=True)
+        }
+        for label, d in runs.items()
+    }
     rows = []
-    for c in first["corpora"]:
+    for c in runs["recipe"]["corpora"]:
         seed = c["seed"]
-        speech = [str(seed), "speech (own audio): reduction", "—"]
-        for d in runs.values():
-            corpus = next((x for x in d["corpora"] if x["seed"] == seed), None)
-            reduction = None if corpus is None else corpus["methods"]["dualtalk_paper"]["speech"]["reduction"]
-            speech.append("not run" if reduction is None else signed(reduction))
-        rows.append(speech)
+        here = [v.get(seed) for v in scored.values()]
+        rows.append(
+            [str(seed), "speech (own audio): reduction", "—"]
+            + ["not run" if h is None else signed(h[0]["speech"]["reduction"]) for h in here]
+        )
         for cause in c["scenario"]["causes"]:
             n = cause["name"]
-            row = [str(seed), cause_text(cause), signed(c["probe"][n]["reduction"])]
-            for d in runs.values():
-                corpus = next((x for x in d["corpora"] if x["seed"] == seed), None)
-                if corpus is None:
-                    row.append("not run")
-                    continue
-                score = corpus["methods"]["dualtalk_paper"][n]
-                passed = next(r for r in d["checks"]["per_corpus"] if r["seed"] == seed)["passed"][n]
-                se = score.get("capture_se")
-                error = "" if se is None else f" ± {se:.2f}"
-                cap = "—" if score["capture"] is None else f"{score['capture']:.2f}{error}"
-                row.append(f"{cap} {'✓' if passed else '✗'}")
-            rows.append(row)
+            rows.append(
+                [str(seed), cause_text(cause), signed(c["probe"][n]["reduction"])]
+                + ["not run" if h is None else capture_cell(h[0][n], h[1][n]) for h in here]
+            )
     head = ["corpus", "cause", "probe"] + [f"{label}: capture" for label in runs]
     return compact_table(head, rows)
 
