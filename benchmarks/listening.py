@@ -8,6 +8,8 @@
     .venv/bin/python benchmarks/listening.py --work data/listening2 --reuse   # scored again, runs kept or refitted
     .venv/bin/python benchmarks/listening.py --amplitude 1,2 --methods dualtalk_paper --work data/weak \
         --out benchmarks/results/listening_weak.json    # the same corpus plans, causes 1-2x the idle noise
+    .venv/bin/python benchmarks/listening.py --train-seed 1 --work data/listening_s1 \
+        --out benchmarks/results/listening_train_seed1.json   # the same corpora, another training seed
 
 For every seed: ``dualtalk synth --causes random`` draws a corpus whose listening causes (which
 coefficients, delay 0.2-1.0 s, amplitude, add/max composition, carried by the partner's audio, motion or
@@ -18,7 +20,9 @@ test split; ``dualtalk.synth.scoring`` then scores each cause on its own frames 
 listening frames of their coefficients, speech on speaking frames) as an error reduction relative to the
 training mean, next to the reduction of a ridge probe on lagged features of the cause's true input.
 ``--amplitude LO,HI`` draws each cause's amplitude from that range (x the idle std of its targets) instead of
-3-6, every other draw unchanged: the same corpora with weaker (or stronger) causes.
+3-6, every other draw unchanged: the same corpora with weaker (or stronger) causes. ``--train-seed N`` trains
+every method from another seed (default: ``dualtalk benchmark``'s, the config's ``seed`` where it sets one, else
+0): how much of a figure is the training's randomness.
 
 Writes ``benchmarks/results/listening.json`` (every number, per corpus and cause) and
 ``benchmarks/results/listening.png`` (capture of each cause, per corpus), and prints the acceptance checks:
@@ -40,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, run_benchmark
+from dualtalk.benchmark import DEFAULT_CONFIG, LEARNED, benchmark_seed, run_benchmark
 from dualtalk.errors import DualTalkError
 from dualtalk.synth import make_corpus
 from dualtalk.synth.causes import AMPLITUDE, random_scenario
@@ -61,6 +65,7 @@ def run_corpus(
     steps: int | None,
     reuse: bool = False,
     amplitude: tuple[float, float] = AMPLITUDE,
+    train_seed: int = 0,
 ) -> dict:
     data = work / f"corpus_{seed}"
     report_dir = work / f"report_{seed}"
@@ -96,6 +101,7 @@ def run_corpus(
         jobs=jobs,
         steps=steps,
         reuse=reuse,
+        seed=train_seed,
         progress=sys.stderr.isatty(),
     )
     learned = [m for m in methods if m in LEARNED]
@@ -103,6 +109,7 @@ def run_corpus(
     manifest = json.loads((data / "manifest.json").read_text())
     return {
         "seed": seed,
+        "train_seed": report["seed"],
         "scenario": manifest["scenario"],
         "minutes_of_dialogue": conversations * seconds / 60,
         "train_seconds": {m: report["seconds"][m] for m in learned},
@@ -146,6 +153,7 @@ def _corpus_job(
     result: Path,
     reuse: bool = False,
     amplitude: tuple[float, float] = AMPLITUDE,
+    train_seed: int = 0,
 ) -> None:
     """One corpus in its own process, one thread (``--parallel``: corpora side by side)."""
     import torch
@@ -153,7 +161,7 @@ def _corpus_job(
     torch.set_num_threads(1)
     log = open(work / f"corpus_{seed}.log", "w", buffering=1)
     sys.stdout = sys.stderr = log
-    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps, reuse, amplitude)
+    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps, reuse, amplitude, train_seed)
     result.write_text(json.dumps(out))
 
 
@@ -169,22 +177,34 @@ def run_all(
     steps: int | None,
     reuse: bool = False,
     amplitude: tuple[float, float] = AMPLITUDE,
+    train_seed: int = 0,
 ) -> list[dict]:
     """Every corpus: ``parallel`` corpora at once (one thread each), or one at a time with ``jobs`` learned
     methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again, unless
     ``reuse``: then every corpus is scored again through ``dualtalk benchmark --reuse`` (its finished runs
-    kept, or refitted where only the gain rule changed)."""
+    kept, or refitted where only the gain rule changed). A work directory whose corpora were trained with
+    another ``train_seed`` is refused (its runs would be replaced)."""
     import multiprocessing as mp
 
     work.mkdir(parents=True, exist_ok=True)
     results = {s: work / f"result_{s}.json" for s in seeds}
+    for s, path in results.items():
+        if path.exists():
+            try:
+                made = json.loads(path.read_text()).get("train_seed", 0)  # kept from before the key existed: 0
+            except ValueError:
+                raise SystemExit(f"{path}: not a listening result (JSON); remove it to run corpus {s} again") from None
+            if made != train_seed:
+                raise SystemExit(f"{path}: trained with --train-seed {made}, not {train_seed} (use another --work)")
     todo = [s for s in seeds if reuse or not results[s].exists()]
     if parallel <= 1:
         for seed in todo:
             print(f"[listening] corpus seed {seed}", flush=True)
             results[seed].write_text(
                 json.dumps(
-                    run_corpus(seed, work, methods, config, jobs, conversations, seconds, steps, reuse, amplitude)
+                    run_corpus(
+                        seed, work, methods, config, jobs, conversations, seconds, steps, reuse, amplitude, train_seed
+                    )
                 )
             )
     else:
@@ -195,7 +215,19 @@ def run_all(
                 seed = todo.pop(0)
                 p = ctx.Process(
                     target=_corpus_job,
-                    args=(seed, work, methods, config, conversations, seconds, steps, results[seed], reuse, amplitude),
+                    args=(
+                        seed,
+                        work,
+                        methods,
+                        config,
+                        conversations,
+                        seconds,
+                        steps,
+                        results[seed],
+                        reuse,
+                        amplitude,
+                        train_seed,
+                    ),
                 )
                 p.start()
                 running[seed] = p
@@ -348,6 +380,12 @@ def main() -> int:
         "--amplitude", default=f"{AMPLITUDE[0]:g},{AMPLITUDE[1]:g}", help="range of the causes' amplitudes (x idle std)"
     )
     ap.add_argument("--seconds", type=float, default=45.0)
+    ap.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="training seed of every method (default: the config's seed where it sets one, else 0)",
+    )
     ap.add_argument("--work", type=Path, default=Path("data/listening"), help="corpora and reports (kept)")
     ap.add_argument("--out", type=Path, default=RESULTS / "listening.json")
     ap.add_argument(
@@ -364,6 +402,10 @@ def main() -> int:
     except (ValueError, DualTalkError) as exc:
         raise SystemExit(f"--amplitude: {args.amplitude!r} is not LOW,HIGH with 0 < LOW <= HIGH ({exc})") from None
     methods = [m for m in args.methods.split(",") if m.strip()]
+    try:
+        train_seed = benchmark_seed(args.config) if args.train_seed is None else args.train_seed
+    except DualTalkError as exc:
+        raise SystemExit(f"--config: {exc}") from None
     corpora = run_all(
         seeds,
         args.work,
@@ -376,6 +418,7 @@ def main() -> int:
         args.steps,
         args.reuse,
         amplitude,
+        train_seed,
     )
     for c in corpora:
         print(
@@ -398,6 +441,7 @@ def main() -> int:
         "conversations": args.conversations,
         "seconds": args.seconds,
         "amplitude": list(amplitude),
+        "train_seed": train_seed,
         "steps": args.steps,
         "corpora": corpora,
         "checks": checks(corpora) if "dualtalk_paper" in methods else None,

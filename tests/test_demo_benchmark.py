@@ -291,3 +291,21 @@ def test_benchmark_reuse_refits_the_output_gain_when_only_the_gate_changed(tiny_
     refit, trained = load_model(str(best)), load_model(str(fresh / "runs" / "speaker_only" / "best"))
     np.testing.assert_allclose(refit.output_gain.numpy(), trained.output_gain.numpy(), atol=1e-4)
     assert refit.extra["output_group_margins"] == pytest.approx(trained.extra["output_group_margins"], abs=0.02)
+
+
+def test_benchmark_trains_with_the_config_files_seed_unless_seed_is_given(tiny_corpus, tmp_path):
+    """``--seed`` wins; without it a config file's ``seed`` reaches the training (it used to be replaced by 0
+    silently); a config without one trains with 0, as every benchmark figure was measured."""
+    from dualtalk.benchmark import benchmark_seed
+
+    assert benchmark_seed() == 0  # recipe-cpu sets no seed
+    seeded = tmp_path / "seeded.yaml"
+    seeded.write_text("preset: tiny-mel\nseed: 5\n")
+    assert benchmark_seed(seeded) == 5
+    out = tmp_path / "report"
+    args = ["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--methods", "speaker_only,mean"]
+    run = out / "runs" / "speaker_only" / "config.yaml"
+    assert main(args + ["--config", str(seeded)] + FAST) == 0
+    assert json.loads((out / "report.json").read_text())["seed"] == 5 and "seed: 5" in run.read_text()
+    assert main(args + ["--config", str(seeded), "--seed", "2"] + FAST) == 0
+    assert json.loads((out / "report.json").read_text())["seed"] == 2 and "seed: 2" in run.read_text()

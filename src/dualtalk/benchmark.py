@@ -309,6 +309,18 @@ def train_in_parallel(
     return seconds
 
 
+def benchmark_seed(config_file=None) -> int:
+    """The benchmark's training seed when none is given: the config file's ``seed`` where it sets one, else 0
+    (not the training default: every benchmark figure was measured with 0)."""
+    from .config import find_config_file, load_mapping
+    from .train import compose_train_config
+
+    config_file = DEFAULT_CONFIG if config_file is None else config_file
+    if "seed" not in load_mapping(find_config_file(config_file)):
+        return 0
+    return compose_train_config(config_file=config_file).seed
+
+
 def run_benchmark(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -316,7 +328,7 @@ def run_benchmark(
     steps: int | None = None,
     methods: str | list[str] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-    seed: int = 0,
+    seed: int | None = None,
     config_file=None,
     progress: bool = True,
     jobs: int = 1,
@@ -327,7 +339,8 @@ def run_benchmark(
     ``jobs`` > 1 trains that many learned methods at once, each in its own process with an equal share of
     the CPU threads (on a CPU, two one-thread trainings get more done than one two-thread training).
     ``reuse``: a learned method already trained into ``out`` from the same data and training config is
-    not trained again (its recorded seconds are reported).
+    not trained again (its recorded seconds are reported). ``seed``: the training seed of every learned method
+    and the fixed baselines' (default: :func:`benchmark_seed`, the config file's ``seed`` where it sets one).
     """
     from .baselines import predict_baseline
     from .eval import evaluate
@@ -338,6 +351,8 @@ def run_benchmark(
     names = parse_methods(methods)
     if config_file is None:
         config_file = DEFAULT_CONFIG
+    if seed is None:
+        seed = benchmark_seed(config_file)
     if not isinstance(jobs, int) or jobs < 1:
         raise DualTalkError(f"--jobs must be a positive whole number, got {jobs!r}")
     for split in ("train", "val", "test"):

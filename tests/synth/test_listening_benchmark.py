@@ -75,3 +75,11 @@ def test_a_corpus_made_with_other_amplitudes_is_refused(listening, tmp_path):
     make_corpus(tmp_path / "corpus_5", 3, 2.0, seed=5, causes="random", splits="train=1,val=1,test=1", progress=False)
     with pytest.raises(SystemExit, match="made with other causes than --amplitude 1,2"):
         listening.run_corpus(5, tmp_path, ["dualtalk_paper"], "recipe-cpu", 1, 3, 2.0, None, amplitude=(1.0, 2.0))
+
+
+def test_a_work_directory_trained_with_another_seed_is_refused(listening, tmp_path):
+    """--train-seed: corpora kept from a run with another training seed (a result from before the key existed
+    counts as 0) are not replaced silently."""
+    (tmp_path / "result_5.json").write_text('{"seed": 5}')
+    with pytest.raises(SystemExit, match="trained with --train-seed 0, not 1"):
+        listening.run_all([5], tmp_path, ["dualtalk_paper"], "recipe-cpu", 1, 1, 3, 2.0, None, train_seed=1)

@@ -45,7 +45,11 @@ def register(sub) -> None:
     p.add_argument("--preset", help="model preset of the learned methods (default: the config's, else small)")
     p.add_argument("--steps", type=positive(int), help="training steps per learned method (default: the config's)")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)}")
-    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0)
+    p.add_argument(
+        "--seed",
+        type=positive(int, allow_zero=True),
+        help="training seed of the learned methods (default: the config's seed where it sets one, else 0)",
+    )
     p.add_argument(
         "--jobs",
         type=positive(int),
