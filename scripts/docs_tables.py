@@ -469,10 +469,11 @@ def t_listening(file: str = "listening.json") -> str:
 
 
 def t_listening_weak() -> str:
-    """listening_weak.json (+ listening_weak_audio_response.json): the five corpora with causes 1-2x the idle
-    noise; the recipe's capture per cause beside the 3-6x corpora's, and with the audio response path."""
-    weak, strong = load("listening_weak.json"), load("listening.json")
-    path = load("listening_weak_audio_response.json")
+    """The five corpora with causes 1-2x the idle noise: the capture per cause of the recipe before the audio
+    response path (listening_weak_without_audio_response.json) beside the 3-6x corpora's under that recipe, and
+    the recipe's with the path (listening_weak.json)."""
+    weak, strong = load("listening_weak_without_audio_response.json"), load("listening_without_audio_response.json")
+    path = load("listening_weak.json")
     by_seed = {c["seed"]: c for c in strong["corpora"]}
     path_seed = {c["seed"]: c for c in path["corpora"]}
 
@@ -493,11 +494,9 @@ def t_listening_weak() -> str:
                 + [capture(path_seed.get(seed), n)]
             )
     head = ["corpus", "cause", "amplitude", "probe", "capture", "weak: amplitude", "probe", "capture"]
-    return compact_table(head + ["with the audio response path"], rows)
+    return compact_table(head + ["weak, with the path (the recipe)"], rows)
 
 
-#: the audio response path's runs (benchmarks/configs/recipe-cpu-audio-response.yaml): its results file, the
-#: recipe's results file on the same corpora (None: the recipe was not run on them)
 def capture_cell(score: dict, passed: bool) -> str:
     """One cause's capture with its jackknife standard error where scored with one, and the bar's mark."""
     se = score.get("capture_se")
@@ -506,16 +505,18 @@ def capture_cell(score: dict, passed: bool) -> str:
     return f"{now} {'✓' if passed else '✗'}"
 
 
+#: the recipe's runs with the audio response path: its results file, and the results file of the recipe before
+#: the path on the same corpora (None: that recipe was not run on them)
 AUDIO_RESPONSE_RUNS = (
-    ("listening_audio_response.json", "listening.json"),
-    ("listening_confirm_audio_response.json", "listening_confirm.json"),
-    ("listening_weak_fresh_audio_response.json", None),  # (the five weak corpora: table listening-weak)
+    ("listening.json", "listening_without_audio_response.json"),
+    ("listening_confirm.json", "listening_confirm_without_audio_response.json"),
+    ("listening_weak_fresh.json", None),  # (the five weak corpora: table listening-weak)
 )
 
 
 def t_listening_audio_response() -> str:
-    """Every corpus the audio response path was trained on: per cause the probe, the recipe's capture and the
-    path's (with its jackknife standard error where scored with one); a corpus passes when every cause does."""
+    """Every corpus the audio response path was trained on: per cause the probe, the capture without the path
+    (the recipe before it) and with it (± its jackknife standard error); a corpus passes when every cause does."""
     rows = []
     for path_file, recipe_file in AUDIO_RESPONSE_RUNS:
         path = load(path_file)
@@ -540,16 +541,16 @@ def t_listening_audio_response() -> str:
                         now,
                     ]
                 )
-    head = ["corpus (amplitudes)", "cause", "amplitude", "probe", "recipe: capture", "audio response path: capture"]
+    head = ["corpus (amplitudes)", "cause", "amplitude", "probe", "without the path: capture", "the recipe: capture"]
     return compact_table(head, rows)
 
 
 MIRROR_VARIANT_RUNS = (
-    ("recipe", "listening_mirror_confirm.json"),
-    ("recipe re-run", "listening_mirror_recipe_rerun.json"),
-    ("gate open", "listening_mirror_gate_open.json"),
-    ("audio response path", "listening_mirror_audio_response.json"),
-    ("path + gate open", "listening_mirror_audio_response_gate_open.json"),
+    ("without the path", "listening_mirror_confirm_without_audio_response.json"),
+    ("without, re-run", "listening_mirror_recipe_rerun.json"),
+    ("without, gate open", "listening_mirror_gate_open.json"),
+    ("the recipe", "listening_mirror_confirm.json"),
+    ("the recipe, gate open", "listening_mirror_audio_response_gate_open.json"),
 )
 
 
@@ -567,7 +568,7 @@ def t_listening_mirror_variants() -> str:
         for label, d in runs.items()
     }
     rows = []
-    for c in runs["recipe"]["corpora"]:
+    for c in runs[MIRROR_VARIANT_RUNS[0][0]]["corpora"]:
         seed = c["seed"]
         here = [v.get(seed) for v in scored.values()]
         rows.append(
@@ -844,10 +845,13 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening": ("listening.json", t_listening),
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
-    "listening-mirror-confirm": ("listening_mirror_confirm.json", lambda: t_listening("listening_mirror_confirm.json")),
+    "listening-mirror-confirm": (
+        "listening_mirror_confirm_without_audio_response.json",
+        lambda: t_listening("listening_mirror_confirm_without_audio_response.json"),
+    ),
     "listening-gate": ("listening_mirror_gate_open.json", t_listening_gate),
-    "listening-weak": ("listening_weak.json", t_listening_weak),
-    "listening-audio-response": ("listening_audio_response.json", t_listening_audio_response),
+    "listening-weak": ("listening_weak_without_audio_response.json", t_listening_weak),
+    "listening-audio-response": ("listening_without_audio_response.json", t_listening_audio_response),
     "listening-mirror-variants": ("listening_mirror_audio_response_gate_open.json", t_listening_mirror_variants),
     "teacher-forcing": ("teacher_forcing.json", t_teacher_forcing),
     "faceformer-training": ("faceformer_training.json", t_faceformer_training),
