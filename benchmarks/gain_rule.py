@@ -42,12 +42,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = ("exp", "jaw", "pose")
 
 
-def parse_rule(rule: str) -> tuple[float, float]:
-    """``z0`` / ``z2+gate1`` -> (output_gain_z, output_group_gate)."""
-    m = re.fullmatch(r"z([0-9.]+)(?:\+gate([0-9.]+))?", rule)
+def parse_rule(rule: str) -> tuple[float, float, str]:
+    """``z0`` / ``z2+gate1`` / ``z0+gate1/conversation`` -> (output_gain_z, output_group_gate, gate folds)."""
+    m = re.fullmatch(r"z([0-9.]+)(?:\+gate([0-9.]+)(?:/(window|conversation))?)?", rule)
     if not m:
-        raise SystemExit(f"--rules: {rule!r} is not zZ or zZ+gateT (e.g. z0, z0+gate1)")
-    return float(m[1]), float(m[2] or 0.0)
+        raise SystemExit(
+            f"--rules: {rule!r} is not zZ, zZ+gateT or zZ+gateT/FOLDS (e.g. z0, z0+gate1, z0+gate1/conversation)"
+        )
+    return float(m[1]), float(m[2] or 0.0), m[3] or "window"
 
 
 def group_mse(pred_dir: Path, test_dir: Path) -> dict[str, float]:
@@ -71,17 +73,20 @@ def corpus(work: Path, seed: int, methods: list[str], rules: list[str], tmp: Pat
         w = weights(cfg.loss)
         rows = {}
         for rule in rules:
-            z, gate = parse_rule(rule)
+            z, gate, folds = parse_rule(rule)
             model.output_gain.fill_(1.0)
             std = model.motion_std if cfg.loss.normalized else None
             stats = (model.motion_mean, model.motion_std)
-            val = evaluate(model, loader, Dist(), std, w, None, False, stats, gain_z=z, group_gate=gate)
+            val = evaluate(
+                model, loader, Dist(), std, w, None, False, stats, gain_z=z, group_gate=gate, gate_folds=folds
+            )
             model.output_gain.copy_(torch.from_numpy(val["gain"]))
-            pred = tmp / str(seed) / m / rule
+            pred = tmp / str(seed) / m / rule.replace("/", "_")
             predict(model, data / "test", pred, options=InferenceOptions(progress=False))
             preds[f"{m}:{rule}"] = str(pred)
             mse = group_mse(pred, data / "test")
-            if (z, gate) == (cfg.output_gain_z, cfg.output_group_gate):  # training's own rule: the same gain
+            own = (cfg.output_gain_z, cfg.output_group_gate, getattr(cfg, "output_group_folds", "window"))
+            if (z, gate, folds) == own:  # training's own rule: the same gain
                 out.setdefault("stored_gain_max_difference", {})[m] = float(np.abs(val["gain"] - stored).max())
             rows[rule] = {
                 "mse_vs_mean": {g: mse[g] / mean[g] - 1 for g in GROUPS},

@@ -40,6 +40,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,21 +55,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CAPTURE_BAR = 0.6
 
 
-def run_corpus(
-    seed: int,
-    work: Path,
-    methods: list[str],
-    config: str,
-    jobs: int,
-    conversations: int,
-    seconds: float,
-    steps: int | None,
-    reuse: bool = False,
-    amplitude: tuple[float, float] = AMPLITUDE,
-    train_seed: int = 0,
-) -> dict:
+@dataclass(frozen=True)
+class Settings:
+    """What every corpus of one invocation shares: the methods, the recipe and the corpora's draws."""
+
+    methods: tuple[str, ...] = ("dualtalk_paper", "speaker_only", "listener_only")
+    config: str = str(DEFAULT_CONFIG)
+    conversations: int = 40
+    seconds: float = 45.0
+    #: the recipe's max_steps replaced (None: the recipe's)
+    steps: int | None = None
+    #: score again through ``dualtalk benchmark --reuse`` (finished runs kept, or refitted where only the gain
+    #: rule changed)
+    reuse: bool = False
+    amplitude: tuple[float, float] = AMPLITUDE
+    train_seed: int = 0
+
+
+def run_corpus(seed: int, work: Path, settings: Settings, jobs: int = 1) -> dict:
+    """One corpus: drawn (or the one kept in WORK, if drawn with the same causes), benchmarked, scored."""
     data = work / f"corpus_{seed}"
     report_dir = work / f"report_{seed}"
+    amplitude = settings.amplitude
     scenario = random_scenario(seed, amplitude)
     if (data / "manifest.json").exists():
         try:
@@ -82,26 +90,28 @@ def run_corpus(
             )
     else:
         shutil.rmtree(data, ignore_errors=True)
+        conversations = settings.conversations
         n_test = n_val = max(1, conversations // 10)
         make_corpus(
             data,
             conversations,
-            seconds,
+            settings.seconds,
             seed=seed,
             causes=scenario,
             progress=False,
             splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test},
         )
     started = time.perf_counter()
+    methods = list(settings.methods)
     report = run_benchmark(
         data,
         report_dir,
-        config_file=config,
+        config_file=settings.config,
         methods=methods + ["mean"],
         jobs=jobs,
-        steps=steps,
-        reuse=reuse,
-        seed=train_seed,
+        steps=settings.steps,
+        reuse=settings.reuse,
+        seed=settings.train_seed,
         progress=sys.stderr.isatty(),
     )
     learned = [m for m in methods if m in LEARNED]
@@ -111,7 +121,7 @@ def run_corpus(
         "seed": seed,
         "train_seed": report["seed"],
         "scenario": manifest["scenario"],
-        "minutes_of_dialogue": conversations * seconds / 60,
+        "minutes_of_dialogue": settings.conversations * settings.seconds / 60,
         "train_seconds": {m: report["seconds"][m] for m in learned},
         "wall_seconds": time.perf_counter() - started,
         "groups": scores["groups"],
@@ -142,93 +152,58 @@ def mse_vs_mean(report: dict, methods: list[str]) -> dict:
     return out
 
 
-def _corpus_job(
-    seed: int,
-    work: Path,
-    methods: list[str],
-    config: str,
-    conversations: int,
-    seconds: float,
-    steps: int | None,
-    result: Path,
-    reuse: bool = False,
-    amplitude: tuple[float, float] = AMPLITUDE,
-    train_seed: int = 0,
-) -> None:
+def _corpus_job(seed: int, work: Path, settings: Settings, result: Path) -> None:
     """One corpus in its own process, one thread (``--parallel``: corpora side by side)."""
     import torch
 
     torch.set_num_threads(1)
     log = open(work / f"corpus_{seed}.log", "w", buffering=1)
     sys.stdout = sys.stderr = log
-    out = run_corpus(seed, work, methods, config, 1, conversations, seconds, steps, reuse, amplitude, train_seed)
-    result.write_text(json.dumps(out))
+    result.write_text(json.dumps(run_corpus(seed, work, settings)))
 
 
-def run_all(
-    seeds: list[int],
-    work: Path,
-    methods: list[str],
-    config: str,
-    jobs: int,
-    parallel: int,
-    conversations: int,
-    seconds: float,
-    steps: int | None,
-    reuse: bool = False,
-    amplitude: tuple[float, float] = AMPLITUDE,
-    train_seed: int = 0,
-) -> list[dict]:
+def read_result(path: Path, seed: int) -> dict:
+    """A corpus's kept WORK/result_SEED.json (one line naming the file where it is not one)."""
+    try:
+        out = json.loads(path.read_text())
+    except ValueError:
+        raise SystemExit(f"{path}: not a listening result (JSON); remove it to run corpus {seed} again") from None
+    if not isinstance(out, dict):
+        raise SystemExit(f"{path}: not a listening result (a JSON object); remove it to run corpus {seed} again")
+    return out
+
+
+def run_all(seeds: list[int], work: Path, settings: Settings, jobs: int = 1, parallel: int = 1) -> list[dict]:
     """Every corpus: ``parallel`` corpora at once (one thread each), or one at a time with ``jobs`` learned
     methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again, unless
-    ``reuse``: then every corpus is scored again through ``dualtalk benchmark --reuse`` (its finished runs
-    kept, or refitted where only the gain rule changed). A work directory whose corpora were trained with
+    ``settings.reuse``: then every corpus is scored again through ``dualtalk benchmark --reuse`` (its finished
+    runs kept, or refitted where only the gain rule changed). A work directory whose corpora were trained with
     another ``train_seed`` is refused (its runs would be replaced)."""
     import multiprocessing as mp
 
     work.mkdir(parents=True, exist_ok=True)
-    results = {s: work / f"result_{s}.json" for s in seeds}
-    for s, path in results.items():
-        if path.exists():
-            try:
-                made = json.loads(path.read_text()).get("train_seed", 0)  # kept from before the key existed: 0
-            except ValueError:
-                raise SystemExit(f"{path}: not a listening result (JSON); remove it to run corpus {s} again") from None
-            if made != train_seed:
-                raise SystemExit(f"{path}: trained with --train-seed {made}, not {train_seed} (use another --work)")
-    todo = [s for s in seeds if reuse or not results[s].exists()]
+    paths = {s: work / f"result_{s}.json" for s in seeds}
+    kept = {s: read_result(path, s) for s, path in paths.items() if path.exists()}
+    for s, result in kept.items():
+        made = result.get("train_seed", 0)  # kept from before the key existed: 0
+        if made != settings.train_seed:
+            raise SystemExit(
+                f"{paths[s]}: trained with --train-seed {made}, not {settings.train_seed} (use another --work)"
+            )
+    todo = [s for s in seeds if settings.reuse or s not in kept]
     if parallel <= 1:
         for seed in todo:
             print(f"[listening] corpus seed {seed}", flush=True)
-            results[seed].write_text(
-                json.dumps(
-                    run_corpus(
-                        seed, work, methods, config, jobs, conversations, seconds, steps, reuse, amplitude, train_seed
-                    )
-                )
-            )
+            kept[seed] = run_corpus(seed, work, settings, jobs)
+            paths[seed].write_text(json.dumps(kept[seed]))
     else:
         ctx = mp.get_context("spawn")
         running = {}
         while todo or running:
             while todo and len(running) < parallel:
                 seed = todo.pop(0)
-                p = ctx.Process(
-                    target=_corpus_job,
-                    args=(
-                        seed,
-                        work,
-                        methods,
-                        config,
-                        conversations,
-                        seconds,
-                        steps,
-                        results[seed],
-                        reuse,
-                        amplitude,
-                        train_seed,
-                    ),
-                )
+                paths[seed].unlink(missing_ok=True)  # scored again: the old result must not stand for a failed run
+                p = ctx.Process(target=_corpus_job, args=(seed, work, settings, paths[seed]))
                 p.start()
                 running[seed] = p
                 print(f"[listening] corpus seed {seed} started (log {work / f'corpus_{seed}.log'})", flush=True)
@@ -237,9 +212,13 @@ def run_all(
                 if not p.is_alive():
                     p.join()
                     del running[seed]
-                    ok = p.exitcode == 0 and results[seed].exists()
+                    ok = p.exitcode == 0 and paths[seed].exists()
                     print(f"[listening] corpus seed {seed} {'done' if ok else 'FAILED'}", flush=True)
-    corpora = [json.loads(results[s].read_text()) for s in seeds if results[s].exists()]
+                    if ok:
+                        kept[seed] = read_result(paths[seed], seed)
+                    else:
+                        kept.pop(seed, None)
+    corpora = [kept[s] for s in seeds if s in kept]
     for c in corpora:  # a result written before "mse_vs_mean" existed: derived from its report, not re-run
         report = work / f"report_{c['seed']}" / "report.json"
         if "mse_vs_mean" not in c and report.exists():
@@ -406,20 +385,10 @@ def main() -> int:
         train_seed = benchmark_seed(args.config) if args.train_seed is None else args.train_seed
     except DualTalkError as exc:
         raise SystemExit(f"--config: {exc}") from None
-    corpora = run_all(
-        seeds,
-        args.work,
-        methods,
-        args.config,
-        args.jobs,
-        args.parallel,
-        args.conversations,
-        args.seconds,
-        args.steps,
-        args.reuse,
-        amplitude,
-        train_seed,
+    settings = Settings(
+        tuple(methods), args.config, args.conversations, args.seconds, args.steps, args.reuse, amplitude, train_seed
     )
+    corpora = run_all(seeds, args.work, settings, args.jobs, args.parallel)
     for c in corpora:
         print(
             f"corpus seed {c['seed']} (training s: "

@@ -4,6 +4,7 @@ the test writes (no training)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,10 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "listening.py"
 def listening():
     spec = importlib.util.spec_from_file_location("listening_benchmark", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclass looks its module up by name
     spec.loader.exec_module(mod)
-    return mod
+    yield mod
+    del sys.modules[spec.name]
 
 
 def report(files: dict[str, dict[str, list[float]]]) -> dict:
@@ -74,7 +77,9 @@ def test_a_corpus_made_with_other_amplitudes_is_refused(listening, tmp_path):
 
     make_corpus(tmp_path / "corpus_5", 3, 2.0, seed=5, causes="random", splits="train=1,val=1,test=1", progress=False)
     with pytest.raises(SystemExit, match="made with other causes than --amplitude 1,2"):
-        listening.run_corpus(5, tmp_path, ["dualtalk_paper"], "recipe-cpu", 1, 3, 2.0, None, amplitude=(1.0, 2.0))
+        listening.run_corpus(
+            5, tmp_path, listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0, amplitude=(1.0, 2.0))
+        )
 
 
 def test_a_work_directory_trained_with_another_seed_is_refused(listening, tmp_path):
@@ -82,4 +87,12 @@ def test_a_work_directory_trained_with_another_seed_is_refused(listening, tmp_pa
     counts as 0) are not replaced silently."""
     (tmp_path / "result_5.json").write_text('{"seed": 5}')
     with pytest.raises(SystemExit, match="trained with --train-seed 0, not 1"):
-        listening.run_all([5], tmp_path, ["dualtalk_paper"], "recipe-cpu", 1, 1, 3, 2.0, None, train_seed=1)
+        listening.run_all([5], tmp_path, listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0, train_seed=1))
+
+
+def test_a_kept_result_that_is_not_one_is_refused(listening, tmp_path):
+    """A WORK/result_SEED.json that is not a JSON object is named in one line, before any training."""
+    for text in ("not json", "[]"):
+        (tmp_path / "result_5.json").write_text(text)
+        with pytest.raises(SystemExit, match="result_5.json: not a listening result"):
+            listening.run_all([5], tmp_path, listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0))

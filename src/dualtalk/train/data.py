@@ -321,6 +321,7 @@ class ConversationWindows(Dataset):
             ),  # (W, D)
             "mask": torch.from_numpy(mask),  # (W,)
             "key": f"{clip.name}:{start}:{length}:s{target}",
+            "clip": i,  # the conversation's index in the split (the output group gate's folds)
         }
         if self.features is None:
             item["self_audio"] = torch.from_numpy(

@@ -258,6 +258,7 @@ def evaluate(
     step: int | None = None,
     gain_z: float = 0.0,
     group_gate: float = 0.0,
+    gate_folds: str = "window",
 ) -> dict:
     """Validation loss summed over every batch of every process -> {"loss", "exp", ...} (the groups of
     ``layout``, then ``velocity``).
@@ -273,7 +274,10 @@ def evaluate(
     group that does not beat the mean on validation by that many standard errors, cross-fitted
     (``gate_output_groups``), gets gain 0 in the returned gains (the model outputs the mean there); the loss
     stays that of the least-squares gains (the gate does not choose the step), the kept groups and each
-    group's margin are returned under ``"kept"`` and ``"margins"``.
+    group's margin are returned under ``"kept"`` and ``"margins"``. ``gate_folds``: how the validation windows
+    are dealt into the gate's folds: ``"conversation"`` (every window of a conversation in one fold, conversation
+    i in fold i mod 10) or ``"window"`` (window i in fold i mod 10, neighbours of one conversation in
+    different folds).
 
     ``step``: a staged model (a baseline's codebook stage) is validated on the computation of its stage then.
     """
@@ -313,8 +317,12 @@ def evaluate(
                     ],
                     1,
                 )  # (B, 5, 56)
-                index = torch.arange(windows, windows + len(pred), device=ctx.device)
-                moments.index_add_(0, (index * ctx.world + ctx.rank) % GATE_FOLDS, per_window)
+                if gate_folds == "conversation":
+                    fold = batch["clip"].to(ctx.device) % GATE_FOLDS  # (B,)
+                else:
+                    index = torch.arange(windows, windows + len(pred), device=ctx.device)
+                    fold = (index * ctx.world + ctx.rank) % GATE_FOLDS  # (B,)
+                moments.index_add_(0, fold, per_window)
                 windows += len(pred)
     ctx.sum_(sums)
     ctx.sum_(counts)
