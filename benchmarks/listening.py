@@ -10,6 +10,8 @@
         --out benchmarks/results/listening_weak.json    # the same corpus plans, causes 1-2x the idle noise
     .venv/bin/python benchmarks/listening.py --train-seed 1 --work data/listening_s1 \
         --out benchmarks/results/listening_train_seed1.json   # the same corpora, another training seed
+    .venv/bin/python benchmarks/listening.py --train-seeds 0,1,2 --methods dualtalk_paper \
+        --out benchmarks/results/listening_train_seeds.json   # each corpus from three seeds: the spread
 
 For every seed: ``dualtalk synth --causes random`` draws a corpus whose listening causes (which
 coefficients, delay 0.2-1.0 s, amplitude, add/max composition, carried by the partner's audio, motion or
@@ -22,7 +24,10 @@ training mean, next to the reduction of a ridge probe on lagged features of the 
 ``--amplitude LO,HI`` draws each cause's amplitude from that range (x the idle std of its targets) instead of
 3-6, every other draw unchanged: the same corpora with weaker (or stronger) causes. ``--train-seed N`` trains
 every method from another seed (default: ``dualtalk benchmark``'s, the config's ``seed`` where it sets one, else
-0): how much of a figure is the training's randomness.
+0): how much of a figure is the training's randomness. ``--train-seeds 0,1,2`` trains every corpus from each
+seed (the first seed's runs under the plain names, seed S's as ``report_SEED_tS``), writes the first seed's
+figures as one seed's run writes them and, under ``train_seed_spread``, each cause's capture from every seed
+with their mean and how many seeds pass.
 
 Writes ``benchmarks/results/listening.json`` (every number, per corpus and cause) and
 ``benchmarks/results/listening.png`` (capture of each cause, per corpus), and prints the acceptance checks:
@@ -69,13 +74,17 @@ class Settings:
     #: rule changed)
     reuse: bool = False
     amplitude: tuple[float, float] = AMPLITUDE
-    train_seed: int = 0
+    #: every method of every corpus is trained from each of these seeds; the first one's runs and result keep
+    #: the plain names (``report_SEED``, ``result_SEED.json``), another seed S's get ``_tS`` after them
+    train_seeds: tuple[int, ...] = (0,)
+
+    def suffix(self, train_seed: int) -> str:
+        return "" if train_seed == self.train_seeds[0] else f"_t{train_seed}"
 
 
-def run_corpus(seed: int, work: Path, settings: Settings, jobs: int = 1) -> dict:
-    """One corpus: drawn (or the one kept in WORK, if drawn with the same causes), benchmarked, scored."""
+def draw_corpus(seed: int, work: Path, settings: Settings) -> Path:
+    """WORK/corpus_SEED: drawn, or the one kept there if it was drawn with the same causes (else refused)."""
     data = work / f"corpus_{seed}"
-    report_dir = work / f"report_{seed}"
     amplitude = settings.amplitude
     scenario = random_scenario(seed, amplitude)
     if (data / "manifest.json").exists():
@@ -88,19 +97,28 @@ def run_corpus(seed: int, work: Path, settings: Settings, jobs: int = 1) -> dict
                 f"{data}: made with other causes than --amplitude {amplitude[0]:g},{amplitude[1]:g} "
                 "draws (use another --work)"
             )
-    else:
-        shutil.rmtree(data, ignore_errors=True)
-        conversations = settings.conversations
-        n_test = n_val = max(1, conversations // 10)
-        make_corpus(
-            data,
-            conversations,
-            settings.seconds,
-            seed=seed,
-            causes=scenario,
-            progress=False,
-            splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test},
-        )
+        return data
+    shutil.rmtree(data, ignore_errors=True)
+    conversations = settings.conversations
+    n_test = n_val = max(1, conversations // 10)
+    make_corpus(
+        data,
+        conversations,
+        settings.seconds,
+        seed=seed,
+        causes=scenario,
+        progress=False,
+        splits={"train": conversations - n_val - n_test, "val": n_val, "test": n_test},
+    )
+    return data
+
+
+def run_corpus(seed: int, work: Path, settings: Settings, train_seed: int | None = None, jobs: int = 1) -> dict:
+    """One corpus (drawn or kept, ``draw_corpus``), every method trained from ``train_seed`` (default: the
+    first of ``settings.train_seeds``) into WORK/report_SEED[_tS], benchmarked and scored by cause."""
+    train_seed = settings.train_seeds[0] if train_seed is None else train_seed
+    data = draw_corpus(seed, work, settings)
+    report_dir = work / f"report_{seed}{settings.suffix(train_seed)}"
     started = time.perf_counter()
     methods = list(settings.methods)
     report = run_benchmark(
@@ -111,7 +129,7 @@ def run_corpus(seed: int, work: Path, settings: Settings, jobs: int = 1) -> dict
         jobs=jobs,
         steps=settings.steps,
         reuse=settings.reuse,
-        seed=settings.train_seed,
+        seed=train_seed,
         progress=sys.stderr.isatty(),
     )
     learned = [m for m in methods if m in LEARNED]
@@ -152,18 +170,18 @@ def mse_vs_mean(report: dict, methods: list[str]) -> dict:
     return out
 
 
-def _corpus_job(seed: int, work: Path, settings: Settings, result: Path) -> None:
-    """One corpus in its own process, one thread (``--parallel``: corpora side by side)."""
+def _corpus_job(seed: int, work: Path, settings: Settings, train_seed: int, result: Path) -> None:
+    """One corpus and training seed in its own process, one thread (``--parallel``: side by side)."""
     import torch
 
     torch.set_num_threads(1)
-    log = open(work / f"corpus_{seed}.log", "w", buffering=1)
+    log = open(work / f"corpus_{seed}{settings.suffix(train_seed)}.log", "w", buffering=1)
     sys.stdout = sys.stderr = log
-    result.write_text(json.dumps(run_corpus(seed, work, settings)))
+    result.write_text(json.dumps(run_corpus(seed, work, settings, train_seed)))
 
 
 def read_result(path: Path, seed: int) -> dict:
-    """A corpus's kept WORK/result_SEED.json (one line naming the file where it is not one)."""
+    """A corpus's kept WORK/result_SEED[_tS].json (one line naming the file where it is not one)."""
     try:
         out = json.loads(path.read_text())
     except ValueError:
@@ -173,57 +191,93 @@ def read_result(path: Path, seed: int) -> dict:
     return out
 
 
-def run_all(seeds: list[int], work: Path, settings: Settings, jobs: int = 1, parallel: int = 1) -> list[dict]:
-    """Every corpus: ``parallel`` corpora at once (one thread each), or one at a time with ``jobs`` learned
-    methods at once. A finished corpus's result is kept in WORK/result_SEED.json and not run again, unless
-    ``settings.reuse``: then every corpus is scored again through ``dualtalk benchmark --reuse`` (its finished
-    runs kept, or refitted where only the gain rule changed). A work directory whose corpora were trained with
-    another ``train_seed`` is refused (its runs would be replaced)."""
+def run_all(
+    seeds: list[int], work: Path, settings: Settings, jobs: int = 1, parallel: int = 1
+) -> dict[int, list[dict]]:
+    """Every corpus, trained from every seed of ``settings.train_seeds`` -> {train seed: [corpus results]}.
+
+    ``parallel`` (corpus, training seed) pairs at once (one thread each), or one at a time with ``jobs``
+    learned methods at once. A finished pair's result is kept in WORK/result_SEED[_tS].json and not run
+    again, unless ``settings.reuse``: then every pair is scored again through ``dualtalk benchmark --reuse``
+    (its finished runs kept, or refitted where only the gain rule changed). A kept result trained from another
+    seed than its name says is refused (its runs would be replaced). The corpora are drawn first, one at a
+    time: the training seeds of one corpus share it."""
     import multiprocessing as mp
 
     work.mkdir(parents=True, exist_ok=True)
-    paths = {s: work / f"result_{s}.json" for s in seeds}
-    kept = {s: read_result(path, s) for s, path in paths.items() if path.exists()}
-    for s, result in kept.items():
+    pairs = [(s, t) for t in settings.train_seeds for s in seeds]
+    paths = {(s, t): work / f"result_{s}{settings.suffix(t)}.json" for s, t in pairs}
+    kept = {pair: read_result(path, pair[0]) for pair, path in paths.items() if path.exists()}
+    for (s, t), result in kept.items():
         made = result.get("train_seed", 0)  # kept from before the key existed: 0
-        if made != settings.train_seed:
-            raise SystemExit(
-                f"{paths[s]}: trained with --train-seed {made}, not {settings.train_seed} (use another --work)"
-            )
-    todo = [s for s in seeds if settings.reuse or s not in kept]
+        if made != t:
+            raise SystemExit(f"{paths[s, t]}: trained with --train-seed {made}, not {t} (use another --work)")
+    todo = [pair for pair in pairs if settings.reuse or pair not in kept]
+    for s in dict.fromkeys(s for s, _ in todo):
+        draw_corpus(s, work, settings)
     if parallel <= 1:
-        for seed in todo:
-            print(f"[listening] corpus seed {seed}", flush=True)
-            kept[seed] = run_corpus(seed, work, settings, jobs)
-            paths[seed].write_text(json.dumps(kept[seed]))
+        for s, t in todo:
+            print(f"[listening] corpus seed {s}, training seed {t}", flush=True)
+            kept[s, t] = run_corpus(s, work, settings, t, jobs)
+            paths[s, t].write_text(json.dumps(kept[s, t]))
     else:
         ctx = mp.get_context("spawn")
         running = {}
         while todo or running:
             while todo and len(running) < parallel:
-                seed = todo.pop(0)
-                paths[seed].unlink(missing_ok=True)  # scored again: the old result must not stand for a failed run
-                p = ctx.Process(target=_corpus_job, args=(seed, work, settings, paths[seed]))
+                pair = todo.pop(0)
+                paths[pair].unlink(missing_ok=True)  # scored again: the old result must not stand for a failed run
+                p = ctx.Process(target=_corpus_job, args=(pair[0], work, settings, pair[1], paths[pair]))
                 p.start()
-                running[seed] = p
-                print(f"[listening] corpus seed {seed} started (log {work / f'corpus_{seed}.log'})", flush=True)
+                running[pair] = p
+                log = work / f"corpus_{pair[0]}{settings.suffix(pair[1])}.log"
+                print(f"[listening] corpus seed {pair[0]}, training seed {pair[1]} started (log {log})", flush=True)
             time.sleep(5)
-            for seed, p in list(running.items()):
+            for pair, p in list(running.items()):
                 if not p.is_alive():
                     p.join()
-                    del running[seed]
-                    ok = p.exitcode == 0 and paths[seed].exists()
-                    print(f"[listening] corpus seed {seed} {'done' if ok else 'FAILED'}", flush=True)
+                    del running[pair]
+                    ok = p.exitcode == 0 and paths[pair].exists()
+                    print(
+                        f"[listening] corpus seed {pair[0]}, training seed {pair[1]} {'done' if ok else 'FAILED'}",
+                        flush=True,
+                    )
                     if ok:
-                        kept[seed] = read_result(paths[seed], seed)
+                        kept[pair] = read_result(paths[pair], pair[0])
                     else:
-                        kept.pop(seed, None)
-    corpora = [kept[s] for s in seeds if s in kept]
-    for c in corpora:  # a result written before "mse_vs_mean" existed: derived from its report, not re-run
-        report = work / f"report_{c['seed']}" / "report.json"
-        if "mse_vs_mean" not in c and report.exists():
-            c["mse_vs_mean"] = mse_vs_mean(json.loads(report.read_text()), list(c["train_seconds"]))
-    return corpora
+                        kept.pop(pair, None)
+    out: dict[int, list[dict]] = {}
+    for t in settings.train_seeds:
+        out[t] = [kept[s, t] for s in seeds if (s, t) in kept]
+        for c in out[t]:  # a result written before "mse_vs_mean" existed: derived from its report, not re-run
+            report = work / f"report_{c['seed']}{settings.suffix(t)}" / "report.json"
+            if "mse_vs_mean" not in c and report.exists():
+                c["mse_vs_mean"] = mse_vs_mean(json.loads(report.read_text()), list(c["train_seconds"]))
+    return out
+
+
+def seed_spread(by_seed: dict[int, list[dict]]) -> dict:
+    """The training seed's share of each verdict: per corpus and listening cause, ``dualtalk_paper``'s capture
+    from every training seed, their mean and the number of seeds that pass; per seed, the corpora that pass
+    every cause (``checks``)."""
+    per_seed = {t: checks(corpora) for t, corpora in by_seed.items()}
+    corpora: dict[int, dict] = {}
+    for t, ch in per_seed.items():
+        for row in ch["per_corpus"]:
+            for g, v in row["capture"].items():
+                cause = corpora.setdefault(row["seed"], {}).setdefault(g, {"capture": {}, "passed": 0})
+                cause["capture"][t] = v
+                cause["passed"] += bool(row["passed"][g])
+    for causes in corpora.values():
+        for cause in causes.values():
+            known = [v for v in cause["capture"].values() if v is not None]
+            cause["mean"] = float(np.mean(known)) if known else None
+            cause["spread"] = float(np.std(known, ddof=1)) if len(known) > 1 else None
+    return {
+        "corpora_all_captured": {t: ch["corpora_all_captured"] for t, ch in per_seed.items()},
+        "worse_than_mean": {t: ch["worse_than_mean"] for t, ch in per_seed.items()},
+        "per_corpus": corpora,
+    }
 
 
 def checks(corpora: list[dict], main: str = "dualtalk_paper") -> dict:
@@ -361,9 +415,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument(
         "--train-seed",
-        type=int,
+        "--train-seeds",
         default=None,
-        help="training seed of every method (default: the config's seed where it sets one, else 0)",
+        help="training seed of every method, or several (comma-separated): every corpus trained from each, the "
+        "spread of each capture reported (default: the config's seed where it sets one, else 0)",
     )
     ap.add_argument("--work", type=Path, default=Path("data/listening"), help="corpora and reports (kept)")
     ap.add_argument("--out", type=Path, default=RESULTS / "listening.json")
@@ -382,13 +437,20 @@ def main() -> int:
         raise SystemExit(f"--amplitude: {args.amplitude!r} is not LOW,HIGH with 0 < LOW <= HIGH ({exc})") from None
     methods = [m for m in args.methods.split(",") if m.strip()]
     try:
-        train_seed = benchmark_seed(args.config) if args.train_seed is None else args.train_seed
+        train_seeds = (benchmark_seed(args.config),)
     except DualTalkError as exc:
         raise SystemExit(f"--config: {exc}") from None
+    if args.train_seed is not None:
+        try:
+            train_seeds = tuple(dict.fromkeys(int(t) for t in args.train_seed.split(",")))
+        except ValueError:
+            raise SystemExit(f"--train-seed: {args.train_seed!r} is not a seed or a comma-separated list") from None
     settings = Settings(
-        tuple(methods), args.config, args.conversations, args.seconds, args.steps, args.reuse, amplitude, train_seed
+        tuple(methods), args.config, args.conversations, args.seconds, args.steps, args.reuse, amplitude, train_seeds
     )
-    corpora = run_all(seeds, args.work, settings, args.jobs, args.parallel)
+    by_seed = run_all(seeds, args.work, settings, args.jobs, args.parallel)
+    train_seed = train_seeds[0]
+    corpora = by_seed[train_seed]
     for c in corpora:
         print(
             f"corpus seed {c['seed']} (training s: "
@@ -416,6 +478,10 @@ def main() -> int:
         "checks": checks(corpora) if "dualtalk_paper" in methods else None,
         "causal_checks": causal_checks(corpora) if "dualtalk_causal" in methods else None,
     }
+    if len(train_seeds) > 1:
+        result["train_seeds"] = list(train_seeds)
+        result["other_train_seeds"] = {str(t): by_seed[t] for t in train_seeds[1:]}
+        result["train_seed_spread"] = seed_spread(by_seed) if "dualtalk_paper" in methods else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     plot(corpora, args.out.with_suffix(".png"))
@@ -449,6 +515,26 @@ def main() -> int:
                     f"; worse than mean: {', '.join(worse_text(row, k) for k in row['worse_than_mean'])}"
                     if row["worse_than_mean"]
                     else ""
+                )
+            )
+    if result.get("train_seed_spread"):
+        spread = result["train_seed_spread"]
+        print(
+            f"training seeds {', '.join(map(str, train_seeds))}: corpora passing every cause "
+            + ", ".join(f"{v} (seed {t})" for t, v in spread["corpora_all_captured"].items())
+        )
+        for seed, causes in spread["per_corpus"].items():
+            print(
+                f"  seed {seed}: "
+                + "; ".join(
+                    f"{g} "
+                    + " / ".join("-" if v is None else f"{v:.2f}" for v in c["capture"].values())
+                    + (
+                        f" (mean {c['mean']:.2f}, passes with {c['passed']} of {len(c['capture'])})"
+                        if c["mean"] is not None
+                        else ""
+                    )
+                    for g, c in causes.items()
                 )
             )
     if result["causal_checks"]:

@@ -84,10 +84,18 @@ def test_a_corpus_made_with_other_amplitudes_is_refused(listening, tmp_path):
 
 def test_a_work_directory_trained_with_another_seed_is_refused(listening, tmp_path):
     """--train-seed: corpora kept from a run with another training seed (a result from before the key existed
-    counts as 0) are not replaced silently."""
+    counts as 0) are not replaced silently; the first of several seeds keeps the plain names, another seed S
+    its own (result_SEED_tS.json), checked the same way."""
     (tmp_path / "result_5.json").write_text('{"seed": 5}')
+    (tmp_path / "result_5_t2.json").write_text('{"seed": 5, "train_seed": 3}')
+    settings = listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0, train_seeds=(0, 2))
+    assert settings.suffix(0) == "" and settings.suffix(2) == "_t2"
+    with pytest.raises(SystemExit, match="result_5_t2.json: trained with --train-seed 3, not 2"):
+        listening.run_all([5], tmp_path, settings)
     with pytest.raises(SystemExit, match="trained with --train-seed 0, not 1"):
-        listening.run_all([5], tmp_path, listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0, train_seed=1))
+        listening.run_all(
+            [5], tmp_path, listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0, train_seeds=(1,))
+        )
 
 
 def test_a_kept_result_that_is_not_one_is_refused(listening, tmp_path):
@@ -96,3 +104,22 @@ def test_a_kept_result_that_is_not_one_is_refused(listening, tmp_path):
         (tmp_path / "result_5.json").write_text(text)
         with pytest.raises(SystemExit, match="result_5.json: not a listening result"):
             listening.run_all([5], tmp_path, listening.Settings(("dualtalk_paper",), "recipe-cpu", 3, 2.0))
+
+
+def test_seed_spread_gives_each_causes_capture_from_every_training_seed(listening):
+    """--train-seeds: per corpus and cause the captures of every seed, their mean and spread, how many pass."""
+
+    def corpus(capture: float) -> dict:
+        return {
+            "seed": 7,
+            "groups": {"nod": {"role": "listening"}},
+            "probe": {"nod": {"reduction": 0.5}},
+            "methods": {"dualtalk_paper": {"nod": {"mse": 1.0, "reduction": 0.5 * capture, "capture": capture}}},
+            "mse": {"dualtalk_paper": {"pose": 0.9}, "mean": {"pose": 1.0}},
+        }
+
+    spread = listening.seed_spread({0: [corpus(0.5)], 1: [corpus(0.7)], 2: [corpus(0.9)]})
+    nod = spread["per_corpus"][7]["nod"]
+    assert nod["capture"] == {0: 0.5, 1: 0.7, 2: 0.9} and nod["passed"] == 2
+    assert nod["mean"] == pytest.approx(0.7) and nod["spread"] == pytest.approx(0.2)
+    assert spread["corpora_all_captured"] == {0: 0, 1: 1, 2: 1} and spread["worse_than_mean"] == {0: 0, 1: 0, 2: 0}
