@@ -405,6 +405,41 @@ def test_output_group_gate_sends_unpredicted_groups_to_the_mean():
         compose_train_config(overrides=["output_group_gate=-1"])
 
 
+def test_gate_folds_by_conversation_keep_a_conversations_windows_together():
+    """``evaluate(gate_folds="conversation")`` deals whole conversations into the gate's folds: windows of one
+    conversation give one fold (nothing to judge by: every margin +inf), while the window folds split them."""
+    from dualtalk.train.engine import Dist, evaluate
+    from dualtalk.train.loss import weights
+
+    rng = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(4):  # 4 batches of 3 windows of 20 frames, all of conversation 0
+        target = torch.randn(3, 20, 56, generator=rng)
+        batches.append(
+            {
+                "target": target,
+                "partner_motion": target + torch.randn(3, 20, 56, generator=rng),  # the "prediction" below
+                "self_audio": torch.zeros(3, 1),
+                "partner_audio": torch.zeros(3, 1),
+                "mask": torch.ones(3, 20, dtype=torch.bool),
+                "clip": torch.zeros(3, dtype=torch.long),
+            }
+        )
+
+    class Echo(torch.nn.Module):  # predicts the partner's motion it is given
+        def forward(self, self_audio, partner_audio, partner_motion):
+            return partner_motion
+
+    stats = (torch.zeros(56), torch.ones(56))
+    args = (Echo(), batches, Dist(), None, weights(compose_train_config().loss), None, False, stats)
+    by_window = evaluate(*args, group_gate=1.0)
+    by_conversation = evaluate(*args, group_gate=1.0, gate_folds="conversation")
+    assert all(np.isfinite(v) and v > 1.0 for v in by_window["margins"].values())  # the relation is real
+    assert by_conversation["margins"] == {g: np.inf for g in ("exp", "jaw", "pose")}  # one fold
+    assert by_conversation["kept"] == by_window["kept"] == {"exp": True, "jaw": True, "pose": True}
+    np.testing.assert_allclose(by_conversation["gain"], by_window["gain"])  # the folds decide only the gate
+
+
 def test_output_group_gate_in_training_writes_the_mean_for_gated_groups(toy_corpus, tmp_path, fast):
     """A run with the gate: best/ records the groups sent to the mean, their gains are 0 and the model then
     outputs the stored mean there, exactly."""
