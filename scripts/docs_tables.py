@@ -505,6 +505,32 @@ def capture_cell(score: dict, passed: bool) -> str:
     return f"{now} {'✓' if passed else '✗'}"
 
 
+def t_listening_train_seeds(file: str = "listening_train_seeds.json") -> str:
+    """benchmarks/listening.py --train-seeds: each listening cause's capture by ``dualtalk_paper`` from every
+    training seed (✓: at the bar), their mean, and per seed the corpora that pass every cause."""
+    d = load(file)
+    seeds = d["train_seeds"]
+    spread = d["train_seed_spread"]
+    by_seed = {c["seed"]: c for c in d["corpora"]}
+    rows = []
+    for corpus, causes in spread["per_corpus"].items():
+        scenario = {x["name"]: x for x in by_seed[int(corpus)]["scenario"]["causes"]}
+        for name, cause in causes.items():
+            cells = []
+            for t in seeds:
+                v = cause["capture"].get(str(t))
+                cells.append("—" if v is None else f"{v:.2f} {'✓' if v >= 0.6 else '✗'}")
+            mean = "—" if cause["mean"] is None else f"{cause['mean']:.2f}"
+            rows.append([corpus, cause_text(scenario[name])] + cells + [mean, f"{cause['passed']} of {len(seeds)}"])
+    rows.append(
+        ["every cause", "corpora passing every listening cause"]
+        + [f"{spread['corpora_all_captured'][str(t)]} of {len(by_seed)}" for t in seeds]
+        + ["", ""]
+    )
+    head = ["corpus", "cause"] + [f"seed {t}" for t in seeds] + ["mean", "seeds passing"]
+    return compact_table(head, rows)
+
+
 #: the recipe's runs with the audio response path: its results file, and the results file of the recipe before
 #: the path on the same corpora (None: that recipe was not run on them)
 AUDIO_RESPONSE_RUNS = (
@@ -844,6 +870,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
+    "listening-train-seeds": ("listening_train_seeds.json", t_listening_train_seeds),
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "listening-mirror-confirm": (
         "listening_mirror_confirm_without_audio_response.json",
