@@ -7,7 +7,8 @@ For every corpus SEED of ``--work`` (``corpus_SEED`` and the benchmark's ``repor
 as ``listening.py`` leaves them), each learned method's kept model has its gain refitted on the validation
 split by each rule of ``--rules``, with training's own code (``dualtalk.train.engine.evaluate`` over the
 validation windows of the run's config): ``zZ`` the per-coefficient gain from the covariance's lower
-confidence bound Z standard errors below it (``output_gain_z``; 0: least squares), ``+gateT`` the group gate
+confidence bound Z standard errors below it (``output_gain_z``; 0: least squares), ``sZ`` the same with the
+covariance's own noise taken off (``fit_output_gain(shrink=True)``), ``+gateT`` the group gate
 (``output_group_gate``: a group not beating the mean by T standard errors over 10 cross-fitted folds
 outputs the mean). The test split is then predicted and scored as ``dualtalk benchmark`` scores it
 (``dualtalk.eval.evaluate``, reference protocol): each group's MSE (exp / jaw / pose) relative to the
@@ -42,14 +43,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = ("exp", "jaw", "pose")
 
 
-def parse_rule(rule: str) -> tuple[float, float, str]:
-    """``z0`` / ``z2+gate1`` / ``z0+gate1/conversation`` -> (output_gain_z, output_group_gate, gate folds)."""
-    m = re.fullmatch(r"z([0-9.]+)(?:\+gate([0-9.]+)(?:/(window|conversation))?)?", rule)
+def parse_rule(rule: str) -> tuple[float, float, str, bool]:
+    """``z0`` / ``z2+gate1`` / ``z0+gate1/conversation`` / ``s0+gate1`` -> (output_gain_z, output_group_gate,
+    gate folds, shrink: ``sZ`` is ``zZ`` with the covariance's noise taken off, ``fit_output_gain(shrink=True)``)."""
+    m = re.fullmatch(r"([zs])([0-9.]+)(?:\+gate([0-9.]+)(?:/(window|conversation))?)?", rule)
     if not m:
         raise SystemExit(
-            f"--rules: {rule!r} is not zZ, zZ+gateT or zZ+gateT/FOLDS (e.g. z0, z0+gate1, z0+gate1/conversation)"
+            f"--rules: {rule!r} is not zZ, sZ, zZ+gateT or zZ+gateT/FOLDS (e.g. z0, s0+gate1, z0+gate1/conversation)"
         )
-    return float(m[1]), float(m[2] or 0.0), m[3] or "window"
+    return float(m[2]), float(m[3] or 0.0), m[4] or "window", m[1] == "s"
 
 
 def group_mse(pred_dir: Path, test_dir: Path) -> dict[str, float]:
@@ -73,20 +75,31 @@ def corpus(work: Path, seed: int, methods: list[str], rules: list[str], tmp: Pat
         w = weights(cfg.loss)
         rows = {}
         for rule in rules:
-            z, gate, folds = parse_rule(rule)
+            z, gate, folds, shrink = parse_rule(rule)
             model.output_gain.fill_(1.0)
             std = model.motion_std if cfg.loss.normalized else None
             stats = (model.motion_mean, model.motion_std)
             val = evaluate(
-                model, loader, Dist(), std, w, None, False, stats, gain_z=z, group_gate=gate, gate_folds=folds
+                model,
+                loader,
+                Dist(),
+                std,
+                w,
+                None,
+                False,
+                stats,
+                gain_z=z,
+                group_gate=gate,
+                gate_folds=folds,
+                gain_shrink=shrink,
             )
             model.output_gain.copy_(torch.from_numpy(val["gain"]))
             pred = tmp / str(seed) / m / rule.replace("/", "_")
             predict(model, data / "test", pred, options=InferenceOptions(progress=False))
             preds[f"{m}:{rule}"] = str(pred)
             mse = group_mse(pred, data / "test")
-            own = (cfg.output_gain_z, cfg.output_group_gate, "window")  # training deals its folds by window
-            if (z, gate, folds) == own:  # training's own rule: the same gain
+            own = (cfg.output_gain_z, cfg.output_group_gate, "window", False)  # training's folds are by window
+            if (z, gate, folds, shrink) == own:  # training's own rule: the same gain
                 out.setdefault("stored_gain_max_difference", {})[m] = float(np.abs(val["gain"] - stored).max())
             rows[rule] = {
                 "mse_vs_mean": {g: mse[g] / mean[g] - 1 for g in GROUPS},

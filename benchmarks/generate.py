@@ -52,6 +52,34 @@ DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" /
 OUR_MODES = ("exact", "transformers", "bf16", "int8")
 
 
+#: CPU flags that decide the matrix products' speed: vector width, native bfloat16 (what ``--dtype auto`` reads)
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine() -> dict:
+    """What the run was made on: cores, CPU model and its matrix-relevant flags (from /proc/cpuinfo where
+    there is one), and whether ``--dtype auto`` picks bfloat16 here (a flag of native bfloat16)."""
+    info: dict = {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    info["cpu_model"] = fields.get("model name", "")
+    info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
+    info["isa"] = [f for f in ISA_FLAGS if f in flags]
+    info["native_bf16"] = bool(flags & {"avx512_bf16", "amx_bf16"})
+    return info
+
+
 def inputs(seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same conversation for every mode: two voices (noise) and the partner's motion, T = 25 * seconds."""
     rng = np.random.default_rng(0)
@@ -304,8 +332,7 @@ def matmul_probe(seconds_each: float) -> dict:
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         x = torch.randn(m, k).to(dtype)
         w = torch.randn(k, n).to(dtype)
-        for _ in range(3):
-            x @ w
+        x @ w  # warm-up (one: an emulated bfloat16 product of this size takes seconds)
         best, until = math.inf, time.perf_counter() + seconds_each
         while time.perf_counter() < until:
             t0 = time.perf_counter()
@@ -354,7 +381,11 @@ def child(args, mode: str, extra: list[str], python: str | None = None) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--modes", default="exact,bf16,int8", help=f"of {','.join(OUR_MODES)} (+ reference)")
+    ap.add_argument(
+        "--modes",
+        help=f"of {','.join(OUR_MODES)} (+ reference); default exact,bf16,int8, without bf16 on a CPU that has no "
+        "native bfloat16 (emulated, it runs ~100x slower than float32 there)",
+    )
     ap.add_argument("--reference-dir", help="a checkout of the reference implementation (DualTalk.py, wav2vec.py)")
     ap.add_argument("--reference-python", help="interpreter with the reference's requirements (default: this one)")
     ap.add_argument("--reference-weights", help="DualTalk.pth for both (default: random weights, seed 0)")
@@ -371,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--feature-dim", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    result_machine = machine()
     if args.child:
         if args.child == "reference":
             row = run_reference(args)
@@ -389,6 +421,16 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({**row, "peak_rss_mb": peak_rss_mb()}))
         return
 
+    if args.modes is None:
+        native = result_machine.get("native_bf16", True)  # no /proc/cpuinfo: time bf16 as well
+        args.modes = "exact,bf16,int8" if native else "exact,int8"
+        if not native:
+            print(
+                "bf16 left out: this CPU has no native bfloat16 (no avx512_bf16 / amx_bf16), so --dtype auto is "
+                "float32 here and an emulated bfloat16 forward takes tens of minutes (--modes exact,bf16,int8 to time "
+                "it anyway)",
+                flush=True,
+            )
     modes = [m for m in args.modes.split(",") if m]
     unknown = [m for m in modes if m not in OUR_MODES + ("reference",)]
     if unknown:
@@ -404,11 +446,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "generate",
         "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
         "command": "python benchmarks/generate.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-        },
+        "machine": result_machine,
     }
     if args.reference_dir:  # which checkout was timed (its commit when it is a git checkout)
         ref = {"dir": str(args.reference_dir)}
@@ -506,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
             result["from_directory"] = [
                 child(args, "dirrun", ["--model-dir", str(model_dir), "--run-dtype", d])
                 for d in ("float32", "bfloat16")
+                if d == "float32" or "bf16" in modes
             ]
         finally:
             for f in model_dir.iterdir():

@@ -85,17 +85,19 @@ def driver_text(cause: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def t_generate() -> str:
+def t_generate(name: str = "generate.json") -> str:
     """benchmarks/generate.py: the released architecture at full size, one process per mode; with the
     reference implementation, the matmul probe and the floor when the run measured them."""
+    data = load(name)
+    native = data["machine"].get("native_bf16", True)  # runs before the field was recorded: an AVX512-BF16 CPU
     labels = {
         "reference": "reference implementation (`DualTalkModel`, float32)",
-        "exact": "`--exact` (float32)",
+        "exact": "`--exact` (float32)" + ("" if native else ", what `auto` picks on this CPU"),
         "transformers": "`--exact` with transformers' own CNN path",
-        "bf16": "`--dtype bfloat16` (what `auto` picks on this CPU)",
+        "bf16": "`--dtype bfloat16`"
+        + (" (what `auto` picks on this CPU)" if native else " (emulated: no native bfloat16 on this CPU)"),
         "int8": "`--int8` (audio encoders' linear layers int8)",
     }
-    data = load("generate.json")
     rows_in = data["rows"]
     base = "reference" if any(r["mode"] == "reference" for r in rows_in) else "exact"
     floor = any("x_floor" in r for r in rows_in)
@@ -121,11 +123,23 @@ def t_generate() -> str:
     text = table(head, rows)
     if "matmul" in data and "floor_rtf" in data:
         mm, fl, ar = data["matmul"], data["floor_rtf"], data["arithmetic"]
+        cpu = data["machine"]
+        what = (
+            f"{cpu['cpu_model']} (family/model {cpu['cpu_family_model']}), {cpu['cpus']} cores, "
+            f"{', '.join(cpu['isa']) or 'no AVX2'}; "
+            if cpu.get("cpu_model")
+            else ""
+        )
+        if native:
+            bf16 = f"{mm['bf16_gflops']:.0f} GFLOP/s in bfloat16"
+            floors = f"{fl['fp32']:.3f} in float32 and {fl['bf16']:.3f} in bfloat16"
+        else:  # emulated: a floor of minutes per second of audio is no mode to use
+            bf16 = f"{mm['bf16_gflops']:.2f} GFLOP/s in emulated bfloat16"
+            floors = f"{fl['fp32']:.3f} in float32 ({fl['bf16']:.0f} in emulated bfloat16)"
         text += (
-            f"\nMachine: matrix products at {mm['fp32_gflops']:.0f} GFLOP/s in float32 and {mm['bf16_gflops']:.0f} "
-            f"GFLOP/s in bfloat16 (threads: {mm['threads']}); the model does {ar['gflop_per_audio_second']:.1f} GFLOP "
-            f"per second of audio at this length, so the floor is a real-time factor of {fl['fp32']:.3f} in float32 "
-            f"and {fl['bf16']:.3f} in bfloat16.\n"
+            f"\nMachine: {what}matrix products at {mm['fp32_gflops']:.0f} GFLOP/s in float32 and {bf16} "
+            f"(threads: {mm['threads']}); the model does {ar['gflop_per_audio_second']:.1f} GFLOP "
+            f"per second of audio at this length, so the floor is a real-time factor of {floors}.\n"
         )
     if "reference" in data:
         ref = data["reference"]
@@ -145,9 +159,9 @@ def t_generate() -> str:
     return text
 
 
-def t_generate_profile() -> str:
+def t_generate_profile(name: str = "generate.json") -> str:
     """benchmarks/generate.py --profile: seconds per module group in each mode that was profiled."""
-    data = load("generate.json")
+    data = load(name)
     rows_in = [r for r in data["rows"] if "profile_s" in r]
     groups = list(rows_in[0]["profile_s"]) if rows_in else []
     head = ["module"] + [f"`{r['mode']}`" for r in rows_in]
@@ -161,9 +175,9 @@ def t_generate_profile() -> str:
     return table(head, rows)
 
 
-def t_generate_memory() -> str:
+def t_generate_memory(name: str = "generate.json") -> str:
     """benchmarks/generate.py --load: loading a full-size model directory, and generate from it."""
-    data = load("generate.json")
+    data = load(name)
     ld = data["loading"]
     rows = [
         [
@@ -856,6 +870,9 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-long": ("generate_long.json", t_generate_long),
     "generate-profile": ("generate.json", t_generate_profile),
     "generate-memory": ("generate.json", t_generate_memory),
+    "generate-avx2": ("generate_avx2.json", lambda: t_generate("generate_avx2.json")),
+    "generate-avx2-profile": ("generate_avx2.json", lambda: t_generate_profile("generate_avx2.json")),
+    "generate-avx2-memory": ("generate_avx2.json", lambda: t_generate_memory("generate_avx2.json")),
     "predict": ("predict.json", t_predict),
     "train": ("train.json", t_train),
     "evaluate": ("evaluate.json", t_evaluate),

@@ -242,6 +242,11 @@ def test_auto_dtype_rules_and_exact_flag(demo, tiny_dir, tmp_path, monkeypatch, 
     with np.load(tmp_path / "auto32.npz") as a, np.load(tmp_path / "exact.npz") as c:
         np.testing.assert_array_equal(a["exp"], c["exp"])
     capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "bf16e.npz"), "--dtype", "bfloat16"]) == 0  # asked for: emulated
+    err = capsys.readouterr().err
+    assert "warning: cpu has no native bfloat16" in err and "emulated" in err and "Traceback" not in err
+    with np.load(tmp_path / "bf16e.npz") as e, np.load(tmp_path / "bf16.npz") as b:
+        np.testing.assert_array_equal(e["exp"], b["exp"])  # the same arithmetic, only slower
     assert main(args + ["--out", str(tmp_path / "x.npz"), "--exact", "--dtype", "bfloat16"]) == 2
     assert "--exact is float32" in capsys.readouterr().err
 

@@ -372,6 +372,33 @@ def test_output_gain_z_keeps_chance_alignment_at_the_mean():
         compose_train_config(overrides=["output_gain_z=-1"])
 
 
+def test_output_gain_shrink_lowers_new_data_error_where_alignment_is_weak():
+    """The shrunk gain (the covariance less its own noise): where the prediction is unrelated to the truth its
+    error on new data beside the mean's is a fraction of the least-squares gain's (the chance part of the
+    fitted covariance no longer becomes error); a weak real relation (about 2 standard errors on this much
+    data) keeps most of its improvement, a clear one all of it."""
+    from dualtalk.train.engine import fit_output_gain
+
+    rng = np.random.default_rng(2)
+    windows, frames, draws = 60, 100, 300
+    strength = torch.tensor([0.0, 0.03, 1.0], dtype=torch.float64)  # unrelated, weak, clear: p = a y + noise
+    excess = {"ls": [], "shrink": []}  # new data: error after the gain minus the mean's, g² var(p) - 2 g cov
+    for _ in range(draws):
+        y = torch.from_numpy(rng.standard_normal((windows, frames, 3)))
+        p = strength * y + torch.from_numpy(rng.standard_normal((windows, frames, 3)))
+        wpy = (p * y).sum(1)  # (windows, 3)
+        moments = torch.stack(
+            [wpy.sum(0), (p * p).sum((0, 1)), (y * y).sum((0, 1)), wpy.square().sum(0), torch.full((3,), windows)]
+        )
+        for name, gain in (("ls", fit_output_gain(moments)), ("shrink", fit_output_gain(moments, shrink=True))):
+            excess[name].append((gain.square() * (strength.square() + 1) - 2 * gain * strength).numpy())
+        assert (fit_output_gain(moments, shrink=True) <= fit_output_gain(moments) + 1e-12).all()
+    ls, shrunk = np.mean(excess["ls"], 0), np.mean(excess["shrink"], 0)  # (3,)
+    assert shrunk[0] < 0.5 * ls[0]  # unrelated: much less error on new data
+    assert ls[1] < 0 and shrunk[1] < 0.8 * ls[1]  # weak: most of the improvement kept (a little lost)
+    assert shrunk[2] == pytest.approx(ls[2], rel=0.01)  # clear: the same gain, to 1 %
+
+
 def test_output_group_gate_sends_unpredicted_groups_to_the_mean():
     """The one-standard-error gate over cross-fitted folds: a group whose predictions follow the truth, even
     weakly, beats the mean by more than one standard error; a group whose predictions are unrelated to it (a

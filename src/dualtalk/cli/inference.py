@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..errors import DualTalkError
-from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions
+from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions, has_native_bf16
 from . import positive
 
 
@@ -55,8 +56,19 @@ def dtype_args(p: argparse.ArgumentParser) -> None:
 
 
 def resolved_dtype_arg(args) -> str:
-    """The ``--dtype`` the options ask for, ``--exact`` applied (an error if it contradicts them)."""
+    """The ``--dtype`` the options ask for, ``--exact`` applied (an error if it contradicts them). Asking for
+    bfloat16 on a device without native bfloat16 is allowed (the output is the same) with one warning line:
+    emulated, it is far slower than float32 (about 380x in matrix products on an AVX2 CPU,
+    ``benchmarks/results/generate_avx2.json``)."""
     if not args.exact:
+        if args.dtype == "bfloat16":
+            device = getattr(args, "device", "cpu") or "cpu"
+            if not has_native_bf16(device):
+                print(
+                    f"warning: {device} has no native bfloat16 (a CPU needs avx512_bf16 or amx_bf16): --dtype "
+                    "bfloat16 runs emulated there, far slower than float32 (--dtype auto picks float32 here)",
+                    file=sys.stderr,
+                )
         return args.dtype
     if args.dtype == "bfloat16" or getattr(args, "int8", False):
         raise DualTalkError("--exact is float32 arithmetic: leave out --dtype bfloat16 / --int8")

@@ -198,16 +198,26 @@ def run_model(module, batch: dict, device: torch.device, cached: bool, step: int
     )
 
 
-def fit_output_gain(moments: torch.Tensor, z: float = 0.0) -> torch.Tensor:
+def fit_output_gain(moments: torch.Tensor, z: float = 0.0, shrink: bool = False) -> torch.Tensor:
     """The per-coefficient output gain in [0, 1] from validation moments (5, D): the sums of p y, p p, y y,
     of (p y summed per window)^2 and the number of windows (p, y: prediction and target around the stored
     mean, normalised). z = 0: the least-squares gain p y / p p; z > 0: the covariance's lower confidence
-    bound, z standard errors (sqrt(n) x the spread of the windows' covariance sums) below the sum."""
+    bound, z standard errors (sqrt(n) x the spread of the windows' covariance sums) below the sum.
+
+    ``shrink``: the covariance's estimate less its own noise, py - se² / py (se² = n x that spread; 0 where
+    that is not positive): the squared estimate overstates the squared covariance by se² on average, so a gain
+    fitted to it adds the chance part to new data's error; the correction takes off (se / py)² of the
+    covariance, next to nothing where the alignment is clear (1 % at 10 standard errors), most where it is
+    not (all of it at 1) — a gentler rule than the bound, which takes off z se whatever the covariance."""
     py, pp, _, py2, n = moments.double()
-    if z > 0:
+    if z > 0 or shrink:
         n = n.clamp_min(2.0)
         spread = ((py2 - py.square() / n) / (n - 1)).clamp_min(0.0)  # variance of one window's p y sum
-        py = py - z * (n * spread).sqrt()
+        se2 = n * spread  # (D,) the variance of the covariance sum py
+        if z > 0:
+            py = py - z * se2.sqrt()
+        if shrink:
+            py = torch.where(py > 0, py - se2 / py.clamp_min(1e-12), torch.zeros_like(py))
     return (py / pp.clamp_min(1e-12)).clamp(0.0, 1.0)
 
 
@@ -216,7 +226,11 @@ GATE_FOLDS = 10
 
 
 def gate_output_groups(
-    fold_moments: torch.Tensor, sd: torch.Tensor, groups: Mapping[str, slice | list[int]], z: float = 0.0
+    fold_moments: torch.Tensor,
+    sd: torch.Tensor,
+    groups: Mapping[str, slice | list[int]],
+    z: float = 0.0,
+    shrink: bool = False,
 ) -> dict[str, float]:
     """By how much each group of coefficients beats the mean on validation, cross-fitted -> {group: margin}.
 
@@ -235,7 +249,7 @@ def gate_output_groups(
     m = m[used]  # (K', 5, D)
     total = m.sum(0)
     w = sd.double().square()  # (D,) the data's units
-    gain = torch.stack([fit_output_gain(total - f, z) for f in m])  # (K', D) gains fitted without each fold
+    gain = torch.stack([fit_output_gain(total - f, z, shrink) for f in m])  # (K', D) gains fitted without each fold
     diff = (gain.square() * m[:, 1] - 2 * gain * m[:, 0]) * w  # (K', D) fold's error after them minus the mean's
     margins = {}
     for g, part in groups.items():
@@ -259,6 +273,7 @@ def evaluate(
     gain_z: float = 0.0,
     group_gate: float = 0.0,
     gate_folds: str = "window",
+    gain_shrink: bool = False,
 ) -> dict:
     """Validation loss summed over every batch of every process -> {"loss", "exp", ...} (the groups of
     ``layout``, then ``velocity``).
@@ -277,7 +292,8 @@ def evaluate(
     group's margin are returned under ``"kept"`` and ``"margins"``. ``gate_folds``: how the validation windows
     are dealt into the gate's folds: ``"conversation"`` (every window of a conversation in one fold, conversation
     i in fold i mod 10) or ``"window"`` (window i in fold i mod 10, neighbours of one conversation in
-    different folds).
+    different folds). ``gain_shrink``: the returned gains (and the gate's cross-fitted ones) take off the
+    covariance's own noise (``fit_output_gain(shrink=True)``); like the gate, it does not change the loss.
 
     ``step``: a staged model (a baseline's codebook stage) is validated on the computation of its stage then.
     """
@@ -337,8 +353,10 @@ def evaluate(
             sse = sse * gain_stats[1].double().square()
         for i, part in enumerate(groups.values()):
             sums[i] = sse[part].sum()
-        # the gate decides what best/ outputs; the step is chosen by the loss above, without it
-        margins = gate_output_groups(moments, gain_stats[1], groups, gain_z)
+        # the shrinkage and the gate decide what best/ outputs; the step is chosen by the loss above, without them
+        if gain_shrink:
+            gain = fit_output_gain(moments.sum(0), gain_z, shrink=True)
+        margins = gate_output_groups(moments, gain_stats[1], groups, gain_z, gain_shrink)
         kept = {g: group_gate <= 0 or margins[g] > group_gate for g in groups}
         for g, part in groups.items():
             if not kept[g]:
