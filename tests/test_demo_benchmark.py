@@ -261,9 +261,9 @@ def test_benchmark_reuse_keeps_finished_methods_and_retrains_changed_ones(tiny_c
 
 
 def test_benchmark_reuse_refits_the_output_gain_when_only_the_gate_changed(tiny_corpus, tmp_path):
-    """``output_group_gate`` decides only the gain fitted at the kept step: with --reuse a run differing only
-    in it keeps its weights, gets the gain (and gate) refitted exactly as training under the new config fits
-    it, and its predictions are made again."""
+    """``output_group_gate`` (and ``output_gain_shrink``) decide only the gain fitted at the kept step: with
+    --reuse a run differing only in them keeps its weights, gets the gain (and gate) refitted exactly as
+    training under the new config fits it, and its predictions are made again."""
     from dualtalk.model.checkpoint import load_model
 
     out = tmp_path / "report"
@@ -283,11 +283,14 @@ def test_benchmark_reuse_refits_the_output_gain_when_only_the_gate_changed(tiny_
     assert set(after.extra["output_groups_at_mean"]) == {"exp", "jaw", "pose"} and (after.output_gain == 0).all()
     pred = np.load(sorted((out / "pred" / "speaker_only").glob("*.npy"))[0])
     np.testing.assert_array_equal(pred, np.broadcast_to(after.motion_mean.numpy(), pred.shape))
-    # refitted again under another gate == trained under that config from the start (training is deterministic)
-    assert main(args + ["--reuse"] + FAST + gain_on + ["output_group_gate=0.5"]) == 0
+    # refitted again under another gate and the shrunk gain == trained under that config from the start
+    # (training is deterministic)
+    rule = ["output_group_gate=0.5", "output_gain_shrink=true"]
+    assert main(args + ["--reuse"] + FAST + gain_on + rule) == 0
+    assert json.loads((out / "report.json").read_text())["reused"] == ["speaker_only"]
     fresh = tmp_path / "fresh"
     assert main(["benchmark", "--data", str(tiny_corpus), "--out", str(fresh), "--methods", "speaker_only"]
-                + FAST + gain_on + ["output_group_gate=0.5"]) == 0  # fmt: skip
+                + FAST + gain_on + rule) == 0  # fmt: skip
     refit, trained = load_model(str(best)), load_model(str(fresh / "runs" / "speaker_only" / "best"))
     np.testing.assert_allclose(refit.output_gain.numpy(), trained.output_gain.numpy(), atol=1e-4)
     assert refit.extra["output_group_margins"] == pytest.approx(trained.extra["output_group_margins"], abs=0.02)

@@ -37,8 +37,8 @@ Running again into the same REPORT_DIR replaces the results of the methods it ru
 learned method whose finished run is already there (same data, same training config, same predictions
 asked for: ``runs/<method>/benchmark.json``) is not trained again, so an interrupted benchmark resumes
 where it stopped and methods can be added to a report one run at a time; a run whose config differs only in
-how the output gain is fitted at the kept step (``GAIN_ONLY``: ``output_group_gate``) has its gain refitted
-and the test split predicted again, which is what training under the new config would have kept.
+how the output gain is fitted at the kept step (``GAIN_ONLY``: ``output_group_gate``, ``output_gain_shrink``) has
+its gain refitted and the test split predicted again, which is what training under the new config would have kept.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _finished_record(cfg, data: Path, audio_only: tuple[str, ...], seconds: floa
 
 #: training-config fields that decide only the output gain fitted at the kept step, not which step is kept: a
 #: finished run differing from the asked config only in these is refitted (``--reuse``), not trained again
-GAIN_ONLY = ("output_group_gate",)
+GAIN_ONLY = ("output_group_gate", "output_gain_shrink")
 
 
 def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]) -> tuple[float, bool] | None:

@@ -600,6 +600,10 @@ class TrainConfig(Config):
     #: bound of the prediction-target covariance, this many standard errors below its estimate (0: the
     #: least-squares gain); a coefficient the model does not predict beyond chance then stays at the mean
     output_gain_z: float = Field(0.0, ge=0.0)
+    #: models with ``output_gain``: each gain's covariance is taken less its own noise (se² / covariance, se
+    #: from the spread of the validation windows), so that a gain fitted to chance alignment does not carry it
+    #: to new data; next to nothing where the alignment is clear. Decides only the gain at the kept step
+    output_gain_shrink: bool = False
     #: models with ``output_gain``: a group of coefficients (exp / jaw / pose) is kept only where its
     #: validation error, cross-fitted over 10 folds of windows (each fold's gains fitted on the other nine),
     #: beats the training mean's by this many standard errors; otherwise the whole group outputs the mean

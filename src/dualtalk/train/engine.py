@@ -383,11 +383,12 @@ def gain_extra(gain, kept: dict[str, bool], margins: dict[str, float]) -> dict:
 def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
     """Fit the output gain of a finished run's ``best/`` again under ``cfg``'s gain rule -> ``run/best``.
 
-    The fields that decide only the gain fitted at the kept step (``output_group_gate``) can change after
-    training without training again: the kept weights are validated on ``data_dir``'s validation split as
-    training does (the gains reset to 1 first, the run's windows), the gains and the gate of ``cfg`` are
-    fitted, and ``best/`` is rewritten with them (``extra`` updated as training writes it); the run's
-    ``config.yaml`` becomes ``cfg``. A model without an output gain is left as it is."""
+    The fields that decide only the gain fitted at the kept step (``output_group_gate``,
+    ``output_gain_shrink``) can change after training without training again: the kept weights are validated
+    on ``data_dir``'s validation split as training does (the gains reset to 1 first, the run's windows), the
+    gains and the gate of ``cfg`` are fitted, and ``best/`` is rewritten with them (``extra`` updated as
+    training writes it); the run's ``config.yaml`` becomes ``cfg``. A model without an output gain is left as
+    it is."""
     from ..model.checkpoint import load_model
 
     run = Path(run_dir)
@@ -412,6 +413,7 @@ def refit_output_gain(run_dir: str | os.PathLike, data_dir: str | os.PathLike, c
         None,
         cfg.output_gain_z,
         cfg.output_group_gate,
+        gain_shrink=cfg.output_gain_shrink,
     )
     gain, kept, margins = val.pop("gain"), val.pop("kept"), val.pop("margins")
     model.output_gain.copy_(torch.from_numpy(gain))
@@ -758,6 +760,7 @@ class Trainer:
             step,
             self.cfg.output_gain_z,
             self.cfg.output_group_gate,
+            gain_shrink=self.cfg.output_gain_shrink,
         )
         kept = val.pop("kept", {})  # groups the gate keeps (the others output the mean)
         margins = val.pop("margins", {})  # standard errors by which each group beats the mean, cross-fitted
