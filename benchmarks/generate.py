@@ -56,7 +56,7 @@ OUR_MODES = ("exact", "transformers", "bf16", "int8")
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def machine() -> dict:
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     """What the run was made on: cores, CPU model and its matrix-relevant flags (from /proc/cpuinfo where
     there is one), and whether ``--dtype auto`` picks bfloat16 here (a flag of native bfloat16)."""
     info: dict = {
@@ -65,7 +65,7 @@ def machine() -> dict:
         "python": platform.python_version(),
     }
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
         return info
     fields: dict[str, str] = {}
