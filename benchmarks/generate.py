@@ -76,7 +76,9 @@ def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     info["cpu_model"] = fields.get("model name", "")
     info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
     info["isa"] = [f for f in ISA_FLAGS if f in flags]
-    info["native_bf16"] = bool(flags & {"avx512_bf16", "amx_bf16"})
+    from dualtalk.inference.pipeline import NATIVE_BF16_CPU_FLAGS  # what --dtype auto reads
+
+    info["native_bf16"] = bool(flags & set(NATIVE_BF16_CPU_FLAGS))
     return info
 
 
@@ -384,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--modes",
         help=f"of {','.join(OUR_MODES)} (+ reference); default exact,bf16,int8, without bf16 on a CPU that has no "
-        "native bfloat16 (emulated, it runs ~100x slower than float32 there)",
+        "native bfloat16 (emulated, its matrix products run hundreds of times slower than float32 there)",
     )
     ap.add_argument("--reference-dir", help="a checkout of the reference implementation (DualTalk.py, wav2vec.py)")
     ap.add_argument("--reference-python", help="interpreter with the reference's requirements (default: this one)")
@@ -402,7 +404,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--feature-dim", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    result_machine = machine()
     if args.child:
         if args.child == "reference":
             row = run_reference(args)
@@ -421,6 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({**row, "peak_rss_mb": peak_rss_mb()}))
         return
 
+    result_machine = machine()
     if args.modes is None:
         native = result_machine.get("native_bf16", True)  # no /proc/cpuinfo: time bf16 as well
         args.modes = "exact,bf16,int8" if native else "exact,int8"
