@@ -6,15 +6,16 @@
 Writes a split of generated conversations (noise voices, random motion for both people, so each conversation
 is two generations), a full-size model directory of the released architecture (random weights), then times
 the whole command (``python -m dualtalk predict ... --workers N``: start-up, loading and all generations) per
-``--workers`` value. JSON in ``benchmarks/results/predict.json``.
+``--workers`` value. JSON in ``benchmarks/results/predict.json`` (``--tag T``: ``predict_T.json``), with the machine
+it ran on (CPU model, matrix-relevant flags, native bfloat16: what ``--dtype auto`` picks) as ``generate.py``
+records it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -26,6 +27,15 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """The machine record of ``benchmarks/generate.py`` (one definition for both benchmarks)."""
+    spec = importlib.util.spec_from_file_location("generate_benchmark", Path(__file__).resolve().parent / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.machine()
 
 
 def write_split(directory: Path, conversations: int, seconds: float) -> None:
@@ -50,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="auto", help="--dtype of predict (auto, float32, bfloat16)")
     ap.add_argument("--model", help="model directory (default: a full-size one with random weights, written to tmp)")
     ap.add_argument("--out", help="result JSON (default benchmarks/results/predict.json)")
+    ap.add_argument("--tag", default="", help="suffix of the result file name (predict_TAG.json)")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="dualtalk-predict-"))
     rows = []
@@ -96,15 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "predict",
         "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
         "command": "python benchmarks/predict.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "max_child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "rows": rows,
     }
-    out_path = Path(args.out) if args.out else RESULTS / "predict.json"
+    out_path = Path(args.out) if args.out else RESULTS / (f"predict_{args.tag}.json" if args.tag else "predict.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {out_path}")

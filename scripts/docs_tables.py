@@ -201,10 +201,10 @@ def t_generate_memory(name: str = "generate.json") -> str:
     return table(["step", "time", "memory", "weights in memory", "peak / weights"], rows)
 
 
-def t_predict() -> str:
+def t_predict(name: str = "predict.json") -> str:
     """benchmarks/predict.py: conversations per minute per --workers value."""
     rows = []
-    for r in load("predict.json")["rows"]:
+    for r in load(name)["rows"]:
         rows.append(
             [
                 f"`--workers {r['workers']}`",
@@ -874,6 +874,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-avx2-profile": ("generate_avx2.json", lambda: t_generate_profile("generate_avx2.json")),
     "generate-avx2-memory": ("generate_avx2.json", lambda: t_generate_memory("generate_avx2.json")),
     "predict": ("predict.json", t_predict),
+    "predict-avx2": ("predict_avx2.json", lambda: t_predict("predict_avx2.json")),
     "train": ("train.json", t_train),
     "evaluate": ("evaluate.json", t_evaluate),
     "render": ("render.json", t_render),
