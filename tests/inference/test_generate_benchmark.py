@@ -3,15 +3,11 @@ the fixture errors. No download: the test writes a tiny package with the referen
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
-from tests.conftest import shared_path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generate.py"
+from tests.conftest import load_benchmark, shared_path
 
 #: the reference repository's API: DualTalk.py with DualTalkModel(args) (args.blendshape_dim,
 #: args.feature_dim), whose encoders come from wav2vec.Wav2Vec2Model.from_pretrained(NAME)
@@ -47,11 +43,7 @@ class DualTalkModel(torch.nn.Module):
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("generate_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("generate")
 
 
 def test_reference_side_by_side_with_a_fake_checkout(tmp_path, capsys):

@@ -3,21 +3,11 @@ it ran on (a tiny model directory: the full-size one is the benchmark's default,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "predict.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("predict_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 def test_predict_benchmark_times_every_workers_value_and_records_the_machine(tmp_path):
@@ -29,7 +19,7 @@ def test_predict_benchmark_times_every_workers_value_and_records_the_machine(tmp
     model = build_model(get_preset("tiny")).eval()
     directory = save_model(model, tmp_path / "model")
     out = tmp_path / "predict_test.json"
-    load_script().main(
+    load_benchmark("predict").main(
         ["--conversations", "2", "--seconds", "1", "--workers", "1,2", "--model", str(directory)] + ["--out", str(out)]
     )
     result = json.loads(out.read_text())

@@ -3,24 +3,17 @@ the test writes (no training)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "listening.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def listening():
-    spec = importlib.util.spec_from_file_location("listening_benchmark", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up by name
-    spec.loader.exec_module(mod)
-    yield mod
-    del sys.modules[spec.name]
+    yield load_benchmark("listening")
+    del sys.modules["listening_benchmark"]
 
 
 def report(files: dict[str, dict[str, list[float]]]) -> dict:
