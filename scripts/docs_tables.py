@@ -498,12 +498,16 @@ def t_listening(file: str = "listening.json") -> str:
 
 def t_listening_weak() -> str:
     """The five corpora with causes 1-2x the idle noise: the capture per cause of the recipe before the audio
-    response path (listening_weak_without_audio_response.json) beside the 3-6x corpora's under that recipe, and
-    the recipe's with the path (listening_weak.json)."""
+    response path (listening_weak_without_audio_response.json) beside the 3-6x corpora's under that recipe, the
+    recipe's with the path as first run (listening_weak.json), and the recipe as it is now, trained on them
+    again (listening_weak_recipe.json: the same training, the shrunk gain; ± the capture's standard error)."""
     weak, strong = load("listening_weak_without_audio_response.json"), load("listening_without_audio_response.json")
     path = load("listening_weak.json")
+    now = load("listening_weak_recipe.json")
     by_seed = {c["seed"]: c for c in strong["corpora"]}
     path_seed = {c["seed"]: c for c in path["corpora"]}
+    now_seed = {c["seed"]: c for c in now["corpora"]}
+    now_passed = {c["seed"]: c["passed"] for c in now["checks"]["per_corpus"]}
 
     def capture(corpus: dict | None, name: str) -> str:
         cap = corpus["methods"]["dualtalk_paper"][name]["capture"] if corpus else None
@@ -520,9 +524,18 @@ def t_listening_weak() -> str:
                 + [signed(by_seed[seed]["probe"][n]["reduction"]), capture(by_seed[seed], n)]
                 + [f"{cause['amplitude']:.1f}", signed(c["probe"][n]["reduction"]), capture(c, n)]
                 + [capture(path_seed.get(seed), n)]
+                + [capture_cell(now_seed[seed]["methods"]["dualtalk_paper"][n], now_passed[seed][n])]
             )
+
+    def passing(d: dict) -> str:
+        return f"{sum(c['all_captured'] for c in d['checks']['per_corpus'])} of {len(d['corpora'])}"
+
+    rows.append(
+        ["every cause", "corpora passing every listening cause", "", "", passing(strong), "", "", passing(weak)]
+        + [passing(path), passing(now)]
+    )
     head = ["corpus", "cause", "amplitude", "probe", "capture", "weak: amplitude", "probe", "capture"]
-    return compact_table(head + ["weak, with the path (the recipe)"], rows)
+    return compact_table(head + ["weak, with the path", "weak, the recipe now (+ shrunk gain)"], rows)
 
 
 def capture_cell(score: dict, passed: bool) -> str:
