@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -50,36 +49,6 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official_parity"
 OUR_MODES = ("exact", "transformers", "bf16", "int8")
-
-
-#: CPU flags that decide the matrix products' speed: vector width, native bfloat16 (what ``--dtype auto`` reads)
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """What the run was made on: cores, CPU model and its matrix-relevant flags (from /proc/cpuinfo where
-    there is one), and whether ``--dtype auto`` picks bfloat16 here (a flag of native bfloat16)."""
-    info: dict = {
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-    }
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return info
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
-    info["cpu_model"] = fields.get("model name", "")
-    info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
-    info["isa"] = [f for f in ISA_FLAGS if f in flags]
-    from dualtalk.inference.pipeline import NATIVE_BF16_CPU_FLAGS  # what --dtype auto reads
-
-    info["native_bf16"] = bool(flags & set(NATIVE_BF16_CPU_FLAGS))
-    return info
 
 
 def inputs(seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -422,7 +391,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({**row, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    result_machine = machine()
+    from dualtalk.inference.pipeline import machine_record
+
+    result_machine = machine_record()
     if args.modes is None:
         native = result_machine.get("native_bf16", True)  # no /proc/cpuinfo: time bf16 as well
         args.modes = "exact,bf16,int8" if native else "exact,int8"

@@ -55,9 +55,9 @@ from dualtalk.errors import DualTalkError
 from dualtalk.synth import make_corpus
 from dualtalk.synth.causes import AMPLITUDE, random_scenario
 from dualtalk.synth.corpus import load_manifest, manifest_scenario
+from dualtalk.synth.scoring import CAPTURE_BAR
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CAPTURE_BAR = 0.6
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ records it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import resource
 import shutil
@@ -27,15 +26,6 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    """The machine record of ``benchmarks/generate.py`` (one definition for both benchmarks)."""
-    spec = importlib.util.spec_from_file_location("generate_benchmark", Path(__file__).resolve().parent / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.machine()
 
 
 def write_split(directory: Path, conversations: int, seconds: float) -> None:
@@ -62,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", help="result JSON (default benchmarks/results/predict.json)")
     ap.add_argument("--tag", default="", help="suffix of the result file name (predict_TAG.json)")
     args = ap.parse_args(argv)
+    from dualtalk.inference.pipeline import machine_record
+
     tmp = Path(tempfile.mkdtemp(prefix="dualtalk-predict-"))
     rows = []
     try:
@@ -107,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "predict",
         "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
         "command": "python benchmarks/predict.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine(),
+        "machine": machine_record(),
         "max_child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "rows": rows,
     }

@@ -26,7 +26,6 @@ functions that write ``report.md``), so the docs and the report cannot disagree.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import sys
@@ -34,23 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dualtalk.benchmark import GROUPS, paper_table, reference_table, roles_table
+from dualtalk.synth.scoring import CAPTURE_BAR
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 
-
-def _capture_bar() -> float:
-    """benchmarks/listening.py's bar (one definition: the tables mark a capture as its checks do)."""
-    spec = importlib.util.spec_from_file_location("listening_benchmark", ROOT / "benchmarks" / "listening.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return float(module.CAPTURE_BAR)
-
-
-CAPTURE_BAR = _capture_bar()
 
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 
@@ -505,13 +493,13 @@ def t_listening_weak() -> str:
     path = load("listening_weak.json")
     now = load("listening_weak_recipe.json")
     by_seed = {c["seed"]: c for c in strong["corpora"]}
-    path_seed = {c["seed"]: c for c in path["corpora"]}
-    now_seed = {c["seed"]: c for c in now["corpora"]}
-    now_passed = {c["seed"]: c["passed"] for c in now["checks"]["per_corpus"]}
 
-    def capture(corpus: dict | None, name: str) -> str:
-        cap = corpus["methods"]["dualtalk_paper"][name]["capture"] if corpus else None
-        return "—" if cap is None else f"{cap:.2f} {'✓' if cap >= CAPTURE_BAR else '✗'}"
+    def capture(d: dict, seed: int, name: str) -> str:
+        """The cause's cell as its run's checks marked it (a cause the probe cannot find: the model no worse
+        than the mean on its frames)."""
+        corpus = next(c for c in d["corpora"] if c["seed"] == seed)
+        passed = next(c for c in d["checks"]["per_corpus"] if c["seed"] == seed)["passed"][name]
+        return capture_cell(corpus["methods"]["dualtalk_paper"][name], passed)
 
     rows = []
     for c in weak["corpora"]:
@@ -521,10 +509,9 @@ def t_listening_weak() -> str:
             strong_cause = next(x for x in by_seed[seed]["scenario"]["causes"] if x["name"] == n)
             rows.append(
                 [str(seed), cause_text(cause), f"{strong_cause['amplitude']:.1f}"]
-                + [signed(by_seed[seed]["probe"][n]["reduction"]), capture(by_seed[seed], n)]
-                + [f"{cause['amplitude']:.1f}", signed(c["probe"][n]["reduction"]), capture(c, n)]
-                + [capture(path_seed.get(seed), n)]
-                + [capture_cell(now_seed[seed]["methods"]["dualtalk_paper"][n], now_passed[seed][n])]
+                + [signed(by_seed[seed]["probe"][n]["reduction"]), capture(strong, seed, n)]
+                + [f"{cause['amplitude']:.1f}", signed(c["probe"][n]["reduction"]), capture(weak, seed, n)]
+                + [capture(path, seed, n), capture(now, seed, n)]
             )
 
     def passing(d: dict) -> str:

@@ -9,6 +9,8 @@ import textwrap
 import pytest
 from tests.conftest import load_benchmark, shared_path
 
+from dualtalk.inference.pipeline import machine_record
+
 #: the reference repository's API: DualTalk.py with DualTalkModel(args) (args.blendshape_dim,
 #: args.feature_dim), whose encoders come from wav2vec.Wav2Vec2Model.from_pretrained(NAME)
 FAKE_WAV2VEC = """
@@ -72,17 +74,16 @@ def test_reference_side_by_side_with_a_fake_checkout(tmp_path, capsys):
 def test_machine_record_names_the_cpu_and_its_native_bfloat16(tmp_path):
     """What a result was measured on: the CPU model, its matrix-relevant flags, and whether bfloat16 is native
     (the benchmark leaves the emulated bf16 mode out by default where it is not)."""
-    bench = load_script()
     info = tmp_path / "cpuinfo"
     info.write_text(
         "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx avx2 fma\n"
     )
-    zen3 = bench.machine(info)
+    zen3 = machine_record(info)
     assert zen3["cpu_model"] == "AMD EPYC" and zen3["cpu_family_model"] == "25/1"
     assert zen3["isa"] == ["avx2", "fma"] and zen3["native_bf16"] is False
     info.write_text("model name\t: Xeon\nflags\t\t: avx2 fma avx512f avx512_bf16 amx_tile amx_bf16\n")
-    assert bench.machine(info)["native_bf16"] is True
-    assert "native_bf16" not in bench.machine(tmp_path / "missing")  # no cpuinfo: not claimed either way
+    assert machine_record(info)["native_bf16"] is True
+    assert "native_bf16" not in machine_record(tmp_path / "missing")  # no cpuinfo: not claimed either way
 
 
 def test_fixture_errors_of_each_mode():

@@ -80,6 +80,37 @@ def has_native_bf16(device: str | torch.device = "cpu") -> bool:
     return False
 
 
+#: CPU flags that decide the matrix products' speed: vector width, native bfloat16 (what ``--dtype auto`` reads)
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine_record(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
+    """What a measurement was made on: cores, CPU model and its matrix-relevant flags (:data:`ISA_FLAGS`, from
+    ``cpuinfo`` where there is one), and whether ``--dtype auto`` picks bfloat16 here (``native_bf16``; absent
+    when there is no cpuinfo to tell). The benchmarks write it into every result."""
+    import platform
+
+    info: dict = {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return info
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = cpu_flags(cpuinfo)
+    info["cpu_model"] = fields.get("model name", "")
+    info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
+    info["isa"] = [f for f in ISA_FLAGS if f in flags]
+    info["native_bf16"] = bool(flags & set(NATIVE_BF16_CPU_FLAGS))
+    return info
+
+
 def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
     """``float32``/``bfloat16`` (or a torch dtype) as given; ``auto``: bfloat16 where ``device`` has native
     bfloat16 (:func:`has_native_bf16`), else float32."""

@@ -39,6 +39,8 @@ SPEECH_TARGETS = list(range(0, 3)) + list(range(4, 20)) + [JAW_OPEN]
 PROBE_LAGS = tuple(range(0, 61, 2))  # frames: 0-2.4 s of the past
 PROBE_ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 LISTENING = 0.5  # a frame is a listening frame when L >= 0.5
+#: a method captures a cause when its reduction is at least this fraction of the probe's (issue 10's bar)
+CAPTURE_BAR = 0.6
 
 
 @dataclass
