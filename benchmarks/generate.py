@@ -26,7 +26,8 @@ Also measured, in their own processes: the machine's matrix-product speed (GFLOP
 ``torch.utils.flop_counter`` in the ``exact`` process), hence the floor: the real-time factor that the
 matrix products alone would take at the probe's speed. ``--fixtures DIR`` (default
 ``../shared/fixtures/official_parity`` if present) adds the error of each fast mode on the parity fixture
-against the reference's stored output. ``--profile`` adds the time per module (forward hooks).
+against the reference's stored output. ``--profile`` adds the time per module (forward hooks) and, with the
+arithmetic counted per module group, each group's GFLOP/s beside the probe's (where the time above the floor goes).
 
 Real-time factor = wall time / audio duration (lower is better; < 1 is faster than real time).
 """
@@ -133,18 +134,50 @@ PROFILE_GROUPS = [
 ]
 
 
+def group_of(name: str) -> str | None:
+    """The :data:`PROFILE_GROUPS` group of a module name (as ``named_modules`` spells it), or None."""
+    import re
+
+    return next((g for pattern, g in PROFILE_GROUPS if re.fullmatch(pattern, name)), None)
+
+
+def per_group(totals: dict[str, float], whole: float) -> dict[str, float]:
+    """Totals per group (seconds or FLOPs, summed over each group's modules; a module's total includes its
+    children) split into disjoint parts: the wav2vec2 CNN is what the encoders spend outside projection and
+    transformer, the layer norms what the transformer spends outside attention, feed-forward and positional
+    convolution, and ``outside the modules`` what the forward spends outside the encoders and DualTalk's layers."""
+    t = dict(totals)
+    w2v, enc = t.pop("wav2vec2 (all)", 0.0), t.pop("wav2vec2 transformer (all)", 0.0)
+    parts = ("wav2vec2 attention", "wav2vec2 feed-forward", "wav2vec2 positional convolution")
+    t["wav2vec2 CNN (+ normalisation, interpolation)"] = w2v - enc - t.get("wav2vec2 feature projection", 0.0)
+    t["wav2vec2 layer norms"] = enc - sum(t.get(k, 0.0) for k in parts)
+    dualtalk = sum(v for k, v in t.items() if k.startswith("DualTalk"))
+    t["outside the modules (inputs, output)"] = whole - w2v - dualtalk
+    return dict(sorted(t.items(), key=lambda kv: -kv[1]))
+
+
+def flops_per_group(counts: dict[str, dict]) -> dict[str, float]:
+    """FLOPs per :data:`PROFILE_GROUPS` group from ``FlopCounterMode.get_flop_counts()`` (module names prefixed
+    by the root's class name, each module's count including its children's; ``Global`` is the whole)."""
+    totals: dict[str, float] = {}
+    for name, ops in counts.items():
+        group = group_of(name.partition(".")[2]) if "." in name else None
+        if group is not None:
+            totals[group] = totals.get(group, 0.0) + float(sum(ops.values()))
+    whole = float(sum(counts.get("Global", {}).values()))
+    return {k: round(v) for k, v in per_group(totals, whole).items()}
+
+
 class ModuleTimer:
     """Wall time per module group (:data:`PROFILE_GROUPS`), from forward pre/post hooks (CPU ops are
     synchronous, so the clock between a module's entry and exit is its time)."""
 
     def __init__(self, model) -> None:
-        import re
-
         self.totals: dict[str, float] = {}
         self.started: dict[int, float] = {}
         self.handles = []
         for name, module in model.named_modules():
-            group = next((g for pattern, g in PROFILE_GROUPS if re.fullmatch(pattern, name)), None)
+            group = group_of(name)
             if group is not None:
                 self.handles.append(module.register_forward_pre_hook(self._pre))
                 self.handles.append(module.register_forward_hook(self._post(group)))
@@ -159,15 +192,8 @@ class ModuleTimer:
         return hook
 
     def table(self, wall: float) -> dict[str, float]:
-        """Seconds per group; the wav2vec2 CNN is what the encoders spend outside projection and transformer."""
-        t = dict(self.totals)
-        w2v, enc = t.pop("wav2vec2 (all)", 0.0), t.pop("wav2vec2 transformer (all)", 0.0)
-        parts = ("wav2vec2 attention", "wav2vec2 feed-forward", "wav2vec2 positional convolution")
-        t["wav2vec2 CNN (+ normalisation, interpolation)"] = w2v - enc - t.get("wav2vec2 feature projection", 0.0)
-        t["wav2vec2 layer norms"] = enc - sum(t.get(k, 0.0) for k in parts)
-        dualtalk = sum(v for k, v in t.items() if k.startswith("DualTalk"))
-        t["outside the modules (inputs, output)"] = wall - w2v - dualtalk
-        return {k: round(v, 3) for k, v in sorted(t.items(), key=lambda kv: -kv[1])}
+        """Seconds per group (:func:`per_group`)."""
+        return {k: round(v, 3) for k, v in per_group(self.totals, wall).items()}
 
     def remove(self) -> None:
         for h in self.handles:
@@ -209,6 +235,7 @@ def run_ours(args) -> dict:
         with counter:
             run_model(model, a, b, m, opts)
         row["flops"] = counter.get_total_flops()
+        row["flops_per_group"] = flops_per_group(counter.get_flop_counts())
     timer = ModuleTimer(model) if args.profile else None
     t0 = time.perf_counter()
     y = run_model(model, a, b, m, opts)
@@ -497,6 +524,9 @@ def main(argv: list[str] | None = None) -> None:
         per_second = flops / args.seconds
         floor = {k: per_second / (result["matmul"][f"{k}_gflops"] * 1e9) for k in ("fp32", "bf16")}
         result["arithmetic"] = {"gflop": flops / 1e9, "gflop_per_audio_second": per_second / 1e9}
+        groups = next((r["flops_per_group"] for r in rows if "flops_per_group" in r), None)
+        if groups:
+            result["arithmetic"]["gflop_per_group"] = {k: v / 1e9 for k, v in groups.items()}
         result["floor_rtf"] = floor
         print(
             f"arithmetic: {per_second / 1e9:.1f} GFLOP per second of audio -> floor RTF "
@@ -505,6 +535,14 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:  # int8 has no floor of its own (its matrix products are neither)
             if row["mode"] != "int8":
                 row["x_floor"] = row["rtf"] / floor["bf16" if row["mode"] == "bf16" else "fp32"]
+    gflop = result.get("arithmetic", {}).get("gflop_per_group", {})
+    for row in rows:  # how fast each group's arithmetic ran, beside the probe's speed in the mode's dtype
+        if "profile_s" in row and gflop:
+            probe = result["matmul"]["bf16_gflops" if row["mode"] == "bf16" else "fp32_gflops"]
+            print(f"{row['mode']:>13}: GFLOP/s per module group (the probe: {probe:.0f})")
+            for name, secs in row["profile_s"].items():
+                if gflop.get(name, 0.0) >= 0.5 and secs > 0:
+                    print(f"{'':>15}{gflop[name] / secs:7.0f} GFLOP/s  {gflop[name]:6.1f} GFLOP  {name}")
     if "reference" in outputs:
         ref_wall = next(r["wall_s"] for r in rows if r["mode"] == "reference")
         for row in rows:

@@ -162,18 +162,34 @@ def t_generate(name: str = "generate.json") -> str:
 
 
 def t_generate_profile(name: str = "generate.json") -> str:
-    """benchmarks/generate.py --profile: seconds per module group in each mode that was profiled."""
+    """benchmarks/generate.py --profile: seconds per module group in each mode that was profiled; with the
+    arithmetic per group, the speed it ran at (and its share of the matmul probe's in the mode's dtype)."""
     data = load(name)
     rows_in = [r for r in data["rows"] if "profile_s" in r]
     groups = list(rows_in[0]["profile_s"]) if rows_in else []
-    head = ["module"] + [f"`{r['mode']}`" for r in rows_in]
+    gflop = data.get("arithmetic", {}).get("gflop_per_group", {})  # runs since the arithmetic was counted per group
+    probe = data.get("matmul", {})
+
+    def cell(r: dict, g: str) -> str:
+        secs = r["profile_s"].get(g, 0.0)
+        text = f"{secs:.2f} s ({secs / r['wall_s']:.0%})"
+        if gflop.get(g, 0.0) >= 0.5 and secs > 0 and r["mode"] in ("exact", "bf16"):  # int8: no probe of its own
+            speed = gflop[g] / secs
+            text += (
+                f", {speed:.0f} GFLOP/s ({speed / probe['bf16_gflops' if r['mode'] == 'bf16' else 'fp32_gflops']:.0%})"
+            )
+        return text
+
+    head = ["module"] + (["GFLOP"] if gflop else []) + [f"`{r['mode']}`" for r in rows_in]
     rows = []
     for g in groups:
         rows.append(
             [g]
-            + [f"{r['profile_s'].get(g, 0.0):.2f} s ({r['profile_s'].get(g, 0.0) / r['wall_s']:.0%})" for r in rows_in]
+            + ([f"{gflop[g]:.0f}" if gflop.get(g, 0.0) >= 0.5 else "–"] if gflop else [])
+            + [cell(r, g) for r in rows_in]
         )
-    rows.append(["**forward**"] + [f"**{r['wall_s']:.2f} s**" for r in rows_in])
+    total = [f"**{data['arithmetic']['gflop']:.0f}**"] if gflop else []
+    rows.append(["**forward**"] + total + [f"**{r['wall_s']:.2f} s**" for r in rows_in])
     return table(head, rows)
 
 

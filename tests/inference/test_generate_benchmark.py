@@ -109,3 +109,24 @@ def test_module_timer_covers_the_forward():
     timer.remove()
     assert any(k.startswith("DualTalk interaction") for k in table)
     assert table["outside the modules (inputs, output)"] > 0
+
+
+def test_flops_per_group_add_up_to_the_forward():
+    """The arithmetic per module group (the profile's GFLOP/s) is disjoint: its parts sum to the whole."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dualtalk.model.dualtalk import DualTalk
+    from dualtalk.model.presets import get_preset
+
+    bench = load_script()
+    model = DualTalk(get_preset("tiny")).eval().requires_grad_(False)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.randn(1, 16000), torch.randn(1, 16000), torch.randn(1, 25, 56))
+    groups = bench.flops_per_group(counter.get_flop_counts())
+    assert sum(groups.values()) == pytest.approx(counter.get_total_flops(), rel=1e-9)
+    assert all(v >= 0 for v in groups.values())
+    assert groups["wav2vec2 feed-forward"] > 0 and groups["wav2vec2 attention"] > 0
+    assert groups["wav2vec2 CNN (+ normalisation, interpolation)"] > 0
+    assert groups["DualTalk synthesis module (decoder layer + heads)"] > 0
