@@ -121,7 +121,7 @@ def test_flops_per_group_add_up_to_the_forward():
 
     bench = load_script()
     model = DualTalk(get_preset("tiny")).eval().requires_grad_(False)
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=bench.cpu_attention_flops())
     with counter, torch.inference_mode():
         model(torch.randn(1, 16000), torch.randn(1, 16000), torch.randn(1, 25, 56))
     groups = bench.flops_per_group(counter.get_flop_counts())
@@ -130,3 +130,16 @@ def test_flops_per_group_add_up_to_the_forward():
     assert groups["wav2vec2 feed-forward"] > 0 and groups["wav2vec2 attention"] > 0
     assert groups["wav2vec2 CNN (+ normalisation, interpolation)"] > 0
     assert groups["DualTalk synthesis module (decoder layer + heads)"] > 0
+
+
+def test_attention_scores_are_counted_on_cpu():
+    """The CPU flash kernel of scaled dot-product attention counts as its CUDA kernels do (4 * T^2 * d per
+    head and batch), so the floor includes the encoders' attention scores."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q = torch.randn(1, 16, 75, 64)
+    counter = FlopCounterMode(display=False, custom_mapping=load_script().cpu_attention_flops())
+    with counter, torch.inference_mode():
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert counter.get_total_flops() == 4 * 75 * 75 * 64 * 16
