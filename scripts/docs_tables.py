@@ -908,6 +908,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-amx-memory": ("generate_amx.json", lambda: t_generate_memory("generate_amx.json")),
     "predict": ("predict.json", t_predict),
     "predict-avx2": ("predict_avx2.json", lambda: t_predict("predict_avx2.json")),
+    "predict-amx": ("predict_amx.json", lambda: t_predict("predict_amx.json")),
     "train": ("train.json", t_train),
     "evaluate": ("evaluate.json", t_evaluate),
     "render": ("render.json", t_render),
