@@ -500,6 +500,51 @@ def t_listening(file: str = "listening.json") -> str:
     return compact_table(head, rows)
 
 
+def t_listening_checks(file: str) -> str:
+    """benchmarks/listening.py's acceptance checks per corpus: listening causes at the bar, listening-frame MSE
+    of ``dualtalk_paper`` against ``speaker_only``'s, speaking-frame MSE against ``listener_only``'s (how many
+    times lower), and the groups of any learned method worse than the training mean (by how much, its SE)."""
+    d = load(file)
+    rows = []
+    for c in d["checks"]["per_corpus"]:
+        passed = c["passed"]
+        listening = c.get("listening_mse_vs_speaker_only")
+        speaking = c.get("speaking_mse_vs_listener_only")
+        worse = [
+            f"{k} {by[0]:+.1%} (SE {by[1]:.1%})" if (by := c.get("worse_than_mean_by", {}).get(k)) else k
+            for k in c["worse_than_mean"]
+        ]
+        rows.append(
+            [
+                str(c["seed"]),
+                f"{sum(passed.values())} of {len(passed)} {'✓' if c['all_captured'] else '✗'}",
+                "–" if listening is None else f"{listening[1] / listening[0]:.2f}x lower",
+                "–" if speaking is None else f"{speaking[1] / speaking[0]:.2f}x lower",
+                ", ".join(worse) or "none",
+            ]
+        )
+    n = d["checks"]
+    rows.append(
+        [
+            "all",
+            f"{n['corpora_all_captured']} of {n['corpora']} corpora",
+            "",
+            "",
+            f"{n['worse_than_mean']} method-group pair{'s' if n['worse_than_mean'] > 1 else ''}"
+            if n["worse_than_mean"]
+            else "none",
+        ]
+    )
+    head = [
+        "corpus",
+        "listening causes at the bar",
+        "listening MSE vs `speaker_only`",
+        "speaking MSE vs `listener_only`",
+        "worse than the training mean",
+    ]
+    return compact_table(head, rows)
+
+
 def t_listening_weak() -> str:
     """The five corpora with causes 1-2x the idle noise: the capture per cause of the recipe before the audio
     response path (listening_weak_without_audio_response.json) beside the 3-6x corpora's under that recipe, the
@@ -922,6 +967,8 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "ablation": ("ablation.json", t_ablation),
     "listening": ("listening.json", t_listening),
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
+    "listening-checks": ("listening.json", lambda: t_listening_checks("listening.json")),
+    "listening-confirm-checks": ("listening_confirm.json", lambda: t_listening_checks("listening_confirm.json")),
     "listening-train-seeds": ("listening_train_seeds.json", t_listening_train_seeds),
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "listening-mirror-confirm": (
