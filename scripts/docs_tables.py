@@ -969,6 +969,8 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "listening-confirm": ("listening_confirm.json", lambda: t_listening("listening_confirm.json")),
     "listening-checks": ("listening.json", lambda: t_listening_checks("listening.json")),
     "listening-confirm-checks": ("listening_confirm.json", lambda: t_listening_checks("listening_confirm.json")),
+    "listening-fresh": ("listening_fresh.json", lambda: t_listening("listening_fresh.json")),
+    "listening-fresh-checks": ("listening_fresh.json", lambda: t_listening_checks("listening_fresh.json")),
     "listening-train-seeds": ("listening_train_seeds.json", t_listening_train_seeds),
     "listening-mirror": ("listening_mirror_tuning.json", t_listening_mirror),
     "listening-mirror-confirm": (
