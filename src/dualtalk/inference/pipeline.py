@@ -45,18 +45,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def cpu_flags(path: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags as Linux lists them (``flags`` lines of ``/proc/cpuinfo``); empty elsewhere."""
+def _read_cpuinfo(path: str | os.PathLike) -> tuple[dict[str, str], set[str]] | None:
+    """``/proc/cpuinfo``'s fields (each key's first value) and the union of its ``flags`` / ``Features`` lines;
+    None where there is no such file."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return set()
+        return None
+    fields: dict[str, str] = {}
     flags: set[str] = set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
+        key = key.strip()
+        fields.setdefault(key, value.strip())
+        if key in ("flags", "Features"):
             flags.update(value.split())
-    return flags
+    return fields, flags
+
+
+def cpu_flags(path: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags as Linux lists them (``flags`` lines of ``/proc/cpuinfo``); empty elsewhere."""
+    info = _read_cpuinfo(path)
+    return set() if info is None else info[1]
 
 
 #: CPU flags of native bfloat16 arithmetic (AVX-512 BF16 dot products, AMX tiles)
@@ -95,15 +105,10 @@ def machine_record(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    read = _read_cpuinfo(cpuinfo)
+    if read is None:
         return info
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    flags = cpu_flags(cpuinfo)
+    fields, flags = read
     info["cpu_model"] = fields.get("model name", "")
     info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
     info["isa"] = [f for f in ISA_FLAGS if f in flags]
