@@ -55,7 +55,7 @@ from dualtalk.errors import DualTalkError
 from dualtalk.synth import make_corpus
 from dualtalk.synth.causes import AMPLITUDE, random_scenario
 from dualtalk.synth.corpus import load_manifest, manifest_scenario
-from dualtalk.synth.scoring import CAPTURE_BAR
+from dualtalk.synth.scoring import CAPTURE_BAR, worse_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -390,12 +390,6 @@ def capture_text(group: str, capture: float | None, se: float | None) -> str:
     if capture is None:
         return f"{group} -"
     return f"{group} {capture:.2f}" + (f" (SE {se:.2f})" if se is not None else "")
-
-
-def worse_text(row: dict, key: str) -> str:
-    """A "method:group" of a check row -> "method:group +1.2% (SE 2.3%)" where the difference is known."""
-    by = row.get("worse_than_mean_by", {}).get(key)
-    return f"{key} {by[0]:+.1%} (SE {by[1]:.1%})" if by else key
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dualtalk.benchmark import GROUPS, paper_table, reference_table, roles_table
-from dualtalk.synth.scoring import CAPTURE_BAR
+from dualtalk.synth.scoring import CAPTURE_BAR, worse_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -510,10 +510,7 @@ def t_listening_checks(file: str) -> str:
         passed = c["passed"]
         listening = c.get("listening_mse_vs_speaker_only")
         speaking = c.get("speaking_mse_vs_listener_only")
-        worse = [
-            f"{k} {by[0]:+.1%} (SE {by[1]:.1%})" if (by := c.get("worse_than_mean_by", {}).get(k)) else k
-            for k in c["worse_than_mean"]
-        ]
+        worse = [worse_text(c, k) for k in c["worse_than_mean"]]
         rows.append(
             [
                 str(c["seed"]),

@@ -43,6 +43,13 @@ LISTENING = 0.5  # a frame is a listening frame when L >= 0.5
 CAPTURE_BAR = 0.6
 
 
+def worse_text(row: dict, key: str) -> str:
+    """A "method:group" of a listening check row (``benchmarks/listening.py``'s ``checks.per_corpus``) ->
+    "method:group +1.2% (SE 2.3%)" where the difference from the training mean is known."""
+    by = row.get("worse_than_mean_by", {}).get(key)
+    return f"{key} {by[0]:+.1%} (SE {by[1]:.1%})" if by else key
+
+
 @dataclass
 class Side:
     """One person of one conversation of a split, with what the scoring needs."""
