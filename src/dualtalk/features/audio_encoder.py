@@ -108,19 +108,30 @@ def conv_receptive_field(extractor: nn.Module) -> tuple[int, int]:
     return field, stride
 
 
-def _conv_stack_time_major(extractor: nn.Module, wave: torch.Tensor) -> torch.Tensor:
-    x = wave[:, :, None]  # (B, S, 1)
-    b = x.shape[0]
+def _conv_weights_time_major(extractor: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each conv layer's (weight (C_out, k*C_in) in tap-major order (j, c), bias (C_out,)), made once per call."""
+    weights = []
     for layer in _conv_layers(extractor):
         conv = layer.conv
         assert conv.bias is not None  # conv_bias=True (checked by Wav2Vec2Encoder._channels_last_ok)
-        k, s = conv.kernel_size[0], conv.stride[0]
-        c_in, c_out = conv.in_channels, conv.out_channels
-        frames = x.unfold(1, k, s)  # (B, L', C_in, k) view
-        n = frames.shape[1]
-        frames = frames.reshape(b * n, c_in * k)  # (B*L', C_in*k), order (c, j) as the conv weight
-        w = conv.weight.reshape(c_out, c_in * k)  # (C_out, C_in*k)
-        x = torch.addmm(conv.bias, frames, w.t()).view(b, n, c_out)  # (B, L', C_out)
+        w = conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1)  # (C_out, k*C_in), order (j, c)
+        weights.append((w.contiguous(), conv.bias))
+    return weights
+
+
+def _conv_stack_time_major(
+    extractor: nn.Module, wave: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    x = wave[:, :, None]  # (B, S, 1)
+    b = x.shape[0]
+    for layer, (w, bias) in zip(_conv_layers(extractor), weights):
+        k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
+        c_in, n = x.shape[2], (x.shape[1] - k) // s + 1
+        # frame t of the unfolded input is x[:, s*t : s*t+k, :], in (B, L, C) layout one contiguous run of
+        # k*C_in values: a strided view whose copy (inside addmm: its rows overlap) is row-wise contiguous
+        x = x.contiguous()
+        frames = x.as_strided((b, n, k * c_in), (x.stride(0), s * c_in, 1))  # (B, L', k*C_in) view
+        x = torch.addmm(bias, frames.reshape(b * n, k * c_in), w.t()).view(b, n, -1)  # (B, L', C_out)
         x = layer.layer_norm(x)  # over channels, contiguous
         x = layer.activation(x)
     return x
@@ -148,10 +159,11 @@ def conv_features_channels_last(
     if wave.shape[1] < field:  # shorter than one CNN frame: Wav2Vec2 would fail; pad to one frame
         wave = F.pad(wave, (0, field - wave.shape[1]))
     total = (wave.shape[1] - field) // stride + 1
+    weights = _conv_weights_time_major(extractor)
     chunks = []
     for i0 in range(0, total, chunk_frames):
         i1 = min(total, i0 + chunk_frames)
-        chunks.append(_conv_stack_time_major(extractor, wave[:, i0 * stride : (i1 - 1) * stride + field]))
+        chunks.append(_conv_stack_time_major(extractor, wave[:, i0 * stride : (i1 - 1) * stride + field], weights))
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)  # (B, L, C)
 
 
