@@ -35,6 +35,7 @@ Real-time factor = wall time / audio duration (lower is better; < 1 is faster th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -200,6 +201,36 @@ class ModuleTimer:
             h.remove()
 
 
+@contextlib.contextmanager
+def encoders_in_turn():
+    """The two audio encoders one after the other in the calling thread (``CONCURRENT_ENCODERS`` off): the FLOP
+    counter sees only its own thread's operations, and the module timer's clock is wall time, which two
+    encoders running side by side would count twice."""
+    from dualtalk.inference import pipeline
+
+    before, pipeline.CONCURRENT_ENCODERS = pipeline.CONCURRENT_ENCODERS, False
+    try:
+        yield
+    finally:
+        pipeline.CONCURRENT_ENCODERS = before
+
+
+def probe_dtype(mode: str) -> str | None:
+    """The matmul probe's dtype a mode is measured against (``fp32`` / ``bf16``); None for int8, whose matrix
+    products are neither (no floor, no share of a probe)."""
+    return {"reference": "fp32", "exact": "fp32", "transformers": "fp32", "bf16": "bf16"}.get(mode)
+
+
+def group_speeds(seconds: dict[str, float], gflop: dict[str, float], probe_gflops: float) -> dict[str, dict]:
+    """GFLOP/s of each module group that does arithmetic (at least 0.5 GFLOP) and its share of the probe's
+    speed: ``{group: {"gflops": .., "of_probe": ..}}``, from a profile's seconds and the counted GFLOP."""
+    return {
+        g: {"gflops": gflop[g] / secs, "of_probe": gflop[g] / secs / probe_gflops}
+        for g, secs in seconds.items()
+        if gflop.get(g, 0.0) >= 0.5 and secs > 0
+    }
+
+
 def cpu_attention_flops() -> dict:
     """FLOP formulas the counter lacks: PyTorch counts the CUDA kernels of scaled dot-product attention but not
     the CPU's flash kernel, which the wav2vec2 encoders use (without this their attention scores, about a
@@ -245,16 +276,20 @@ def run_ours(args) -> dict:
 
         model.requires_grad_(False)  # the counter's module tracker hooks tensors that require grad
         counter = FlopCounterMode(display=False, custom_mapping=cpu_attention_flops())
-        with counter:
+        with counter, encoders_in_turn():
             run_model(model, a, b, m, opts)
         row["flops"] = counter.get_total_flops()
         row["flops_per_group"] = flops_per_group(counter.get_flop_counts())
-    timer = ModuleTimer(model) if args.profile else None
     t0 = time.perf_counter()
     y = run_model(model, a, b, m, opts)
     wall = time.perf_counter() - t0
-    if timer is not None:
-        row["profile_s"] = timer.table(wall)
+    if args.profile:  # a second forward, timed per module, the encoders in turn
+        timer = ModuleTimer(model)
+        with encoders_in_turn():
+            t0 = time.perf_counter()
+            run_model(model, a, b, m, opts)
+            row["profile_wall_s"] = time.perf_counter() - t0
+        row["profile_s"] = timer.table(row["profile_wall_s"])
         timer.remove()
     np.save(args.out_npy, y)
     return {**row, "build_s": build_s, "wall_s": wall, "threads": torch.get_num_threads()}
@@ -546,16 +581,16 @@ def main(argv: list[str] | None = None) -> None:
             f"{floor['fp32']:.3f} (fp32), {floor['bf16']:.3f} (bf16)"
         )
         for row in rows:  # int8 has no floor of its own (its matrix products are neither)
-            if row["mode"] != "int8":
-                row["x_floor"] = row["rtf"] / floor["bf16" if row["mode"] == "bf16" else "fp32"]
+            if probe_dtype(row["mode"]):
+                row["x_floor"] = row["rtf"] / floor[probe_dtype(row["mode"])]
     gflop = result.get("arithmetic", {}).get("gflop_per_group", {})
     for row in rows:  # how fast each group's arithmetic ran, beside the probe's speed in the mode's dtype
-        if "profile_s" in row and gflop:
-            probe = result["matmul"]["bf16_gflops" if row["mode"] == "bf16" else "fp32_gflops"]
+        if "profile_s" in row and gflop and probe_dtype(row["mode"]):
+            probe = result["matmul"][f"{probe_dtype(row['mode'])}_gflops"]
+            row["gflops_per_group"] = group_speeds(row["profile_s"], gflop, probe)
             print(f"{row['mode']:>13}: GFLOP/s per module group (the probe: {probe:.0f})")
-            for name, secs in row["profile_s"].items():
-                if gflop.get(name, 0.0) >= 0.5 and secs > 0:
-                    print(f"{'':>15}{gflop[name] / secs:7.0f} GFLOP/s  {gflop[name]:6.1f} GFLOP  {name}")
+            for name, speed in row["gflops_per_group"].items():
+                print(f"{'':>15}{speed['gflops']:7.0f} GFLOP/s  {gflop[name]:6.1f} GFLOP  {name}")
     if "reference" in outputs:
         ref_wall = next(r["wall_s"] for r in rows if r["mode"] == "reference")
         for row in rows:

@@ -143,3 +143,42 @@ def test_attention_scores_are_counted_on_cpu():
     with counter, torch.inference_mode():
         torch.nn.functional.scaled_dot_product_attention(q, q, q)
     assert counter.get_total_flops() == 4 * 75 * 75 * 64 * 16
+
+
+def test_group_speeds_against_the_probe_of_the_modes_dtype():
+    """Each group's GFLOP/s and share of the probe is computed once (stored in the result, read by the docs);
+    groups without arithmetic are left out; int8 has no probe to be measured against."""
+    bench = load_script()
+    speeds = bench.group_speeds({"ff": 2.0, "norms": 0.5, "idle": 0.0}, {"ff": 600.0, "norms": 0.1}, 400.0)
+    assert speeds == {"ff": {"gflops": 300.0, "of_probe": 0.75}}
+    assert [bench.probe_dtype(m) for m in ("reference", "exact", "bf16", "int8")] == ["fp32", "fp32", "bf16", None]
+
+
+def test_counted_forward_sees_both_encoders():
+    """The FLOP counter is per thread: the benchmark's counted forward runs the encoders in turn, so what it
+    counts through run_model is the whole model's arithmetic (the partner's encoder included)."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dualtalk.inference.pipeline import InferenceOptions, run_model
+    from dualtalk.model.dualtalk import DualTalk
+    from dualtalk.model.presets import get_preset
+
+    bench = load_script()
+    model = DualTalk(get_preset("tiny")).eval().requires_grad_(False)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(16000).astype(np.float32), rng.standard_normal(16000).astype(np.float32)
+    m = np.zeros((25, 56), np.float32)
+    direct = FlopCounterMode(display=False)
+    with direct, torch.inference_mode():
+        model(torch.from_numpy(a)[None], torch.from_numpy(b)[None], torch.from_numpy(m)[None])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        counted = FlopCounterMode(display=False)
+        with counted, bench.encoders_in_turn():
+            run_model(model, a, b, m, InferenceOptions(window=0, progress=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert counted.get_total_flops() == direct.get_total_flops() > 0

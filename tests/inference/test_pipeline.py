@@ -327,3 +327,67 @@ def test_bf16_encoder_weights_change_nothing_under_autocast():
     assert plain.joint_encoder.audio_encoder1.model.encoder.layers[0].attention.q_proj.weight.dtype == torch.float32
     np.testing.assert_array_equal(run_model(loaded, a, b, m, opts), run_model(plain, a, b, m, opts))
     assert bf16_encoder_weights(plain) is plain
+
+
+class _Recorder(torch.nn.Module):
+    """An audio encoder wrapped to record the thread state it ran in (or to fail)."""
+
+    def __init__(self, inner: torch.nn.Module, fail: bool = False):
+        super().__init__()
+        self.inner, self.fail = inner, fail
+        self.seen: dict = {}
+
+    def forward(self, wave, num_frames):
+        import threading
+
+        if self.fail:
+            raise DualTalkError("encoder failed")
+        self.seen = {
+            "thread": threading.current_thread().name,
+            "threads": torch.get_num_threads(),
+            "autocast": torch.is_autocast_enabled("cpu"),
+            "inference": torch.is_inference_mode_enabled(),
+        }
+        return self.inner(wave, num_frames)
+
+
+def test_encoders_run_side_by_side_as_they_would_one_after_the_other(monkeypatch):
+    """With two or more threads the two audio encoders run at the same time, each on half of the threads, the
+    partner's in a second thread that keeps the caller's autocast and inference mode; the output is the one of
+    the encoders one after the other (up to the rounding of another thread count); the caller's thread count
+    comes back, also when an encoder fails; with one thread nothing changes."""
+    from dualtalk.inference import pipeline
+
+    torch.manual_seed(0)
+    model = DualTalk(get_preset("tiny")).eval()
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(32000).astype(np.float32), rng.standard_normal(32000).astype(np.float32)
+    m = (0.1 * rng.standard_normal((50, 56))).astype(np.float32)
+    opts = InferenceOptions(window=0, progress=False)
+    enc = model.joint_encoder
+    mine, other = _Recorder(enc.audio_encoder1), _Recorder(enc.audio_encoder2)
+    enc.audio_encoder1, enc.audio_encoder2 = mine, other
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(pipeline, "CONCURRENT_ENCODERS", False)
+        one_after_the_other = run_model(model, a, b, m, opts)
+        assert other.seen["thread"] == mine.seen["thread"] and other.seen["threads"] == 2
+        monkeypatch.setattr(pipeline, "CONCURRENT_ENCODERS", True)
+        side_by_side = run_model(model, a, b, m, opts)
+        np.testing.assert_allclose(side_by_side, one_after_the_other, atol=1e-5)
+        assert other.seen["thread"].startswith("dualtalk-encoder") and other.seen["thread"] != mine.seen["thread"]
+        assert other.seen["threads"] == mine.seen["threads"] == 1 and other.seen["inference"]
+        assert torch.get_num_threads() == 2
+        run_model(model, a, b, m, InferenceOptions(window=0, progress=False, dtype="bfloat16"))
+        assert other.seen["autocast"] and mine.seen["autocast"]
+        enc.audio_encoder2 = _Recorder(other.inner, fail=True)
+        with pytest.raises(DualTalkError, match="encoder failed"):
+            run_model(model, a, b, m, opts)
+        assert torch.get_num_threads() == 2
+        enc.audio_encoder2 = other
+        torch.set_num_threads(1)
+        run_model(model, a, b, m, opts)
+        assert other.seen["thread"] == mine.seen["thread"]
+    finally:
+        torch.set_num_threads(threads)

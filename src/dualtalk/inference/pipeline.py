@@ -231,6 +231,51 @@ def run_joint(
     return a, b
 
 
+#: run the two audio encoders side by side, each on half of PyTorch's intra-op threads, where there are at
+#: least two (CPU, offline model); False: one after the other, each on all threads (what
+#: ``benchmarks/generate.py --profile`` times per module, hooks being per thread of wall time)
+CONCURRENT_ENCODERS = True
+
+
+def encode_audio_concurrently(
+    model: Model, self_audio: torch.Tensor, partner_audio: torch.Tensor, num_frames: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Both audio encoders' outputs ``(self (B, T, H), partner (B, T, H))``, computed at the same time: the
+    partner's in a second thread, each encoder on half of the intra-op threads; None where that does not
+    apply (:data:`CONCURRENT_ENCODERS` off, fewer than two threads, not on the CPU, not an offline model
+    with both encoders), and the caller runs the model as usual.
+
+    Two encoders side by side keep both cores busy through the parts of a forward that do not split well
+    between threads (small products, layer norms, the attention kernel's softmax). Same arithmetic; the
+    rounding of each product may differ from a run on all threads, as between any two thread counts."""
+    if not CONCURRENT_ENCODERS or not isinstance(model, DualTalk) or self_audio.device.type != "cpu":
+        return None
+    own = getattr(model.joint_encoder, "audio_encoder1", None)
+    other = getattr(model.joint_encoder, "audio_encoder2", None)
+    threads = torch.get_num_threads()
+    if own is None or other is None or threads < 2:
+        return None
+    # autocast and inference mode are per thread: the second thread enters the caller's
+    autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+    inference = torch.is_inference_mode_enabled()
+
+    def encode(encoder: torch.nn.Module, wave: torch.Tensor, n: int) -> torch.Tensor:
+        torch.set_num_threads(n)
+        with torch.inference_mode(inference), torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0]):
+            return encoder(wave, num_frames)  # (B, T, H)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    half = threads // 2
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="dualtalk-encoder") as pool:
+            partner = pool.submit(encode, other, partner_audio, threads - half)
+            mine = encode(own, self_audio, half)
+            return mine, partner.result()
+    finally:
+        torch.set_num_threads(threads)  # this thread's count (and PyTorch's default for new threads)
+
+
 def run_model(
     model: Model,
     self_audio: np.ndarray,
@@ -269,7 +314,9 @@ def run_model(
             a = torch.from_numpy(np.ascontiguousarray(self_audio[s * spf : e * spf], dtype=np.float32))
             b = torch.from_numpy(np.ascontiguousarray(partner_audio[s * spf : e * spf], dtype=np.float32))
             m = torch.from_numpy(np.ascontiguousarray(partner_motion[s:e], dtype=np.float32))
-            y = model(a[None].to(device), b[None].to(device), m[None].to(device))  # (1, t, 56)
+            a, b, m = a[None].to(device), b[None].to(device), m[None].to(device)  # (1, S), (1, S), (1, t, D)
+            feats = encode_audio_concurrently(model, a, b, e - s)
+            y = model(a, b, m, audio_features=feats) if feats is not None else model(a, b, m)  # (1, t, D)
             out[s:e] += w[:, None] * y[0].float().cpu().numpy()
     return out.astype(np.float32)
 
