@@ -126,7 +126,8 @@ PROFILE_GROUPS = [
     (r".*\.model\.feature_projection", "wav2vec2 feature projection"),
     (r".*\.model\.encoder", "wav2vec2 transformer (all)"),
     (r".*\.model\.encoder\.pos_conv_embed", "wav2vec2 positional convolution"),
-    (r".*\.model\.encoder\.layers\.\d+\.attention", "wav2vec2 attention"),
+    (r".*\.model\.encoder\.layers\.\d+\.attention", "wav2vec2 attention (all)"),
+    (r".*\.model\.encoder\.layers\.\d+\.attention\.(q|k|v|out)_proj", "wav2vec2 attention projections"),
     (r".*\.model\.encoder\.layers\.\d+\.feed_forward", "wav2vec2 feed-forward"),
     (r"joint_encoder\.(audio_projection|blendshape_encoder)", "DualTalk audio projection + motion encoder"),
     (r"temporal_enhancer", "DualTalk temporal enhancer (cross-attention + BiLSTM)"),
@@ -146,12 +147,16 @@ def per_group(totals: dict[str, float], whole: float) -> dict[str, float]:
     """Totals per group (seconds or FLOPs, summed over each group's modules; a module's total includes its
     children) split into disjoint parts: the wav2vec2 CNN is what the encoders spend outside projection and
     transformer, the layer norms what the transformer spends outside attention, feed-forward and positional
-    convolution, and ``outside the modules`` what the forward spends outside the encoders and DualTalk's layers."""
+    convolution, the attention kernel what attention spends outside its four projections (the scores, their
+    softmax and the weighted sum: one fused kernel), and ``outside the modules`` what the forward spends outside
+    the encoders and DualTalk's layers."""
     t = dict(totals)
     w2v, enc = t.pop("wav2vec2 (all)", 0.0), t.pop("wav2vec2 transformer (all)", 0.0)
-    parts = ("wav2vec2 attention", "wav2vec2 feed-forward", "wav2vec2 positional convolution")
+    attention = t.pop("wav2vec2 attention (all)", 0.0)
     t["wav2vec2 CNN (+ normalisation, interpolation)"] = w2v - enc - t.get("wav2vec2 feature projection", 0.0)
-    t["wav2vec2 layer norms"] = enc - sum(t.get(k, 0.0) for k in parts)
+    t["wav2vec2 layer norms"] = enc - attention - t.get("wav2vec2 feed-forward", 0.0)
+    t["wav2vec2 layer norms"] -= t.get("wav2vec2 positional convolution", 0.0)
+    t["wav2vec2 attention kernel (scores, softmax)"] = attention - t.get("wav2vec2 attention projections", 0.0)
     dualtalk = sum(v for k, v in t.items() if k.startswith("DualTalk"))
     t["outside the modules (inputs, output)"] = whole - w2v - dualtalk
     return dict(sorted(t.items(), key=lambda kv: -kv[1]))
