@@ -355,7 +355,8 @@ def test_encoders_run_side_by_side_as_they_would_one_after_the_other(monkeypatch
     """With two or more threads the two audio encoders run at the same time, each on half of the threads, the
     partner's in a second thread that keeps the caller's autocast and inference mode; the output is the one of
     the encoders one after the other (up to the rounding of another thread count); the caller's thread count
-    comes back, also when an encoder fails; with one thread nothing changes."""
+    comes back, also when an encoder fails; with one thread, or called from another thread than the main one,
+    nothing changes."""
     from dualtalk.inference import pipeline
 
     torch.manual_seed(0)
@@ -386,8 +387,13 @@ def test_encoders_run_side_by_side_as_they_would_one_after_the_other(monkeypatch
             run_model(model, a, b, m, opts)
         assert torch.get_num_threads() == 2
         enc.audio_encoder2 = other
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:  # a program's own thread (a server's request): in turn
+            pool.submit(run_model, model, a, b, m, opts).result()
+        assert other.seen["thread"] == mine.seen["thread"] != "MainThread"
         torch.set_num_threads(1)
         run_model(model, a, b, m, opts)
-        assert other.seen["thread"] == mine.seen["thread"]
+        assert other.seen["thread"] == mine.seen["thread"] == "MainThread"
     finally:
         torch.set_num_threads(threads)

@@ -12,6 +12,8 @@ the interaction module's attention).
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,12 +245,17 @@ def encode_audio_concurrently(
     """Both audio encoders' outputs ``(self (B, T, H), partner (B, T, H))``, computed at the same time: the
     partner's in a second thread, each encoder on half of the intra-op threads; None where that does not
     apply (:data:`CONCURRENT_ENCODERS` off, fewer than two threads, not on the CPU, not an offline model
-    with both encoders), and the caller runs the model as usual.
+    with both encoders, called from another thread than the main one), and the caller runs the model as usual.
+    Only the main thread: a program that runs models from several threads (``dualtalk serve``) has its own
+    parallelism, and while the encoders run PyTorch's thread count for threads started meanwhile (a
+    process-wide default) is half.
 
     Two encoders side by side keep both cores busy through the parts of a forward that do not split well
     between threads (small products, layer norms, the attention kernel's softmax). Same arithmetic; the
     rounding of each product may differ from a run on all threads, as between any two thread counts."""
     if not CONCURRENT_ENCODERS or not isinstance(model, DualTalk) or self_audio.device.type != "cpu":
+        return None
+    if threading.current_thread() is not threading.main_thread():
         return None
     own = getattr(model.joint_encoder, "audio_encoder1", None)
     other = getattr(model.joint_encoder, "audio_encoder2", None)
@@ -263,8 +270,6 @@ def encode_audio_concurrently(
         torch.set_num_threads(n)
         with torch.inference_mode(inference), torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0]):
             return encoder(wave, num_frames)  # (B, T, H)
-
-    from concurrent.futures import ThreadPoolExecutor
 
     half = threads // 2
     try:
