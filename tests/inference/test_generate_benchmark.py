@@ -63,6 +63,7 @@ def test_reference_side_by_side_with_a_fake_checkout(tmp_path, capsys):
     (row,) = result["rows"]
     assert row["mode"] == "reference" and row["wall_s"] > 0 and row["rtf"] == pytest.approx(row["wall_s"])
     assert row["peak_rss_mb"] > 0 and row["speedup_vs_reference"] == 1.0
+    assert len(row["walls_s"]) == result["repeats"] == 3 and row["wall_s"] == min(row["walls_s"])  # the fastest
     assert result["matmul"]["fp32_gflops"] > 0 and result["matmul"]["bf16_gflops"] > 0
     assert "matmul:" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="needs --reference-dir"):
