@@ -123,6 +123,11 @@ def t_generate(name: str = "generate.json") -> str:
         row += [f"{r['peak_rss_mb'] / 1024:.1f} GB", "–" if diff is None else f"{diff:.1e}"]
         rows.append(row)
     text = table(head, rows)
+    if data.get("repeats", 1) > 1:  # runs since --repeats: the fastest of the timed forwards
+        text += (
+            f"\nWall time: the fastest of {data['repeats']} forwards of each mode after its warm-up (each forward's "
+            "time is in the JSON, `walls_s`).\n"
+        )
     if "matmul" in data and "floor_rtf" in data:
         mm, fl, ar = data["matmul"], data["floor_rtf"], data["arithmetic"]
         cpu = data["machine"]
