@@ -254,10 +254,10 @@ def t_predict(name: str = "predict.json") -> str:
     )
 
 
-def t_generate_long() -> str:
-    """benchmarks/generate.py --seconds 600 --modes exact --window 120 --tag long."""
+def t_generate_long(name: str = "generate_long.json") -> str:
+    """benchmarks/generate.py --seconds 600 --modes exact --window 120 --tag long (and --tag long_amx)."""
     rows = []
-    for r in load("generate_long.json")["rows"]:
+    for r in load(name)["rows"]:
         rows.append(
             [
                 f"`{r['mode']}`, {r['seconds'] / 60:.0f} min, {r['window_s']:.0f} s windows",
@@ -965,6 +965,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-amx": ("generate_amx.json", lambda: t_generate("generate_amx.json")),
     "generate-amx-profile": ("generate_amx.json", lambda: t_generate_profile("generate_amx.json")),
     "generate-amx-memory": ("generate_amx.json", lambda: t_generate_memory("generate_amx.json")),
+    "generate-long-amx": ("generate_long_amx.json", lambda: t_generate_long("generate_long_amx.json")),
     "predict": ("predict.json", t_predict),
     "predict-avx2": ("predict_avx2.json", lambda: t_predict("predict_avx2.json")),
     "predict-amx": ("predict_amx.json", lambda: t_predict("predict_amx.json")),
