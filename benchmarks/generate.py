@@ -36,7 +36,7 @@ Real-time factor = wall time / audio duration (lower is better; < 1 is faster th
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -122,13 +122,14 @@ def run_reference(args) -> dict:
 def timed(fn, repeats: int):
     """``fn()``'s first result and the wall time of each of ``repeats`` calls (the fastest is the mode's time,
     as the probe's is its fastest product: what the machine can do, not its noise)."""
-    walls, out = [], None
+    walls, first = [], None
     for i in range(max(1, repeats)):
         t0 = time.perf_counter()
         y = fn()
         walls.append(time.perf_counter() - t0)
-        out = y if i == 0 else out
-    return out, walls
+        if i == 0:
+            first = y
+    return first, walls
 
 
 #: (pattern of module names, group) for ``--profile``; the first match counts
@@ -217,18 +218,11 @@ class ModuleTimer:
             h.remove()
 
 
-@contextlib.contextmanager
-def encoders_in_turn():
-    """The two audio encoders one after the other in the calling thread (``CONCURRENT_ENCODERS`` off): the FLOP
-    counter sees only its own thread's operations, and the module timer's clock is wall time, which two
-    encoders running side by side would count twice."""
-    from dualtalk.inference import pipeline
-
-    before, pipeline.CONCURRENT_ENCODERS = pipeline.CONCURRENT_ENCODERS, False
-    try:
-        yield
-    finally:
-        pipeline.CONCURRENT_ENCODERS = before
+def in_one_thread(options):
+    """``options`` with the two audio encoders one after the other in the calling thread: the FLOP counter sees
+    only its own thread's operations, and the module timer's clock is wall time, which two encoders side by
+    side would count twice."""
+    return dataclasses.replace(options, concurrent_encoders=False)
 
 
 def probe_dtype(mode: str) -> str | None:
@@ -285,6 +279,7 @@ def run_ours(args) -> dict:
         model = bf16_encoder_weights(model)
     a, b, m = inputs(args.seconds)
     opts = InferenceOptions(window=args.window, progress=False, dtype="bfloat16" if mode == "bf16" else "float32")
+    in_turn = in_one_thread(opts)  # for the FLOP count and the profile
     run_model(model, a[: 5 * 16000], b[: 5 * 16000], m[:125], opts)  # warm-up (allocator, kernels)
     row: dict = {}
     if args.count_flops:  # one counted forward of the full input (also a warm-up at full length)
@@ -292,17 +287,16 @@ def run_ours(args) -> dict:
 
         model.requires_grad_(False)  # the counter's module tracker hooks tensors that require grad
         counter = FlopCounterMode(display=False, custom_mapping=cpu_attention_flops())
-        with counter, encoders_in_turn():
-            run_model(model, a, b, m, opts)
+        with counter:
+            run_model(model, a, b, m, in_turn)
         row["flops"] = counter.get_total_flops()
         row["flops_per_group"] = flops_per_group(counter.get_flop_counts())
     y, walls = timed(lambda: run_model(model, a, b, m, opts), args.repeats)
-    if args.profile:  # a second forward, timed per module, the encoders in turn
+    if args.profile:  # one more forward, timed per module, the encoders in turn
         timer = ModuleTimer(model)
-        with encoders_in_turn():
-            t0 = time.perf_counter()
-            run_model(model, a, b, m, opts)
-            row["profile_wall_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_model(model, a, b, m, in_turn)
+        row["profile_wall_s"] = time.perf_counter() - t0
         row["profile_s"] = timer.table(row["profile_wall_s"])
         timer.remove()
     np.save(args.out_npy, y)
@@ -599,12 +593,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{floor['fp32']:.3f} (fp32), {floor['bf16']:.3f} (bf16)"
         )
         for row in rows:  # int8 has no floor of its own (its matrix products are neither)
-            if probe_dtype(row["mode"]):
-                row["x_floor"] = row["rtf"] / floor[probe_dtype(row["mode"])]
+            if dtype := probe_dtype(row["mode"]):
+                row["x_floor"] = row["rtf"] / floor[dtype]
     gflop = result.get("arithmetic", {}).get("gflop_per_group", {})
     for row in rows:  # how fast each group's arithmetic ran, beside the probe's speed in the mode's dtype
-        if "profile_s" in row and gflop and probe_dtype(row["mode"]):
-            probe = result["matmul"][f"{probe_dtype(row['mode'])}_gflops"]
+        if "profile_s" in row and gflop and (dtype := probe_dtype(row["mode"])):
+            probe = result["matmul"][f"{dtype}_gflops"]
             row["gflops_per_group"] = group_speeds(row["profile_s"], gflop, probe)
             print(f"{row['mode']:>13}: GFLOP/s per module group (the probe: {probe:.0f})")
             for name, speed in row["gflops_per_group"].items():

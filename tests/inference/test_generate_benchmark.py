@@ -179,8 +179,8 @@ def test_counted_forward_sees_both_encoders():
     try:
         torch.set_num_threads(2)
         counted = FlopCounterMode(display=False)
-        with counted, bench.encoders_in_turn():
-            run_model(model, a, b, m, InferenceOptions(window=0, progress=False))
+        with counted:
+            run_model(model, a, b, m, bench.in_one_thread(InferenceOptions(window=0, progress=False)))
     finally:
         torch.set_num_threads(threads)
     assert counted.get_total_flops() == direct.get_total_flops() > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -351,14 +352,12 @@ class _Recorder(torch.nn.Module):
         return self.inner(wave, num_frames)
 
 
-def test_encoders_run_side_by_side_as_they_would_one_after_the_other(monkeypatch):
+def test_encoders_run_side_by_side_as_they_would_one_after_the_other():
     """With two or more threads the two audio encoders run at the same time, each on half of the threads, the
     partner's in a second thread that keeps the caller's autocast and inference mode; the output is the one of
     the encoders one after the other (up to the rounding of another thread count); the caller's thread count
     comes back, also when an encoder fails; with one thread, or called from another thread than the main one,
     nothing changes."""
-    from dualtalk.inference import pipeline
-
     torch.manual_seed(0)
     model = DualTalk(get_preset("tiny")).eval()
     rng = np.random.default_rng(0)
@@ -371,10 +370,8 @@ def test_encoders_run_side_by_side_as_they_would_one_after_the_other(monkeypatch
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        monkeypatch.setattr(pipeline, "CONCURRENT_ENCODERS", False)
-        one_after_the_other = run_model(model, a, b, m, opts)
+        one_after_the_other = run_model(model, a, b, m, dataclasses.replace(opts, concurrent_encoders=False))
         assert other.seen["thread"] == mine.seen["thread"] and other.seen["threads"] == 2
-        monkeypatch.setattr(pipeline, "CONCURRENT_ENCODERS", True)
         side_by_side = run_model(model, a, b, m, opts)
         np.testing.assert_allclose(side_by_side, one_after_the_other, atol=1e-5)
         assert other.seen["thread"].startswith("dualtalk-encoder") and other.seen["thread"] != mine.seen["thread"]

@@ -151,6 +151,10 @@ class InferenceOptions:
     progress: bool = True
     #: int8 dynamic quantisation of the linear layers (CPU only): faster, not exact
     int8: bool = False
+    #: the two audio encoders side by side, each on half of the intra-op threads, where that applies
+    #: (:func:`encode_audio_concurrently`); False: one after the other, each on all threads (less memory; what
+    #: ``benchmarks/generate.py`` counts FLOPs and profiles modules with: both see one thread)
+    concurrent_encoders: bool = True
 
 
 def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -233,19 +237,14 @@ def run_joint(
     return a, b
 
 
-#: run the two audio encoders side by side, each on half of PyTorch's intra-op threads, where there are at
-#: least two (CPU, offline model); False: one after the other, each on all threads (what
-#: ``benchmarks/generate.py --profile`` times per module, hooks being per thread of wall time)
-CONCURRENT_ENCODERS = True
-
-
 def encode_audio_concurrently(
     model: Model, self_audio: torch.Tensor, partner_audio: torch.Tensor, num_frames: int
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Both audio encoders' outputs ``(self (B, T, H), partner (B, T, H))``, computed at the same time: the
     partner's in a second thread, each encoder on half of the intra-op threads; None where that does not
-    apply (:data:`CONCURRENT_ENCODERS` off, fewer than two threads, not on the CPU, not an offline model
-    with both encoders, called from another thread than the main one), and the caller runs the model as usual.
+    apply (fewer than two threads, not on the CPU, not an offline model with both encoders, called from another
+    thread than the main one), and the caller runs the model as usual (also with
+    ``InferenceOptions(concurrent_encoders=False)``, which :func:`run_model` checks before calling this).
     Only the main thread: a program that runs models from several threads (``dualtalk serve``) has its own
     parallelism, and while the encoders run PyTorch's thread count for threads started meanwhile (a
     process-wide default) is half.
@@ -253,7 +252,7 @@ def encode_audio_concurrently(
     Two encoders side by side keep both cores busy through the parts of a forward that do not split well
     between threads (small products, layer norms, the attention kernel's softmax). Same arithmetic; the
     rounding of each product may differ from a run on all threads, as between any two thread counts."""
-    if not CONCURRENT_ENCODERS or not isinstance(model, DualTalk) or self_audio.device.type != "cpu":
+    if not isinstance(model, DualTalk) or self_audio.device.type != "cpu":
         return None
     if threading.current_thread() is not threading.main_thread():
         return None
@@ -320,7 +319,7 @@ def run_model(
             b = torch.from_numpy(np.ascontiguousarray(partner_audio[s * spf : e * spf], dtype=np.float32))
             m = torch.from_numpy(np.ascontiguousarray(partner_motion[s:e], dtype=np.float32))
             a, b, m = a[None].to(device), b[None].to(device), m[None].to(device)  # (1, S), (1, S), (1, t, D)
-            feats = encode_audio_concurrently(model, a, b, e - s)
+            feats = encode_audio_concurrently(model, a, b, e - s) if options.concurrent_encoders else None
             y = model(a, b, m, audio_features=feats) if feats is not None else model(a, b, m)  # (1, t, D)
             out[s:e] += w[:, None] * y[0].float().cpu().numpy()
     return out.astype(np.float32)
