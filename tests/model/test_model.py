@@ -408,3 +408,75 @@ def test_time_major_wav2vec2_cnn_equals_transformers_across_chunks():
             for chunk in (7, 50, 500):
                 out = conv_features_channels_last(extractor, wave, chunk_frames=chunk)
                 torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+
+
+def test_interpolation_step_is_the_integer_scale_of_align_corners_interpolation():
+    from dualtalk.features.audio_encoder import interpolate_frames, interpolation_step
+
+    assert interpolation_step(1499, 750) == 2  # 30 s: 480,000 samples, 1,499 CNN frames, 750 motion frames
+    assert interpolation_step(13, 4) == 4
+    assert interpolation_step(1498, 750) == 1  # not a whole step
+    assert interpolation_step(750, 750) == 1 and interpolation_step(700, 750) == 1
+    assert interpolation_step(5, 1) == 1  # one frame: nothing to leave out worth a path
+    x = torch.randn(1, 13, 3)
+    for frames, t in ((13, 4), (13, 7), (13, 5)):
+        step = interpolation_step(frames, t)
+        if step > 1:  # the interpolation picks exactly those frames (weights 1 and 0)
+            assert torch.equal(interpolate_frames(x[:, :frames], t), x[:, :frames:step])
+
+
+def test_time_major_wav2vec2_cnn_computes_only_the_frames_asked_for():
+    """``every`` r: frames 0, r, 2r, ... of the CNN, each layer computing only what they read, equal to the
+    full CNN's frames there (and to transformers'), for clips shorter than a chunk and spanning the outer
+    chunks of the upper layers, batched; where the kernels overlap (r = 1) the plain CNN."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from dualtalk.features import audio_encoder as ae
+
+    torch.manual_seed(0)
+    cfg = Wav2Vec2Config(
+        feat_extract_norm="layer", conv_bias=True, num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+        intermediate_size=32, conv_dim=(32,) * 7,
+    )  # fmt: skip
+    extractor = Wav2Vec2Model(cfg).eval().feature_extractor
+    assert ae._sparse_rows(extractor, 2) == [79, 39, 19, 9, 4, 2, 1]
+    assert ae._sparse_rows(extractor, 1) is None
+    with torch.inference_mode():
+        for samples in (400, 640 * 7, 16000 * 3 + 123, 640 * 150):
+            wave = torch.randn(2, samples)
+            ref = extractor(wave).transpose(1, 2)  # (B, L, C)
+            for every in (2, 3, 4):
+                for chunk in (7, 100):  # 7 // 2 = 3 periods a chunk: the 150 frames span several outer chunks
+                    out = ae.conv_features_channels_last(extractor, wave, chunk_frames=chunk, every=every)
+                    torch.testing.assert_close(out, ref[:, ::every], atol=2e-5, rtol=1e-4)
+
+
+def test_wav2vec2_encoder_computes_the_cnn_frames_the_interpolation_keeps(monkeypatch):
+    """The encoder's output is the same whether the CNN computes every frame (transformers' path) or only
+    those the interpolation to the motion frame rate keeps (whole motion frames, the clip ending inside one,
+    and a length where every frame is needed)."""
+    from dualtalk.config import AudioEncoderConfig
+    from dualtalk.features import audio_encoder as ae
+
+    torch.manual_seed(0)
+    w2v = dict(
+        feat_extract_norm="layer", conv_bias=True, num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+        intermediate_size=32, conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        do_stable_layer_norm=True,
+    )  # fmt: skip
+    encoder = ae.Wav2Vec2Encoder(AudioEncoderConfig(type="wav2vec2", wav2vec2=w2v)).eval()
+    asked = []
+    original = ae.conv_features_channels_last
+    monkeypatch.setattr(
+        ae, "conv_features_channels_last", lambda *a, **k: asked.append(k.get("every", 1)) or original(*a, **k)
+    )
+    with torch.inference_mode():
+        for samples, steps in ((640 * 20, 2), (640 * 19 + 500, 2), (640 * 19 + 100, 1)):
+            wave = torch.randn(1, samples)
+            frames = -(-samples // 640)
+            fast = encoder(wave, frames)
+            encoder.time_major_cnn = False
+            slow = encoder(wave, frames)
+            encoder.time_major_cnn = True
+            assert fast.shape == (1, frames, 32) and asked[-1] == steps
+            torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
