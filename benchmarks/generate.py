@@ -55,11 +55,13 @@ OUR_MODES = ("exact", "transformers", "bf16", "int8")
 
 
 def inputs(seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The same conversation for every mode: two voices (noise) and the partner's motion, T = 25 * seconds."""
+    """The same conversation for every mode: two voices (noise) of ``seconds`` (S samples) and the partner's
+    motion, T = ceil(S / 640) frames (a length that is not whole frames ends inside the last one)."""
     rng = np.random.default_rng(0)
-    t = int(seconds * 25)
-    a = (0.1 * rng.normal(size=t * 640)).astype(np.float32)
-    b = (0.1 * rng.normal(size=t * 640)).astype(np.float32)
+    samples = int(round(seconds * 16000))
+    t = -(-samples // 640)
+    a = (0.1 * rng.normal(size=samples)).astype(np.float32)
+    b = (0.1 * rng.normal(size=samples)).astype(np.float32)
     m = (0.3 * rng.normal(size=(t, 56))).astype(np.float32)
     return a, b, m
 

@@ -145,7 +145,7 @@ def t_generate(name: str = "generate.json") -> str:
             floors = f"{fl['fp32']:.3f} in float32 ({fl['bf16']:.0f} in emulated bfloat16)"
         text += (
             f"\nMachine: {what}matrix products at {mm['fp32_gflops']:.0f} GFLOP/s in float32 and {bf16} "
-            f"(threads: {mm['threads']}); the model does {ar['gflop_per_audio_second']:.1f} GFLOP "
+            f"(threads: {mm['threads']}); our forward does {ar['gflop_per_audio_second']:.1f} GFLOP "
             f"per second of audio at this length, so the floor is a real-time factor of {floors}.\n"
         )
     if "reference" in data:
@@ -966,6 +966,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-amx-profile": ("generate_amx.json", lambda: t_generate_profile("generate_amx.json")),
     "generate-amx-memory": ("generate_amx.json", lambda: t_generate_memory("generate_amx.json")),
     "generate-long-amx": ("generate_long_amx.json", lambda: t_generate_long("generate_long_amx.json")),
+    "generate-amx-unaligned": ("generate_amx_unaligned.json", lambda: t_generate("generate_amx_unaligned.json")),
     "predict": ("predict.json", t_predict),
     "predict-avx2": ("predict_avx2.json", lambda: t_predict("predict_avx2.json")),
     "predict-amx": ("predict_amx.json", lambda: t_predict("predict_amx.json")),

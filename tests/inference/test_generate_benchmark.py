@@ -184,3 +184,11 @@ def test_counted_forward_sees_both_encoders():
     finally:
         torch.set_num_threads(threads)
     assert counted.get_total_flops() == direct.get_total_flops() > 0
+
+
+def test_inputs_are_the_seconds_asked_for_with_the_frames_they_imply():
+    gen = load_script()
+    a, b, m = gen.inputs(30)  # whole frames: 480,000 samples, 750 frames
+    assert a.shape == b.shape == (480_000,) and m.shape == (750, 56)
+    a, b, m = gen.inputs(29.98)  # ends inside frame 750: T = ceil(S / 640)
+    assert a.shape == (479_680,) and m.shape == (750, 56)
