@@ -243,17 +243,44 @@ def group_speeds(seconds: dict[str, float], gflop: dict[str, float], probe_gflop
     }
 
 
-def cpu_attention_flops() -> dict:
-    """FLOP formulas the counter lacks: PyTorch counts the CUDA kernels of scaled dot-product attention but not
-    the CPU's flash kernel, which the wav2vec2 encoders use (without this their attention scores, about a
-    tenth of the arithmetic, would be left out of the floor). Same formula as the CUDA kernels'."""
+def cpu_fused_flops() -> dict:
+    """FLOP formulas the counter lacks, for the CPU's fused kernels: PyTorch counts the CUDA kernels of scaled
+    dot-product attention but not the CPU's flash kernel, which the wav2vec2 encoders use (without it their
+    attention scores, about a tenth of the arithmetic, would be left out of the floor; same formula as the CUDA
+    kernels'); nor the inference fast paths of ``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention``, nor
+    ``nn.LSTM``'s kernel (DualTalk's interaction module and temporal enhancer). Products only, 2 per
+    multiply-add, as the counter's own formulas."""
     import torch
     from torch.utils.flop_counter import sdpa_flop_count
 
     def flash_for_cpu(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
         return sdpa_flop_count(query_shape, key_shape, value_shape)
 
-    return {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: flash_for_cpu}
+    def encoder_layer(src, embed_dim, _heads, *args, out_shape=None, **_kwargs) -> int:
+        # args: qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu, norm_first, eps, 4 norm params, then
+        # ffn_weight_1 (F, E), ffn_bias_1, ffn_weight_2, ffn_bias_2, [mask, mask_type]
+        tokens, t = math.prod(src[:-1]), src[-2]  # (B, T, E), batch first
+        ffn = args[11][0]
+        return 2 * tokens * embed_dim * (4 * embed_dim + 2 * ffn) + 4 * tokens * t * embed_dim
+
+    def multi_head_attention(query, key, _value, embed_dim, *_args, out_shape=None, **_kwargs) -> int:
+        tq, tk = math.prod(query[:-1]), math.prod(key[:-1])  # (B, T, E): batch first
+        scores = 4 * tq * key[-2] * embed_dim  # scores and weighted sum: (B, Tq, Tk) x E, twice
+        return 2 * tq * embed_dim * 2 * embed_dim + 2 * tk * embed_dim * 2 * embed_dim + scores
+
+    def lstm_layer(input, w_ih, w_hh, *_args, out_shape=None, **_kwargs) -> int:
+        # one layer and direction of nn.LSTM on the CPU (what aten.lstm decomposes into): every step of every
+        # sequence multiplies its input by w_ih (4H, I) and the hidden state by w_hh (4H, H)
+        steps = math.prod(input[:-1])  # (T, B, I)
+        return 2 * steps * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1])
+
+    aten = torch.ops.aten
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: flash_for_cpu,
+        aten._transformer_encoder_layer_fwd: encoder_layer,
+        aten._native_multi_head_attention: multi_head_attention,
+        aten.mkldnn_rnn_layer: lstm_layer,
+    }
 
 
 def run_ours(args) -> dict:
@@ -288,7 +315,7 @@ def run_ours(args) -> dict:
         from torch.utils.flop_counter import FlopCounterMode
 
         model.requires_grad_(False)  # the counter's module tracker hooks tensors that require grad
-        counter = FlopCounterMode(display=False, custom_mapping=cpu_attention_flops())
+        counter = FlopCounterMode(display=False, custom_mapping=cpu_fused_flops())
         with counter:
             run_model(model, a, b, m, in_turn)
         row["flops"] = counter.get_total_flops()

@@ -122,7 +122,7 @@ def test_flops_per_group_add_up_to_the_forward():
 
     bench = load_script()
     model = DualTalk(get_preset("tiny")).eval().requires_grad_(False)
-    counter = FlopCounterMode(display=False, custom_mapping=bench.cpu_attention_flops())
+    counter = FlopCounterMode(display=False, custom_mapping=bench.cpu_fused_flops())
     with counter, torch.inference_mode():
         model(torch.randn(1, 16000), torch.randn(1, 16000), torch.randn(1, 25, 56))
     groups = bench.flops_per_group(counter.get_flop_counts())
@@ -132,6 +132,8 @@ def test_flops_per_group_add_up_to_the_forward():
     assert groups["wav2vec2 attention kernel (scores, softmax)"] > 0
     assert groups["wav2vec2 CNN (+ normalisation, interpolation)"] > 0
     assert groups["DualTalk synthesis module (decoder layer + heads)"] > 0
+    assert groups["DualTalk interaction module (3 encoder layers + attention)"] > 0  # fused fast paths
+    assert groups["DualTalk temporal enhancer (cross-attention + BiLSTM)"] > 0
 
 
 def test_attention_scores_are_counted_on_cpu():
@@ -141,10 +143,43 @@ def test_attention_scores_are_counted_on_cpu():
     from torch.utils.flop_counter import FlopCounterMode
 
     q = torch.randn(1, 16, 75, 64)
-    counter = FlopCounterMode(display=False, custom_mapping=load_script().cpu_attention_flops())
+    counter = FlopCounterMode(display=False, custom_mapping=load_script().cpu_fused_flops())
     with counter, torch.inference_mode():
         torch.nn.functional.scaled_dot_product_attention(q, q, q)
     assert counter.get_total_flops() == 4 * 75 * 75 * 64 * 16
+
+
+def test_fused_cpu_kernels_count_as_their_parts():
+    """The inference fast paths of nn.TransformerEncoderLayer and nn.MultiheadAttention count what their
+    unfused computation counts, and nn.LSTM's kernel 2 * steps * 4H * (I + H) per layer and direction."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fn) -> int:
+        counter = FlopCounterMode(display=False, custom_mapping=load_script().cpu_fused_flops())
+        with counter, torch.inference_mode():
+            fn()
+        return counter.get_total_flops()
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, 0.1, batch_first=True).eval().requires_grad_(False)
+    mha = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval().requires_grad_(False)
+    x = torch.randn(2, 10, 32)
+    counts = []
+    for fast in (True, False):
+        torch.backends.mha.set_fastpath_enabled(fast)
+        try:
+            counts.append((count(lambda: layer(x)), count(lambda: mha(x, x, x, need_weights=False))))
+        finally:
+            torch.backends.mha.set_fastpath_enabled(True)
+    assert counts[0] == counts[1] and min(counts[0]) > 0
+    plain = FlopCounterMode(display=False)  # the fast paths are taken: PyTorch's own formulas miss them
+    with plain, torch.inference_mode():
+        layer(x), mha(x, x, x, need_weights=False)
+    assert plain.get_total_flops() == 0
+    lstm = torch.nn.LSTM(32, 16, num_layers=2, bidirectional=True, batch_first=True).eval().requires_grad_(False)
+    per_direction = 2 * 2 * 10 * 4 * 16 * (32 + 16)  # both layers read 32 values: 32 in, then 2 x 16
+    assert count(lambda: lstm(x)) == 2 * 2 * per_direction
 
 
 def test_group_speeds_against_the_probe_of_the_modes_dtype():
