@@ -449,6 +449,31 @@ def test_time_major_wav2vec2_cnn_computes_only_the_frames_asked_for():
                 for chunk in (7, 100):  # 7 // 2 = 3 periods a chunk: the 150 frames span several outer chunks
                     out = ae.conv_features_channels_last(extractor, wave, chunk_frames=chunk, every=every)
                     torch.testing.assert_close(out, ref[:, ::every], atol=2e-5, rtol=1e-4)
+    short = (
+        Wav2Vec2Model(  # a CNN of two layers (fewer than those run chunk by chunk)
+            Wav2Vec2Config(
+                feat_extract_norm="layer",
+                conv_bias=True,
+                num_hidden_layers=1,
+                hidden_size=32,
+                num_attention_heads=2,
+                intermediate_size=32,
+                conv_dim=(32, 32),
+                conv_kernel=(10, 3),
+                conv_stride=(5, 2),
+            )  # fmt: skip
+        )
+        .eval()
+        .feature_extractor
+    )
+    with torch.inference_mode():
+        wave = torch.randn(1, 16000)
+        torch.testing.assert_close(
+            ae.conv_features_channels_last(short, wave, every=2),
+            short(wave).transpose(1, 2)[:, ::2],
+            atol=2e-5,
+            rtol=1e-4,
+        )
 
 
 def test_wav2vec2_encoder_computes_the_cnn_frames_the_interpolation_keeps(monkeypatch):

@@ -143,7 +143,7 @@ def _conv_stack_time_major(
         k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
         c_in = x.shape[2]
         # output frame j of period p reads input rows p*in_period + s*j .. + k-1, in (B, L, C) layout one
-        # contiguous run of k*C_in values: a strided view whose copy (inside addmm: its rows overlap) is row-wise
+        # contiguous run of k*C_in values: a strided view, copied row by row by the reshape (its rows overlap)
         x = x.contiguous()
         frames = x.as_strided((b, periods, n, k * c_in), (x.stride(0), in_period * c_in, s * c_in, 1))
         x = torch.addmm(bias, frames.reshape(b * periods * n, k * c_in), w.t())  # (B*P*n, C_out)
@@ -217,7 +217,8 @@ def conv_features_channels_last(
         period = stride * every  # samples
         needed = (total - 1) // every + 1
         step = max(1, chunk_frames // every)
-        low, high = slice(0, CONV_SPLIT_LAYER), slice(CONV_SPLIT_LAYER, None)
+        split = min(CONV_SPLIT_LAYER, len(rows))
+        low, high = slice(0, split), slice(split, None)
         for k0 in range(0, needed, step * CONV_OUTER_CHUNKS):
             k1 = min(needed, k0 + step * CONV_OUTER_CHUNKS)
             parts = []
@@ -226,7 +227,7 @@ def conv_features_channels_last(
                 piece = wave[:, j0 * period : (j1 - 1) * period + field, None]  # (B, S_j, 1)
                 parts.append(_conv_stack_time_major(extractor, piece, weights, j1 - j0, rows, period, low))
             x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, periods * rows, C)
-            chunks.append(_conv_stack_time_major(extractor, x, weights, k1 - k0, rows, rows[low.stop - 1], high))
+            chunks.append(_conv_stack_time_major(extractor, x, weights, k1 - k0, rows, rows[split - 1], high))
     else:
         for i0 in range(0, total, chunk_frames):
             i1 = min(total, i0 + chunk_frames)
