@@ -387,20 +387,25 @@ def test_output_gain_shrinks_toward_the_stored_mean():
         get_preset("tiny", ["output_gain=true"])
 
 
+def tiny_wav2vec2_cnn(**overrides):
+    """A small wav2vec2 CNN feature extractor (the LayerNorm variant, as the released model's), random weights."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    cfg = dict(
+        feat_extract_norm="layer", conv_bias=True, num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+        intermediate_size=32, conv_dim=(32,) * 7,
+    )  # fmt: skip
+    return Wav2Vec2Model(Wav2Vec2Config(**{**cfg, **overrides})).eval().feature_extractor
+
+
 def test_time_major_wav2vec2_cnn_equals_transformers_across_chunks():
     """The inference CNN (time-major matrix products, in chunks of output frames with their receptive
     field) equals transformers' Wav2Vec2FeatureEncoder, for clips shorter than, equal to and spanning
     several chunks, and batched."""
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
     from dualtalk.features.audio_encoder import conv_features_channels_last
 
     torch.manual_seed(0)
-    cfg = Wav2Vec2Config(
-        feat_extract_norm="layer", conv_bias=True, num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
-        intermediate_size=32, conv_dim=(32,) * 7,
-    )  # fmt: skip
-    extractor = Wav2Vec2Model(cfg).eval().feature_extractor
+    extractor = tiny_wav2vec2_cnn()
     with torch.inference_mode():
         for samples in (400, 16000, 16000 * 3 + 123):
             wave = torch.randn(2, samples)
@@ -429,16 +434,10 @@ def test_time_major_wav2vec2_cnn_computes_only_the_frames_asked_for():
     """``every`` r: frames 0, r, 2r, ... of the CNN, each layer computing only what they read, equal to the
     full CNN's frames there (and to transformers'), for clips shorter than a chunk and spanning the outer
     chunks of the upper layers, batched; where the kernels overlap (r = 1) the plain CNN."""
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
     from dualtalk.features import audio_encoder as ae
 
     torch.manual_seed(0)
-    cfg = Wav2Vec2Config(
-        feat_extract_norm="layer", conv_bias=True, num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
-        intermediate_size=32, conv_dim=(32,) * 7,
-    )  # fmt: skip
-    extractor = Wav2Vec2Model(cfg).eval().feature_extractor
+    extractor = tiny_wav2vec2_cnn()
     assert ae._sparse_rows(extractor, 2) == [79, 39, 19, 9, 4, 2, 1]
     assert ae._sparse_rows(extractor, 1) is None
     with torch.inference_mode():
@@ -449,23 +448,7 @@ def test_time_major_wav2vec2_cnn_computes_only_the_frames_asked_for():
                 for chunk in (7, 100):  # 7 // 2 = 3 periods a chunk: the 150 frames span several outer chunks
                     out = ae.conv_features_channels_last(extractor, wave, chunk_frames=chunk, every=every)
                     torch.testing.assert_close(out, ref[:, ::every], atol=2e-5, rtol=1e-4)
-    short = (
-        Wav2Vec2Model(  # a CNN of two layers (fewer than those run chunk by chunk)
-            Wav2Vec2Config(
-                feat_extract_norm="layer",
-                conv_bias=True,
-                num_hidden_layers=1,
-                hidden_size=32,
-                num_attention_heads=2,
-                intermediate_size=32,
-                conv_dim=(32, 32),
-                conv_kernel=(10, 3),
-                conv_stride=(5, 2),
-            )  # fmt: skip
-        )
-        .eval()
-        .feature_extractor
-    )
+    short = tiny_wav2vec2_cnn(conv_dim=(32, 32), conv_kernel=(10, 3), conv_stride=(5, 2))  # fewer than 3 layers
     with torch.inference_mode():
         wave = torch.randn(1, 16000)
         torch.testing.assert_close(
