@@ -42,6 +42,21 @@ def write_split(directory: Path, conversations: int, seconds: float) -> None:
             save_motion(directory / f"conv{i:03d}_speaker{k}.npz", Motion.from_model(0.3 * rng.normal(size=(t, 56))))
 
 
+def same_cnns(model) -> None:
+    """Give a random model what the released one has: both wav2vec2 encoders' CNNs the same weights (the
+    reference loads both encoders from one pretrained checkpoint and freezes their CNNs), so ``predict`` computes
+    each voice's CNN features once for the two people of a conversation. In place."""
+    import torch
+
+    enc = model.joint_encoder
+    with torch.no_grad():
+        for mine, theirs in zip(
+            enc.audio_encoder1.model.feature_extractor.parameters(),
+            enc.audio_encoder2.model.feature_extractor.parameters(),
+        ):
+            theirs.copy_(mine)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--conversations", type=int, default=4)
@@ -49,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", default="1,2", help="comma-separated --workers values to time")
     ap.add_argument("--dtype", default="auto", help="--dtype of predict (auto, float32, bfloat16)")
     ap.add_argument("--model", help="model directory (default: a full-size one with random weights, written to tmp)")
+    ap.add_argument(
+        "--distinct-cnns",
+        action="store_true",
+        help="the random model's two wav2vec2 CNNs differ (default: the same weights, as in the released model)",
+    )
     ap.add_argument("--out", help="result JSON (default benchmarks/results/predict.json)")
     ap.add_argument("--tag", default="", help="suffix of the result file name (predict_TAG.json)")
     args = ap.parse_args(argv)
@@ -68,7 +88,10 @@ def main(argv: list[str] | None = None) -> None:
             from dualtalk.model.dualtalk import DualTalk
 
             torch.manual_seed(0)
-            model = str(save_model(DualTalk(DualTalkConfig()).eval(), tmp / "model"))
+            net = DualTalk(DualTalkConfig()).eval()
+            if not args.distinct_cnns:
+                same_cnns(net)
+            model = str(save_model(net, tmp / "model"))
         for workers in (int(w) for w in args.workers.split(",")):
             out = tmp / f"pred_{workers}"
             cmd = [sys.executable, "-m", "dualtalk", "predict", "--model", model, "--data", str(split)]
@@ -97,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {
         "benchmark": "predict",
-        "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)",
+        "model": "released architecture, random weights (2 x wav2vec2-large-lv60, d=256, 647 M parameters)"
+        + ("" if args.model else ", the two CNNs " + ("different" if args.distinct_cnns else "the same, as released")),
         "command": "python benchmarks/predict.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_record(),
         "max_child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,

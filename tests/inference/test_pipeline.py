@@ -394,3 +394,94 @@ def test_encoders_run_side_by_side_as_they_would_one_after_the_other():
         assert other.seen["thread"] == mine.seen["thread"] == "MainThread"
     finally:
         torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------------
+# wav2vec2 CNN features shared between the two directions of a conversation
+
+
+def _same_cnns(model: DualTalk) -> DualTalk:
+    """Both encoders' CNNs the same weights, as in the released model (benchmarks/predict.py's ``same_cnns``)."""
+    from tests.conftest import load_benchmark
+
+    load_benchmark("predict").same_cnns(model)
+    enc = model.joint_encoder
+    first, second = (e.model.feature_extractor.state_dict() for e in (enc.audio_encoder1, enc.audio_encoder2))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    return model
+
+
+def test_cnn_features_are_looked_up_for_the_same_weights_and_clip():
+    """Generating both people of a conversation: each voice's CNN features are computed once when the two
+    encoders' CNNs are the same weights, and the motion is what it is without the cache (side by side and in
+    turn); encoders with different CNNs, another dtype or another clip never share; the cache keeps to its size."""
+    from dualtalk.inference.pipeline import CnnFeatureCache
+
+    torch.manual_seed(0)
+    model = _same_cnns(DualTalk(get_preset("tiny")).eval())
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(32000).astype(np.float32), rng.standard_normal(32000).astype(np.float32)
+    ma, mb = (0.1 * rng.standard_normal((2, 50, 56))).astype(np.float32)
+    opts = InferenceOptions(window=0, progress=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for concurrent in (True, False):
+            o = dataclasses.replace(opts, concurrent_encoders=concurrent)
+            plain = run_model(model, a, b, mb, o), run_model(model, b, a, ma, o)
+            cache = CnnFeatureCache()
+            cached = run_model(model, a, b, mb, o, cache), run_model(model, b, a, ma, o, cache)
+            assert (cache.misses, cache.hits) == (2, 2), concurrent
+            for x, y in zip(cached, plain):
+                np.testing.assert_allclose(x, y, atol=1e-5)
+            run_model(model, a, b, mb, dataclasses.replace(o, dtype="bfloat16"), cache)  # another dtype
+            assert (cache.misses, cache.hits) == (4, 2)
+            run_model(model, a[:16000], b[:16000], mb[:25], o, cache)  # another clip
+            assert (cache.misses, cache.hits) == (6, 2)
+        small = CnnFeatureCache(max_bytes=1)  # nothing fits: computed every time, nothing kept
+        run_model(model, a, b, mb, opts, small), run_model(model, b, a, ma, opts, small)
+        assert (small.misses, small.hits, len(small._entries)) == (4, 0, 0)
+        enc2 = model.joint_encoder.audio_encoder2.model.feature_extractor
+        with torch.no_grad():
+            next(enc2.parameters()).add_(1e-3)  # the CNNs now differ
+        cache = CnnFeatureCache()
+        run_model(model, a, b, mb, opts, cache), run_model(model, b, a, ma, opts, cache)
+        assert (cache.misses, cache.hits) == (4, 0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_predict_computes_each_voices_cnn_features_once(tmp_path, monkeypatch):
+    """predict generates both people of a conversation with one cache of CNN features: with the released
+    model's shared CNN each voice's features are computed once, and the files are run_model's."""
+    import soundfile as sf
+
+    from dualtalk.inference import pipeline
+    from dualtalk.io.motion import Motion, save_motion
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    save_model(_same_cnns(DualTalk(get_preset("tiny")).eval()), model_dir)
+    split = tmp_path / "split"
+    split.mkdir()
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        sf.write(split / f"c0_speaker{k}.wav", (0.1 * rng.standard_normal(32000)).astype(np.float32), 16000)
+        save_motion(split / f"c0_speaker{k}.npz", Motion.from_model(0.3 * rng.standard_normal((50, 56))))
+    made = []
+    original = pipeline.CnnFeatureCache
+
+    def recording():
+        made.append(original())
+        return made[-1]
+
+    monkeypatch.setattr(pipeline, "CnnFeatureCache", recording)
+    opts = InferenceOptions(progress=False, dtype="float32")
+    paths = pipeline.predict(model_dir, split, tmp_path / "out", options=opts)
+    assert [p.name for p in paths] == ["c0_speaker1.npy", "c0_speaker2.npy"]
+    assert len(made) == 1 and (made[0].misses, made[0].hits) == (2, 2)
+    a, b = load_audio(split / "c0_speaker1.wav"), load_audio(split / "c0_speaker2.wav")
+    net = pipeline.load_model(model_dir)
+    for path, (mine, theirs, k) in zip(paths, ((a, b, 2), (b, a, 1))):
+        motion = load_motion(split / f"c0_speaker{k}.npz").to_model()
+        np.testing.assert_allclose(np.load(path), run_model(net, mine, theirs, motion, opts), atol=1e-5)

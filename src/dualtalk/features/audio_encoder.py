@@ -71,6 +71,11 @@ class Wav2Vec2Encoder(nn.Module):
 
     def forward(self, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
         """(B, S) waveform -> (B, T, hidden_size)."""
+        return self.transformer(self.cnn_features(wave, num_frames))
+
+    def cnn_features(self, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The first half of :meth:`forward`: waveform normalisation, the CNN, interpolation to the motion frame
+        rate. (B, S) -> (B, T, C)."""
         if self.cfg.normalize_waveform:
             wave = normalize_waveform(wave)
         if self.time_major_cnn and self._channels_last_ok and not torch.is_grad_enabled():
@@ -83,7 +88,10 @@ class Wav2Vec2Encoder(nn.Module):
             feats = conv_features_channels_last(extractor, wave, every=every)  # (B, S' or T, C)
         else:
             feats = self.model.feature_extractor(wave).transpose(1, 2)  # (B, S', C)
-        feats = interpolate_frames(feats, num_frames)  # (B, T, C)
+        return interpolate_frames(feats, num_frames)  # (B, T, C)
+
+    def transformer(self, feats: torch.Tensor) -> torch.Tensor:
+        """The second half of :meth:`forward`: feature projection and the transformer. (B, T, C) -> (B, T, H)."""
         hidden, _ = self.model.feature_projection(feats)  # (B, T, H)
         if self.training:
             hidden = self.model._mask_hidden_states(hidden)  # SpecAugment, as Wav2Vec2Model does in training

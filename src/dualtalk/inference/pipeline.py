@@ -11,8 +11,11 @@ the interaction module's attention).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+import weakref
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DualTalkError
+from ..features.audio_encoder import Wav2Vec2Encoder
 from ..io.conversation import discover_conversations, load_generation_inputs, partner_speaker
 from ..io.motion import AnyMotion, motion_from_model, save_model_motion, save_motion
 from ..io.progress import progress as progress_bar
@@ -237,8 +241,111 @@ def run_joint(
     return a, b
 
 
+def _digest(tensors) -> bytes:
+    """A digest of tensors' dtypes, shapes and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        t = t.detach().contiguous().cpu()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.digest()
+
+
+class CnnFeatureCache:
+    """The wav2vec2 CNN features (``Wav2Vec2Encoder.cnn_features``: normalisation, CNN, interpolation) of recent
+    clips, looked up by the CNN's weights and the clip. :func:`predict` generates both people of a
+    conversation, so each voice goes through a CNN twice (as the self audio, then as the partner's); in the
+    released model both encoders' CNNs are the same frozen pretrained weights (the reference freezes both), so
+    the second time its features are looked up. The key holds a digest of the CNN's weights (taken once per
+    encoder: for a model whose weights do not change while the cache lives), of the clip's samples, its frame
+    count, device and autocast dtype, so a hit is the same computation; encoders with different CNNs never
+    share. Least recently used entries go beyond ``max_bytes``. Thread-safe (the encoders run side by side)."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self.max_bytes = max_bytes
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self._weights: weakref.WeakKeyDictionary[torch.nn.Module, bytes] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def _cnn_digest(self, encoder: Wav2Vec2Encoder) -> bytes:
+        extractor = encoder.model.feature_extractor
+        with self._lock:
+            known = self._weights.get(extractor)
+        if known is None:
+            known = _digest(list(extractor.parameters()) + list(extractor.buffers()))
+            with self._lock:
+                self._weights[extractor] = known
+        return known
+
+    def features(self, encoder: Wav2Vec2Encoder, wave: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``encoder.cnn_features(wave, num_frames)``, computed or looked up. (B, S) -> (B, T, C)"""
+        device = wave.device.type
+        autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        how = (encoder.cfg.normalize_waveform, encoder.time_major_cnn, str(wave.device), str(autocast), num_frames)
+        key = (self._cnn_digest(encoder), _digest([wave]), how)
+        with self._lock:
+            feats = self._entries.get(key)
+            if feats is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return feats
+        feats = encoder.cnn_features(wave, num_frames)  # (B, T, C)
+        size = feats.numel() * feats.element_size()
+        with self._lock:
+            self.misses += 1
+            if key not in self._entries and size <= self.max_bytes:
+                self._entries[key] = feats
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, old = self._entries.popitem(last=False)
+                    self._bytes -= old.numel() * old.element_size()
+        return feats
+
+
+def _encoders(model: Model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The offline model's two audio encoders (self, partner), or None."""
+    if not isinstance(model, DualTalk):
+        return None
+    own = getattr(model.joint_encoder, "audio_encoder1", None)
+    other = getattr(model.joint_encoder, "audio_encoder2", None)
+    return None if own is None or other is None else (own, other)
+
+
+def _encode(encoder: torch.nn.Module, wave: torch.Tensor, num_frames: int, cache: CnnFeatureCache | None):
+    """One audio encoder's output (B, T, H), its CNN features from ``cache`` where given."""
+    if cache is not None and isinstance(encoder, Wav2Vec2Encoder):
+        return encoder.transformer(cache.features(encoder, wave, num_frames))
+    return encoder(wave, num_frames)
+
+
+def encode_audio(
+    model: Model,
+    self_audio: torch.Tensor,
+    partner_audio: torch.Tensor,
+    num_frames: int,
+    concurrent: bool = True,
+    cache: CnnFeatureCache | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Both audio encoders' outputs ``(self (B, T, H), partner (B, T, H))`` for :func:`run_model`: side by side
+    where that applies (``concurrent``: :func:`encode_audio_concurrently`), else one after the other when a
+    ``cache`` of CNN features is given; None otherwise (not an offline model with both encoders, or nothing to
+    gain over the model's own forward), and the caller runs the model as usual."""
+    feats = encode_audio_concurrently(model, self_audio, partner_audio, num_frames, cache) if concurrent else None
+    encoders = _encoders(model)
+    if feats is None and cache is not None and encoders is not None:
+        own, other = encoders
+        feats = _encode(own, self_audio, num_frames, cache), _encode(other, partner_audio, num_frames, cache)
+    return feats
+
+
 def encode_audio_concurrently(
-    model: Model, self_audio: torch.Tensor, partner_audio: torch.Tensor, num_frames: int
+    model: Model,
+    self_audio: torch.Tensor,
+    partner_audio: torch.Tensor,
+    num_frames: int,
+    cache: CnnFeatureCache | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Both audio encoders' outputs ``(self (B, T, H), partner (B, T, H))``, computed at the same time: the
     partner's in a second thread, each encoder on half of the intra-op threads; None where that does not
@@ -247,19 +354,19 @@ def encode_audio_concurrently(
     ``InferenceOptions(concurrent_encoders=False)``, which :func:`run_model` checks before calling this).
     Only the main thread: a program that runs models from several threads (``dualtalk serve``) has its own
     parallelism, and while the encoders run PyTorch's thread count for threads started meanwhile (a
-    process-wide default) is half.
+    process-wide default) is half. ``cache``: CNN features to look up (:class:`CnnFeatureCache`).
 
     Two encoders side by side keep both cores busy through the parts of a forward that do not split well
     between threads (small products, layer norms, the attention kernel's softmax). Same arithmetic; the
     rounding of each product may differ from a run on all threads, as between any two thread counts."""
-    if not isinstance(model, DualTalk) or self_audio.device.type != "cpu":
+    encoders = _encoders(model)
+    if encoders is None or self_audio.device.type != "cpu":
         return None
     if threading.current_thread() is not threading.main_thread():
         return None
-    own = getattr(model.joint_encoder, "audio_encoder1", None)
-    other = getattr(model.joint_encoder, "audio_encoder2", None)
+    own, other = encoders
     threads = torch.get_num_threads()
-    if own is None or other is None or threads < 2:
+    if threads < 2:
         return None
     # autocast and inference mode are per thread: the second thread enters the caller's
     autocast = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
@@ -268,7 +375,7 @@ def encode_audio_concurrently(
     def encode(encoder: torch.nn.Module, wave: torch.Tensor, n: int) -> torch.Tensor:
         torch.set_num_threads(n)
         with torch.inference_mode(inference), torch.autocast("cpu", dtype=autocast[1], enabled=autocast[0]):
-            return encoder(wave, num_frames)  # (B, T, H)
+            return _encode(encoder, wave, num_frames, cache)  # (B, T, H)
 
     half = threads // 2
     try:
@@ -286,10 +393,12 @@ def run_model(
     partner_audio: np.ndarray,
     partner_motion: np.ndarray | None,
     options: InferenceOptions | None = None,
+    cnn_cache: CnnFeatureCache | None = None,
 ) -> np.ndarray:
     """Arrays in, (T, D) model-order motion out (D: 56 FLAME, 55 ARKit, the model's ``motion_layout``; ARKit
     weights clipped to [0, 1]); T = ceil(len(self_audio) / 640). ``partner_motion`` None: the partner's
-    face unseen (models that can: :func:`needs_partner_motion`)."""
+    face unseen (models that can: :func:`needs_partner_motion`). ``cnn_cache``: wav2vec2 CNN features to reuse
+    across calls (:class:`CnnFeatureCache`; :func:`predict` passes one)."""
     options = options or InferenceOptions()
     cfg = model.config
     spf = cfg.samples_per_frame
@@ -319,7 +428,7 @@ def run_model(
             b = torch.from_numpy(np.ascontiguousarray(partner_audio[s * spf : e * spf], dtype=np.float32))
             m = torch.from_numpy(np.ascontiguousarray(partner_motion[s:e], dtype=np.float32))
             a, b, m = a[None].to(device), b[None].to(device), m[None].to(device)  # (1, S), (1, S), (1, t, D)
-            feats = encode_audio_concurrently(model, a, b, e - s) if options.concurrent_encoders else None
+            feats = encode_audio(model, a, b, e - s, options.concurrent_encoders, cnn_cache)
             y = model(a, b, m, audio_features=feats) if feats is not None else model(a, b, m)  # (1, t, D)
             out[s:e] += w[:, None] * y[0].float().cpu().numpy()
     return out.astype(np.float32)
@@ -518,6 +627,7 @@ def predict(
     jobs = [(conv, k) for conv in conversations for k in conv.generatable()]
     written = []
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
+    cache = CnnFeatureCache()  # each voice is encoded twice: as the self audio, then as the partner's
     for conv, k in progress_bar(jobs, desc="predict", unit="file", enabled=options.progress):
         p = partner_speaker(k)
         inputs = load_generation_inputs(
@@ -528,7 +638,7 @@ def predict(
             net.config.fps,
             net.config.motion_layout,
         )
-        y = run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, inner)
+        y = run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, inner, cache)
         path = Path(out_dir) / f"{conv.name}_speaker{k}.npy"
         save_model_motion(path, y)
         written.append(path)
