@@ -20,10 +20,14 @@ def test_predict_benchmark_times_every_workers_value_and_records_the_machine(tmp
     directory = save_model(model, tmp_path / "model")
     out = tmp_path / "predict_test.json"
     load_benchmark("predict").main(
-        ["--conversations", "2", "--seconds", "1", "--workers", "1,2", "--model", str(directory)] + ["--out", str(out)]
+        ["--conversations", "2", "--seconds", "1", "--workers", "1,2", "--model", str(directory)]
+        + ["--out", str(out), "--repeats", "2"]
     )
     result = json.loads(out.read_text())
     assert [r["workers"] for r in result["rows"]] == [1, 2]
+    assert result["repeats"] == 2 and all(
+        len(r["walls_s"]) == 2 and r["wall_s"] == min(r["walls_s"]) for r in result["rows"]
+    )
     assert all(r["files"] == 4 and r["conversations_per_minute"] > 0 for r in result["rows"])  # both sides of each
     machine = result["machine"]
     assert machine["cpus"] >= 1 and "python" in machine
