@@ -977,6 +977,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "predict": ("predict.json", t_predict),
     "predict-avx2": ("predict_avx2.json", lambda: t_predict("predict_avx2.json")),
     "predict-amx": ("predict_amx.json", lambda: t_predict("predict_amx.json")),
+    "predict-amx-distinct": ("predict_amx_distinct.json", lambda: t_predict("predict_amx_distinct.json")),
     "train": ("train.json", t_train),
     "evaluate": ("evaluate.json", t_evaluate),
     "render": ("render.json", t_render),
