@@ -259,7 +259,8 @@ class CnnFeatureCache:
     the second time its features are looked up. The key holds a digest of the CNN's weights (taken once per
     encoder: for a model whose weights do not change while the cache lives), of the clip's samples, its frame
     count, device and autocast dtype, so a hit is the same computation; encoders with different CNNs never
-    share. Least recently used entries go beyond ``max_bytes``. Thread-safe (the encoders run side by side)."""
+    share. Past ``max_bytes`` the least recently used entries are dropped. Thread-safe (the encoders run side by
+    side)."""
 
     def __init__(self, max_bytes: int = 256 * 2**20):
         self.max_bytes = max_bytes
