@@ -80,11 +80,9 @@ class Wav2Vec2Encoder(nn.Module):
             wave = normalize_waveform(wave)
         if self.time_major_cnn and self._channels_last_ok and not torch.is_grad_enabled():
             extractor = self.model.feature_extractor
-            field, stride = conv_receptive_field(extractor)
-            frames = (max(wave.shape[1], field) - field) // stride + 1  # S'
             # where the interpolation below picks every r-th CNN frame (r = 2 for whole motion frames), only
             # those are computed: same features, ~40 % less of the CNN's arithmetic
-            every = interpolation_step(frames, num_frames)
+            every = interpolation_step(conv_output_frames(extractor, wave.shape[1]), num_frames)
             feats = conv_features_channels_last(extractor, wave, every=every)  # (B, S' or T, C)
         else:
             feats = self.model.feature_extractor(wave).transpose(1, 2)  # (B, S', C)
@@ -120,6 +118,13 @@ def conv_receptive_field(extractor: nn.Module) -> tuple[int, int]:
     for layer in conv_layers:
         stride *= layer.conv.stride[0]
     return field, stride
+
+
+def conv_output_frames(extractor: nn.Module, samples: int) -> int:
+    """S': frames of a wav2vec2 CNN over ``samples`` samples (a clip shorter than one frame is padded to one,
+    as :func:`conv_features_channels_last` does)."""
+    field, stride = conv_receptive_field(extractor)
+    return (max(samples, field) - field) // stride + 1
 
 
 def _conv_weights_time_major(extractor: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -217,7 +222,7 @@ def conv_features_channels_last(
     field, stride = conv_receptive_field(extractor)
     if wave.shape[1] < field:  # shorter than one CNN frame: Wav2Vec2 would fail; pad to one frame
         wave = F.pad(wave, (0, field - wave.shape[1]))
-    total = (wave.shape[1] - field) // stride + 1
+    total = conv_output_frames(extractor, wave.shape[1])
     weights = _conv_weights_time_major(extractor)
     rows = _sparse_rows(extractor, every) if every > 1 else None
     chunks = []
