@@ -28,7 +28,9 @@ Also measured, in their own processes: the machine's matrix-product speed (GFLOP
 matrix products alone would take at the probe's speed. ``--fixtures DIR`` (default
 ``../shared/fixtures/official_parity`` if present) adds the error of each fast mode on the parity fixture
 against the reference's stored output. ``--profile`` adds the time per module (forward hooks) and, with the
-arithmetic counted per module group, each group's GFLOP/s beside the probe's (where the time above the floor goes).
+arithmetic counted per module group, each group's GFLOP/s beside the probe's (where the time above the floor goes);
+and the time per kind of operation (``torch.profiler``: matrix products, the attention kernel, vector work, copies)
+with the least the forward could take if every product ran at the probe's speed (``op_bound``).
 
 Real-time factor = wall time / audio duration (lower is better; < 1 is faster than real time).
 """
@@ -243,6 +245,78 @@ def group_speeds(seconds: dict[str, float], gflop: dict[str, float], probe_gflop
     }
 
 
+#: what each ATen operation does, for the op-level profile (``--profile``): matrix products (convolutions, the
+#: LSTM's kernel and the fused encoder-layer and multi-head attention paths included), the fused attention kernel
+#: (scores, softmax, weighted sum) and copies (layout changes, casts); any other operation is vector work
+#: (layer norms, GELU, residual adds, softmax, weight norm, ...)
+OP_KINDS = {
+    "matrix products": {
+        "addmm", "mm", "bmm", "baddbmm", "_addmm_activation", "linear", "matmul", "convolution", "_convolution",
+        "mkldnn_convolution", "mkldnn_rnn_layer", "_transformer_encoder_layer_fwd", "_native_multi_head_attention",
+        "linear_dynamic",
+    },
+    "attention kernel": {"_scaled_dot_product_flash_attention_for_cpu"},
+    "copies": {"copy_", "_to_copy", "cat", "stack", "clone", "contiguous", "constant_pad_nd", "index", "index_select"},
+}  # fmt: skip
+
+
+def op_kind(name: str) -> str | None:
+    """The :data:`OP_KINDS` kind of an operation, named as the profiler (``aten::addmm``) or the FLOP counter
+    (``aten.addmm``, ``aten.addmm.default``) names it; None for what is not an operator (a profiler's own
+    events)."""
+    parts = name.replace("::", ".").split(".")
+    if len(parts) < 2:
+        return None
+    return next((kind for kind, ops in OP_KINDS.items() if parts[1] in ops), "vector work")
+
+
+def op_seconds(fn) -> tuple[dict[str, float], float]:
+    """Seconds of each kind of operation (:func:`op_kind`; each operator's own time, without its children's)
+    in one call of ``fn``, from ``torch.profiler`` (CPU operators are synchronous: an operator's time is the
+    calling thread's wall time in it, its intra-op threads included), and the call's wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t0
+    seconds: dict[str, float] = {}
+    for event in prof.key_averages():
+        kind = op_kind(event.key)
+        if kind is not None:
+            seconds[kind] = seconds.get(kind, 0.0) + event.self_cpu_time_total / 1e6
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1])), wall
+
+
+def flops_per_op_kind(global_counts: dict) -> dict[str, float]:
+    """FLOPs per :data:`OP_KINDS` kind from the counter's whole-forward counts (``get_flop_counts()["Global"]``)."""
+    totals: dict[str, float] = {}
+    for op, flops in global_counts.items():
+        kind = op_kind(str(op)) or "vector work"
+        totals[kind] = totals.get(kind, 0.0) + float(flops)
+    return totals
+
+
+def op_bound(seconds: dict[str, float], gflop: dict[str, float], probe_gflops: float) -> dict:
+    """Where the time above the floor goes, by kind of operation, and the least it could be with PyTorch's
+    kernels for the rest: ``kinds`` gives each kind's seconds, GFLOP, GFLOP/s and share of the probe's speed;
+    ``bound_s`` is the floor (all the arithmetic at the probe's speed) plus the time of what is not arithmetic as
+    the profile measured it: the vector work, and the attention kernel's time beyond its own products at the
+    probe's speed (its softmax). Copies are left out of the bound (a different layout could avoid them), so
+    ``bound_s / floor_s`` is what no faster matrix product can go below, only fusing the vector work into the
+    products (kernels eager PyTorch does not have) could."""
+    kinds = {}
+    for kind, secs in seconds.items():
+        g = gflop.get(kind, 0.0)
+        kinds[kind] = {"s": secs, "gflop": g}
+        if g >= 0.5 and secs > 0:
+            kinds[kind].update(gflops=g / secs, of_probe=g / secs / probe_gflops)
+    floor_s = sum(gflop.values()) / probe_gflops
+    attention = seconds.get("attention kernel", 0.0) - gflop.get("attention kernel", 0.0) / probe_gflops
+    rest_s = seconds.get("vector work", 0.0) + max(0.0, attention)
+    return {"kinds": kinds, "floor_s": floor_s, "bound_s": floor_s + rest_s, "bound_x_floor": 1 + rest_s / floor_s}
+
+
 def cpu_fused_flops() -> dict:
     """FLOP formulas the counter lacks, for the CPU's fused kernels: PyTorch counts the CUDA kernels of scaled
     dot-product attention but not the CPU's flash kernel, which the wav2vec2 encoders use (without it their
@@ -320,6 +394,7 @@ def run_ours(args) -> dict:
             run_model(model, a, b, m, in_turn)
         row["flops"] = counter.get_total_flops()
         row["flops_per_group"] = flops_per_group(counter.get_flop_counts())
+        row["flops_per_op_kind"] = flops_per_op_kind(counter.get_flop_counts().get("Global", {}))
     y, walls = timed(lambda: run_model(model, a, b, m, opts), args.repeats)
     if args.profile:  # one more forward, timed per module, the encoders in turn
         timer = ModuleTimer(model)
@@ -328,6 +403,9 @@ def run_ours(args) -> dict:
         row["profile_wall_s"] = time.perf_counter() - t0
         row["profile_s"] = timer.table(row["profile_wall_s"])
         timer.remove()
+        # and one under torch.profiler: the time of each kind of operation (products, attention kernel, vector
+        # work, copies), against the arithmetic of each kind (where the time above the floor goes)
+        row["ops_s"], row["ops_wall_s"] = op_seconds(lambda: run_model(model, a, b, m, in_turn))
     np.save(args.out_npy, y)
     return {**row, "build_s": build_s, "wall_s": min(walls), "walls_s": walls, "threads": torch.get_num_threads()}
 
@@ -384,6 +462,7 @@ def run_from_directory(directory: str, dtype: str, seconds: float) -> dict:
     """What ``dualtalk generate`` does with a model directory (memory-mapped weights; for bfloat16 the
     encoders' weights converted), one forward of ``seconds``: time and peak memory against the weights' size."""
     import torch
+    import transformers.models.wav2vec2.modeling_wav2vec2  # noqa: F401 - imported before the clock, as above
 
     from dualtalk.inference.pipeline import InferenceOptions, _as_model, run_model
 
@@ -616,6 +695,9 @@ def main(argv: list[str] | None = None) -> None:
         groups = next((r["flops_per_group"] for r in rows if "flops_per_group" in r), None)
         if groups:
             result["arithmetic"]["gflop_per_group"] = {k: v / 1e9 for k, v in groups.items()}
+        kinds = next((r["flops_per_op_kind"] for r in rows if "flops_per_op_kind" in r), None)
+        if kinds:
+            result["arithmetic"]["gflop_per_op_kind"] = {k: v / 1e9 for k, v in kinds.items()}
         result["floor_rtf"] = floor
         print(
             f"arithmetic: {per_second / 1e9:.1f} GFLOP per second of audio -> floor RTF "
@@ -632,6 +714,19 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{row['mode']:>13}: GFLOP/s per module group (the probe: {probe:.0f})")
             for name, speed in row["gflops_per_group"].items():
                 print(f"{'':>15}{speed['gflops']:7.0f} GFLOP/s  {gflop[name]:6.1f} GFLOP  {name}")
+    op_gflop = result.get("arithmetic", {}).get("gflop_per_op_kind", {})
+    for row in rows:  # by kind of operation, and what the vector work alone leaves above the floor
+        if "ops_s" in row and op_gflop and (dtype := probe_dtype(row["mode"])):
+            probe = result["matmul"][f"{dtype}_gflops"]
+            row["ops"] = op_bound(row["ops_s"], op_gflop, probe)
+            print(f"{row['mode']:>13}: by kind of operation ({row['ops_wall_s']:.2f} s profiled, encoders in turn)")
+            for kind, k in row["ops"]["kinds"].items():
+                speed = f"{k['gflops']:7.0f} GFLOP/s ({k['of_probe']:.0%})" if "gflops" in k else ""
+                print(f"{'':>15}{k['s']:7.2f} s  {kind:<17} {speed}")
+            print(
+                f"{'':>15}every product at the probe's speed, no copies: {row['ops']['bound_s']:.2f} s "
+                f"= {row['ops']['bound_x_floor']:.2f}x the floor ({row['ops']['floor_s']:.2f} s)"
+            )
     if "reference" in outputs:
         ref_wall = next(r["wall_s"] for r in rows if r["mode"] == "reference")
         for row in rows:

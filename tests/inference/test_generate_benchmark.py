@@ -227,3 +227,57 @@ def test_inputs_are_the_seconds_asked_for_with_the_frames_they_imply():
     assert a.shape == b.shape == (480_000,) and m.shape == (750, 56)
     a, b, m = gen.inputs(29.98)  # ends inside frame 750: T = ceil(S / 640)
     assert a.shape == (479_680,) and m.shape == (750, 56)
+
+
+def test_op_kinds_by_either_name():
+    """The profiler (aten::addmm) and the FLOP counter (aten.addmm, aten.addmm.default) name an operation
+    differently; both land in the same kind, anything unlisted is vector work, non-operators in none."""
+    gen = load_script()
+    assert gen.op_kind("aten::addmm") == gen.op_kind("aten.addmm.default") == "matrix products"
+    assert gen.op_kind("aten::mkldnn_convolution") == gen.op_kind("aten.convolution") == "matrix products"
+    assert gen.op_kind("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention kernel"
+    assert gen.op_kind("aten::copy_") == "copies"
+    assert gen.op_kind("aten::native_layer_norm") == gen.op_kind("aten::gelu") == "vector work"
+    assert gen.op_kind("ProfilerStep#1") is None
+
+
+def test_op_seconds_and_flops_per_kind_of_a_small_forward():
+    """One profiled call: products, attention kernel and vector work each get time; the counter's FLOPs of
+    the same call fall into the products and the attention kernel only."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gen = load_script()
+    torch.manual_seed(0)
+    x, w = torch.randn(64, 128), torch.randn(128, 128)
+    q = torch.randn(1, 4, 64, 32)
+
+    def fn():
+        y = torch.nn.functional.gelu(x @ w)
+        return torch.nn.functional.scaled_dot_product_attention(q, q, q), torch.nn.functional.layer_norm(y, (128,))
+
+    with torch.inference_mode():
+        seconds, wall = gen.op_seconds(fn)
+        counter = FlopCounterMode(display=False, custom_mapping=gen.cpu_fused_flops())
+        with counter:
+            fn()
+    assert {"matrix products", "attention kernel", "vector work"} <= set(seconds)
+    assert all(v >= 0 for v in seconds.values()) and wall >= sum(seconds.values()) * 0.5
+    flops = gen.flops_per_op_kind(counter.get_flop_counts()["Global"])
+    assert flops == {"matrix products": 2 * 64 * 128 * 128, "attention kernel": 4 * 64 * 64 * 32 * 4}
+
+
+def test_op_bound_adds_only_what_is_not_arithmetic():
+    """The bound is the floor plus the vector work plus the attention kernel's time beyond its products at the
+    probe's speed; slow products and copies do not raise it."""
+    gen = load_script()
+    seconds = {"matrix products": 3.0, "attention kernel": 0.5, "vector work": 0.2, "copies": 0.4}
+    gflop = {"matrix products": 800.0, "attention kernel": 100.0}
+    out = gen.op_bound(seconds, gflop, probe_gflops=400.0)
+    assert out["floor_s"] == pytest.approx(2.25)
+    assert out["bound_s"] == pytest.approx(2.25 + 0.2 + (0.5 - 0.25))
+    assert out["bound_x_floor"] == pytest.approx(out["bound_s"] / out["floor_s"])
+    assert out["kinds"]["matrix products"] == {"s": 3.0, "gflop": 800.0, "gflops": 800 / 3, "of_probe": 800 / 3 / 400}
+    assert "gflops" not in out["kinds"]["copies"]
+    fast_attention = gen.op_bound({**seconds, "attention kernel": 0.1}, gflop, probe_gflops=400.0)
+    assert fast_attention["bound_s"] == pytest.approx(2.25 + 0.2)  # never below the floor's share
