@@ -210,6 +210,46 @@ def t_generate_profile(name: str = "generate.json") -> str:
     return table(head, rows)
 
 
+def t_generate_ops(name: str = "generate.json") -> str:
+    """benchmarks/generate.py --profile: seconds per kind of operation (torch.profiler, one forward with the
+    encoders in turn) in each mode measured against a probe, the arithmetic of each kind and its speed, and the
+    bound: the floor plus the vector work and the attention kernel's softmax as measured (``op_bound``)."""
+    data = load(name)
+    rows_in = [r for r in data["rows"] if "ops" in r]
+    if not rows_in:
+        return "(no op-level profile in this run)\n"
+    kinds = list(rows_in[0]["ops"]["kinds"])
+    gflop = data["arithmetic"].get("gflop_per_op_kind", {})
+
+    def cell(r: dict, kind: str) -> str:
+        k = r["ops"]["kinds"].get(kind)
+        if k is None:
+            return "–"
+        text = f"{k['s']:.2f} s ({k['s'] / r['ops_wall_s']:.0%})"
+        if "gflops" in k:
+            text += f", {k['gflops']:.0f} GFLOP/s ({k['of_probe']:.0%})"
+        return text
+
+    head = ["kind of operation", "GFLOP"] + [f"`{r['mode']}`" for r in rows_in]
+    rows = [[k, f"{gflop[k]:.0f}" if gflop.get(k, 0.0) >= 0.5 else "–"] + [cell(r, k) for r in rows_in] for k in kinds]
+    rows.append(
+        ["outside the operators (Python, dispatch)", "–"]
+        + [f"{r['ops_wall_s'] - sum(k['s'] for k in r['ops']['kinds'].values()):.2f} s" for r in rows_in]
+    )
+    rows.append(
+        ["**forward**, encoders one after the other (profiled)", f"**{sum(gflop.values()):.0f}**"]
+        + [f"**{r['ops_wall_s']:.2f} s**" for r in rows_in]
+    )
+    rows.append(
+        ["floor (all the arithmetic at the probe's speed)", ""] + [f"{r['ops']['floor_s']:.2f} s" for r in rows_in]
+    )
+    rows.append(
+        ["every product at the probe's speed, no copies (the bound)", ""]
+        + [f"{r['ops']['bound_s']:.2f} s = **{r['ops']['bound_x_floor']:.2f}x** the floor" for r in rows_in]
+    )
+    return table(head, rows)
+
+
 def t_generate_memory(name: str = "generate.json") -> str:
     """benchmarks/generate.py --load: loading a full-size model directory, and generate from it."""
     data = load(name)
@@ -972,6 +1012,11 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-amx": ("generate_amx.json", lambda: t_generate("generate_amx.json")),
     "generate-amx-profile": ("generate_amx.json", lambda: t_generate_profile("generate_amx.json")),
     "generate-amx-memory": ("generate_amx.json", lambda: t_generate_memory("generate_amx.json")),
+    "generate-amx-ops": ("generate_amx.json", lambda: t_generate_ops("generate_amx.json")),
+    "generate-amx-unaligned-ops": (
+        "generate_amx_unaligned.json",
+        lambda: t_generate_ops("generate_amx_unaligned.json"),
+    ),
     "generate-long-amx": ("generate_long_amx.json", lambda: t_generate_long("generate_long_amx.json")),
     "generate-amx-unaligned": ("generate_amx_unaligned.json", lambda: t_generate("generate_amx_unaligned.json")),
     "predict": ("predict.json", t_predict),
