@@ -400,7 +400,7 @@ def load_flame(path: str | os.PathLike, cache_dir: str | os.PathLike | None = No
         try:
             model.to_npz(cached, source=stamp)
             break
-        except OSError:
+        except (OSError, InputError):  # a place that takes no file: the next candidate
             continue
     return model
 

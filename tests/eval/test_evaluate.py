@@ -7,6 +7,7 @@ import pytest
 from scipy import signal
 
 from dualtalk.cli import main
+from dualtalk.errors import InputError
 from dualtalk.eval import evaluate
 from dualtalk.eval import metrics as M
 from dualtalk.eval.core import pooled_metrics, reference_metrics
@@ -100,6 +101,20 @@ def test_roles_off_and_required(dataset, tmp_path):
     assert r["by_role"] is None and "skipped" in r["info"]["notes"][0]
     with pytest.raises(Exception, match="b_speaker2.wav: audio not found"):
         evaluate(pred, gt, roles="on", workers=1)
+
+
+def test_roles_refuse_audio_of_another_length_than_its_motion(dataset):
+    """Speaking / listening frames come from the ground truth's audio: a clip of another length (beyond the
+    tolerated few frames) would place them wrongly, so it is an error naming it."""
+    import soundfile as sf
+
+    pred, gt = dataset
+    wav = gt / "a_speaker1.wav"
+    wave, sr = sf.read(str(wav))
+    sf.write(str(wav), wave[: len(wave) // 3], sr)
+    with pytest.raises(InputError, match="its ground-truth motion has") as info:
+        evaluate(pred, gt, roles="on", workers=1)
+    assert str(wav) in str(info.value)
 
 
 def test_transition_window():

@@ -485,3 +485,41 @@ def test_predict_computes_each_voices_cnn_features_once(tmp_path, monkeypatch):
     for path, (mine, theirs, k) in zip(paths, ((a, b, 2), (b, a, 1))):
         motion = load_motion(split / f"c0_speaker{k}.npz").to_model()
         np.testing.assert_allclose(np.load(path), run_model(net, mine, theirs, motion, opts), atol=1e-5)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_predict_checks_the_whole_split_before_writing(demo, tiny_dir, tmp_path, capsys, workers):
+    """A bad file in the last conversation of a split is an error before any prediction is written (with a
+    process per core too: the parent checks the inputs of all of them)."""
+    split = _split(demo, tmp_path)
+    bad = sorted(split.glob("c3_speaker*.npz"))[0]
+    np.savez(bad, exp=np.zeros((7, 50), np.float32), pose=np.zeros((7, 6), np.float32))  # far too short
+    out = tmp_path / "pred"
+    args = ["predict", "--model", str(tiny_dir), "--data", str(split), "--out", str(out), "--quiet"]
+    assert main(args + ["--workers", str(workers)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "7 frames" in err[0]
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_joint_generate_writes_both_people_or_neither(demo, tmp_path, monkeypatch):
+    """--out and --partner-out are one write: when the second cannot be written, the first is not left."""
+    from dualtalk.inference import pipeline
+
+    calls = []
+    real = pipeline.save_motion
+
+    def failing_second(path, motion):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        real(path, motion)
+
+    monkeypatch.setattr(pipeline, "save_motion", failing_second)
+    a, b = demo / f"{CONV}_speaker1.wav", demo / f"{CONV}_speaker2.wav"
+    out, partner_out = tmp_path / "B.npz", tmp_path / "A.npz"
+    with pytest.raises(OSError):
+        pipeline.generate(
+            "tiny-stream", a, b, None, out, partner_out=partner_out, options=InferenceOptions(progress=False)
+        )
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []

@@ -91,6 +91,18 @@ def make_case(case: str, tmp: Path) -> dict:
         pa.unlink()
     elif case == "partner_audio_length_mismatch":
         write_wav(pa, 0.1 * rng.normal(size=(T + 10) * 640))
+    elif case == "self_audio_impossible_rate":  # 1 kHz: no speech fits under its Nyquist frequency
+        write_wav(sa, 0.1 * rng.normal(size=T * 40), sr=1000)
+    elif case == "self_audio_much_shorter":  # the message names both files: either may be the wrong one
+        write_wav(sa, 0.1 * rng.normal(size=1600))
+    elif case == "output_is_directory":
+        files["out"] = tmp / "out"
+        files["out"].mkdir()
+    elif case == "output_parent_is_file":
+        (tmp / "afile").write_text("x")
+        files["out"] = tmp / "afile" / "B.npz"
+    elif case == "output_not_writable":  # /proc takes no new files, even for root
+        files["out"] = Path("/proc/dualtalk-test/B.npz")
     elif case == "motion_missing":
         pm.unlink()
     elif case == "motion_not_npz":
@@ -172,6 +184,10 @@ def make_case(case: str, tmp: Path) -> dict:
         else:
             model["output_gain"], model["normalize_motion"] = True, False
         (d / "config.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "model": model}))
+    elif case == "option_out_same_as_partner_out":
+        files["option"] = "--partner-out"
+    elif case == "option_device_unknown":
+        files["option"] = "--device"
     elif case.startswith("option_"):
         files["option"] = "--window"
     elif case.startswith("train_override_"):
@@ -271,7 +287,11 @@ def run_case(case: str, files: dict, out: Path) -> int:
         )
     if case == "option_window_negative":
         return run_generate(files, out, "--window", "-5")
-    return run_generate(files, out)
+    if case == "option_out_same_as_partner_out":
+        return run_generate(files, out, "--partner-out", str(out))
+    if case == "option_device_unknown":
+        return run_generate(files, out, "--device", "gpu0")
+    return run_generate(files, files.get("out", out))
 
 
 @pytest.mark.parametrize("case,culprit,message", CASES, ids=[c[0] for c in CASES])
@@ -287,6 +307,29 @@ def test_bad_input(case, culprit, message, tmp_path, capsys):
     assert str(files[culprit]) in err[0]
     assert not out.exists()
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_window_zero_is_one_sequence(tmp_path):
+    """--window 0 (documented: always one sequence) is accepted, and equals a window longer than the input."""
+    from dualtalk.model.checkpoint import save_model
+    from dualtalk.model.dualtalk import build_model
+    from dualtalk.model.presets import get_preset
+
+    files = make_case("motion_missing_key", tmp_path)
+    write_motion(files["partner_motion"])  # repaired
+    files["model"] = save_model(build_model(get_preset("tiny")), tmp_path / "model")  # one set of weights
+    assert run_generate(files, tmp_path / "zero.npz", "--window", "0") == 0
+    assert run_generate(files, tmp_path / "long.npz", "--window", "100") == 0
+    with np.load(tmp_path / "zero.npz") as a, np.load(tmp_path / "long.npz") as b:
+        np.testing.assert_array_equal(a["exp"], b["exp"])
+
+
+def test_a_text_file_given_as_motion_is_not_called_a_pickle(tmp_path, capsys):
+    files = make_case("motion_missing_key", tmp_path)
+    files["partner_motion"].write_text("not an npz at all")
+    assert run_generate(files, tmp_path / "out.npz") == 2
+    err = capsys.readouterr().err
+    assert "not a zip archive" in err and "pickle" not in err
 
 
 def test_every_case_in_table_is_distinct():

@@ -170,6 +170,12 @@ def test_errors_are_clear_and_leave_no_output(conversation):
         render_video(d / "B.npz", d / "x.mp4", size=100, backend="software", progress=False)
     with pytest.raises(DualTalkError, match="partner-motion"):
         render_video(d / "B.npz", d / "x.mp4", partner_audio=d / "A.wav", backend="software", progress=False)
+    short = d / "A_short.npz"
+    with np.load(d / "A.npz") as a:
+        np.savez(short, exp=a["exp"][:3], pose=a["pose"][:3])
+    with pytest.raises(InputError, match="partner motion has 3 frames") as info:  # not another conversation's
+        render_video(d / "B.npz", d / "x.mp4", partner_motion=short, backend="software", progress=False)
+    assert str(short) in str(info.value)
     (d / "bad.wav").write_bytes(b"not audio")
     with pytest.raises(InputError, match="bad.wav"):
         render_video(d / "B.npz", d / "x.mp4", audio=d / "bad.wav", backend="software", progress=False)

@@ -151,6 +151,69 @@ def test_generate_multipart_npz_and_json(model_dir, net):
     assert "dualtalk-serve-" not in bad.text  # the server's temporary paths are not shown
 
 
+def test_generate_errors_have_the_documented_shape(model_dir):
+    """Missing or wrong-typed fields, a body that is not multipart, audio longer than the session limit (by
+    its header: a few kB declaring hours at a low rate are not decoded) and a rate no recording has: each
+    ``{"error": {"code", "message"}}`` with its status, never FastAPI's ``detail``."""
+    import soundfile as sf
+
+    a, b, _ = signals()
+    client = TestClient(make_app(model_dir, limits=Limits(max_session_seconds=60)))
+    cases = {
+        "missing field": ({"files": {"self_audio": ("B.wav", wav_bytes(a))}}, 422, "partner_audio"),
+        "wrong type": (
+            {"files": {"self_audio": ("B.wav", wav_bytes(a)), "partner_audio": ("A.wav", wav_bytes(b))},
+             "data": {"both": "maybe"}},
+            422,
+            "both",
+        ),
+        "not multipart": ({"content": b"x", "headers": {"content-type": "text/plain"}}, 422, "self_audio"),
+    }  # fmt: skip
+    long = io.BytesIO()
+    sf.write(long, np.zeros(2 * 3600 * 4000, np.int16), 4000, format="WAV", subtype="PCM_16")  # 2 hours
+    for name, (kwargs, status, text) in cases.items():
+        r = client.post("/v1/generate", **kwargs)
+        assert r.status_code == status and "detail" not in r.json(), (name, r.text)
+        assert r.json()["error"]["code"] == "bad_message" and text in r.json()["error"]["message"], name
+    r = client.post(
+        "/v1/generate", files={"self_audio": ("B.wav", long.getvalue()), "partner_audio": ("A.wav", wav_bytes(b))}
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_long" and "self_audio" in r.text
+    slow = io.BytesIO()
+    sf.write(slow, np.zeros(100, np.float32), 1000, format="WAV", subtype="FLOAT")
+    r = client.post(
+        "/v1/generate", files={"self_audio": ("B.wav", slow.getvalue()), "partner_audio": ("A.wav", wav_bytes(b))}
+    )
+    assert r.status_code == 422 and "sample rate 1000 Hz" in r.json()["error"]["message"]
+
+
+def test_a_client_that_reads_nothing_ends_its_session_as_idle():
+    """A send the client never reads (its socket full: TCP holds the server back) ends the session after the
+    idle time, with the idle error, instead of holding its slot for ever."""
+    import asyncio
+
+    from dualtalk.serve.app import send_within
+    from dualtalk.serve.protocol import ProtocolError
+
+    class NeverReads:
+        async def send_text(self, text: str) -> None:
+            await asyncio.Event().wait()  # blocked for good
+
+    class Reads:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send_text(self, text: str) -> None:
+            self.sent.append(text)
+
+    with pytest.raises(ProtocolError) as info:
+        asyncio.run(send_within(NeverReads(), "{}", 0.05))
+    assert info.value.code == "idle" and "read nothing" in str(info.value)
+    reads = Reads()
+    asyncio.run(send_within(reads, "{}", 0.05))
+    assert reads.sent == ["{}"]
+
+
 # ----------------------------------------------------------------------------------------------------
 # the stream protocol equals the local sessions
 
@@ -252,6 +315,7 @@ def test_joint_mode_equals_joint_session_and_int16(model_dir, net):
 
 BAD = {
     "malformed JSON": (lambda ws: ws.send_text("{not json"), "bad_message", 4400),
+    "JSON nested too deeply": (lambda ws: ws.send_text("[" * 5_000), "bad_message", 4400),
     "unknown type": (lambda ws: ws.send_text(json.dumps({"type": "dance"})), "bad_message", 4400),
     "binary before start": (lambda ws: ws.send_bytes(b"\x00" + bytes(64)), "bad_message", 4400),
     "wrong sample rate": (

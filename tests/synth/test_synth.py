@@ -302,7 +302,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "file" / "sub"), "--conversations", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
-    assert "cannot create" in err[3] and str(tmp_path / "file" / "sub") in err[3]
+    assert "cannot be created" in err[3] and str(tmp_path / "file" / "sub") in err[3]
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

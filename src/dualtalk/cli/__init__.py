@@ -38,8 +38,8 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive(kind: type, allow_zero: bool = False):
-    """An argparse ``type`` accepting numbers of ``kind`` that are > 0 (or >= 0)."""
+def positive(kind: type, allow_zero: bool = False, maximum: float | None = None):
+    """An argparse ``type`` accepting numbers of ``kind`` that are > 0 (or >= 0), and at most ``maximum``."""
 
     def parse(text: str):
         try:
@@ -48,10 +48,50 @@ def positive(kind: type, allow_zero: bool = False):
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
         if value < 0 or (value == 0 and not allow_zero) or value != value:
             raise argparse.ArgumentTypeError(f"must be {'>= 0' if allow_zero else '> 0'}, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def output_file(text: str) -> str:
+    """An argparse ``type`` for an option naming a file to write: checked before any work is done
+    (:func:`~dualtalk.io.files.check_output_file`), so a run never computes for an hour and then fails."""
+    from ..errors import InputError
+    from ..io.files import check_output_file
+
+    try:
+        check_output_file(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def output_dir(text: str) -> str:
+    """An argparse ``type`` for an option naming a directory to write into
+    (:func:`~dualtalk.io.files.check_output_dir`)."""
+    from ..errors import InputError
+    from ..io.files import check_output_dir
+
+    try:
+        check_output_dir(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def distinct_outputs(args: argparse.Namespace, *names: str) -> None:
+    """Refuse two output options that name the same file (one would silently overwrite the other)."""
+    import os
+
+    paths = [(n, getattr(args, n.lstrip("-").replace("-", "_"), None)) for n in names]
+    given = [(n, os.path.realpath(v)) for n, v in paths if v]
+    for i, (a, pa) in enumerate(given):
+        for b, pb in given[i + 1 :]:
+            if pa == pb:
+                raise DualTalkError(f"{a} and {b} name the same file ({pa}): give each its own")
 
 
 def build_parser() -> argparse.ArgumentParser:

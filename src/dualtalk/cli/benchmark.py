@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import positive
+from . import output_dir, positive
 
 
 def _benchmark(args) -> int:
@@ -36,7 +36,7 @@ def register(sub) -> None:
         "report.json and roles.png.",
     )
     p.add_argument("--data", required=True, help="corpus with train, val and test splits")
-    p.add_argument("--out", required=True, help="report directory")
+    p.add_argument("--out", required=True, type=output_dir, help="report directory")
     p.add_argument(
         "--config",
         help="training recipe of the learned methods: a YAML file or a packaged config's name "

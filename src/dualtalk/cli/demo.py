@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import positive
+from . import output_dir, positive
 
 
 def _demo(args) -> int:
@@ -33,7 +33,7 @@ def register(sub) -> None:
         "the package, and every output in --out. With --model and real files: the same "
         "on your inputs.",
     )
-    p.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
+    p.add_argument("--out", default="demo_output", type=output_dir, help="output directory (default demo_output)")
     p.add_argument(
         "--seconds", type=positive(float), default=20.0, help="length of the synthetic conversation (default 20)"
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import positive
+from . import output_file, positive
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--pred", required=True, metavar="PRED_DIR", help="directory of predictions")
     p.add_argument("--gt", required=True, metavar="GT_DIR", help="ground-truth directory (dataset layout)")
-    p.add_argument("--json", metavar="OUT.json", help="write the results here (atomically)")
+    p.add_argument("--json", type=output_file, metavar="OUT.json", help="write the results here (atomically)")
     p.add_argument(
         "--protocol",
         choices=("reference", "pooled"),

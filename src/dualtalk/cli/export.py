@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import DualTalkError
-from . import positive
+from . import output_file, positive
 
 FORMATS = ("auto", "glb", "arkit-csv", "arkit-json", "arkit-npz")
 _BY_SUFFIX = {".glb": "glb", ".csv": "arkit-csv", ".json": "arkit-json"}
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
         "(arkit, head), training data for motion_layout arkit. See docs/export.md.",
     )
     p.add_argument("--motion", required=True, metavar="B.npz", help="motion file (.npz dataset layout or .npy)")
-    p.add_argument("--out", required=True, metavar="OUT", help="output file (.glb, .csv or .json)")
+    p.add_argument("--out", required=True, type=output_file, metavar="OUT", help="output file (.glb, .csv or .json)")
     p.add_argument(
         "--format",
         choices=FORMATS,
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     q.add_argument(
         "--arkit", required=True, nargs="+", metavar="A.csv", help="ARKit files (Live Link Face CSV or JSON)"
     )
-    q.add_argument("--out", required=True, metavar="MAP.json", help="the map to write")
+    q.add_argument("--out", required=True, type=output_file, metavar="MAP.json", help="the map to write")
     q.add_argument("--l2", type=positive(float, allow_zero=True), default=1e-3, help="ridge penalty (default 1e-3)")
     q.add_argument(
         "--symmetry",

@@ -7,7 +7,7 @@ import sys
 
 from ..errors import DualTalkError
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions, has_native_bf16
-from . import positive
+from . import distinct_outputs, output_dir, output_file, positive
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     dtype_args(p)
     p.add_argument(
         "--window",
-        type=positive(float),
+        type=positive(float, allow_zero=True),
         default=DEFAULT_WINDOW_SECONDS,
         help=f"inputs longer than this many seconds run in overlapping windows (default "
         f"{DEFAULT_WINDOW_SECONDS:g}; 0 = always one sequence)",
@@ -89,6 +89,7 @@ def _options(args) -> InferenceOptions:
 def _generate(args) -> int:
     from ..inference.pipeline import generate
 
+    distinct_outputs(args, "--out", "--partner-out")
     motion = generate(
         args.model,
         args.self_audio,
@@ -136,8 +137,12 @@ def register(sub) -> None:
         help="partner motion (.npz: exp (T,50), pose (T,6)); without it, a causal "
         "model trained for it (e.g. demo-stream) runs on the two voices alone",
     )
-    p.add_argument("--partner-out", help="also generate the partner (joint mode, causal models): output .npz")
-    p.add_argument("--out", required=True, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])")
+    p.add_argument(
+        "--partner-out", type=output_file, help="also generate the partner (joint mode, causal models): output .npz"
+    )
+    p.add_argument(
+        "--out", required=True, type=output_file, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])"
+    )
     p.set_defaults(func=_generate)
 
     p = sub.add_parser(
@@ -148,7 +153,7 @@ def register(sub) -> None:
     )
     _model_args(p)
     p.add_argument("--data", required=True, help="split directory with NAME_speaker{1,2}.{wav,npz}")
-    p.add_argument("--out", required=True, help="prediction directory")
+    p.add_argument("--out", required=True, type=output_dir, help="prediction directory")
     p.add_argument(
         "--workers",
         type=positive(int),
@@ -160,6 +165,6 @@ def register(sub) -> None:
 
     p = sub.add_parser("convert-official", help="convert a released-layout DualTalk .pth to a model directory")
     p.add_argument("src", help="released-layout checkpoint (.pth), loaded with weights_only=True")
-    p.add_argument("out_dir", help="output model directory (config.json + model.safetensors)")
+    p.add_argument("out_dir", type=output_dir, help="output model directory (config.json + model.safetensors)")
     p.add_argument("--config", help="config json (form of the parity fixture's); default: released shapes")
     p.set_defaults(func=_convert)

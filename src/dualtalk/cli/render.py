@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from . import positive
+from . import output_file, positive
 
 
 def _common(p) -> None:
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
         "coefficients; with --flame (your own FLAME generic_model.pkl) the full face.",
     )
     _common(p)
-    p.add_argument("--out", required=True, metavar="OUT.mp4", help="output video")
+    p.add_argument("--out", required=True, type=output_file, metavar="OUT.mp4", help="output video")
     p.add_argument("--ground-truth", metavar="B_gt.npz", help="recorded motion of the same person, drawn on the right")
     p.add_argument(
         "--flame", metavar="generic_model.pkl", help="your FLAME model file (converted once to a cached .npz)"
@@ -64,9 +64,14 @@ def register(subparsers) -> None:
         "for one or both people, with speaking/listening bands from voice activity.",
     )
     _common(q)
-    q.add_argument("--out", required=True, metavar="OUT.png", help="output image (.png, .pdf or .svg)")
     q.add_argument(
-        "--num-exp", type=positive(int), default=3, help="how many leading expression coefficients (default 3)"
+        "--out", required=True, type=output_file, metavar="OUT.png", help="output image (.png, .pdf or .svg)"
+    )
+    q.add_argument(
+        "--num-exp",
+        type=positive(int, maximum=50),  # FLAME's expression coefficients in the motion files
+        default=3,
+        help="how many leading expression coefficients (1 to 50, default 3)",
     )
     q.set_defaults(func=run_plot)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from . import positive
+from . import distinct_outputs, output_file, positive
 from .inference import dtype_args
 
 
@@ -37,10 +37,11 @@ def register(sub) -> None:
     )
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner (a file, or mic[:DEVICE])")
     p.add_argument("--partner-motion", help="partner motion (.npz); without it the model runs on audio alone")
-    p.add_argument("--partner-out", help="also generate the partner (joint mode): output .npz")
+    p.add_argument("--partner-out", type=output_file, help="also generate the partner (joint mode): output .npz")
     p.add_argument(
         "--out",
         required=True,
+        type=output_file,
         help="output: .npz motion (exp (T,50), pose (T,6) = [global, jaw]; an ARKit model's: arkit, head), or "
         "with --format arkit-csv / arkit-json the ARKit weights and head angles",
     )
@@ -57,7 +58,9 @@ def register(sub) -> None:
     dtype_args(p)
     p.add_argument("--chunk-ms", type=positive(float), default=40.0, help="chunk length in ms (default 40)")
     p.add_argument("--realtime", action="store_true", help="pace the chunks at the clock, as a live source")
-    p.add_argument("--stats", help="write the statistics (latency, compute per chunk, real-time factor) as JSON")
+    p.add_argument(
+        "--stats", type=output_file, help="write the statistics (latency, compute per chunk, real-time factor) as JSON"
+    )
     p.add_argument(
         "--threads",
         type=positive(int),
@@ -91,6 +94,7 @@ def run(args) -> int:
 
     torch.set_num_threads(args.threads)
     dtype = resolved_dtype_arg(args)
+    distinct_outputs(args, "--out", "--partner-out", "--stats")
     fmt = args.format
     if fmt == "auto":
         fmt = {".csv": "arkit-csv", ".json": "arkit-json"}.get(Path(args.out).suffix.lower(), "npz")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import positive
+from . import output_dir, positive
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         description="Write NAME_speaker{1,2}.{wav,npz} conversations whose motion follows documented rules, "
         "plus manifest.json (seed, parameters, noise floor, who speaks when).",
     )
-    p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    p.add_argument("--out", required=True, type=output_dir, help="output directory (must not exist or be empty)")
     p.add_argument("--conversations", type=positive(int), required=True, help="number of conversations")
     p.add_argument("--seconds", type=positive(float), default=60.0, help="length of each conversation (default 60)")
     p.add_argument(

@@ -9,7 +9,7 @@ torchrun --nproc_per_node 4 -m dualtalk train --data DATA --out runs/big --confi
 from __future__ import annotations
 
 from ..errors import DualTalkError
-from . import positive
+from . import output_dir, positive
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         "(e.g. data.batch_size=8 optim.lr=3e-4 model.audio_encoder.freeze=true).",
     )
     p.add_argument("--data", metavar="DATA_DIR", help="dataset root with the train and val split directories")
-    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
+    p.add_argument("--out", type=output_dir, metavar="RUN_DIR", help="run directory to create")
     p.add_argument("--config", metavar="FILE.yaml", help="training config (see configs/)")
     p.add_argument("--preset", metavar="NAME", help="model preset (tiny, tiny-mel, small, released, paper, ...)")
     p.add_argument("--max-steps", type=positive(int), metavar="N", help="optimizer steps to train for")

@@ -21,9 +21,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..errors import InputError
 from ..io.audio import load_audio
+from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from ..io.vad import voice_activity
-from ..layout import FPS
+from ..layout import FPS, SAMPLE_RATE
 from .data import GROUPS
 
 ROLES = ("speaking", "listening")
@@ -32,9 +34,16 @@ TRANSITION_WINDOW_S = 0.5
 
 
 def role_mask(audio_path, num_frames: int, fps: int = FPS) -> np.ndarray:
-    """(num_frames,) bool: True where the person speaks. VAD on the whole clip, then cut / padded (silent)."""
+    """(num_frames,) bool: True where the person speaks. VAD on the whole clip, then cut / padded (silent), up
+    to the tolerated few frames (an audio file of another length than its motion is an error naming it)."""
     wave = load_audio(audio_path)
     mask = voice_activity(wave, fps=fps)  # (T_audio,)
+    if abs(len(mask) - num_frames) > MAX_LENGTH_MISMATCH_FRAMES:
+        raise InputError(
+            audio_path,
+            f"audio is {len(wave) / SAMPLE_RATE:.2f} s ({len(mask)} frames) but its ground-truth motion has "
+            f"{num_frames} frames (more than the tolerated {MAX_LENGTH_MISMATCH_FRAMES} frames apart)",
+        )
     out = np.zeros(num_frames, dtype=bool)
     m = min(num_frames, len(mask))
     out[:m] = mask[:m]

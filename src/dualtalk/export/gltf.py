@@ -54,7 +54,7 @@ from ..errors import DualTalkError, InputError, require
 from ..flame import JAW, N_JOINTS, NECK, FlameModel, load_flame, rodrigues
 from ..io.audio import load_audio
 from ..io.conversation import check_length
-from ..io.files import atomic_path
+from ..io.files import atomic_group, atomic_path
 from ..io.motion import AnyMotion, ArkitMotion, Motion, load_any_motion, load_model_motion, motion_from_model
 from ..layout import ARKIT_NAMES, LAYOUTS, N_EXP, frames_for
 
@@ -512,18 +512,16 @@ def export_gltf(
         summary["source_layout"] = "arkit"
         doc.asset.extras["dualtalk"]["source_layout"] = "arkit"
         doc.asset.extras["dualtalk"]["not_exported"] = ["ARKit weights other than jawOpen (no blendshapes here)"]
-    if audio_path is not None:
-        sidecar = out.with_name(out.stem + (audio_path.suffix or ".wav"))
-        doc.asset.extras["dualtalk"]["audio"] = {"uri": sidecar.name, "start_seconds": 0.0}
-        if not sidecar.exists() or not os.path.samefile(sidecar, audio_path):
-            with atomic_path(sidecar) as tmp:
-                shutil.copyfile(audio_path, tmp)
-        summary["audio"] = str(sidecar)
-    with atomic_path(out, suffix=".glb") as tmp:
-        try:
+    with atomic_group():  # the .glb and its audio: both or neither
+        if audio_path is not None:
+            sidecar = out.with_name(out.stem + (audio_path.suffix or ".wav"))
+            doc.asset.extras["dualtalk"]["audio"] = {"uri": sidecar.name, "start_seconds": 0.0}
+            if not sidecar.exists() or not os.path.samefile(sidecar, audio_path):
+                with atomic_path(sidecar) as tmp:
+                    shutil.copyfile(audio_path, tmp)
+            summary["audio"] = str(sidecar)
+        with atomic_path(out, suffix=".glb") as tmp:
             doc.save_binary(str(tmp))
-        except OSError as exc:  # pragma: no cover - disk full and the like
-            raise InputError(out, f"cannot write ({exc.strerror or exc})") from None
     summary["path"] = str(out)
     summary["bytes"] = out.stat().st_size
     return summary

@@ -26,6 +26,7 @@ import torch
 from ..errors import DualTalkError
 from ..features.audio_encoder import Wav2Vec2Encoder
 from ..io.conversation import discover_conversations, load_generation_inputs, partner_speaker
+from ..io.files import atomic_group
 from ..io.motion import AnyMotion, motion_from_model, save_model_motion, save_motion
 from ..io.progress import progress as progress_bar
 from ..layout import frames_for
@@ -41,7 +42,10 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bf
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DualTalkError(f"--device {device}: not a device (cpu, cuda, cuda:N, mps)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DualTalkError("--device cuda: no CUDA device is available (this PyTorch build or machine has none)")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
@@ -570,9 +574,10 @@ def generate(
     if partner_out is not None:
         other, mine = run_joint(net, inputs.partner_audio, inputs.self_audio, options)
         motion = motion_from_model(mine, cfg.motion_layout, cfg.fps)
-        if out is not None:
-            save_motion(out, motion)
-        save_motion(partner_out, motion_from_model(other, cfg.motion_layout, cfg.fps))
+        with atomic_group():  # both people's motion: both files or neither
+            if out is not None:
+                save_motion(out, motion)
+            save_motion(partner_out, motion_from_model(other, cfg.motion_layout, cfg.fps))
         return motion
     motion = motion_from_model(
         run_model(net, inputs.self_audio, inputs.partner_audio, inputs.partner_motion, options),
@@ -622,10 +627,16 @@ def predict(
     index, count = shard if shard is not None else shard_from_env()
     conversations = discover_conversations(data_dir)
     if workers > 1:
+        if isinstance(model, torch.nn.Module):
+            raise DualTalkError("predict with workers > 1 needs the model as a path or a name (each process loads it)")
+        # every input of the shard checked before a worker starts: a bad file is an error before anything is written
+        cfg = load_model(model, config=config).config
+        _check_inputs(_jobs(conversations[index::count]), cfg, partner_motion)
         return _predict_in_workers(model, data_dir, out_dir, config, options, partner_motion, workers, (index, count))
-    conversations = conversations[index::count]
     net = _as_model(model, config, options.device, options.int8, options)
-    jobs = [(conv, k) for conv in conversations for k in conv.generatable()]
+    jobs = _jobs(conversations[index::count])
+    if not _is_worker():
+        _check_inputs(jobs, net.config, partner_motion)  # all of them before the first file is written
     written = []
     inner = InferenceOptions(**{**options.__dict__, "progress": False})
     cache = CnnFeatureCache()  # each voice is encoded twice: as the self audio, then as the partner's
@@ -646,7 +657,30 @@ def predict(
     return written
 
 
+def _jobs(conversations) -> list:
+    """(conversation, speaker) for every side of ``conversations`` that can be generated."""
+    return [(conv, k) for conv in conversations for k in conv.generatable()]
+
+
+def _check_inputs(jobs, cfg, partner_motion: bool) -> None:
+    """Read and check every input file of ``jobs`` (as :func:`load_generation_inputs` does, results dropped),
+    so a split with a bad file fails before any prediction is written."""
+    for conv, k in jobs:
+        p = partner_speaker(k)
+        motion = conv.motion[p] if partner_motion else None
+        load_generation_inputs(conv.audio[k], conv.audio[p], motion, cfg.sample_rate, cfg.fps, cfg.motion_layout)
+
+
+_WORKER = threading.local()
+
+
+def _is_worker() -> bool:
+    """In a process :func:`_predict_in_workers` started (its parent checked the inputs already)."""
+    return bool(getattr(_WORKER, "active", False))
+
+
 def _predict_worker(model, data_dir, out_dir, config, options, partner_motion, shard, threads) -> tuple[str, list]:
+    _WORKER.active = True
     torch.set_num_threads(threads)
     try:
         paths = predict(model, data_dir, out_dir, config, options, partner_motion, workers=1, shard=shard)
@@ -659,8 +693,6 @@ def _predict_in_workers(model, data_dir, out_dir, config, options, partner_motio
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    if isinstance(model, torch.nn.Module):
-        raise DualTalkError("predict with workers > 1 needs the model as a path or a name (each process loads it)")
     index, count = shard
     threads = max(1, torch.get_num_threads() // workers)
     inner = InferenceOptions(**{**options.__dict__, "progress": False})

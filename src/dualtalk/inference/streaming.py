@@ -515,20 +515,21 @@ def _write(
     arkit-json: the ARKit channels (an ARKit model's weights, or a FLAME model's through ``arkit_map``)."""
     import json
 
-    from ..io.files import atomic_write_text
+    from ..io.files import atomic_group, atomic_write_text
     from ..io.motion import motion_from_model, save_motion
 
-    for path, frames in ((out, mine), (partner_out, other)):
-        if path is None or frames is None:
-            continue
-        if format == "npz":
-            save_motion(path, motion_from_model(frames, cfg.motion_layout, cfg.fps))
-        else:
-            from ..export.arkit import arkit_channels, write_arkit_channels
+    with atomic_group():  # both people's motion and the stats: all or none
+        for path, frames in ((out, mine), (partner_out, other)):
+            if path is None or frames is None:
+                continue
+            if format == "npz":
+                save_motion(path, motion_from_model(frames, cfg.motion_layout, cfg.fps))
+            else:
+                from ..export.arkit import arkit_channels, write_arkit_channels
 
-            write_arkit_channels(path, arkit_channels(frames, cfg.motion_layout, arkit_map), cfg.fps, format)
-    if stats is not None:
-        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+                write_arkit_channels(path, arkit_channels(frames, cfg.motion_layout, arkit_map), cfg.fps, format)
+        if stats is not None:
+            atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
 
 
 def feed(

@@ -1,4 +1,4 @@
-"""Audio files: any sample rate and channel count in, mono float32 at the model's rate out.
+"""Audio files: any sample rate from 4 kHz to 384 kHz and any channel count in, mono float32 at the model's rate out.
 
 Reading uses libsndfile (``soundfile``: WAV, FLAC, OGG, ...); resampling uses the SoX resampler
 (``soxr``, "HQ" quality), a band-limited resampler, never sample repetition.
@@ -17,6 +17,10 @@ from ..errors import InputError
 from ..layout import SAMPLE_RATE
 from .files import atomic_path
 
+#: the sample rates an audio file may have (those of the live protocol's ``start``): below, no speech fits
+#: under the Nyquist frequency; beyond, no recorder makes them
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 384_000
+
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Band-limited resampling of a 1-D waveform (soxr HQ)."""
@@ -28,7 +32,8 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``: shape (S,).
 
-    Errors (one line naming the file): missing, not audio, no samples, NaN/inf samples.
+    Errors (one line naming the file): missing, not audio, a sample rate outside 4 kHz to 384 kHz, no samples,
+    NaN/inf samples.
     A silent clip is valid (that person only listens).
     """
     path = Path(path)
@@ -41,6 +46,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         msg = str(exc).split(":")[-1].strip() or "unreadable"
         raise InputError(path, f"not a readable audio file ({msg})") from None
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise InputError(
+            path, f"sample rate {sr} Hz is not an audio recording's ({MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz)"
+        )
     if data.shape[0] == 0:
         raise InputError(path, "audio file contains no samples")
     if not np.isfinite(data).all():

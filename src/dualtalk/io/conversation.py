@@ -133,9 +133,14 @@ def load_generation_inputs(
     wav_b = load_audio(self_audio, sample_rate)
     wav_a = load_audio(partner_audio, sample_rate)
     t = num_frames(len(wav_b), sample_rate, fps)
-    check_length(
-        partner_audio, num_frames(len(wav_a), sample_rate, fps), t, f"partner audio ({len(wav_a) / sample_rate:.2f} s)"
-    )
+    t_a = num_frames(len(wav_a), sample_rate, fps)
+    if abs(t_a - t) > MAX_LENGTH_MISMATCH_FRAMES:  # either may be the wrong one: name both
+        raise InputError(
+            partner_audio,
+            f"the partner audio is {len(wav_a) / sample_rate:.2f} s ({t_a} frames) but the self audio "
+            f"{os.fspath(self_audio)} is {len(wav_b) / sample_rate:.2f} s ({t} frames): more than the tolerated "
+            f"{MAX_LENGTH_MISMATCH_FRAMES} frames apart (the two sides of one conversation)",
+        )
     motion = None
     if partner_motion is not None:
         mot_a = load_any_motion(partner_motion, layout, f"the model (motion_layout {layout!r})")

@@ -215,6 +215,8 @@ def _read_npz(path: Path, layout: MotionLayout | None, who: str | None) -> tuple
     except (zipfile.BadZipFile, EOFError) as exc:
         raise InputError(path, f"truncated or corrupt .npz file ({exc})") from None
     except ValueError as exc:
+        if "pickle" in str(exc):  # numpy's word for "not a zip archive and not a .npy file either"
+            raise InputError(path, "not a readable .npz file (not a zip archive of NumPy arrays)") from None
         raise InputError(path, f"not a readable .npz file ({str(exc).splitlines()[0]})") from None
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
@@ -315,7 +317,8 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
-        raise InputError(path, f"not a readable .npy file ({str(exc).splitlines()[0]})") from None
+        why = "not a NumPy array file" if "pickle" in str(exc) else str(exc).splitlines()[0]
+        raise InputError(path, f"not a readable .npy file ({why})") from None
     if not isinstance(arr, np.ndarray):
         raise InputError(path, f"expected a single (T, {MOTION_DIM}) array")
     return arr

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DualTalkError, InputError, require
 from ..io.audio import load_audio
+from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from ..io.files import atomic_path
 from ..io.motion import Motion, load_model_motion
 from ..io.progress import progress as progress_bar
@@ -296,6 +297,13 @@ def render_video(
     m = as_motion(motion)
     pm = as_motion(partner_motion) if partner_motion is not None else None
     gt = as_motion(ground_truth) if ground_truth is not None else None
+    for o, given, what in ((pm, partner_motion, "partner motion"), (gt, ground_truth, "ground truth")):
+        if o is not None and abs(len(o) - len(m)) > MAX_LENGTH_MISMATCH_FRAMES:  # panels of one conversation
+            raise InputError(
+                None if isinstance(given, Motion) else given,
+                f"the {what} has {len(o)} frames but the motion has {len(m)} (more than the tolerated "
+                f"{MAX_LENGTH_MISMATCH_FRAMES} frames apart)",
+            )
     if smooth:
         m = smooth_motion(m)
         pm = smooth_motion(pm) if pm is not None else None

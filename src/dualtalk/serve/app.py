@@ -44,8 +44,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DualTalkError
 from ..layout import get_layout
@@ -176,6 +178,28 @@ class _Batcher:
                     fut.set_result((result, ms))
 
 
+async def send_within(ws, text: str, seconds: float) -> None:
+    """Send a text message to a WebSocket client; one that has read nothing for ``seconds`` (its socket full, TCP
+    holding the server's send back) is a :class:`ProtocolError` ``idle``, which ends its session as an idle one
+    would, instead of holding its slot and memory for ever."""
+    try:
+        await asyncio.wait_for(ws.send_text(text), seconds)
+    except asyncio.TimeoutError:
+        raise ProtocolError("idle", f"the client read nothing for {seconds:g} s") from None
+
+
+def _audio_seconds(path: Path) -> float | None:
+    """The length of an uploaded audio file by its header (nothing decoded); None where it has none that
+    libsndfile reads (the file is then refused when it is decoded, with its reason)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 else None
+
+
 def _join(parts: list[np.ndarray]) -> np.ndarray | None:
     return None if not parts else parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -231,6 +255,25 @@ def create_app(
     batcher = _Batcher(max_batch) if max_batch > 1 else None
 
     app = FastAPI(title="dualtalk", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request_fields(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A missing or wrong-typed field: the documented error shape, not FastAPI's ``detail``."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        message = f"{where}: {first.get('msg', 'invalid request')}"
+        return JSONResponse({"error": {"type": "error", "code": "bad_message", "message": message}}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Errors the framework raises (an unreadable multipart body, an unknown path): the same shape."""
+        code = {404: "not_found", 405: "not_allowed", 413: "too_big"}.get(exc.status_code, "bad_message")
+        message = str(exc.detail)[:200]
+        return JSONResponse(
+            {"error": {"type": "error", "code": code, "message": message}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     def access_problem(headers, query, need_token: bool = True) -> ProtocolError | None:
         """The token (constant-time) and the Origin of a request or handshake."""
@@ -339,6 +382,14 @@ def create_app(
                         continue
                     paths[field] = Path(tmp) / field
                     paths[field].write_bytes(await upload.read())  # type: ignore[union-attr]
+                for field in ("self_audio", "partner_audio"):  # by the header, before anything is decoded
+                    given = paths[field]
+                    seconds = _audio_seconds(given) if given is not None else None
+                    if seconds is not None and seconds > limits.max_session_seconds:
+                        return fail(
+                            413, "too_long", f"{field}: {seconds:.0f} s of audio, more than the session limit "
+                            f"({limits.max_session_seconds:g} s)",
+                        )  # fmt: skip
                 partner_out = Path(tmp) / "partner_out.npz" if both else None
 
                 def work():
@@ -383,11 +434,14 @@ def create_app(
     # --- WS /v1/stream ------------------------------------------------------------------------------
 
     async def send_error(ws: WebSocket, err: ProtocolError) -> None:
-        try:
-            await ws.send_text(json.dumps(err.payload()))
-            await ws.close(*err.close)
+        try:  # bounded: a client that reads nothing must not hold the session here either
+            await asyncio.wait_for(ws.send_text(json.dumps(err.payload())), min(5.0, limits.idle_seconds))
+            await asyncio.wait_for(ws.close(*err.close), min(5.0, limits.idle_seconds))
         except Exception:  # noqa: BLE001 - the client may already be gone
             pass
+
+    async def send_text(ws: WebSocket, text: str) -> None:
+        await send_within(ws, text, limits.idle_seconds)
 
     async def receive(ws: WebSocket, deadline: float) -> bytes | str | None:
         """The next message's bytes or text; None when the client disconnected."""
@@ -484,7 +538,7 @@ def create_app(
                     message = {"type": "frames", "person": person, "start": start, "t": start / runner.fps}
                     message["compute_ms"] = round(compute_ms, 3)  # the model call that made these frames
                     message["frames"] = frames.tolist()
-                    await ws.send_text(json.dumps(message))
+                    await send_text(ws, json.dumps(message))
 
         while True:
             items = [await queue.get()]
@@ -512,7 +566,7 @@ def create_app(
             if terminal[0] == "disconnect":
                 return
             await run(runner.flush)
-            await ws.send_text(json.dumps({"type": "done", "frames": dict(runner.sent)}))
+            await send_text(ws, json.dumps({"type": "done", "frames": dict(runner.sent)}))
             await ws.close(*CLOSE_DONE)
             return
 

@@ -168,6 +168,8 @@ def parse_text(text: str) -> Start | Motion | End:
         data = json.loads(text)
     except ValueError as exc:
         raise ProtocolError("bad_message", f"malformed JSON ({exc})") from None
+    except RecursionError:  # nested deeper than the decoder goes: no message of the protocol is
+        raise ProtocolError("bad_message", "malformed JSON (nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("bad_message", "a text message must be a JSON object with a string 'type'")
     kind = CLIENT_MESSAGES.get(data["type"])
