@@ -18,8 +18,9 @@ from pathlib import Path
 
 from ..errors import InputError
 
-#: errors of writing a file that are the destination's fault (full, read-only, refused), not a bug
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+#: errors of writing that are the destination's whatever file they name (full, read-only, failing); others (a
+#: refused permission, say) are the destination's only when they name it or its temporary file
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
 #: the files of the enclosing :func:`atomic_group` (temporary path, destination, name to show), if any
@@ -127,10 +128,13 @@ def atomic_group() -> Iterator[None]:
         raise
     finally:
         _GROUP.reset(token)
-    for tmp, path, shown in pending:
+    for i, (tmp, path, shown) in enumerate(pending):
         try:
             os.replace(tmp, path)
         except OSError as exc:
+            for rest, _, _ in pending[i:]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(rest)
             raise InputError(shown, f"cannot be written ({_reason(exc)})") from None
 
 
