@@ -210,7 +210,9 @@ def test_resampled_and_stereo_input_runs():
     [
         ("rate", "sample rate must be a whole number of Hz"),
         ("channels", "channel count must be 1 or 2"),
-        ("nan", "samples contain NaN"),
+        ("nan", "audio contains NaN"),
+        ("huge", "audio has samples up to 1e\\+20"),
+        ("motion_huge", "partner motion holds values up to 1e\\+30"),
         ("shape", "expected mono samples"),
         ("motion_width", "partner motion frames must be (k, 56)"),
         ("after_flush", "the stream was flushed"),
@@ -234,10 +236,15 @@ def test_bad_input_while_streaming(case, message):
         elif case == "audio_only_not_trained":
             StreamingSession(model(partner_motion_dropout=0.0), partner_motion=False)
         else:
-            s = StreamingSession(m, partner_motion=case in ("motion_width", "motion_ended"))
+            s = StreamingSession(m, partner_motion=case in ("motion_width", "motion_ended", "motion_huge"))
             if case == "nan":
                 a[10] = np.nan
                 s.push(a, b)
+            elif case == "huge":
+                a[10] = 1e20
+                s.push(a, b)
+            elif case == "motion_huge":
+                s.push(a, b, np.full((25, 56), 1e30, np.float32))
             elif case == "shape":
                 s.push(a[:, None], b)
             elif case == "motion_width":

@@ -87,6 +87,10 @@ def make_case(case: str, tmp: Path) -> dict:
         w = np.zeros(T * 640)
         w[100] = np.nan
         write_wav(sa, w)
+    elif case == "self_audio_huge_samples":  # finite, but no recording's: their squares overflow float32
+        w = np.zeros(T * 640)
+        w[100] = 1e20
+        write_wav(sa, w)
     elif case == "partner_audio_missing":
         pa.unlink()
     elif case == "partner_audio_length_mismatch":
@@ -125,6 +129,18 @@ def make_case(case: str, tmp: Path) -> dict:
         pose = np.zeros((T, 6), np.float32)
         pose[3, 2] = np.inf
         np.savez(pm, exp=np.zeros((T, 50), np.float32), pose=pose)
+    elif case == "motion_float64_beyond_float32":  # finite in float64, infinite once read as float32
+        pose = np.zeros((T, 6))
+        pose[3, 4] = 1e300
+        np.savez(pm, exp=np.zeros((T, 50)), pose=pose)
+    elif case == "motion_huge_values":
+        exp = np.zeros((T, 50), np.float32)
+        exp[5, 0] = 1e30
+        np.savez(pm, exp=exp, pose=np.zeros((T, 6), np.float32))
+    elif case == "motion_object_array":
+        exp = np.empty((T, 50), object)
+        exp[:] = 0.0
+        np.savez(pm, exp=exp, pose=np.zeros((T, 6), np.float32))
     elif case == "motion_exp_pose_lengths":
         np.savez(pm, exp=np.zeros((T, 50), np.float32), pose=np.zeros((T - 1, 6), np.float32))
     elif case == "motion_length_mismatch":

@@ -329,6 +329,11 @@ BAD = {
         "bad_input",
         4422,
     ),
+    "huge audio samples": (  # finite, but their squares overflow float32: NaN motion if let through
+        lambda ws: (start_raw(ws), ws.send_bytes(encode_audio(SIDE_SELF, np.full(640, 1e20, np.float32)))),
+        "bad_input",
+        4422,
+    ),
     "oversized frame": (
         lambda ws: (start_raw(ws), ws.send_bytes(encode_audio(SIDE_SELF, np.zeros(5000, np.float32)))),
         "too_big",
@@ -341,6 +346,11 @@ BAD = {
     ),
     "NaN motion": (
         lambda ws: (start_raw(ws, partner_motion=True), ws.send_bytes(encode_motion(np.full((1, 56), np.nan)))),
+        "bad_input",
+        4422,
+    ),
+    "huge motion values": (
+        lambda ws: (start_raw(ws, partner_motion=True), ws.send_bytes(encode_motion(np.full((1, 56), 1e30)))),
         "bad_input",
         4422,
     ),

@@ -109,22 +109,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a service manager) in the ``dualtalk`` command: handled as Ctrl-C is (outputs
+    not yet complete are removed, workers stopped), reported as ``error: terminated``, exit status 143."""
+
+
+def _terminate(signum, frame) -> NoReturn:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """The ``dualtalk`` command: 0 done, 2 an error (one line), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # train, serve set their own
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help / --version (0) or a bad option (2, its one error line printed)
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    try:
+        parser = build_parser()  # imports every command's module: an interrupt may come in the middle
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help / --version (0) or a bad option (2, its one error line printed)
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         code = args.func(args)
     except DualTalkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
 
 
 def entry() -> None:  # pragma: no cover
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before main's handler (the imports of this module) or after it returned
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

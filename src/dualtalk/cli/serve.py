@@ -24,7 +24,7 @@ def register(sub) -> None:
     )
     p.add_argument("--model", default="demo-stream", help="directory, packaged name or preset (default: demo-stream)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=positive(int), default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=positive(int, maximum=65535), default=8000, help="port (default 8000)")
     p.add_argument(
         "--token",
         default=os.environ.get("DUALTALK_TOKEN"),

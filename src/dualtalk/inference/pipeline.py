@@ -679,6 +679,24 @@ def _is_worker() -> bool:
     return bool(getattr(_WORKER, "active", False))
 
 
+class _Stopped(KeyboardInterrupt):
+    """A predict worker told to stop (SIGTERM from the parent, which was interrupted or failed)."""
+
+
+def _stop_worker(signum, frame):
+    raise _Stopped
+
+
+def _init_predict_worker() -> None:
+    """The parent handles Ctrl-C (a terminal sends it to every process of the group: ignored here); SIGTERM,
+    which the parent sends when it stops, ends the worker's prediction as an interrupt does (the unfinished
+    output removed) and then the worker, without a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
+
+
 def _predict_worker(model, data_dir, out_dir, config, options, partner_motion, shard, threads) -> tuple[str, list]:
     _WORKER.active = True
     torch.set_num_threads(threads)
@@ -686,6 +704,8 @@ def _predict_worker(model, data_dir, out_dir, config, options, partner_motion, s
         paths = predict(model, data_dir, out_dir, config, options, partner_motion, workers=1, shard=shard)
     except DualTalkError as exc:  # (its subclasses do not all pickle) -> the message, raised by the parent
         return "error", [str(exc)]
+    except KeyboardInterrupt:  # stopped by the parent: what it was writing is removed by now
+        os._exit(143)
     return "ok", [str(p) for p in paths]
 
 
@@ -699,13 +719,23 @@ def _predict_in_workers(model, data_dir, out_dir, config, options, partner_motio
     # worker i of this shard takes every (count * workers)-th conversation from index + count * i
     shards = [(index + count * i, count * workers) for i in range(workers)]
     ctx = multiprocessing.get_context("spawn")  # not fork: the parent's OpenMP threads do not survive a fork
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_predict_worker)
+    try:
         results = list(
             pool.map(
                 _predict_worker,
                 *zip(*[(model, data_dir, out_dir, config, inner, partner_motion, s, threads) for s in shards]),
             )
         )
+    except BaseException:  # interrupted (or a worker died): stop the others now rather than wait for their shards
+        processes = list(getattr(pool, "_processes", {}).values())  # no public way before Python 3.14
+        for p in processes:
+            p.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            p.join(10)
+        raise
+    pool.shutdown()
     errors = [r[1][0] for r in results if r[0] == "error"]
     if errors:
         raise DualTalkError(errors[0])

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from ..errors import DualTalkError
+from ..io.audio import samples_problem
+from ..io.motion import motion_values_problem
 from ..model.causal import CausalDualTalk, _take
 
 #: at the end, a partner stream may be this many frames shorter than the person's (as ``generate`` allows)
@@ -81,8 +83,9 @@ class _AudioStream:
             if x.ndim != 2 or x.shape[1] != 2:
                 raise DualTalkError(f"{self.name}: expected stereo samples (n, 2), got shape {x.shape}")
             x = x.mean(axis=1)
-        if not np.isfinite(x).all():
-            raise DualTalkError(f"{self.name}: samples contain NaN or infinite values")
+        problem = samples_problem(x)
+        if problem is not None:
+            raise DualTalkError(f"{self.name}: audio {problem}")
         if self.resampler is not None:
             x = self.resampler.resample_chunk(x, last=last)
         self._append(x)
@@ -188,8 +191,9 @@ class StreamingSession:
                 f"partner motion frames must be (k, {self.dim}) in model order ({self.cfg.motion_layout} layout), "
                 f"got shape {m.shape}"
             )
-        if not np.isfinite(m).all():
-            raise DualTalkError("partner motion contains NaN or infinite values")
+        problem = motion_values_problem(m)
+        if problem is not None:
+            raise DualTalkError(f"partner motion {problem}")
         if self.use_motion is False:
             raise DualTalkError("this session was started without the partner's motion (partner_motion=False)")
         self.use_motion = True

@@ -21,6 +21,25 @@ from .files import atomic_path
 #: under the Nyquist frequency; beyond, no recorder makes them
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 384_000
 
+#: the largest sample magnitude accepted: audio is within +-1 (+-32,768 where float audio was written
+#: unnormalised); far larger finite samples (1e20) are no recording's, and their squares overflow float32 in
+#: the encoders' normalisation, which would turn the motion into NaN
+MAX_SAMPLE_MAGNITUDE = 100_000.0
+
+
+def samples_problem(samples: np.ndarray) -> str | None:
+    """What is wrong with float32 audio samples (NaN or infinite, or out of range), None if nothing: the one
+    check of files, uploads and live messages."""
+    if not np.isfinite(samples).all():
+        return "contains NaN or infinite samples"
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        return (
+            f"has samples up to {peak:.3g}: audio is within +-1 (+-32,768 unnormalised), "
+            f"at most {MAX_SAMPLE_MAGNITUDE:,.0f} here"
+        )
+    return None
+
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Band-limited resampling of a 1-D waveform (soxr HQ)."""
@@ -33,7 +52,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     """Read ``path`` as mono float32 at ``sample_rate``: shape (S,).
 
     Errors (one line naming the file): missing, not audio, a sample rate outside 4 kHz to 384 kHz, no samples,
-    NaN/inf samples.
+    NaN/inf samples, samples beyond :data:`MAX_SAMPLE_MAGNITUDE`.
     A silent clip is valid (that person only listens).
     """
     path = Path(path)
@@ -52,8 +71,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         )
     if data.shape[0] == 0:
         raise InputError(path, "audio file contains no samples")
-    if not np.isfinite(data).all():
-        raise InputError(path, "audio contains NaN or infinite samples")
+    problem = samples_problem(data)
+    if problem is not None:
+        raise InputError(path, f"audio {problem}")
     mono = data.mean(axis=1)  # (S,)
     return resample(mono, int(sr), sample_rate)
 

@@ -152,6 +152,26 @@ def motion_from_model(x: np.ndarray, layout: str | MotionLayout = "flame", fps: 
     return Motion.from_model(x, fps)
 
 
+#: the largest magnitude a motion value may have: FLAME parameters and rotations (radians) are a few units,
+#: ARKit weights at most 1; far larger finite values (1e30) are no face's, and a model reading them as the
+#: partner's motion computes NaN
+MAX_MOTION_MAGNITUDE = 1_000.0
+
+
+def motion_values_problem(values: np.ndarray) -> str | None:
+    """What is wrong with float32 motion values (NaN or infinite, or out of range), None if nothing: the one
+    check of files, uploads and live messages."""
+    if not np.isfinite(values).all():
+        return "contains NaN or infinite values"
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    if peak > MAX_MOTION_MAGNITUDE:
+        return (
+            f"holds values up to {peak:.3g}: motion parameters are a few units, "
+            f"at most {MAX_MOTION_MAGNITUDE:,.0f} here"
+        )
+    return None
+
+
 def _check_array(path, name: str, arr: np.ndarray, width: int) -> np.ndarray:
     if arr.dtype.kind not in "fiu":
         raise InputError(path, f"'{name}' has non-numeric dtype {arr.dtype}")
@@ -159,9 +179,12 @@ def _check_array(path, name: str, arr: np.ndarray, width: int) -> np.ndarray:
         raise InputError(path, f"'{name}' must have shape (T, {width}), got {tuple(arr.shape)}")
     if arr.shape[0] == 0:
         raise InputError(path, f"'{name}' has no frames")
-    if not np.isfinite(arr).all():
-        raise InputError(path, f"'{name}' contains NaN or infinite values")
-    return arr.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range: inf, refused below
+        x = arr.astype(np.float32)
+    problem = motion_values_problem(x)
+    if problem is not None:
+        raise InputError(path, f"'{name}' {problem}")
+    return x
 
 
 def _check_weights(path, name: str, w: np.ndarray) -> None:
@@ -209,7 +232,7 @@ def _read_npz(path: Path, layout: MotionLayout | None, who: str | None) -> tuple
             if missing:
                 raise InputError(path, f"missing key(s) {', '.join(missing)} (has: {', '.join(data.files) or 'none'})")
             keys = list(target.npz_keys) + ([NPZ_NAMES] if target is ARKIT and NPZ_NAMES in data.files else [])
-            arrays = {k: data[k] for k in keys}
+            arrays = {k: _npz_array(path, data, k) for k in keys}
     except InputError:
         raise
     except (zipfile.BadZipFile, EOFError) as exc:
@@ -221,6 +244,15 @@ def _read_npz(path: Path, layout: MotionLayout | None, who: str | None) -> tuple
     except OSError as exc:
         raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
     return target, arrays
+
+
+def _npz_array(path: Path, data, key: str) -> np.ndarray:
+    try:
+        return data[key]
+    except ValueError as exc:
+        if "Object arrays" in str(exc):  # numpy refuses them without allow_pickle, and says so
+            raise InputError(path, f"'{key}' holds Python objects (an object array), expected numbers") from None
+        raise
 
 
 def _flame_from_arrays(path, arrays: dict) -> Motion:

@@ -13,6 +13,7 @@ Frames are rendered by worker processes when that helps (long videos, more than 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -143,6 +144,10 @@ def _one_blas_thread():
 
 def _init_worker(panels, size, backend):
     global _worker, _worker_error, _limiter
+    # the parent handles Ctrl-C and SIGTERM (stops the pool, removes the unfinished video): a worker ignores
+    # the terminal's Ctrl-C and ends at once, without a traceback, when the pool terminates it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     single_thread_env()  # read by Mesa when this worker makes its EGL context
     _limiter = _one_blas_thread()
     try:

@@ -38,6 +38,25 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """The address can be listened on (not taken by another server, a port this user may open): one
+    :class:`DualTalkError` line otherwise, before the model is loaded. Checked by binding it once, as
+    uvicorn then does (with ``SO_REUSEADDR``: a port whose last connections are closing is free)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise DualTalkError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise DualTalkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(
     model: str = "demo-stream",
     *,
@@ -70,6 +89,7 @@ def serve(
     from .app import ENV_CONFIG, Limits, config_to_env, create_app
 
     check_bind(host, token)
+    check_port(host, port)
     torch.set_num_threads(threads)
     limits = limits or Limits()
     common = dict(
@@ -120,4 +140,4 @@ def serve(
     uvicorn.run(app, **common)
 
 
-__all__ = ["check_bind", "is_loopback", "serve"]
+__all__ = ["check_bind", "check_port", "is_loopback", "serve"]

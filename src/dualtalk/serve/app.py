@@ -50,6 +50,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import DualTalkError
+from ..io.motion import motion_values_problem
 from ..layout import get_layout
 from .protocol import (
     CLOSE_DONE,
@@ -500,8 +501,9 @@ def create_app(
                     if any(len(row) != dim for row in msg.frames):
                         raise ProtocolError("bad_input", f"motion frames must be {dim} numbers each")
                     frames = np.asarray(msg.frames, dtype=np.float32).reshape(-1, dim)
-                    if not np.isfinite(frames).all():
-                        raise ProtocolError("bad_input", "partner motion contains NaN or infinite values")
+                    problem = motion_values_problem(frames)
+                    if problem is not None:
+                        raise ProtocolError("bad_input", f"partner motion {problem}")
                     await queue.put(("motion", frames))
                     continue
                 assert isinstance(msg, End)

@@ -36,6 +36,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..io.audio import samples_problem
+from ..io.motion import motion_values_problem
 from ..layout import MOTION_DIM
 
 #: the protocol version this server speaks (the ``version`` of ``hello``, ``start`` and ``ready``)
@@ -209,8 +211,9 @@ def decode_binary(data: bytes, encoding: str, motion_dim: int = MOTION_DIM) -> t
         if len(body) % width:
             raise ProtocolError("bad_message", f"motion message of {len(body)} bytes: not a whole number of frames")
         frames = np.frombuffer(body, "<f4").astype(np.float32).reshape(-1, motion_dim)
-        if not np.isfinite(frames).all():
-            raise ProtocolError("bad_input", "partner motion contains NaN or infinite values")
+        problem = motion_values_problem(frames)
+        if problem is not None:
+            raise ProtocolError("bad_input", f"partner motion {problem}")
         return side, frames
     if side not in (SIDE_SELF, SIDE_PARTNER):
         raise ProtocolError("bad_message", f"unknown side tag {side} (0 self, 1 partner, 2 partner motion)")
@@ -219,8 +222,9 @@ def decode_binary(data: bytes, encoding: str, motion_dim: int = MOTION_DIM) -> t
         raise ProtocolError("bad_message", f"audio message of {len(body)} bytes: not whole {encoding} samples")
     x = np.frombuffer(body, dtype)
     samples = x.astype(np.float32) / 32768.0 if dtype.kind == "i" else x.astype(np.float32)
-    if not np.isfinite(samples).all():
-        raise ProtocolError("bad_input", f"{'self' if side == SIDE_SELF else 'partner'} audio contains NaN or inf")
+    problem = samples_problem(samples)
+    if problem is not None:
+        raise ProtocolError("bad_input", f"{'self' if side == SIDE_SELF else 'partner'} audio {problem}")
     return side, samples
 
 
