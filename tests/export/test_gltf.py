@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from dualtalk.errors import InputError
 from dualtalk.export import export_gltf, pose_corrective_error, skinned_vertices
 from dualtalk.export.gltf import FLAME_JOINTS, TARGET_NAMES, joint_translations, quaternions, top4_weights
 from dualtalk.flame import load_flame, write_synthetic_flame
@@ -103,12 +104,19 @@ def test_flame_file_holds_mesh_targets_skeleton_animation(tmp_path, flame_file):
         ("neck", "translation"),
         ("jaw", "translation"),
     }
-    np.testing.assert_allclose(array(by_path["head", "weights"].input), np.arange(30) / 25, atol=1e-6)
-    np.testing.assert_allclose(array(by_path["head", "weights"].output).reshape(30, 50), motion.exp, atol=1e-6)
-    np.testing.assert_allclose(array(by_path["neck", "rotation"].output), quaternions(motion.global_rot), atol=1e-6)
-    np.testing.assert_allclose(array(by_path["jaw", "rotation"].output), quaternions(motion.jaw), atol=1e-6)
+    # frame t at t / 25 and the last frame held to 30 / 25: the clip lasts as long as 30 frames of audio
+    np.testing.assert_allclose(array(by_path["head", "weights"].input), np.arange(31) / 25, atol=1e-6)
+    assert summary["seconds"] == 30 / 25
+
+    def held(x):
+        return np.concatenate([x, x[-1:]])
+
+    np.testing.assert_allclose(array(by_path["head", "weights"].output).reshape(31, 50), held(motion.exp), atol=1e-6)
+    rotations = quaternions(motion.global_rot)
+    np.testing.assert_allclose(array(by_path["neck", "rotation"].output), held(rotations), atol=1e-6)
+    np.testing.assert_allclose(array(by_path["jaw", "rotation"].output), held(quaternions(motion.jaw)), atol=1e-6)
     trans = joint_translations(model, motion.exp, motion.jaw, motion.global_rot)
-    np.testing.assert_allclose(array(by_path["jaw", "translation"].output), trans[:, 2], atol=1e-7)
+    np.testing.assert_allclose(array(by_path["jaw", "translation"].output), held(trans[:, 2]), atol=1e-7)
 
 
 def test_builtin_file_holds_rigid_parts_and_jaw_neck_animation(tmp_path):
@@ -185,6 +193,7 @@ def test_threejs_frame_matches_project_renderer(kind, tmp_path, flame_file, thre
     head = FlameHead(load_flame(flame_file)) if kind == "flame" else BuiltinHead()
     mask, info = three_render(out, FRAME / 25, head.center, head.radius, SIZE)
     assert info["animations"] == 1 and info["skinned"] == 1
+    assert info["duration"] == pytest.approx(len(motion) / 25)  # as long as the motion's audio, not a frame less
     if kind == "flame":
         assert info["morphTargets"] == 50 and info["firstTarget"] == "exp00"
     ours = silhouette(head, motion, FRAME)
@@ -230,6 +239,14 @@ def test_audio_is_copied_beside_the_glb_and_referenced(tmp_path):
     assert (tmp_path / "out" / "B.wav").read_bytes() == wav.read_bytes() and summary["audio"].endswith("B.wav")
     doc, _ = read_glb(out)
     assert doc.asset.extras["dualtalk"]["audio"] == {"uri": "B.wav", "start_seconds": 0.0}
+    export_gltf(lively_motion(), out, audio=wav)  # again: its copy is there already
+    # another recording already named B.wav is not the user's output: refused, nothing written
+    other = tmp_path / "in" / "other.wav"
+    sf.write(str(other), np.ones(30 * 640, np.float32) * 0.1, 16000)
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="B.wav: exists and is not a copy of .*other.wav"):
+        export_gltf(lively_motion(), out, audio=other)
+    assert (tmp_path / "out" / "B.wav").read_bytes() == wav.read_bytes() and out.read_bytes() == before
 
 
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):

@@ -24,13 +24,31 @@ def test_two_people_with_speaking_bands(tmp_path, rng):
     voice = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
     a, b = np.where(t < 2, voice, 0), np.where(t >= 2, voice, 0)
     out = plot_motion(
-        _motion(rng), tmp_path / "curves.png", audio=b, partner_motion=_motion(rng, 90), partner_audio=a, num_exp=4
+        _motion(rng), tmp_path / "curves.png", audio=b, partner_motion=_motion(rng, 97), partner_audio=a, num_exp=4
     )
     img = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert img.shape[0] > img.shape[1] * 0.6  # 7 stacked rows
     blue = ((img[..., 2] - img[..., 0]) > 80).sum()  # person B's colour (speech band, curves)
     orange = ((img[..., 0] - img[..., 2]) > 80).sum()  # partner A's colour
     assert blue > 1000 and orange > 1000
+
+
+def test_files_of_another_conversation_are_refused(tmp_path, rng):
+    """A partner or audio more than 5 frames off the motion's length is another conversation's (render and
+    plot agree): one error naming the file, nothing drawn."""
+    import soundfile as sf
+
+    from dualtalk.io.motion import save_motion
+
+    partner = tmp_path / "A.npz"
+    save_motion(partner, _motion(rng, 90_000))  # an hour beside 4 s
+    with pytest.raises(InputError, match=r"A.npz: the partner motion has 90000 frames but the motion has 100"):
+        plot_motion(_motion(rng), tmp_path / "x.png", partner_motion=partner)
+    wav = tmp_path / "B.wav"
+    sf.write(str(wav), np.zeros(3 * 16000, np.float32), 16000)
+    with pytest.raises(InputError, match=r"B.wav: the audio has 75 frames' worth \(3.00 s\)"):
+        plot_motion(_motion(rng), tmp_path / "x.png", audio=wav)
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_one_person_without_audio_and_bad_output(tmp_path, rng):

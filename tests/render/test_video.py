@@ -179,6 +179,9 @@ def test_errors_are_clear_and_leave_no_output(conversation):
     (d / "bad.wav").write_bytes(b"not audio")
     with pytest.raises(InputError, match="bad.wav"):
         render_video(d / "B.npz", d / "x.mp4", audio=d / "bad.wav", backend="software", progress=False)
+    sf.write(d / "long.wav", np.zeros(3 * SR, np.float32), SR)  # 75 frames' worth beside 30 frames
+    with pytest.raises(InputError, match=r"long.wav: the audio has 75 frames' worth \(3.00 s\) but the motion has 30"):
+        render_video(d / "B.npz", d / "x.mp4", audio=d / "long.wav", backend="software", progress=False)
     assert not (d / "x.mp4").exists() and not list(d.glob(".x.mp4*"))
 
 

@@ -42,6 +42,7 @@ file renamed into place), the ``.glb`` last.
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import os
 import shutil
 from pathlib import Path
@@ -349,7 +350,12 @@ def _animation(
 ) -> dict[str, Any]:
     g = b.g
     T = len(motion)
-    times = b.accessor((np.arange(T) / motion.fps).astype(np.float32), minmax=True)
+    # frame t at t / fps, and one more key at T / fps holding the last frame: the clip lasts T / fps, as the
+    # audio of T frames does, so a player looping both keeps them in step (frame t is shown until t + 1)
+    times = b.accessor((np.arange(T + 1) / motion.fps).astype(np.float32), minmax=True)
+
+    def held(x: np.ndarray) -> np.ndarray:  # (T, ...) -> (T + 1, ...): the last frame once more
+        return np.concatenate([x, x[-1:]], axis=0)
     samplers, channels = [], []
 
     def channel(node: int, path: str, output: int) -> None:
@@ -359,17 +365,17 @@ def _animation(
         )
 
     if mesh_node is not None:  # (T * 50,) scalars: frame t's 50 weights one after the other
-        channel(mesh_node, "weights", b.accessor(np.asarray(motion.exp, np.float32).reshape(-1)))
-    channel(joints["neck"], "rotation", b.accessor(quaternions(motion.global_rot)))
-    channel(joints["jaw"], "rotation", b.accessor(quaternions(motion.jaw)))
+        channel(mesh_node, "weights", b.accessor(held(np.asarray(motion.exp, np.float32)).reshape(-1)))
+    channel(joints["neck"], "rotation", b.accessor(held(quaternions(motion.global_rot))))
+    channel(joints["jaw"], "rotation", b.accessor(held(quaternions(motion.jaw))))
     if translations is not None:  # (T, 5, 3): the rotating joints' pivots follow the expression
         for j in (NECK, JAW):
-            channel(joints[FLAME_JOINTS[j]], "translation", b.accessor(translations[:, j].astype(np.float32)))
+            channel(joints[FLAME_JOINTS[j]], "translation", b.accessor(held(translations[:, j].astype(np.float32))))
     b.doc.animations.append(g.Animation(name=name, samplers=samplers, channels=channels))
     return {
         "frames": T,
         "fps": motion.fps,
-        "seconds": (T - 1) / motion.fps if T > 1 else 0.0,
+        "seconds": T / motion.fps,
         "channels": [
             f"{b.doc.nodes[c.target.node].name}.{c.target.path}" for c in channels
         ],  # e.g. head.weights, neck.rotation, jaw.rotation
@@ -502,21 +508,30 @@ def export_gltf(
     else:
         m = source
     model = flame if isinstance(flame, FlameModel) or flame is None else load_flame(flame)
-    audio_path = None
+    audio_path = sidecar = None
     if audio is not None:
         audio_path = Path(audio)
         wave = load_audio(audio_path)
         check_length(audio_path, len(m), frames_for(len(wave)), "the motion")
+        sidecar = out.with_name(out.stem + (audio_path.suffix or ".wav"))
+        copy_audio = not sidecar.exists() or not (
+            os.path.samefile(sidecar, audio_path) or filecmp.cmp(sidecar, audio_path, shallow=False)
+        )
+        if copy_audio and sidecar.exists():  # a file the user did not name as an output: never replaced
+            raise InputError(
+                sidecar,
+                f"exists and is not a copy of {audio_path}: the .glb's audio is written beside it under its name; "
+                "move that file, or export to another name",
+            )
     doc, summary = build_gltf(m, model, name=out.stem or "dualtalk")
     if isinstance(source, ArkitMotion):
         summary["source_layout"] = "arkit"
         doc.asset.extras["dualtalk"]["source_layout"] = "arkit"
         doc.asset.extras["dualtalk"]["not_exported"] = ["ARKit weights other than jawOpen (no blendshapes here)"]
     with atomic_group():  # the .glb and its audio: both or neither
-        if audio_path is not None:
-            sidecar = out.with_name(out.stem + (audio_path.suffix or ".wav"))
+        if audio_path is not None and sidecar is not None:
             doc.asset.extras["dualtalk"]["audio"] = {"uri": sidecar.name, "start_seconds": 0.0}
-            if not sidecar.exists() or not os.path.samefile(sidecar, audio_path):
+            if copy_audio:
                 with atomic_path(sidecar) as tmp:
                     shutil.copyfile(audio_path, tmp)
             summary["audio"] = str(sidecar)

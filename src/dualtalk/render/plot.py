@@ -21,7 +21,7 @@ from ..errors import InputError, require
 from ..io.files import atomic_path
 from ..io.vad import speech_segments, voice_activity
 from ..layout import FPS, SAMPLE_RATE
-from .video import as_audio, as_motion
+from .video import as_audio, as_motion, check_conversation
 
 COLORS = {"partner": "#d9822b", "self": "#2b6cb0"}
 
@@ -52,6 +52,14 @@ def plot_motion(
     if partner_motion is not None:
         people.append(("partner", as_motion(partner_motion), as_audio(partner_audio)))
     people.append(("self", as_motion(motion), as_audio(audio)))
+    check_conversation(
+        people[-1][1],
+        [
+            (people[0][1] if partner_motion is not None else None, partner_motion, "partner motion"),
+            (people[-1][2], audio, "audio"),
+            (people[0][2] if partner_motion is not None else None, partner_audio, "partner audio"),
+        ],
+    )
     two = len(people) == 2
     default = {"self": "B (generated)" if two else "B", "partner": "A (partner)"}
     names = {**default, **(names or {})}

@@ -28,7 +28,7 @@ from ..io.files import atomic_path
 from ..io.motion import Motion, load_model_motion
 from ..io.progress import progress as progress_bar
 from ..io.threads import limit_threads, single_thread_env
-from ..layout import FPS, SAMPLE_RATE
+from ..layout import FPS, SAMPLE_RATE, frames_for
 from .heads import BuiltinHead, FlameHead, Head
 from .overlay import Caption, ExpressionStrip
 from .raster import BACKENDS, make_rasterizer
@@ -48,6 +48,27 @@ def as_motion(x, what: str = "motion") -> Motion:
     if isinstance(x, np.ndarray):
         return Motion.from_model(x)
     return Motion.from_model(load_model_motion(x))
+
+
+def check_conversation(motion: Motion, others: list[tuple[object, object, str]]) -> None:
+    """Everything drawn beside ``motion`` (other people's motion, audio: (the loaded value, what the user gave,
+    a name); None values skipped) is of its conversation: within :data:`MAX_LENGTH_MISMATCH_FRAMES` frames of
+    its length. One :class:`InputError` naming the file otherwise (another conversation's file is a mistake,
+    not something to pad)."""
+    for value, given, what in others:
+        if value is None:
+            continue
+        if isinstance(value, Motion):
+            frames, unit = len(value), "frames"
+        else:
+            samples = len(np.asarray(value))
+            frames, unit = frames_for(samples), f"frames' worth ({samples / SAMPLE_RATE:.2f} s)"
+        if abs(frames - len(motion)) > MAX_LENGTH_MISMATCH_FRAMES:
+            raise InputError(
+                given if isinstance(given, (str, os.PathLike)) else None,
+                f"the {what} has {frames} {unit} but the motion has {len(motion)} frames (more than the "
+                f"tolerated {MAX_LENGTH_MISMATCH_FRAMES} frames apart)",
+            )
 
 
 def as_audio(x) -> np.ndarray | None:
@@ -302,13 +323,17 @@ def render_video(
     m = as_motion(motion)
     pm = as_motion(partner_motion) if partner_motion is not None else None
     gt = as_motion(ground_truth) if ground_truth is not None else None
-    for o, given, what in ((pm, partner_motion, "partner motion"), (gt, ground_truth, "ground truth")):
-        if o is not None and abs(len(o) - len(m)) > MAX_LENGTH_MISMATCH_FRAMES:  # panels of one conversation
-            raise InputError(
-                None if isinstance(given, Motion) else given,
-                f"the {what} has {len(o)} frames but the motion has {len(m)} (more than the tolerated "
-                f"{MAX_LENGTH_MISMATCH_FRAMES} frames apart)",
-            )
+    given_audio, given_partner_audio = audio, partner_audio
+    audio, partner_audio = as_audio(audio), as_audio(partner_audio)  # read once, checked, then drawn and mixed
+    check_conversation(
+        m,
+        [
+            (pm, partner_motion, "partner motion"),
+            (gt, ground_truth, "ground truth"),
+            (audio, given_audio, "audio"),
+            (partner_audio, given_partner_audio, "partner audio"),
+        ],
+    )
     if smooth:
         m = smooth_motion(m)
         pm = smooth_motion(pm) if pm is not None else None
