@@ -98,6 +98,9 @@ def test_map_file_round_trip(tmp_path):
     assert data["inputs"] == list(MAP_INPUTS) and ARKIT_NAMES[3] not in data["rows"]
     np.testing.assert_array_equal(back.defined, amap.defined)
     np.testing.assert_allclose(back.weights[amap.defined], amap.weights[amap.defined])
+    bom = tmp_path / "bom.json"  # as an editor on Windows saves it
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "map.json").read_bytes())
+    np.testing.assert_array_equal(load_arkit_map(bom).weights, back.weights)
     # case-insensitive names, bias optional
     m = arkit_map_from_dict({"rows": {"JawOpen": {"weights": [0.0] * 50 + [2.0, 0, 0, 0, 0, 0]}}})
     assert m.defined.sum() == 1 and m.weights[ARKIT_NAMES.index("jawOpen"), 50] == 2.0

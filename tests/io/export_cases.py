@@ -29,6 +29,9 @@ def make_export_case(case: str, tmp: Path, motion: Path) -> dict:
         files["arkit_map"].write_text(json.dumps({"rows": {"jawOpn": _good_map()["rows"]["jawOpen"]}}))
     elif case == "export_map_wrong_width":
         files["arkit_map"].write_text(json.dumps({"rows": {"jawOpen": {"weights": [0.0] * 50}}}))
+    elif case == "export_map_name_twice":  # json itself would keep the second silently
+        row = json.dumps(_good_map()["rows"]["jawOpen"])
+        files["arkit_map"].write_text(f'{{"rows": {{"jawOpen": {row}, "jawOpen": {row}}}}}')
     elif case == "export_map_not_json":
         files["arkit_map"].write_text("jawOpen: [1, 2]\n")
     elif case == "export_motion_layout":

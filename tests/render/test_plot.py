@@ -56,3 +56,12 @@ def test_one_person_without_audio_and_bad_output(tmp_path, rng):
     assert out.read_text().lstrip().startswith("<?xml")
     with pytest.raises(InputError, match="png"):
         plot_motion(_motion(rng), tmp_path / "curves.jpeg")
+
+
+def test_all_fifty_coefficients_plot_without_warnings(tmp_path, rng):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned that a 50-entry legend did not fit
+        out = plot_motion(_motion(rng), tmp_path / "all.png", num_exp=50)
+    assert out.stat().st_size > 0

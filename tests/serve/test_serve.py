@@ -323,6 +323,16 @@ BAD = {
         "bad_message",
         4400,
     ),
+    "sample rate as a string": (
+        lambda ws: ws.send_text(json.dumps({"type": "start", "version": "1", "sample_rate": "16000"})),
+        "bad_message",
+        4400,
+    ),
+    "partner_motion not a boolean": (
+        lambda ws: ws.send_text(json.dumps({"type": "start", "version": "1", "partner_motion": "yes"})),
+        "bad_message",
+        4400,
+    ),
     "wrong version": (lambda ws: ws.send_text(json.dumps({"type": "start", "version": "0"})), "bad_message", 4400),
     "NaN audio": (
         lambda ws: (start_raw(ws), ws.send_bytes(encode_audio(SIDE_SELF, np.full(640, np.nan, np.float32)))),

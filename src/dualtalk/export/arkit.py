@@ -190,8 +190,17 @@ def load_arkit_map(path: str | os.PathLike) -> ArkitMap:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "ARKit map file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+
+    def no_repeats(pairs: list[tuple[str, object]]) -> dict:  # json keeps the last of a repeated key silently
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InputError(path, f"{key!r} is given twice")
+            seen.add(key)
+        return dict(pairs)
+
+    try:  # utf-8-sig: a byte-order mark (editors on Windows write one) is not JSON, but no mistake either
+        data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_repeats)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not a readable JSON file ({exc})") from None
     except OSError as exc:

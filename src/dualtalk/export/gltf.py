@@ -356,6 +356,7 @@ def _animation(
 
     def held(x: np.ndarray) -> np.ndarray:  # (T, ...) -> (T + 1, ...): the last frame once more
         return np.concatenate([x, x[-1:]], axis=0)
+
     samplers, channels = [], []
 
     def channel(node: int, path: str, output: int) -> None:

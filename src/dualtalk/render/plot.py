@@ -129,10 +129,22 @@ def plot_motion(
             ax.set_ylabel("head rot. (\u00b0)")
             ax.legend(loc="upper right", fontsize=8, ncol=3, framealpha=0.7)
         else:
-            for c in range(min(num_exp, m.exp.shape[1])):
-                ax.plot(tm, m.exp[:, c], lw=1.1, label=f"exp[{c}]")
+            n = min(num_exp, m.exp.shape[1])
+            if n <= 10:
+                for c in range(n):
+                    ax.plot(tm, m.exp[:, c], lw=1.1, label=f"exp[{c}]")
+                ax.legend(loc="upper right", fontsize=8, ncol=n, framealpha=0.7)
+            else:  # too many for a legend in one row: shades of one colour map, named in a corner
+                from matplotlib import colormaps
+
+                shades = colormaps["viridis"](np.linspace(0.0, 0.9, n))
+                for c in range(n):
+                    ax.plot(tm, m.exp[:, c], lw=0.9, color=shades[c])
+                ax.text(
+                    0.995, 0.96, f"exp[0] (dark) to exp[{n - 1}] (light)", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=8, bbox=dict(facecolor="white", alpha=0.7, edgecolor="none"),
+                )  # fmt: skip
             ax.set_ylabel("expression")
-            ax.legend(loc="upper right", fontsize=8, ncol=num_exp, framealpha=0.7)
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(0, max(T - 1, 1) / FPS)
     fmt = out.suffix.lower().lstrip(".")

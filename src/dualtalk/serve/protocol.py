@@ -86,7 +86,10 @@ class _Message(BaseModel):
 
 
 class Start(_Message):
-    """The client's first message: what it will send and what it wants back."""
+    """The client's first message: what it will send and what it wants back. Strict: a field of the wrong
+    JSON type (``"sample_rate": "16000"``, ``"partner_motion": "yes"``) is a bad message, not converted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["start"]
     version: Literal["1"]
@@ -99,7 +102,9 @@ class Start(_Message):
 
 
 class Motion(_Message):
-    """The partner's motion frames as JSON (the binary tag 2 is the compact form)."""
+    """The partner's motion frames as JSON (the binary tag 2 is the compact form; numbers only, strictly)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["motion"]
     frames: list[list[float]]
