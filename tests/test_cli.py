@@ -118,3 +118,16 @@ def test_serve_refuses_a_port_it_cannot_listen_on(capsys):
         assert capsys.readouterr().err == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     assert cli.main(["serve", "--port", "80000"]) == 2
     assert "--port: must be at most 65535" in capsys.readouterr().err
+
+
+def test_overrides_may_follow_options_and_strays_name_the_command(capsys):
+    parser = cli.build_parser()
+    argv = "train --data d --out r optim.lr=1e-3 --max-steps 2 data.num_workers=0".split()
+    args = cli.parse_args(parser, argv)
+    assert args.overrides == ["optim.lr=1e-3", "data.num_workers=0"] and args.max_steps == 2
+    with pytest.raises(SystemExit):
+        cli.parse_args(parser, "train --data d --out r --bogus".split())
+    assert (
+        capsys.readouterr().err
+        == "error: dualtalk train: unrecognized arguments: --bogus (see dualtalk train --help)\n"
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -312,3 +315,43 @@ def test_benchmark_trains_with_the_config_files_seed_unless_seed_is_given(tiny_c
     assert json.loads((out / "report.json").read_text())["seed"] == 5 and "seed: 5" in run.read_text()
     assert main(args + ["--config", str(seeded), "--seed", "2"] + FAST) == 0
     assert json.loads((out / "report.json").read_text())["seed"] == 2 and "seed: 2" in run.read_text()
+
+
+def test_benchmark_resumes_an_interrupted_run_with_reuse(tiny_corpus, tmp_path, monkeypatch, capsys):
+    """SIGTERM while a method trains: the benchmark says how to go on, and --reuse continues that run from its
+    checkpoint (not from step 0); a test split it cannot read is refused before any training."""
+    from dualtalk.train import engine
+
+    out = tmp_path / "report"
+    args = ["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--methods", "speaker_only"] + FAST
+    real_step = engine.Trainer.train_step
+    calls = {"n": 0}
+
+    def interrupted_step(self, *a, **kw):  # the second step is "interrupted": SIGTERM arrives during it
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, *a, **kw)
+
+    monkeypatch.setattr(engine.Trainer, "train_step", interrupted_step)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "speaker_only: SIGTERM at step" in err and "the same dualtalk benchmark command with --reuse" in err
+    monkeypatch.setattr(engine.Trainer, "train_step", real_step)
+    assert main(args + ["--reuse"]) == 0
+    history = json.loads((out / "runs" / "speaker_only" / "run.json").read_text())["history"]
+    assert [e["event"] for e in history] == ["start", "resume"]
+
+
+def test_benchmark_checks_the_test_split_before_training(tiny_corpus, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_corpus, data)
+    bad = sorted((data / "test").glob("*_speaker1.npz"))[0]
+    with np.load(bad) as z:
+        arrays = dict(z)
+    arrays["exp"][3, 0] = np.nan
+    np.savez(bad, **arrays)
+    out = tmp_path / "report"
+    assert main(["benchmark", "--data", str(data), "--out", str(out), "--methods", "speaker_only"] + FAST) == 2
+    assert f"{bad}: 'exp' contains NaN" in capsys.readouterr().err
+    assert not out.exists()  # nothing trained, nothing written

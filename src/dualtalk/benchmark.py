@@ -51,6 +51,7 @@ from pathlib import Path
 
 from . import layout
 from .errors import DualTalkError, InputError
+from .io.conversation import discover_conversations
 from .io.files import atomic_write_text
 from .model.presets import BASELINES as MODEL_BASELINES
 from .model.presets import METHODS as MODEL_METHODS
@@ -88,16 +89,55 @@ def parse_methods(text: str | list[str] | None) -> list[str]:
     return items
 
 
+def _check_test_split(test: Path, layout) -> None:
+    """Every conversation of the test split read as prediction and evaluation will read it (both people's
+    audio decoded, motion of ``layout`` of the audio's length): one error naming the file, before training."""
+    from .io.audio import load_audio
+    from .train.data import index_split
+
+    index_split(test.parent, test.name, "test", layout=layout)
+    for conv in discover_conversations(test, require_motion="both"):
+        for k in (1, 2):
+            load_audio(conv.audio[k])
+
+
 def _train_and_predict(
     cfg, data: Path, out: Path, name: str, progress: bool, audio_only: tuple[str, ...] = ()
 ) -> float:
     """Train one learned method into ``out/runs/name``, predict ``data/test`` into ``out/pred/name`` (and,
     for each name in ``audio_only``, without the partner's motion into ``out/pred/<that name>``); -> seconds."""
     from .train import train
+    from .train.engine import TrainingInterrupted
 
     started = time.perf_counter()
-    best = train(data, out / "runs" / name, cfg, progress=progress)
+    run = out / "runs" / name
+    resume = _resumable(cfg, data, out, name)  # (an unfinished run of another config is deleted by now)
+    if resume and progress:
+        print(f"[benchmark] {name}: resuming its interrupted run from the last checkpoint ({run})", flush=True)
+    try:
+        best = train(data, run, cfg, progress=progress, resume=resume)
+    except TrainingInterrupted as exc:  # the way on is this benchmark again, which resumes the run
+        raise TrainingInterrupted(
+            f"{name}: {str(exc).split(';')[0]}; run the same dualtalk benchmark command with --reuse to continue"
+        ) from None
     return _predict_and_record(best, cfg, data, out, name, audio_only, started)
+
+
+def _resumable(cfg, data: Path, out: Path, name: str) -> bool:
+    """Whether ``out/runs/name`` is an unfinished run of this training config on ``data`` with a checkpoint to
+    resume from (a benchmark interrupted while training it)."""
+    from .config import to_dict
+    from .train.configure import load_train_config
+    from .train.runs import checkpoints, read_run_info
+
+    run = out / "runs" / name
+    if (run / FINISHED).exists() or not checkpoints(run):
+        return False
+    try:
+        same_data = Path(read_run_info(run)["data_dir"]).resolve() == Path(data).resolve()
+        return same_data and to_dict(load_train_config(run / "config.yaml")) == to_dict(cfg)
+    except (DualTalkError, KeyError, TypeError):
+        return False
 
 
 def _predict_and_record(best, cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...], started: float):
@@ -356,7 +396,9 @@ def run_benchmark(
     for split in ("train", "val", "test"):
         if not (data / split).is_dir():
             raise InputError(data / split, "split directory not found (the benchmark needs train, val and test)")
-    out.mkdir(parents=True, exist_ok=True)
+    # every setting and the test split checked before anything is trained or written (a bad file found
+    # after hours of training cost them; a failed start leaves no directory)
+    settings = compose_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
     trained = [n for n in LEARNED if n in names or any(AUDIO_ONLY.get(a) == n for a in names)]
     configs = {
         name: compose_train_config(
@@ -371,6 +413,11 @@ def run_benchmark(
         for name in trained
     }
     audio_only = {name: _audio_only_of(name, names) for name in trained}
+    from .train.configure import check_train_config
+
+    models = [check_train_config(cfg) for cfg in configs.values()]  # each method's settings, checked now
+    _check_test_split(data / "test", layout.get_layout(models[0].motion_layout if models else "flame"))
+    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     if reuse:
         for name in trained:
@@ -385,9 +432,11 @@ def run_benchmark(
                 timings[name] = seconds
     kept = set(timings) | {other for name in timings for other in audio_only[name]}
     configs_to_train = {name: cfg for name, cfg in configs.items() if name not in timings}
+    # --reuse: a run interrupted while training this config is resumed (by _train_and_predict), not replaced
+    resumed = {name for name in configs_to_train if reuse and _resumable(configs[name], data, out, name)}
     for name in (set(names) | set(trained)) - kept:  # a re-run replaces these methods' previous results
         for stale in (out / "runs" / name, out / "pred" / name):
-            if stale.exists():
+            if stale.exists() and not (name in resumed and stale.parent.name == "runs"):
                 shutil.rmtree(stale)
     if jobs > 1 and len(configs_to_train) > 1:
         timings.update(
@@ -410,7 +459,6 @@ def run_benchmark(
             predict_baseline(name, data / "train", data / "test", pred_dir, seed=seed)
         results[name] = evaluate(pred_dir, data / "test", protocol="reference", roles="on")
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-    settings = compose_train_config(preset=preset, config_file=config_file, max_steps=steps, overrides=list(overrides))
     report = {
         "data": str(data),
         "preset": settings.preset,

@@ -492,3 +492,40 @@ def test_output_group_gate_in_training_writes_the_mean_for_gated_groups(toy_corp
     for f in sorted((tmp_path / "pred").glob("*.npy")):
         pred = np.load(f)
         np.testing.assert_array_equal(pred, np.broadcast_to(model.motion_mean.numpy(), pred.shape))
+
+
+def test_damaged_or_foreign_checkpoints_are_one_error_line(toy_corpus, tmp_path, fast, capsys):
+    """Resume reads a checkpoint another run (or a disk) may have spoiled: each file's problem is one error
+    naming it; a missing random state or a max_steps already reached is said, not silent."""
+    import shutil
+
+    from dualtalk.errors import InputError
+
+    train(toy_corpus, tmp_path / "run", preset="tiny-mel", max_steps=2, overrides=fast, progress=False)
+    (ckpt,) = (tmp_path / "run" / "checkpoints").iterdir()
+
+    def copy(name):
+        shutil.copytree(tmp_path / "run", tmp_path / name)
+        return tmp_path / name, tmp_path / name / "checkpoints" / ckpt.name
+
+    run, c = copy("empty_state")
+    (c / "state.pt").write_bytes(b"")
+    with pytest.raises(InputError, match=r"state.pt: unreadable checkpoint file \(EOFError\)"):
+        train(None, run, max_steps=3, resume=True, progress=False)
+    run, c = copy("garbage_rng")
+    (c / "rng_rank0.pt").write_bytes(os.urandom(100))
+    with pytest.raises(InputError, match=r"rng_rank0.pt: unreadable checkpoint file \(not what torch.save writes"):
+        train(None, run, max_steps=3, resume=True, progress=False)
+    run, c = copy("other_model")
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("preset: tiny-mel", "preset: tiny"))
+    with pytest.raises(InputError, match=r"does not fit the model and optimiser of the run's config.yaml"):
+        train(None, run, max_steps=3, resume=True, progress=False)
+    run, c = copy("no_rng")
+    (c / "rng_rank0.pt").unlink()
+    capsys.readouterr()
+    train(None, run, max_steps=3, resume=True, progress=False)
+    assert "has no random state for rank 0" in capsys.readouterr().err
+    run, c = copy("done")
+    train(None, run, max_steps=1, resume=True, progress=False)
+    assert "the run is at step 2, max_steps is 1: nothing to train" in capsys.readouterr().err

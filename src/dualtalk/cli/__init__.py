@@ -109,6 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args``, but ``key=value`` overrides (``train``, ``benchmark``) may also stand after options
+    (``... optim.lr=1e-3 --max-steps 2 data.num_workers=0``: argparse takes one run of positionals only), and
+    what is left over is an error naming the command that refused it."""
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    overrides = getattr(args, "overrides", None)
+    if isinstance(overrides, list):
+        stray = [a for a in extra if not ("=" in a and not a.startswith("-"))]
+        if not stray:
+            args.overrides = overrides + extra
+            return args
+        extra = stray
+    command = f"{parser.prog} {args.command}" if getattr(args, "command", None) else parser.prog
+    print(f"error: {command}: unrecognized arguments: {' '.join(extra)} (see {command} --help)", file=sys.stderr)
+    raise SystemExit(2)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a service manager) in the ``dualtalk`` command: handled as Ctrl-C is (outputs
     not yet complete are removed, workers stopped), reported as ``error: terminated``, exit status 143."""
@@ -128,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()  # imports every command's module: an interrupt may come in the middle
         try:
-            args = parser.parse_args(argv)
+            args = parse_args(parser, argv)
         except SystemExit as exc:  # --help / --version (0) or a bad option (2, its one error line printed)
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         code = args.func(args)

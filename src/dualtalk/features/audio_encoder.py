@@ -39,6 +39,21 @@ def interpolate_frames(feats: torch.Tensor, num_frames: int) -> torch.Tensor:
     return x.transpose(1, 2)  # (B, T, C)
 
 
+def wav2vec2_config(fields: dict):
+    """``transformers.Wav2Vec2Config`` of ``audio_encoder.wav2vec2`` (a released config's
+    ``audio_encoder_config``): a field transformers refuses (a wrong type, an unknown value) is one
+    :class:`DualTalkError` naming it, not transformers' traceback."""
+    from transformers import Wav2Vec2Config
+
+    try:
+        return Wav2Vec2Config(**fields)
+    except Exception as exc:  # noqa: BLE001 - transformers / huggingface_hub raise several kinds
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DualTalkError(
+            f"audio_encoder.wav2vec2 (audio_encoder_config): {' '.join(lines)[:300] or exc!r}"
+        ) from None
+
+
 class Wav2Vec2Encoder(nn.Module):
     """``transformers.Wav2Vec2Model`` run at the motion frame rate (the released model's encoder)."""
 
@@ -47,13 +62,13 @@ class Wav2Vec2Encoder(nn.Module):
 
     def __init__(self, cfg: AudioEncoderConfig):
         super().__init__()
-        from transformers import Wav2Vec2Config, Wav2Vec2Model
+        from transformers import Wav2Vec2Model
 
         self.cfg = cfg
         if cfg.pretrained:
             self.model = load_pretrained_wav2vec2(cfg.pretrained, cfg.wav2vec2)
         else:
-            self.model = Wav2Vec2Model(Wav2Vec2Config(**cfg.wav2vec2))
+            self.model = Wav2Vec2Model(wav2vec2_config(cfg.wav2vec2))
         if cfg.freeze_feature_extractor or cfg.freeze:
             self.model.feature_extractor._freeze_parameters()
         if cfg.freeze:

@@ -638,15 +638,31 @@ class Trainer:
         number of processes the data position is kept (counted in the new world size), not the random states."""
         ctx = self.ctx
         weights_sd, state, rng = runs.read_checkpoint(checkpoint, ctx.rank)
-        self.model.load_state_dict(weights_sd)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.state.load(state["progress"])
+        try:
+            self.model.load_state_dict(weights_sd)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.state.load(state["progress"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the run's config.yaml changed since
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            detail = next(
+                (ln for ln in lines if "size mismatch" in ln or "Missing key" in ln), lines[0] if lines else exc
+            )
+            raise InputError(
+                checkpoint,
+                f"does not fit the model and optimiser of the run's config.yaml (edited since it was written?): "
+                f"{str(detail)[:200]}",
+            ) from None
         old_world = int(state.get("world_size", ctx.world))
         if rng is not None and old_world == ctx.world:
             runs.set_rng_state(rng)
+        elif old_world == ctx.world:
+            self.say(
+                f"warning: {checkpoint} has no random state for rank {ctx.rank} (rng_rank{ctx.rank}.pt): "
+                "same data position, but the run goes on with fresh random states (not exactly as uninterrupted)"
+            )
         elif old_world != ctx.world:  # same examples consumed, counted in batches of the new world size
             self.state.batch_in_epoch = self.state.batch_in_epoch * old_world // ctx.world
             self.say(
@@ -657,6 +673,8 @@ class Trainer:
             f"resumed from {checkpoint} (step {self.state.step}, epoch {self.state.epoch}, "
             f"batch {self.state.batch_in_epoch} of the epoch)"
         )
+        if self.state.step >= self.cfg.max_steps:
+            self.say(f"the run is at step {self.state.step}, max_steps is {self.cfg.max_steps}: nothing to train")
 
     def wrap(self) -> None:
         """DistributedDataParallel around the model when there are several processes."""

@@ -126,13 +126,22 @@ def read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict | None]:
     from safetensors.torch import load_file
 
     path = Path(path)
-    try:
-        weights = load_file(str(path / "model" / WEIGHTS_NAME))
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint, whatever the cause
-        raise InputError(path, f"unreadable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+
+    def read(file: Path, how):
+        try:
+            return how(file)
+        except Exception as exc:  # noqa: BLE001 - a damaged checkpoint, whatever the cause
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]  # an empty file: no message
+            if "Weights only load failed" in why or "pickle" in type(exc).__name__.lower():
+                why = "not what torch.save writes: damaged or another file"
+            raise InputError(file, f"unreadable checkpoint file ({why})") from None
+
+    weights = read(path / "model" / WEIGHTS_NAME, lambda f: load_file(str(f)))
+    state = read(path / "state.pt", lambda f: torch.load(f, map_location="cpu", weights_only=True))
+    if not isinstance(state, dict):
+        raise InputError(path / "state.pt", f"unreadable checkpoint file (holds a {type(state).__name__}, not a dict)")
     rng_file = path / f"rng_rank{rank}.pt"
-    rng = torch.load(rng_file, weights_only=True) if rng_file.exists() else None
+    rng = read(rng_file, lambda f: torch.load(f, weights_only=True)) if rng_file.exists() else None
     return weights, state, rng
 
 
