@@ -210,6 +210,12 @@ def test_feature_cache_is_used_and_invalidated(toy_corpus, tmp_path, fast):
     build_cache(model_of(cfg), cache, splits, 2.0, progress=False)
     assert sorted(p.name for p in cache.iterdir()) == keys  # same encoders: reused, nothing re-encoded
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
+    damaged = next(p for p in files if index.clips[0].name in p.name)
+    shape = np.load(damaged).shape
+    damaged.write_bytes(damaged.read_bytes()[:300])  # truncated since (a full disk, a copy cut short)
+    build_cache(model_of(cfg), cache, splits, 2.0, progress=False)
+    assert np.load(damaged).shape == shape  # computed again, not read as it is
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if p != damaged)
     changed = compose_train_config(preset="tiny", overrides=over + ["model.audio_encoder.normalize_waveform=false"])
     build_cache(model_of(changed), cache, splits, 2.0, progress=False)
     assert len(list(cache.iterdir())) == 4  # encoder config changed: new keys, the old cache untouched
@@ -294,6 +300,8 @@ def test_a_run_without_checkpoint_starts_afresh(toy_corpus, tmp_path, fast):
     run = tmp_path / "run"
     with pytest.raises(DualTalkError):  # stops before the first checkpoint (bad data split after indexing)
         train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast + ["data.val_split=nope"], progress=False)
+    assert not run.exists()  # the run it created is removed
+    run.mkdir()  # a run stopped before its first checkpoint another way (killed): its files are stale
     (run / "config.yaml").write_text("preset: tiny-mel\n")
     (run / "metrics.csv").write_text("stale\n")
     train(toy_corpus, run, preset="tiny-mel", max_steps=1, overrides=fast, progress=False)
@@ -529,3 +537,41 @@ def test_damaged_or_foreign_checkpoints_are_one_error_line(toy_corpus, tmp_path,
     run, c = copy("done")
     train(None, run, max_steps=1, resume=True, progress=False)
     assert "the run is at step 2, max_steps is 1: nothing to train" in capsys.readouterr().err
+
+
+def test_out_is_a_new_or_run_directory_locked_while_training(toy_corpus, tmp_path, fast):
+    """--out that holds other files (the data itself) is refused; a run being written by another training is
+    refused; a run that fails while reading its data leaves no directory behind."""
+    import shutil
+
+    from dualtalk.errors import InputError
+    from dualtalk.train import runs
+
+    cfg = compose_train_config(preset="tiny-mel", max_steps=1, overrides=fast)
+    with pytest.raises(InputError, match="is not a training run directory"):
+        train(toy_corpus, toy_corpus / "train", cfg, progress=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(  # another process training into it (holds its lock)
+        [
+            sys.executable,
+            "-c",
+            f"from dualtalk.train import runs; h = runs.lock_run({str(run)!r}); print(1, flush=True); input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"
+        with pytest.raises(InputError, match="another training is writing to this run directory now"):
+            train(toy_corpus, run, cfg, progress=False)
+    finally:
+        holder.communicate("\n")
+    assert runs.lock_run(run) is not None  # free again once that process ended
+    bad = tmp_path / "bad"
+    shutil.copytree(toy_corpus, bad)
+    next((bad / "val").glob("*.wav")).write_bytes(b"not audio")
+    with pytest.raises(InputError):
+        train(bad, tmp_path / "new", cfg, progress=False)
+    assert not (tmp_path / "new").exists()

@@ -111,7 +111,7 @@ def build_cache(
                 for i, c in enumerate(index.clips)
                 if i % world == rank
                 for k in (1, 2)
-                if not feature_path(out, c.name, k).exists()
+                if not _cached(feature_path(out, c.name, k), c.frames)
             ]
             for clip, k in progress_bar(
                 todo, desc=f"caching {attr} ({split})", unit="file", enabled=progress and bool(todo)
@@ -125,6 +125,18 @@ def build_cache(
                         np.save(fh, feats)
         encoder.train(was_training)
     return dirs
+
+
+def _cached(path: Path, frames: int) -> bool:
+    """Whether ``path`` holds usable features of ``frames`` frames (written atomically, so anything else, a
+    file truncated or replaced since, is computed again rather than read)."""
+    if not path.exists():
+        return False
+    try:
+        feats = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError):
+        return False
+    return feats.ndim == 2 and feats.shape[0] >= frames
 
 
 def read_feature_window(directory: Path, name: str, speaker: int, start: int, frames: int, window: int) -> torch.Tensor:

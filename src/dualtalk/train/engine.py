@@ -500,6 +500,13 @@ class Trainer:
         latest = None
         if ctx.main:
             self.check_data_layout()
+            others = run.is_dir() and any(p.name != ".lock" for p in run.iterdir())
+            if not self.resume and others and not (run / "config.yaml").exists():
+                raise InputError(
+                    run, "exists and is not a training run directory (it holds other files): choose a new --out"
+                )
+            run.mkdir(parents=True, exist_ok=True)
+            self._lock = runs.lock_run(run)  # held until this process ends: one training writes to a run at a time
             if self.resume:
                 runs.clean_partial_writes(run)
             latest = runs.latest_checkpoint(run)
@@ -838,7 +845,15 @@ class Trainer:
     def fit(self) -> Path:
         """Set up, train to ``max_steps`` (validating and checkpointing on schedule), finish; -> ``run/best``.
         A signal finishes the step, saves a checkpoint and raises :class:`TrainingInterrupted`."""
-        self.setup()
+        created = self.ctx.main and not self.run.exists()
+        try:
+            self.setup()
+        except (DualTalkError, KeyboardInterrupt):  # bad data found while setting up: no run was started
+            if created and runs.latest_checkpoint(self.run) is None:
+                if getattr(self, "_lock", None) is not None:
+                    self._lock.close()
+                shutil.rmtree(self.run, ignore_errors=True)
+            raise
         cfg, ctx, state = self.cfg, self.ctx, self.state
         accum = cfg.optim.grad_accum_steps
         last_val = None

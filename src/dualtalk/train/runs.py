@@ -121,6 +121,25 @@ def write_checkpoint(tmp: Path, final: Path, model, state: dict, extra: dict, ke
         shutil.rmtree(old, ignore_errors=True)
 
 
+def lock_run(run: Path):
+    """An exclusive lock on ``run`` (``run/.lock``, released when the returned file is closed or the process
+    ends): a second training started into the same directory is one error line, not two runs interleaving
+    their checkpoints and metrics. None where the platform has no ``fcntl`` (nothing is locked there)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fh = open(Path(run) / ".lock", "a+")
+    try:  # a POSIX record lock: not inherited by forked data-loader workers, gone with this process
+        fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise InputError(
+            run, "another training is writing to this run directory now: wait for it, or choose another --out"
+        ) from None
+    return fh
+
+
 def read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict | None]:
     """-> (model state dict, training state, this rank's random state or None)."""
     from safetensors.torch import load_file
