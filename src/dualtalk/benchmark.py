@@ -592,8 +592,12 @@ def render_markdown(report: dict) -> str:
     lines = [
         f"# Benchmark on `{report['data']}`",
         "",
-        f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
-        "test split, reference protocol (mean over files). Best per column in bold.",
+        (
+            f"Preset `{report['preset']}`, {report['steps']} training steps per learned method, seed {report['seed']}; "
+            if any(name in LEARNED for name in methods)
+            else f"No learned method (nothing trained), seed {report['seed']}; "
+        )
+        + "test split, reference protocol (mean over files). Best per column in bold.",
         "",
     ]
     lines += paper_table(report)

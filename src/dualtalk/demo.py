@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DualTalkError
+from .errors import DualTalkError, require
 from .io.audio import save_audio
 from .io.files import atomic_write_text
 from .io.motion import AnyMotion, save_model_motion, save_motion
@@ -81,6 +81,10 @@ def run_demo(
         raise DualTalkError(
             f"the shipped demo model is missing from {DEMO_MODEL} (re-create it: python scripts/train_demo_model.py)"
         )
+    require("sklearn", "eval")  # the metrics, the plot and the video: every extra checked before writing anything
+    require("matplotlib", "render")
+    if video:
+        require("imageio_ffmpeg", "render")
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     options = InferenceOptions(progress=False)

@@ -8,7 +8,7 @@ from . import output_dir, positive
 def _benchmark(args) -> int:
     from ..benchmark import run_benchmark
 
-    run_benchmark(
+    report = run_benchmark(
         args.data,
         args.out,
         preset=args.preset,
@@ -21,7 +21,8 @@ def _benchmark(args) -> int:
         jobs=args.jobs,
         reuse=args.reuse,
     )
-    print(f"wrote {args.out}/report.md, report.json, roles.png and learning_curves.png")
+    plots = "roles.png and learning_curves.png" if report.get("learning_curves") else "roles.png"
+    print(f"wrote {args.out}/report.md, report.json, {plots}")
     return 0
 
 

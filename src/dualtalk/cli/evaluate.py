@@ -40,7 +40,12 @@ def register(subparsers) -> None:
         default="auto",
         help="per-role breakdown from the ground-truth audio: auto (when present), on, off",
     )
-    p.add_argument("--workers", type=positive(int), default=None, help="parallel processes (default: automatic)")
+    p.add_argument(
+        "--workers",
+        type=positive(int),
+        default=None,
+        help="files evaluated side by side, in threads (default: automatic)",
+    )
     p.add_argument(
         "--seed", type=positive(int, allow_zero=True), default=0, help="seed of the pooled protocol's diversity"
     )

@@ -39,14 +39,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def dtype_args(p: argparse.ArgumentParser) -> None:
+def dtype_args(p: argparse.ArgumentParser, int8: bool = True) -> None:
     """``--dtype auto|float32|bfloat16`` (default auto) and ``--exact`` (float32, the reference arithmetic)."""
     p.add_argument(
         "--dtype",
         default="auto",
         choices=["auto", "float32", "bfloat16"],
         help="arithmetic: auto (default) = bfloat16 where the device has it natively (CPU with AVX512-BF16 or "
-        "AMX, CUDA GPUs from Ampere on; not causal models, not with --int8), else float32",
+        f"AMX, CUDA GPUs from Ampere on; not causal models{', not with --int8' if int8 else ''}), else float32",
     )
     p.add_argument(
         "--exact",
@@ -130,7 +130,7 @@ def register(sub) -> None:
         description="Write the motion of the person speaking in --self-audio (dataset layout npz).",
     )
     _model_args(p)
-    p.add_argument("--self-audio", required=True, help="audio of the person to generate (wav/flac)")
+    p.add_argument("--self-audio", required=True, help="audio of the person to generate (WAV, FLAC, OGG, ...)")
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
     p.add_argument(
         "--partner-motion",

@@ -70,6 +70,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..errors import require
+
+    require("fastapi", "serve")  # before the app module, which imports it: one line, not a traceback
+    require("uvicorn", "serve")
     from ..serve import check_bind, serve
     from ..serve.app import Limits
 

@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument(
         "--self-audio",
         required=True,
-        help="audio of the person to generate (wav/flac), or mic / mic:DEVICE for a live microphone",
+        help="audio of the person to generate (WAV, FLAC, OGG, ...), or mic / mic:DEVICE for a live microphone",
     )
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner (a file, or mic[:DEVICE])")
     p.add_argument("--partner-motion", help="partner motion (.npz); without it the model runs on audio alone")
@@ -55,7 +55,7 @@ def register(sub) -> None:
     p.add_argument(
         "--arkit-map", metavar="MAP.json", help="local FLAME model, --format arkit-*: the FLAME -> ARKit map"
     )
-    dtype_args(p)
+    dtype_args(p, int8=False)
     p.add_argument("--chunk-ms", type=positive(float), default=40.0, help="chunk length in ms (default 40)")
     p.add_argument("--realtime", action="store_true", help="pace the chunks at the clock, as a live source")
     p.add_argument(

@@ -712,6 +712,7 @@ def _predict_worker(model, data_dir, out_dir, config, options, partner_motion, s
 def _predict_in_workers(model, data_dir, out_dir, config, options, partner_motion, workers, shard) -> list[Path]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     index, count = shard
     threads = max(1, torch.get_num_threads() // workers)
@@ -727,13 +728,19 @@ def _predict_in_workers(model, data_dir, out_dir, config, options, partner_motio
                 *zip(*[(model, data_dir, out_dir, config, inner, partner_motion, s, threads) for s in shards]),
             )
         )
-    except BaseException:  # interrupted (or a worker died): stop the others now rather than wait for their shards
+    except BaseException as exc:  # interrupted (or a worker died): stop the others now, not after their shards
         processes = list(getattr(pool, "_processes", {}).values())  # no public way before Python 3.14
         for p in processes:
             p.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             p.join(10)
+        if isinstance(exc, BrokenProcessPool):
+            raise DualTalkError(
+                "a predict worker process ended abruptly (out of memory, killed, or, from a script, a call to "
+                'predict(..., workers=N) outside `if __name__ == "__main__":`: workers are started afresh and '
+                "import the calling script again)"
+            ) from None
         raise
     pool.shutdown()
     errors = [r[1][0] for r in results if r[0] == "error"]
