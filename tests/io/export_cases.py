@@ -63,6 +63,12 @@ def make_export_case(case: str, tmp: Path, motion: Path) -> dict:
         value = 0.5 if case == "export_fit_length_mismatch" else 1.5
         files["arkit"] = tmp / "A.csv"
         files["arkit"].write_text("Timecode,BlendShapeCount,JawOpen\n" + f"00:00:00:00.000,1,{value}\n" * frames)
+    elif case in ("export_fit_misspelt_column", "export_fit_column_twice", "export_fit_l2_infinite"):
+        files["arkit"] = tmp / "A.csv"
+        header = {"export_fit_misspelt_column": "Timecode,BlendShapeCount,JawOpn,HeadYaw"}.get(case, "JawOpen,jawOpen")
+        header = "Timecode,BlendShapeCount,JawOpen,HeadYaw" if case == "export_fit_l2_infinite" else header
+        files["option"] = "--l2"
+        files["arkit"].write_text(header + "\n" + "00:00:00:00.000,1,0.5,0\n" * T)
     else:  # pragma: no cover
         raise AssertionError(f"unknown case {case}")
     return files
@@ -73,8 +79,10 @@ def run_export_case(case: str, files: dict, out: Path) -> int:
     d = out.parent
     motion = str(files["motion"])
     if case.startswith("export_fit_"):
+        extra = ["--l2", "inf"] if case == "export_fit_l2_infinite" else []
         return main(
             ["fit-arkit-map", "--flame-motion", motion, "--arkit", str(files["arkit"]), "--out", str(d / "MAP.json")]
+            + extra
         )
     if case == "export_bad_format":
         return main(["export", "--motion", motion, "--out", str(d / "B.glb"), "--format", "fbx"])

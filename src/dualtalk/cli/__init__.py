@@ -48,6 +48,8 @@ def positive(kind: type, allow_zero: bool = False, maximum: float | None = None)
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
         if value < 0 or (value == 0 and not allow_zero) or value != value:
             raise argparse.ArgumentTypeError(f"must be {'>= 0' if allow_zero else '> 0'}, got {text}")
+        if value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if maximum is not None and value > maximum:
             raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {text}")
         return value

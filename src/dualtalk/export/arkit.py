@@ -373,10 +373,15 @@ def load_arkit(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, int | N
         raise InputError(path, "not an ARKit CSV: expected a header line and at least one frame")
     header = [h.strip() for h in rows[0]]
     columns: dict[int, int] = {}  # ARKit index -> CSV column
+    other = {n.lower() for n in LIVE_LINK_FACE_HEADER if n.lower() not in _LOWER}  # timecode, head, eyes
     for c, h in enumerate(header):
         k = _LOWER.get(h.lower())
         if k is not None:
+            if k in columns:
+                raise InputError(path, f"column {h!r} is given twice (columns {columns[k] + 1} and {c + 1})")
             columns[k] = c
+        elif h.lower() not in other and difflib.get_close_matches(h.lower(), list(_LOWER), n=1, cutoff=0.85):
+            arkit_index(h, path)  # a misspelt blendshape would be left out silently: the error names the name
     if not columns:
         raise InputError(path, "not an ARKit CSV: no ARKit blendshape names in the header (e.g. JawOpen)")
     weights = np.zeros((len(rows) - 1, N_ARKIT))
