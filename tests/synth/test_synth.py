@@ -281,6 +281,18 @@ def test_make_corpus_refuses_to_clobber(tmp_path):
         make_corpus(tmp_path / "c", 2, 2, progress=False)
     make_corpus(tmp_path / "c", 2, 2, overwrite=True, progress=False)
     assert len(discover_conversations(tmp_path / "c")) == 2
+    # a manifest of ours is not enough: files synth did not write (a user's notes, a run) are never deleted
+    (tmp_path / "c" / "runs").mkdir()
+    (tmp_path / "c" / "runs" / "metrics.csv").write_text("keep me")
+    with pytest.raises(DualTalkError, match=r"runs/metrics.csv: was not written by dualtalk synth"):
+        make_corpus(tmp_path / "c", 1, 2, overwrite=True, progress=False)
+    assert (tmp_path / "c" / "runs" / "metrics.csv").read_text() == "keep me"
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "manifest.json").write_text('{"generator": "dualtalk.synth"}')
+    (fake / "mydata.txt").write_text("keep me")
+    with pytest.raises(DualTalkError, match="mydata.txt: was not written by dualtalk synth"):
+        make_corpus(fake, 1, 2, overwrite=True, progress=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 

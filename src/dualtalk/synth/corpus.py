@@ -264,6 +264,28 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             raise InputError(
                 out_dir, "not a corpus made by dualtalk synth (no manifest.json of ours): refusing to overwrite it"
             )
+        foreign = _foreign_entries(out_dir)
+        if foreign:  # a manifest says little: what --overwrite deletes must all be what synth writes
+            raise InputError(
+                foreign[0],
+                f"was not written by dualtalk synth ({len(foreign)} such file(s) in {out_dir}): "
+                "refusing to delete it with --overwrite; move it out, or choose another --out",
+            )
+
+
+def _foreign_entries(out_dir: Path) -> list[Path]:
+    """What is in a corpus directory that ``make_corpus`` does not write: anything but ``manifest.json``,
+    ``NAME_speaker{1,2}.{wav,npz}`` files, and split directories holding only those."""
+    import re
+
+    ours = re.compile(r"^.+_speaker[12]\.(wav|npz)$")
+    foreign = []
+    for entry in sorted(out_dir.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            foreign += [p for p in sorted(entry.iterdir()) if not (p.is_file() and ours.match(p.name))]
+        elif not (entry.is_file() and (entry.name == "manifest.json" or ours.match(entry.name))):
+            foreign.append(entry)
+    return foreign
 
 
 def make_corpus(
