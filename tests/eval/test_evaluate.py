@@ -117,6 +117,16 @@ def test_roles_refuse_audio_of_another_length_than_its_motion(dataset):
     assert str(wav) in str(info.value)
 
 
+def test_a_short_prediction_is_cut_not_blamed_on_the_audio(dataset):
+    """A prediction shorter than its ground truth is cut to it as the reference does (a note says so); the
+    ground truth's audio, which matches its motion, is not the culprit."""
+    pred, gt = dataset
+    p = sorted(pred.glob("*.npy"))[0]
+    np.save(p, np.load(p)[:150])
+    r = evaluate(pred, gt, roles="on", workers=1)
+    assert r["by_role"] is not None and any("prediction 150" in n for n in r["info"]["notes"])
+
+
 def test_transition_window():
     mask = np.array([0] * 10 + [1] * 10 + [0] * 10, bool)
     near, n = transition_window(mask, 2)
