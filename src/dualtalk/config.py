@@ -61,7 +61,7 @@ WAV2VEC2_LARGE_LV60_HUB_ID = "facebook/wav2vec2-large-960h-lv60-self"
 class Config(BaseModel):
     """Base of every configuration: unknown keys are errors; values are checked on creation and assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
 
 
 class AudioEncoderConfig(Config):

@@ -575,3 +575,24 @@ def test_out_is_a_new_or_run_directory_locked_while_training(toy_corpus, tmp_pat
     with pytest.raises(InputError):
         train(bad, tmp_path / "new", cfg, progress=False)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_diverged_run_stops_with_an_error(toy_corpus, tmp_path, fast, monkeypatch):
+    """NaN validation loss (a learning rate far too high) ends the run with an error, not a success whose
+    best/ is the untrained model; an infinite learning rate is refused with the config."""
+    from dualtalk.errors import DualTalkError
+    from dualtalk.train import engine
+
+    with pytest.raises(DualTalkError, match="optim.lr must be finite, got inf"):
+        compose_train_config(preset="tiny-mel", overrides=["optim.lr=.inf"])
+    real = engine.evaluate
+
+    def diverging(*args, **kwargs):
+        val = real(*args, **kwargs)
+        return {**val, "loss": float("nan")} if args[9] > 0 else val  # steps after 0 (`step`, the 10th argument)
+
+    monkeypatch.setattr(engine, "evaluate", diverging)
+    cfg = compose_train_config(preset="tiny-mel", max_steps=4, overrides=fast + ["val_every=2"])
+    with pytest.raises(engine.TrainingDiverged, match=r"step 2: the validation loss is nan: training diverged"):
+        train(toy_corpus, tmp_path / "run", cfg, progress=False)
+    assert (tmp_path / "run" / "best").is_dir()  # step 0's model is kept

@@ -55,6 +55,10 @@ class TrainingInterrupted(DualTalkError):
     """A signal stopped training after a checkpoint was written."""
 
 
+class TrainingDiverged(DualTalkError):
+    """The validation loss is NaN or infinite: going on would only waste the steps."""
+
+
 # ----------------------------------------------------------------------------------------------------
 # processes
 
@@ -810,6 +814,12 @@ class Trainer:
             plot_learning_curves({run.name: run}, run / "learning_curves.png", title=f"{run}")
         parts = " ".join(f"{'vel' if n == 'velocity' else n} {val[n]:.4f}" for n in loss_names(self.layout.groups))
         self.say(f"step {step}: val loss {val['loss']:.4f} ({parts}){'  best' if improved else ''}")
+        if not math.isfinite(val["loss"]):  # the same on every process (reduced): all stop here together
+            self.metrics.close()
+            raise TrainingDiverged(
+                f"step {step}: the validation loss is {val['loss']}: training diverged (try a smaller optim.lr, or "
+                f"optim.grad_clip); {run / 'best'} is the model of step {self.state.best_step}"
+            )
         return val
 
     def save_checkpoint(self, step: int) -> None:
