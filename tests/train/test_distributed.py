@@ -65,3 +65,29 @@ def test_two_processes_gloo(toy_corpus, tmp_path):
     # the run continues in one process (another world size: same data position, fresh random states)
     train(None, run, max_steps=6, overrides=["debug_record=false"], resume=True, progress=False)
     assert (run / "checkpoints" / "step_00000006").is_dir()
+
+
+def test_a_data_error_under_torchrun_is_one_line_from_one_process(toy_corpus, tmp_path):
+    """Rank 0 reads the data; its error stops rank 1 too, which neither prints it again nor dies in a
+    collective left waiting (a gloo traceback); no run directory is left."""
+    import shutil
+
+    import numpy as np
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_corpus, data)
+    bad = sorted((data / "val").glob("*.npz"))[0]
+    with np.load(bad) as z:
+        arrays = dict(z)
+    arrays["exp"][0, 0] = np.nan
+    np.savez(bad, **arrays)
+    run = tmp_path / "run"
+    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "dualtalk", "train"]
+    cmd += ["--data", str(data), "--out", str(run), "--preset", "tiny-mel", "--max-steps", "2", "--no-progress"]
+    cmd += ["data.num_workers=0", "tensorboard=false"]
+    result = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert ours == [f"error: {bad}: 'exp' contains NaN or infinite values"], result.stderr[-3000:]
+    assert "[rank1]" not in result.stderr and "gloo" not in result.stderr.lower()
+    assert not run.exists()

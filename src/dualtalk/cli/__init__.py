@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         code = args.func(args)
     except DualTalkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):  # (another process, e.g. torchrun's rank 0, printed it)
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except Terminated:
         print("error: terminated", file=sys.stderr)

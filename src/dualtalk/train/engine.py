@@ -55,6 +55,12 @@ class TrainingInterrupted(DualTalkError):
     """A signal stopped training after a checkpoint was written."""
 
 
+class OtherRankError(DualTalkError):
+    """Rank 0 stopped on an error (which it prints); this process stops with it without printing it again."""
+
+    quiet = True
+
+
 class TrainingDiverged(DualTalkError):
     """The validation loss is NaN or infinite: going on would only waste the steps."""
 
@@ -90,6 +96,24 @@ class Dist:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def main_only(self, fn):
+        """``fn()`` on rank 0, its result on every process. A :class:`DualTalkError` of rank 0 stops them all:
+        rank 0 raises it, the others :class:`OtherRankError` (not a collective left waiting for rank 0)."""
+        if self.world == 1:
+            return fn()
+        result, error = None, None
+        if self.main:
+            try:
+                result = fn()
+            except DualTalkError as exc:
+                error = exc
+        result, message = self.broadcast_object((result, None if error is None else str(error)))
+        if error is not None:
+            raise error
+        if message is not None:
+            raise OtherRankError(message)
+        return result
 
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
@@ -501,8 +525,8 @@ class Trainer:
         run, ctx = self.run, self.ctx
         if not self.data_dir.is_dir():
             raise InputError(self.data_dir, "data directory not found")
-        latest = None
-        if ctx.main:
+
+        def on_main() -> Path | None:  # rank 0 alone; its error stops every process
             self.check_data_layout()
             others = run.is_dir() and any(p.name != ".lock" for p in run.iterdir())
             if not self.resume and others and not (run / "config.yaml").exists():
@@ -540,7 +564,9 @@ class Trainer:
                     },
                 },
             )
-        self.latest = ctx.broadcast_object(latest)
+            return latest
+
+        self.latest = ctx.main_only(on_main)
         return self.latest
 
     def check_data_layout(self) -> None:
@@ -556,8 +582,8 @@ class Trainer:
         d, ctx = self.cfg.data, self.ctx
         split_dir(self.data_dir, d.train_split, "train")  # both splits exist before anything slow starts
         split_dir(self.data_dir, d.val_split, "val")
-        found = None
-        if ctx.main:
+
+        def index_both():
             train_index, stats = index_split(
                 self.data_dir, d.train_split, "train", with_stats=True, progress=self.show, layout=self.layout
             )
@@ -567,8 +593,9 @@ class Trainer:
                 f"({int(train_index.frames.sum()) / FPS / 3600:.2f} h), "
                 f"{len(val_index.clips)} validation conversations"
             )
-            found = (train_index, stats, val_index)
-        self.train_index, self.stats, self.val_index = ctx.broadcast_object(found)
+            return train_index, stats, val_index
+
+        self.train_index, self.stats, self.val_index = ctx.main_only(index_both)
 
     def build_model(self) -> DualTalk:
         """The model (same seed everywhere; rank 0's weights broadcast), motion statistics, loss weights."""
