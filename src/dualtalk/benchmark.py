@@ -86,7 +86,7 @@ def parse_methods(text: str | list[str] | None) -> list[str]:
     unknown = [m for m in items if m not in METHODS]
     if unknown or not items:
         raise DualTalkError(f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}")
-    return items
+    return list(dict.fromkeys(items))  # a method named twice is run and reported once
 
 
 def _check_test_split(test: Path, layout) -> None:

@@ -164,7 +164,7 @@ def make_case(case: str, tmp: Path) -> dict:
             write_arkit_motion(pm, head_t=T - 1)
     elif case == "model_missing":
         files["model"] = tmp / "no_such_model"
-    elif case in ("model_bad_config", "model_future_format", "model_missing_weights"):
+    elif case in ("model_bad_config", "model_future_format", "model_format_as_text", "model_missing_weights"):
         d = tmp / "model"
         d.mkdir()
         files["model"] = d
@@ -172,6 +172,8 @@ def make_case(case: str, tmp: Path) -> dict:
             (d / "config.json").write_text("{not json")
         elif case == "model_future_format":
             (d / "config.json").write_text(json.dumps({"format_version": 99, "model": {}}))
+        elif case == "model_format_as_text":
+            (d / "config.json").write_text(json.dumps({"format_version": "1", "model": {}}))
         else:
             from dualtalk.config import FORMAT_VERSION, to_dict
             from dualtalk.model.presets import get_preset

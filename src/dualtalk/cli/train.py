@@ -8,6 +8,8 @@ torchrun --nproc_per_node 4 -m dualtalk train --data DATA --out runs/big --confi
 
 from __future__ import annotations
 
+import os
+
 from ..errors import DualTalkError
 from . import output_dir, positive
 
@@ -56,5 +58,6 @@ def run(args) -> int:
             preset=args.preset, config_file=args.config, overrides=args.overrides, max_steps=args.max_steps
         )
         best = train(args.data, args.out, cfg, progress=not args.no_progress)
-    print(best)
+    if os.environ.get("RANK", "0") == "0":  # once under torchrun
+        print(best)
     return 0

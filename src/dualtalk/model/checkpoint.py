@@ -93,6 +93,8 @@ def read_model_config(directory: str | os.PathLike) -> tuple[DualTalkConfig, dic
     meta = _read_json(path, "model config not found (a model directory holds config.json + model.safetensors)")
     if not isinstance(meta, dict) or "format_version" not in meta or "model" not in meta:
         raise InputError(path, "not a dualtalk model config (needs format_version and model)")
+    if isinstance(meta["format_version"], bool) or not isinstance(meta["format_version"], int):
+        raise InputError(path, f"format_version must be a whole number, got {meta['format_version']!r}")
     if meta["format_version"] != FORMAT_VERSION:
         raise InputError(
             path,

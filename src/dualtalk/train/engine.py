@@ -704,7 +704,8 @@ class Trainer:
         elif old_world != ctx.world:  # same examples consumed, counted in batches of the new world size
             self.state.batch_in_epoch = self.state.batch_in_epoch * old_world // ctx.world
             self.say(
-                f"resuming with {ctx.world} processes instead of {old_world}: same data position, fresh random states"
+                f"resuming with {ctx.world} process{'es' if ctx.world > 1 else ''} instead of {old_world}: "
+                "same data position, fresh random states"
             )
         self.last_saved = self.state.step
         self.say(
