@@ -708,3 +708,25 @@ def test_workers_serve_concurrent_sessions_like_one_process(model_dir, net):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_a_model_that_computes_nan_never_sends_it(tmp_path):
+    """NaN is not JSON (a client's parser throws on it): a broken model's NaN ends the request / session with
+    the documented internal error instead."""
+    from dualtalk.model.checkpoint import save_model
+
+    broken = tiny_model()
+    broken.set_motion_statistics(np.full(56, np.nan), np.full(56, 0.5))  # every output frame NaN
+    model = save_model(broken, tmp_path / "model")
+    a, b, _ = signals()
+    client = TestClient(make_app(model))
+    files = {"self_audio": ("B.wav", wav_bytes(a)), "partner_audio": ("A.wav", wav_bytes(b))}
+    for fmt in ("json", "npz"):
+        r = client.post("/v1/generate", files=files, data={"format": fmt})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "internal", r.text
+    with client.websocket_connect("/v1/stream") as ws:
+        start(ws)
+        ws.send_bytes(encode_audio(SIDE_SELF, a))
+        ws.send_bytes(encode_audio(SIDE_PARTNER, b))
+        error = expect_error(ws, "internal", 1011)
+    assert "NaN" in error["message"]

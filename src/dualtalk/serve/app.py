@@ -418,6 +418,8 @@ def create_app(
         arrays = layout_arrays(mine)
         if other is not None:
             arrays.update({f"partner_{k}": v for k, v in layout_arrays(other).items()})
+        if not all(np.isfinite(v).all() for v in arrays.values()):  # never NaN in a reply (not even valid JSON)
+            return fail(500, "internal", "the model computed NaN or infinite motion from these inputs")
         if format == "json":
             body: dict[str, Any] = {"fps": mine.fps, "frames": len(mine)}
             body.update({k: v.tolist() for k, v in layout_arrays(mine).items()})
@@ -534,6 +536,8 @@ def create_app(
             except DualTalkError as exc:
                 raise ProtocolError("bad_input", str(exc)) from None
             for person, frames in out.items():
+                if len(frames) and not np.isfinite(frames).all():  # NaN is not JSON: the session ends, said why
+                    raise ProtocolError("internal", "the model computed NaN or infinite motion from these inputs")
                 if len(frames):
                     start = runner.sent[person]
                     runner.sent[person] += len(frames)
