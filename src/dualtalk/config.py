@@ -23,10 +23,12 @@ import difflib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import DualTalkError, InputError
 from .layout import FPS, LAYOUTS, MOTION_DIM, SAMPLE_RATE
@@ -62,6 +64,26 @@ class Config(BaseModel):
     """Base of every configuration: unknown keys are errors; values are checked on creation and assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` / ``false`` where a number belongs (``data.batch_size=true``) is a mistake, not 1 or 0."""
+        if isinstance(value, bool) and info.field_name is not None:
+            kinds = _kinds(cls.model_fields[info.field_name].annotation)
+            if bool not in kinds and kinds & {int, float}:
+                raise PydanticCustomError("int_type" if int in kinds else "float_type", "not a boolean")
+        return value
+
+
+def _kinds(annotation: Any) -> set:
+    """The plain types an annotation admits (``int | None`` -> {int, NoneType})."""
+    args = get_args(annotation)
+    if get_origin(annotation) in (Annotated,) and args:
+        return _kinds(args[0])
+    if get_origin(annotation) in (Union, UnionType) or type(annotation) is UnionType:
+        return set().union(*(_kinds(a) for a in args))
+    return {annotation}
 
 
 class AudioEncoderConfig(Config):
