@@ -487,12 +487,38 @@ def apply_overrides(cfg: C, items: list[str] | tuple[str, ...]) -> C:
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (line {key_node.start_mark.line + 1})", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _no_repeated_keys(path, pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    repeated = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if repeated is not None:  # json keeps the last silently
+        raise InputError(path, f"not a usable JSON file ({repeated!r} is given twice in one object)")
+    return dict(pairs)
+
+
 def load_mapping(path: str | os.PathLike) -> dict:
-    """A YAML or JSON file's top-level mapping (an empty file is ``{}``)."""
+    """A YAML or JSON file's top-level mapping (an empty file is ``{}``; a key given twice is an error)."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-        data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.safe_load(text)
+        if Path(path).suffix.lower() == ".json":
+            data = json.loads(text, object_pairs_hook=lambda pairs: _no_repeated_keys(path, pairs))
+        else:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except IsADirectoryError:

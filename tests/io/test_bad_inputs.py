@@ -246,6 +246,8 @@ def make_case(case: str, tmp: Path) -> dict:
                 "train_yaml_unreadable": "data: {batch_size: [1\n",
                 "train_json_bad_type": '{"data": {"feature_cache": "maybe"}}',
                 "train_json_unreadable": '{"data": ',
+                "train_yaml_key_twice": "max_steps: 5\ndata:\n  batch_size: 4\nmax_steps: 6\n",
+                "train_json_key_twice": '{"data": {"batch_size": 4, "batch_size": 8}}',
             }[case]
         )
         files["config"] = path
