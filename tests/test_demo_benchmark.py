@@ -355,3 +355,15 @@ def test_benchmark_checks_the_test_split_before_training(tiny_corpus, tmp_path, 
     assert main(["benchmark", "--data", str(data), "--out", str(out), "--methods", "speaker_only"] + FAST) == 2
     assert f"{bad}: 'exp' contains NaN" in capsys.readouterr().err
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_benchmark_reuse_trains_again_a_damaged_run_and_seeds_agree(tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["benchmark", "--data", str(tiny_corpus), "--out", str(out), "--methods", "speaker_only"] + FAST
+    assert main(args) == 0
+    weights = out / "runs" / "speaker_only" / "best" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated since
+    assert main(args + ["--reuse"]) == 0
+    assert json.loads((out / "report.json").read_text())["reused"] == []  # trained again, not reused
+    assert main(args + ["--seed", "3", "seed=4"]) == 2
+    assert "--seed 3 and the override seed=4 disagree" in capsys.readouterr().err

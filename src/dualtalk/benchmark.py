@@ -210,7 +210,24 @@ def _reusable(cfg, data: Path, out: Path, name: str, audio_only: tuple[str, ...]
         asked["model"].pop(k, None)
     if have != asked or not all((out / "pred" / n).is_dir() for n in (name, *audio_only)):
         return None
+    if not _model_readable(out / "runs" / name / "best"):  # damaged since: trained again, not reused
+        return None
     return float(record.get("seconds", 0.0)), bool(differs)
+
+
+def _model_readable(model_dir: Path) -> bool:
+    """A model directory whose ``config.json`` parses and whose ``model.safetensors`` holds every byte its
+    header promises (a truncated or missing file: False)."""
+    weights = model_dir / "model.safetensors"
+    try:
+        json.loads((model_dir / "config.json").read_text())
+        with open(weights, "rb") as fh:
+            length = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(length))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return 8 + length + max(ends, default=0) <= weights.stat().st_size
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 #: the baselines with a codebook stage, and the share of the steps it takes in the benchmark
@@ -389,6 +406,15 @@ def run_benchmark(
     names = parse_methods(methods)
     if config_file is None:
         config_file = DEFAULT_CONFIG
+    seed_override = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "seed"]
+    if seed_override:  # seed=N among the overrides is --seed N: the baselines' seed too
+        from .config import parse_override
+
+        value = parse_override(f"seed={seed_override[-1]}")[1]
+        if seed is not None and value != seed:
+            raise DualTalkError(f"--seed {seed} and the override seed={seed_override[-1]} disagree: give one of them")
+        if isinstance(value, int) and not isinstance(value, bool):
+            seed = value
     if seed is None:
         seed = benchmark_seed(config_file)
     if not isinstance(jobs, int) or jobs < 1:
