@@ -120,3 +120,17 @@ def test_flame_head_renders_expression_and_rotation(flame_head):
     assert (np.abs(expressive - neutral).sum(axis=2) > 30).mean() > 0.02  # expression changes the surface
     cx = lambda m: np.nonzero(m)[1].mean()  # noqa: E731
     assert abs(cx(_head_mask(_frame(flame_head, _motion(rot=(0, 0, 0.5))))) - cx(mask)) > 1.0  # roll
+
+
+@pytest.mark.parametrize("size", [64, 96, 128, 192, 512])
+def test_overlay_text_fits_small_panels(size):
+    """Captions and the strip's words shrink (or, where nothing legible fits, give way) so that nothing
+    runs past a panel's edge, at every --size."""
+    from dualtalk.render.overlay import Caption, ExpressionStrip
+
+    cap = Caption("B \u00b7 ground truth", size)
+    assert all(s.shape[1] <= size - 2 * cap.margin for s in cap.sprites.values())
+    strip = ExpressionStrip(size)
+    assert strip.label.shape[1] <= size and strip.note.shape[1] <= size
+    if size >= 384:  # the full words at the usual sizes
+        assert strip.label.shape[0] > 0 and strip.note.shape[0] > 0

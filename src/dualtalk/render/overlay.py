@@ -79,19 +79,38 @@ def hstack(sprites: list[np.ndarray], gap: int) -> np.ndarray:
     return np.ascontiguousarray(vstack([sp.transpose(1, 0, 2) for sp in sprites], gap).transpose(1, 0, 2))
 
 
+def fitted(make, size: int, width: int, smallest: int = 6) -> np.ndarray:
+    """``make(font_size)``, the font shrunk from ``size`` until the sprite is at most ``width`` pixels wide
+    (small panels, long names); at ``smallest`` it is taken as it is."""
+    sprite = make(size)
+    while sprite.shape[1] > width and size > smallest:
+        size -= 1
+        sprite = make(size)
+    return sprite
+
+
 class Caption:
     """Name and, when the person's audio is known, a speaking / listening tag; top-left of a panel."""
 
     def __init__(self, name: str, panel_size: int):
         fs = max(10, panel_size // 30)
         self.margin = max(4, panel_size // 48)
-        title = text_sprite(name, fs, (0.12, 0.12, 0.14), bold=True)
-        tags = {
-            None: None,
-            True: text_sprite("\u25cf speaking", int(fs * 0.85), (1, 1, 1), bold=True, pad=fs // 4, box=SPEAKING),
-            False: text_sprite("listening", int(fs * 0.85), (1, 1, 1), pad=fs // 4, box=LISTENING),
-        }
-        self.sprites = {k: title if v is None else hstack([title, v], gap=fs // 2) for k, v in tags.items()}
+        width = panel_size - 2 * self.margin
+
+        def caption(tag: bool | None, fs: int) -> np.ndarray:
+            title = text_sprite(name, fs, (0.12, 0.12, 0.14), bold=True)
+            if tag is None:
+                return title
+            if tag:
+                box = text_sprite("\u25cf speaking", int(fs * 0.85), (1, 1, 1), bold=True, pad=fs // 4, box=SPEAKING)
+            else:
+                box = text_sprite("listening", int(fs * 0.85), (1, 1, 1), pad=fs // 4, box=LISTENING)
+            return hstack([title, box], gap=fs // 2)
+
+        self.sprites = {k: fitted(lambda s, k=k: caption(k, s), fs, width) for k in (None, True, False)}
+        for k in (True, False):
+            if self.sprites[k].shape[1] > width:  # a tiny panel: the name alone
+                self.sprites[k] = self.sprites[None]
 
     def draw(self, image: np.ndarray, speaking: bool | None) -> None:
         blend(image, self.sprites[speaking], self.margin, self.margin)
@@ -119,19 +138,31 @@ class ExpressionStrip:
         self.height = max(6, panel_size // 28)
         self.x0 = (panel_size - self.cell * num) // 2
         self.y0 = panel_size - m - self.height
-        self.label = text_sprite(f"expression coefficients 1\u2013{num}  (blue \u2212, red +)", fs, (0.15, 0.15, 0.18))
+        width = panel_size - 2 * m
+        label = f"expression coefficients 1\u2013{num}  (blue \u2212, red +)"
+        self.label = fitted(lambda s: text_sprite(label, s, (0.15, 0.15, 0.18)), fs, width)
+        if self.label.shape[1] > width:  # a small panel: fewer words
+            short = f"exp 1\u2013{num} (blue \u2212, red +)"
+            self.label = fitted(lambda s: text_sprite(short, s, (0.15, 0.15, 0.18)), fs, width)
         note_color = (0.35, 0.2, 0.1)
         self.note = text_sprite(
             "built-in head: jaw + head rotation only \u00b7 full face needs --flame FILE", fs, note_color
         )
-        if self.note.shape[1] > panel_size - 2 * m:  # small panels: the same words on two lines
-            self.note = vstack(
-                [
-                    text_sprite("built-in head: jaw + head rotation only", fs, note_color),
-                    text_sprite("full face needs --flame FILE", fs, note_color),
-                ],
-                gap=max(1, fs // 4),
+        if self.note.shape[1] > width:  # small panels: the same words on two lines (smaller still if need be)
+            self.note = fitted(
+                lambda s: vstack(
+                    [
+                        text_sprite("built-in head: jaw + head rotation only", s, note_color),
+                        text_sprite("full face needs --flame FILE", s, note_color),
+                    ],
+                    gap=max(1, s // 4),
+                ),
+                fs,
+                width,
             )
+        nothing = np.zeros((0, 0, 4), np.float32)
+        self.note = self.note if self.note.shape[1] <= width else nothing  # a tiny panel: no words that do not fit
+        self.label = self.label if self.label.shape[1] <= width else nothing
         self.label_y = self.y0 - self.label.shape[0] - max(2, fs // 3)
         self.note_y = self.label_y - self.note.shape[0] - max(2, fs // 3)
         self.panel_size = panel_size
