@@ -183,7 +183,13 @@ class StreamClient:
         if (self_pcm is not None and len(self_pcm)) or (partner_pcm is not None and len(partner_pcm)):
             self.sent.append((time.perf_counter(), self._samples[SIDE_SELF], self._samples[SIDE_PARTNER]))
         if partner_motion is not None and len(partner_motion):
-            self._send(encode_motion(np.asarray(partner_motion, np.float32).reshape(-1, self.motion_dim)))
+            m = np.asarray(partner_motion, np.float32)
+            m = m[None] if m.ndim == 1 and len(m) == self.motion_dim else m  # one frame
+            if m.ndim != 2 or m.shape[1] != self.motion_dim:
+                raise DualTalkError(
+                    f"partner motion frames must be (k, {self.motion_dim}) in model order, got shape {m.shape}"
+                )
+            self._send(encode_motion(m))
 
     def latency(self) -> dict:
         """After :meth:`finish`: the added latency of each frame (its arrival minus the moment the audio that

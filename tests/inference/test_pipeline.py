@@ -523,3 +523,30 @@ def test_joint_generate_writes_both_people_or_neither(demo, tmp_path, monkeypatc
             "tiny-stream", a, b, None, out, partner_out=partner_out, options=InferenceOptions(progress=False)
         )
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_outputs_never_replace_inputs_and_follow_their_suffix(tiny_dir, tmp_path):
+    """An output naming an input (or the other output) is refused before any work; ``.npy`` is the
+    model-order array, ``.npz`` the dataset layout, anything else an error."""
+    import soundfile as sf
+
+    from dualtalk.errors import InputError
+    from dualtalk.inference.pipeline import generate
+    from dualtalk.io.motion import Motion, save_motion
+
+    rng = np.random.default_rng(0)
+    a, b, m = tmp_path / "A.wav", tmp_path / "B.wav", tmp_path / "A.npz"
+    sf.write(a, 0.1 * rng.standard_normal(16000).astype(np.float32), 16000)
+    sf.write(b, 0.1 * rng.standard_normal(16000).astype(np.float32), 16000)
+    save_motion(m, Motion.from_model(0.1 * rng.standard_normal((25, 56)).astype(np.float32)))
+    before = m.read_bytes()
+    with pytest.raises(InputError, match="is both out and partner_motion"):
+        generate(str(tiny_dir), b, a, m, out=m)
+    assert m.read_bytes() == before
+    with pytest.raises(InputError, match=r"a motion file is .npz \(the dataset layout\) or .npy"):
+        generate(str(tiny_dir), b, a, m, out=tmp_path / "B.txt")
+    motion = generate(str(tiny_dir), b, a, m, out=tmp_path / "B.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "B.npy"), motion.to_model())
+    with pytest.raises(InputError, match="not written: the motion contains NaN"):
+        save_motion(tmp_path / "nan.npz", Motion.from_model(np.full((3, 56), np.nan, np.float32)))
+    assert not (tmp_path / "nan.npz").exists()

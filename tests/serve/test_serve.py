@@ -730,3 +730,20 @@ def test_a_model_that_computes_nan_never_sends_it(tmp_path):
         ws.send_bytes(encode_audio(SIDE_PARTNER, b))
         error = expect_error(ws, "internal", 1011)
     assert "NaN" in error["message"]
+
+
+def test_client_encodes_int16_like_a_file_and_refuses_stereo_and_odd_motion():
+    """int16 samples are scaled by 1/32768 in f32le messages (as files and local sessions do), not sent as
+    numbers up to 32767; stereo (n, 2) is refused, not interleaved into twice as many mono samples."""
+    from dualtalk.errors import DualTalkError
+    from dualtalk.serve.protocol import decode_binary
+
+    x = np.array([0.5, -0.25, 0.0], np.float32)
+    pcm = (x * 32768).astype(np.int16)
+    side, got = decode_binary(encode_audio(SIDE_SELF, pcm, "f32le"), "f32le")
+    np.testing.assert_allclose(got, x, atol=1e-6)
+    assert np.array_equal(decode_binary(encode_audio(SIDE_SELF, pcm, "s16le"), "s16le")[1], x)
+    with pytest.raises(DualTalkError, match=r"mono, shape \(n,\); got shape \(3, 2\)"):
+        encode_audio(SIDE_SELF, np.stack([x, x], 1))
+    with pytest.raises(DualTalkError, match="float or int16, got int32"):
+        encode_audio(SIDE_SELF, pcm.astype(np.int32))

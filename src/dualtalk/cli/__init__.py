@@ -71,6 +71,18 @@ def output_file(text: str) -> str:
     return text
 
 
+def motion_output(text: str) -> str:
+    """:func:`output_file` for a motion file: ``.npz`` or ``.npy`` (what the readers take)."""
+    from ..errors import InputError
+    from ..io.motion import check_motion_suffix
+
+    try:
+        check_motion_suffix(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return output_file(text)
+
+
 def output_dir(text: str) -> str:
     """An argparse ``type`` for an option naming a directory to write into
     (:func:`~dualtalk.io.files.check_output_dir`)."""

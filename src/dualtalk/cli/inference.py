@@ -7,7 +7,7 @@ import sys
 
 from ..errors import DualTalkError
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions, has_native_bf16
-from . import distinct_outputs, output_dir, output_file, positive
+from . import distinct_outputs, motion_output, output_dir, positive
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -138,10 +138,15 @@ def register(sub) -> None:
         "model trained for it (e.g. demo-stream) runs on the two voices alone",
     )
     p.add_argument(
-        "--partner-out", type=output_file, help="also generate the partner (joint mode, causal models): output .npz"
+        "--partner-out",
+        type=motion_output,
+        help="also generate the partner (joint mode, causal models): output .npz (or .npy, model order)",
     )
     p.add_argument(
-        "--out", required=True, type=output_file, help="output .npz (exp (T,50), pose (T,6) = [global, jaw])"
+        "--out",
+        required=True,
+        type=motion_output,
+        help="output .npz (exp (T,50), pose (T,6) = [global, jaw]), or .npy (the (T,56) model-order array)",
     )
     p.set_defaults(func=_generate)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DualTalkError
+from ..errors import DualTalkError, InputError
 from ..features.audio_encoder import Wav2Vec2Encoder
 from ..io.conversation import discover_conversations, load_generation_inputs, partner_speaker
 from ..io.files import atomic_group
@@ -560,6 +560,10 @@ def generate(
     ``partner_out``: generate the partner too (joint mode, causal models, no ``partner_motion``), written there.
     """
     options = options or InferenceOptions()
+    _check_outputs(
+        {"out": out, "partner_out": partner_out},
+        {"self_audio": self_audio, "partner_audio": partner_audio, "partner_motion": partner_motion},
+    )
     net = _as_model(model, config, options.device, options.int8, options)
     if partner_out is not None and partner_motion is not None:
         raise DualTalkError("--partner-out generates the partner's motion: leave out --partner-motion")
@@ -587,6 +591,24 @@ def generate(
     if out is not None:
         save_motion(out, motion)
     return motion
+
+
+def _check_outputs(outputs: dict, inputs: dict) -> None:
+    """Before any work: each output is a motion file (.npz / .npy) that is neither an input nor another
+    output (one would replace the other: the user's recording by a motion file, or one person by the other)."""
+    from ..io.motion import check_motion_suffix
+
+    def same(a, b) -> bool:
+        return isinstance(b, (str, os.PathLike)) and os.path.realpath(a) == os.path.realpath(b)
+
+    named = [(k, v) for k, v in outputs.items() if v is not None]
+    for i, (name, path) in enumerate(named):
+        if not isinstance(path, (str, os.PathLike)):
+            raise DualTalkError(f"{name} must be a file path, got {type(path).__name__}")
+        check_motion_suffix(path)
+        for other, given in [*inputs.items(), *named[i + 1 :]]:
+            if same(path, given):
+                raise InputError(path, f"is both {name} and {other}: give the output its own file")
 
 
 def shard_from_env() -> tuple[int, int]:

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DualTalkError, InputError
 from ..layout import (
     ARKIT,
     ARKIT_DIM,
@@ -319,9 +319,31 @@ def load_any_motion(
     return _arkit_from_arrays(path, arrays) if target is ARKIT else _flame_from_arrays(path, arrays)
 
 
+#: the suffixes a motion file may have: a layout ``.npz`` or a model-order ``.npy`` array
+MOTION_SUFFIXES = (".npz", ".npy")
+
+
+def check_motion_suffix(path: str | os.PathLike) -> None:
+    """A motion file to write is ``.npz`` or ``.npy`` (what the readers take): one :class:`InputError` otherwise."""
+    if Path(path).suffix.lower() not in MOTION_SUFFIXES:
+        raise InputError(path, "a motion file is .npz (the dataset layout) or .npy (a model-order array)")
+
+
 def save_motion(path: str | os.PathLike, motion: AnyMotion) -> None:
-    """Write float32 ``.npz`` (atomically): FLAME ``exp`` (T, 50) and ``pose`` (T, 6) = [global, jaw], or
-    ARKit ``arkit`` (T, 52) and ``head`` (T, 3)."""
+    """Write float32 motion (atomically) as the suffix says: ``.npz``, FLAME ``exp`` (T, 50) and ``pose``
+    (T, 6) = [global, jaw], or ARKit ``arkit`` (T, 52) and ``head`` (T, 3); ``.npy``, the (T, 56) / (T, 55)
+    model-order array. Another suffix, or motion a reader would refuse (NaN), is an error."""
+    if not isinstance(motion, (Motion, ArkitMotion)):
+        raise DualTalkError(
+            f"save_motion(path, motion): motion must be a Motion or ArkitMotion, got {type(motion).__name__}"
+        )
+    check_motion_suffix(path)
+    problem = motion_values_problem(motion.to_model())
+    if problem is not None:
+        raise InputError(path, f"not written: the motion {problem}")
+    if Path(path).suffix.lower() == ".npy":
+        save_model_motion(path, motion.to_model())
+        return
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             if isinstance(motion, ArkitMotion):  # the keys are layout.NPZ_ARKIT and layout.NPZ_HEAD

@@ -36,6 +36,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import DualTalkError
 from ..io.audio import samples_problem
 from ..io.motion import motion_values_problem
 from ..layout import MOTION_DIM
@@ -193,10 +194,17 @@ def parse_text(text: str) -> Start | Motion | End:
 
 
 def encode_audio(side: int, samples: np.ndarray, encoding: str = "f32le") -> bytes:
-    """One binary message: the side tag + the samples in ``encoding`` (float input is clipped for s16le)."""
+    """One binary message: the side tag + mono samples (n,) in ``encoding``: float samples within +-1 or int16
+    (scaled by 1/32768 for f32le, as a file's are; float input is rounded and clipped for s16le)."""
     x = np.asarray(samples)
+    if x.ndim != 1:
+        raise DualTalkError(f"audio samples must be mono, shape (n,); got shape {x.shape} (mix the channels first)")
+    if x.dtype != np.int16 and x.dtype.kind != "f":
+        raise DualTalkError(f"audio samples must be float or int16, got {x.dtype}")
     if encoding == "s16le" and x.dtype != np.int16:
         x = np.clip(np.round(np.asarray(x, np.float64) * 32768.0), -32768, 32767)
+    elif encoding == "f32le" and x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
     return bytes([side]) + np.ascontiguousarray(x, dtype=ENCODINGS[encoding]).tobytes()
 
 
