@@ -488,3 +488,14 @@ def test_wav2vec2_encoder_computes_the_cnn_frames_the_interpolation_keeps(monkey
             encoder.time_major_cnn = True
             assert fast.shape == (1, frames, 32) and asked[-1] == steps
             torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
+
+
+def test_mel_encoder_takes_a_clip_shorter_than_half_its_window():
+    """A 100-sample clip (one motion frame of audio is 640) was a torch error in the STFT's reflect padding."""
+    from dualtalk.features.audio_encoder import build_audio_encoder
+    from dualtalk.model.presets import get_preset
+
+    enc = build_audio_encoder(get_preset("tiny-mel").audio_encoder).eval()
+    with torch.no_grad():
+        out = enc(torch.randn(1, 100), 1)
+    assert out.shape[:2] == (1, 1) and torch.isfinite(out).all()

@@ -344,6 +344,8 @@ class MelEncoder(nn.Module):
             hop_length=self.cfg.hop_length,
             window=self.window,
             center=True,
+            # a clip shorter than half a window (32 ms) cannot be mirrored at its ends: padded with silence
+            pad_mode="reflect" if wave.shape[-1] > self.cfg.n_fft // 2 else "constant",
             return_complex=True,
         )  # (B, F, N)
         power = spec.real.square() + spec.imag.square()  # (B, F, N)
