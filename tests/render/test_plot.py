@@ -65,3 +65,25 @@ def test_all_fifty_coefficients_plot_without_warnings(tmp_path, rng):
         warnings.simplefilter("error")  # matplotlib warned that a 50-entry legend did not fit
         out = plot_motion(_motion(rng), tmp_path / "all.png", num_exp=50)
     assert out.stat().st_size > 0
+
+
+def test_arrays_are_checked_as_files_are(tmp_path, rng):
+    """Audio and motion given as arrays: int16 scaled as a file's samples, stereo and NaN refused, a list
+    named (not a TypeError from deep inside)."""
+    from dualtalk.errors import DualTalkError
+    from dualtalk.render.video import as_audio, as_motion
+
+    x = (0.3 * rng.standard_normal(1600)).astype(np.float32)
+    np.testing.assert_allclose(as_audio((x * 32768).astype(np.int16)), x, atol=1e-4)
+    with pytest.raises(DualTalkError, match="mono, shape"):
+        as_audio(np.stack([x, x], 1))
+    with pytest.raises(DualTalkError, match="NaN"):
+        as_audio(np.full(10, np.nan, np.float32))
+    with pytest.raises(DualTalkError, match="got list"):
+        as_audio(list(x))
+    with pytest.raises(DualTalkError, match="NaN"):
+        as_motion(np.full((5, 56), np.nan, np.float32))
+    with pytest.raises(DualTalkError, match=r"\(T, 56\) in model order with T >= 1, got shape \(0, 56\)"):
+        as_motion(np.zeros((0, 56), np.float32))
+    with pytest.raises(DualTalkError, match=r"got shape \(5, 55\)"):
+        plot_motion(np.zeros((5, 55), np.float32), tmp_path / "x.png")

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DualTalkError, InputError, require
-from ..io.audio import load_audio
+from ..io.audio import load_audio, samples_problem
 from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from ..io.files import atomic_path
-from ..io.motion import Motion, load_model_motion
+from ..io.motion import Motion, load_model_motion, motion_values_problem
 from ..io.progress import progress as progress_bar
 from ..io.threads import limit_threads, single_thread_env
 from ..layout import FPS, SAMPLE_RATE, frames_for
@@ -42,12 +42,22 @@ BACKGROUND = np.array([0.94, 0.94, 0.95], np.float32)
 
 
 def as_motion(x, what: str = "motion") -> Motion:
-    """A :class:`Motion` from a Motion, a (T, 56) model-order array, or a ``.npz`` / ``.npy`` file path."""
+    """A :class:`Motion` from a Motion, a (T, 56) model-order array, or a ``.npz`` / ``.npy`` file path; the
+    values checked as a file's are (at least one frame, finite, of a face's range)."""
+    if isinstance(x, (str, os.PathLike)):
+        return Motion.from_model(load_model_motion(x))
     if isinstance(x, Motion):
-        return x
-    if isinstance(x, np.ndarray):
-        return Motion.from_model(x)
-    return Motion.from_model(load_model_motion(x))
+        arr = x.to_model()
+    elif isinstance(x, np.ndarray):
+        arr = x
+    else:
+        raise DualTalkError(f"the {what} must be a Motion, a (T, 56) array or a file path, got {type(x).__name__}")
+    if arr.ndim != 2 or arr.shape[1] != 56 or arr.shape[0] == 0:
+        raise DualTalkError(f"the {what} must be (T, 56) in model order with T >= 1, got shape {arr.shape}")
+    problem = motion_values_problem(np.asarray(arr, np.float32))
+    if problem is not None:
+        raise DualTalkError(f"the {what} {problem}")
+    return x if isinstance(x, Motion) else Motion.from_model(arr)
 
 
 def check_conversation(motion: Motion, others: list[tuple[object, object, str]]) -> None:
@@ -72,12 +82,23 @@ def check_conversation(motion: Motion, others: list[tuple[object, object, str]])
 
 
 def as_audio(x) -> np.ndarray | None:
-    """Mono float32 16 kHz from a path, or an array already at 16 kHz; None stays None."""
+    """Mono float32 16 kHz from a path, or a mono (n,) array already at 16 kHz (float, or int16 scaled by
+    1/32768 as a file's samples are; checked as a file's are); None stays None."""
     if x is None:
         return None
-    if isinstance(x, np.ndarray):
-        return np.asarray(x, np.float32).reshape(-1)
-    return load_audio(x)
+    if isinstance(x, (str, os.PathLike)):
+        return load_audio(x)
+    if not isinstance(x, np.ndarray):
+        raise DualTalkError(f"audio must be a file path or a mono (n,) array at 16 kHz, got {type(x).__name__}")
+    if x.ndim != 1:
+        raise DualTalkError(f"audio arrays must be mono, shape (n,); got shape {x.shape} (mix the channels first)")
+    if x.dtype != np.int16 and x.dtype.kind != "f":
+        raise DualTalkError(f"audio samples must be float or int16, got {x.dtype}")
+    wave = x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32)
+    problem = samples_problem(wave)
+    if problem is not None:
+        raise DualTalkError(f"the audio {problem}")
+    return wave
 
 
 def smooth_motion(motion: Motion, window: int = 7, order: int = 2) -> Motion:
