@@ -481,8 +481,9 @@ def override_mapping(item: str) -> dict:
 
 
 def apply_overrides(cfg: C, items: list[str] | tuple[str, ...]) -> C:
-    """Apply dotted ``key=value`` overrides one by one (each one checked; an error names the item)."""
-    for item in items:
+    """Apply dotted ``key=value`` overrides one by one (each one checked; an error names the item); a single
+    string is one override."""
+    for item in [items] if isinstance(items, str) else items:
         cfg = merge_dict(cfg, override_mapping(item), where=f"override {item!r}")
     return cfg
 
@@ -490,7 +491,7 @@ def apply_overrides(cfg: C, items: list[str] | tuple[str, ...]) -> C:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, but a key given twice in one mapping is an error (YAML keeps the last silently)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node, deep=False) -> dict:
         seen: set = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

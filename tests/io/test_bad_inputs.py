@@ -91,6 +91,9 @@ def make_case(case: str, tmp: Path) -> dict:
         w = np.zeros(T * 640)
         w[100] = 1e20
         write_wav(sa, w)
+    elif case == "self_audio_truncated":  # a copy cut short: libsndfile would read a shorter clip silently
+        write_wav(sa, 0.1 * rng.normal(size=T * 640))
+        sa.write_bytes(sa.read_bytes()[:2000])
     elif case == "partner_audio_missing":
         pa.unlink()
     elif case == "partner_audio_length_mismatch":

@@ -76,11 +76,12 @@ def motion_output(text: str) -> str:
     from ..errors import InputError
     from ..io.motion import check_motion_suffix
 
+    output_file(text)
     try:
         check_motion_suffix(text)
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return output_file(text)
+    return text
 
 
 def output_dir(text: str) -> str:

@@ -149,6 +149,11 @@ def model_dtype(model, options: InferenceOptions) -> torch.dtype:
 
 @dataclass
 class InferenceOptions:
+    """How :func:`generate` / :func:`predict` run a model: device, arithmetic, windowing, progress.
+
+    The library's default ``dtype`` is float32 (exact, the reference arithmetic); the command line's is
+    ``auto`` (bfloat16 where the device has it natively). ``InferenceOptions(dtype="auto", window=60)``."""
+
     device: str = "cpu"
     #: float32 (exact: the reference arithmetic), bfloat16, or auto (bfloat16 where the device has it
     #: natively, :func:`has_native_bf16`; the default of the command line)

@@ -48,6 +48,32 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(wave.astype(np.float32, copy=False), orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
+def _wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes the data chunk of a RIFF/WAVE file declares, bytes it holds) when it holds fewer: a file cut
+    short (a copy or download interrupted), which libsndfile reads as a shorter clip without a word. None
+    for any other file, or a header that leaves the size open (streamed WAVs declare 0 or 0xFFFFFFFF)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            offset = 12
+            while offset + 8 <= size:
+                fh.seek(offset)
+                chunk = fh.read(8)
+                declared = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    held = size - (offset + 8)
+                    if declared in (0, 0xFFFFFFFF) or held >= declared:
+                        return None
+                    return declared, held
+                offset += 8 + declared + (declared & 1)
+    except OSError:
+        return None
+    return None
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``: shape (S,).
 
@@ -56,6 +82,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     A silent clip is valid (that person only listens).
     """
     path = Path(path)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise InputError(None, f"load_audio: sample_rate must be a whole number of Hz, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(None, f"load_audio: sample_rate {sample_rate} Hz is outside 4,000 to 384,000 Hz")
     if not path.exists():
         raise InputError(path, "audio file not found")
     if path.is_dir():
@@ -71,6 +101,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         )
     if data.shape[0] == 0:
         raise InputError(path, "audio file contains no samples")
+    short = _wav_shortfall(path)
+    if short is not None:
+        raise InputError(
+            path, f"truncated: its header declares {short[0]:,} bytes of samples, the file holds {short[1]:,}"
+        )
     problem = samples_problem(data)
     if problem is not None:
         raise InputError(path, f"audio {problem}")

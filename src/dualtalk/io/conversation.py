@@ -130,6 +130,18 @@ def load_generation_inputs(
     """Read and check the input files of one generation (``partner_motion`` may be None: audio only);
     T comes from the self audio. ``layout``: the model's motion layout (a partner motion file of the other
     layout is an error naming it)."""
+    from ..errors import DualTalkError
+
+    for name, given in (
+        ("self_audio", self_audio),
+        ("partner_audio", partner_audio),
+        ("partner_motion", partner_motion),
+    ):
+        if given is not None and not isinstance(given, (str, os.PathLike)):  # arrays: StreamingSession, run_model
+            raise DualTalkError(
+                f"{name} must be a file path, got {type(given).__name__} "
+                "(for arrays: dualtalk.inference.pipeline.run_model)"
+            )
     wav_b = load_audio(self_audio, sample_rate)
     wav_a = load_audio(partner_audio, sample_rate)
     t = num_frames(len(wav_b), sample_rate, fps)

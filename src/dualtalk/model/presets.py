@@ -51,10 +51,12 @@ def list_presets() -> list[str]:
     return sorted(_PRESETS)
 
 
-def get_preset(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DualTalkConfig:
+def get_preset(name: str, overrides: list[str] | tuple[str, ...] | str = ()) -> DualTalkConfig:
+    """The model config of preset ``name`` (:func:`list_presets`), with dotted ``key=value`` ``overrides``
+    applied and checked: ``get_preset("small", ["feature_dim=128"])``."""
     if name not in _PRESETS:
         raise DualTalkError(f"unknown model preset {name!r} (known: {', '.join(list_presets())})")
-    return apply_overrides(_PRESETS[name](), list(overrides)).check()
+    return apply_overrides(_PRESETS[name](), [overrides] if isinstance(overrides, str) else list(overrides)).check()
 
 
 #: wav2vec2-large-lv60's architecture at toy size (same layer kinds and CNN strides: the real code path)

@@ -87,7 +87,7 @@ def compose_train_config(
         cfg = _apply(cfg, {"preset": preset}, "--preset")
     if max_steps is not None:
         cfg = _apply(cfg, {"max_steps": max_steps}, "--max-steps")
-    for item in overrides:
+    for item in [overrides] if isinstance(overrides, str) else overrides:  # a single string: one override
         cfg = _apply(cfg, override_mapping(item), f"override {item!r}")
     check_train_config(cfg)
     return cfg
