@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+from safetensors.numpy import save_file
+
 from dualtalk import benchmark as b
 from dualtalk.config import to_dict
 from dualtalk.train import compose_train_config
@@ -21,6 +24,9 @@ def test_a_record_without_a_newer_field_is_reused_with_its_default(tmp_path):
     (out / "pred" / "dualtalk_paper").mkdir(parents=True)
     run = out / "runs" / "dualtalk_paper"
     run.mkdir(parents=True)
+    (run / "best").mkdir()  # a readable model directory (what it holds is not read here)
+    (run / "best" / "config.json").write_text("{}")
+    save_file({"w": np.zeros(3, np.float32)}, str(run / "best" / "model.safetensors"))
     old = json.loads(json.dumps(to_dict(config())))
     del old["ema_decay"]  # as a version before the field wrote it
     record = {"data": str(data.resolve()), "config": old, "audio_only": [], "seconds": 12.5}
