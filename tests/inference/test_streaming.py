@@ -511,3 +511,41 @@ def test_stream_dtype_options(tmp_path, capsys):
     capsys.readouterr()
     assert main(common + [str(tmp_path / "x.npz"), "--exact", "--dtype", "bfloat16"]) == 2
     assert "--exact is float32" in capsys.readouterr().err
+
+
+def test_joint_mode_with_voices_of_different_rates_and_channels():
+    """A's voice at 48 kHz stereo, B's at 16 kHz mono: each head reads its own voice at its own rate (B's
+    session had A's settings for both, and made 26 frames of wrong motion from 1 s)."""
+    m = model()
+    a, b, _ = signals(1.0, 7)
+    a48 = np.repeat(a, 3)
+    mixed = JointSession(m, sample_rate=48000, channels=2, partner_sample_rate=16000, partner_channels=1)
+    oa, ob = mixed.push(np.stack([a48, a48], 1), b)
+    fa, fb = mixed.flush()
+    gen_a, gen_b = np.concatenate([oa, fa]), np.concatenate([ob, fb])
+    assert gen_a.shape == gen_b.shape == (25, 56)
+    same = JointSession(m)  # the same voices given at 16 kHz: A's resampled from 48 kHz first
+    import soxr
+
+    ra, rb = same.push(soxr.resample(a48, 48000, 16000, quality="HQ").astype(np.float32), b)
+    sa, sb = same.flush()
+    np.testing.assert_allclose(gen_a, np.concatenate([ra, sa]), atol=1e-3)
+    np.testing.assert_allclose(gen_b, np.concatenate([rb, sb]), atol=1e-3)
+
+
+def test_a_push_that_raises_takes_nothing():
+    """Good self audio beside a bad partner chunk (or bad motion): the error leaves the session as it was, so
+    the corrected push carries on; ragged or non-numeric motion is a DualTalkError."""
+    m = model()
+    a, b, motion = signals(1.0, 5)
+    s = StreamingSession(m, partner_motion=True)
+    bad = b.copy()
+    bad[3] = np.nan
+    with pytest.raises(DualTalkError, match="partner audio: audio contains NaN"):
+        s.push(a, bad, motion)
+    with pytest.raises(DualTalkError, match="partner motion frames must be numbers"):
+        s.push(a, b, [[0.0] * 56, [0.0] * 3])
+    with pytest.raises(DualTalkError, match="partner motion frames must be numbers"):
+        s.push(a, b, [["x"] * 56])
+    out = np.concatenate([s.push(a, b, motion), s.flush()])
+    np.testing.assert_allclose(out, offline(m, a, b, motion), atol=1e-5)

@@ -71,7 +71,18 @@ class _AudioStream:
             if last and self.resampler is not None:
                 self._append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
             return
-        x = np.asarray(pcm)
+        x = self.check(pcm)
+        assert x is not None
+        self.take(x, last)
+
+    def check(self, pcm) -> np.ndarray | None:
+        """The pushed samples as mono float32 (checked; nothing taken yet); None stays None."""
+        if pcm is None:
+            return None
+        try:
+            x = np.asarray(pcm)
+        except (ValueError, TypeError):
+            raise DualTalkError(f"{self.name}: samples must be an array of numbers") from None
         if x.dtype == np.int16:
             x = x.astype(np.float32) / 32768.0
         if not np.issubdtype(x.dtype, np.floating) and x.size:
@@ -86,6 +97,10 @@ class _AudioStream:
         problem = samples_problem(x)
         if problem is not None:
             raise DualTalkError(f"{self.name}: audio {problem}")
+        return x
+
+    def take(self, x: np.ndarray, last: bool = False) -> None:
+        """Samples :meth:`check` returned, resampled to the model's rate and buffered."""
         if self.resampler is not None:
             x = self.resampler.resample_chunk(x, last=last)
         self._append(x)
@@ -169,21 +184,36 @@ class StreamingSession:
         """Add input without computing (``push`` = ``feed`` + compute what is ready)."""
         if self.closed:
             raise DualTalkError("the stream was flushed: start a new session")
+        # every input checked before any is taken: a push that raises leaves the session as it was
+        x_self = self.voices["self"].check(self_pcm)
+        x_partner = self.voices["partner"].check(partner_pcm)
+        m = self._check_motion(partner_motion) if partner_motion is not None else None
         if self.use_motion is None:  # decided by the first push
-            self.use_motion = partner_motion is not None
-            if not self.use_motion:
+            if m is None:
                 self._check_audio_only()
-        self.voices["self"].push(self_pcm)
-        self.voices["partner"].push(partner_pcm)
-        if partner_motion is not None:
-            self.push_motion(partner_motion)
+            self.use_motion = m is not None
+        if x_self is not None:
+            self.voices["self"].take(x_self)
+        if x_partner is not None:
+            self.voices["partner"].take(x_partner)
+        if m is not None:
+            self._take_motion(m)
         self._check_skew()
 
     def push_motion(self, frames) -> None:
         """Partner motion frames (k, 56) model order (or (56,) one frame), in order."""
         if self.closed:
             raise DualTalkError("the stream was flushed: start a new session")
-        m = np.asarray(frames, dtype=np.float32)
+        self._take_motion(self._check_motion(frames))
+
+    def _check_motion(self, frames) -> np.ndarray:
+        try:
+            m = np.asarray(frames, dtype=np.float32)
+        except (ValueError, TypeError):  # strings, ragged rows
+            raise DualTalkError(
+                f"partner motion frames must be numbers, (k, {self.dim}) in model order "
+                f"({self.cfg.motion_layout} layout)"
+            ) from None
         if m.ndim == 1:
             m = m[None]
         if m.ndim != 2 or m.shape[1] != self.dim:
@@ -196,6 +226,9 @@ class StreamingSession:
             raise DualTalkError(f"partner motion {problem}")
         if self.use_motion is False:
             raise DualTalkError("this session was started without the partner's motion (partner_motion=False)")
+        return m
+
+    def _take_motion(self, m: np.ndarray) -> None:
         self.use_motion = True
         if len(m):
             self.motion.extend(m)
@@ -413,8 +446,21 @@ class JointSession:
     ``partner_motion_delay`` (>= 1) frames late. ``push(a_pcm, b_pcm) -> (frames of A, frames of B)``."""
 
     def __init__(self, model, model_b=None, **audio):
-        self.a = StreamingSession(model, partner_motion=True, **audio)
-        self.b = StreamingSession(model_b if model_b is not None else model, partner_motion=True, **audio)
+        """``audio``: ``sample_rate`` / ``channels`` of A's voice (the first of each push), ``partner_sample_rate``
+        / ``partner_channels`` of B's (default: A's), as for :class:`StreamingSession`."""
+        rate, channels = audio.pop("sample_rate", 16000), audio.pop("channels", 1)
+        rate_b, channels_b = (
+            audio.pop("partner_sample_rate", None) or rate,
+            audio.pop("partner_channels", None) or channels,
+        )
+        self.a = StreamingSession(
+            model, partner_motion=True, sample_rate=rate, channels=channels, partner_sample_rate=rate_b,
+            partner_channels=channels_b, **audio,
+        )  # fmt: skip
+        self.b = StreamingSession(  # B's own voice is A's partner: the two voices' settings swap
+            model_b if model_b is not None else model, partner_motion=True, sample_rate=rate_b, channels=channels_b,
+            partner_sample_rate=rate, partner_channels=channels, **audio,
+        )  # fmt: skip
         for s in (self.a, self.b):
             if s.cfg.partner_motion_delay < 1:
                 raise DualTalkError(
