@@ -176,9 +176,14 @@ class StreamClient:
         """Audio of either or both voices (mono, at ``sample_rate``) and/or partner motion frames (k, motion_dim),
         model order."""
         self._raise_if_failed()
+        # a chunk larger than the server takes in one message (its hello's max_message_bytes) goes as several
+        limit = int(self.hello.get("max_message_bytes") or 1 << 20) - 1  # the side tag's byte
+        per_message = max(1, limit // (2 if self.encoding == "s16le" else 4))
         for side, pcm in ((SIDE_SELF, self_pcm), (SIDE_PARTNER, partner_pcm)):
             if pcm is not None and len(pcm):
-                self._send(encode_audio(side, np.asarray(pcm), self.encoding))
+                x = np.asarray(pcm)
+                for i in range(0, len(x), per_message):
+                    self._send(encode_audio(side, x[i : i + per_message], self.encoding))
                 self._samples[side] += len(pcm)
         if (self_pcm is not None and len(self_pcm)) or (partner_pcm is not None and len(partner_pcm)):
             self.sent.append((time.perf_counter(), self._samples[SIDE_SELF], self._samples[SIDE_PARTNER]))
@@ -189,7 +194,9 @@ class StreamClient:
                 raise DualTalkError(
                     f"partner motion frames must be (k, {self.motion_dim}) in model order, got shape {m.shape}"
                 )
-            self._send(encode_motion(m))
+            rows = max(1, limit // (4 * self.motion_dim))
+            for i in range(0, len(m), rows):
+                self._send(encode_motion(m[i : i + rows]))
 
     def latency(self) -> dict:
         """After :meth:`finish`: the added latency of each frame (its arrival minus the moment the audio that
@@ -264,7 +271,7 @@ def stream_files_remote(
     (the server is asked for ARKit output: Live Link Face CSV / JSON). -> the stats: frames, seconds, wall
     time, real-time factor (wall / audio)."""
     from .io.conversation import load_generation_inputs
-    from .io.files import atomic_write_text
+    from .io.files import atomic_group, atomic_write_text
     from .io.motion import motion_from_model, save_motion
 
     if format not in ("npz", "arkit-csv", "arkit-json"):
@@ -308,16 +315,6 @@ def stream_files_remote(
         timing = c.latency()
     wall = time.perf_counter() - started
     seconds = len(a) / sr
-    if format == "npz":
-        save_motion(out, motion_from_model(result["self"], layout, fps))
-        if joint:
-            save_motion(partner_out, motion_from_model(result["partner"], layout, fps))
-    else:
-        from .export.arkit import write_arkit_channels
-
-        write_arkit_channels(out, result["self"], fps, format)
-        if joint:
-            write_arkit_channels(partner_out, result["partner"], fps, format)
     summary = {
         "server": url,
         "model": hello["model"],
@@ -331,12 +328,33 @@ def stream_files_remote(
         "partner_motion": motion is not None,
         "format": format,
         "wall_seconds": wall,
-        "real_time_factor": wall / seconds if seconds else 0.0,
+        # as the local run's: the compute (here the server's, per model call) over the audio's duration
+        "real_time_factor": _compute_seconds(c) / seconds if seconds else 0.0,
+        "wall_real_time_factor": wall / seconds if seconds else 0.0,
         **timing,
     }
-    if stats is not None:
-        atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
+    with atomic_group():  # the motion (both people's) and the stats: all of them or none, as the local run
+        if format == "npz":
+            save_motion(out, motion_from_model(result["self"], layout, fps))
+            if joint:
+                save_motion(partner_out, motion_from_model(result["partner"], layout, fps))
+        else:
+            from .export.arkit import write_arkit_channels
+
+            write_arkit_channels(out, result["self"], fps, format)
+            if joint:
+                write_arkit_channels(partner_out, result["partner"], fps, format)
+        if stats is not None:
+            atomic_write_text(stats, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _compute_seconds(client: StreamClient) -> float:
+    """The server's compute over the session: the sum of its model calls' times (each call once)."""
+    calls = [
+        ms for person, *_, ms in client.arrivals if person == "self" and ms is not None
+    ]  # joint: one call, 2 heads
+    return sum(float(ms) for ms in calls) / 1000.0
 
 
 __all__ = ["StreamClient", "stream_files_remote"]

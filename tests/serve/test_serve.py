@@ -747,3 +747,18 @@ def test_client_encodes_int16_like_a_file_and_refuses_stereo_and_odd_motion():
         encode_audio(SIDE_SELF, np.stack([x, x], 1))
     with pytest.raises(DualTalkError, match="float or int16, got int32"):
         encode_audio(SIDE_SELF, pcm.astype(np.int32))
+
+
+def test_client_splits_a_chunk_larger_than_a_message(model_dir, net):
+    """--chunk-ms longer than one WebSocket message holds (1 KiB here): the client sends it as several
+    messages (the server closed the session with 1009), and the frames are the local session's."""
+    from dualtalk.client import StreamClient
+
+    a, b, motion = signals(1.2, seed=4)
+    with running_server(make_app(model_dir, limits=Limits(max_message_bytes=1024))) as url:
+        with StreamClient(url, partner_motion=True) as c:
+            c.send(b, a, motion)
+            got = c.finish()["self"]
+    s = StreamingSession(net, partner_motion=True)
+    expected = np.concatenate([s.push(b, a, motion), s.flush()])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
