@@ -131,3 +131,17 @@ def test_overrides_may_follow_options_and_strays_name_the_command(capsys):
         capsys.readouterr().err
         == "error: dualtalk train: unrecognized arguments: --bogus (see dualtalk train --help)\n"
     )
+
+
+def test_stream_refuses_options_it_would_ignore_or_misname(tmp_path, capsys):
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    common = ["stream", "--self-audio", str(wav), "--partner-audio", str(wav)]
+    assert cli.main([*common, "--out", str(tmp_path / "x.xyz")]) == 2  # an npz under another name
+    assert "a motion file is .npz (the dataset layout) or .npy" in capsys.readouterr().err
+    remote = [*common, "--out", str(tmp_path / "x.npz"), "--server", "ws://127.0.0.1:9/v1/stream"]
+    assert cli.main([*remote, "--dtype", "bfloat16"]) == 2  # the server's model runs, not this one
+    assert "--server runs the server's model" in capsys.readouterr().err
+    assert not list(tmp_path.glob("x.*"))

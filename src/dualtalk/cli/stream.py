@@ -98,6 +98,14 @@ def run(args) -> int:
     fmt = args.format
     if fmt == "auto":
         fmt = {".csv": "arkit-csv", ".json": "arkit-json"}.get(Path(args.out).suffix.lower(), "npz")
+    if fmt == "npz":  # a motion file is read back by its suffix: .npz (or .npy), not whatever --out says
+        from ..io.motion import check_motion_suffix
+
+        for out in (args.out, args.partner_out):
+            if out is not None:
+                check_motion_suffix(out)
+    if args.server and (args.model != "demo-stream" or args.dtype != "auto" or args.exact):
+        raise DualTalkError("--server runs the server's model: leave out --model, --dtype and --exact")
 
     if is_microphone(args.self_audio) or is_microphone(args.partner_audio):
         if args.server:
