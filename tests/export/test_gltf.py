@@ -284,3 +284,17 @@ def test_cli_export_glb(tmp_path, capsys):
     save_motion(path, lively_motion())
     assert main(["export", "--motion", str(path), "--out", str(tmp_path / "B.glb")]) == 0
     assert "builtin head, 30 frames at 25 fps" in capsys.readouterr().out
+
+
+def test_motion_objects_are_checked_as_files_are(tmp_path):
+    """A Motion with no frames or NaN was written into a .glb the validator rejects; other types are named."""
+    from dualtalk.errors import DualTalkError
+
+    for motion, message in (
+        (Motion.from_model(np.zeros((0, 56), np.float32)), "has no frames"),
+        (Motion.from_model(np.full((3, 56), np.nan, np.float32)), "NaN"),
+        (np.zeros((3, 56)), "got ndarray"),
+    ):
+        with pytest.raises(DualTalkError, match=message):
+            export_gltf(motion, tmp_path / "B.glb")
+    assert not list(tmp_path.iterdir())

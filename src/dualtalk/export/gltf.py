@@ -56,7 +56,15 @@ from ..flame import JAW, N_JOINTS, NECK, FlameModel, load_flame, rodrigues
 from ..io.audio import load_audio
 from ..io.conversation import check_length
 from ..io.files import atomic_group, atomic_path
-from ..io.motion import AnyMotion, ArkitMotion, Motion, load_any_motion, load_model_motion, motion_from_model
+from ..io.motion import (
+    AnyMotion,
+    ArkitMotion,
+    Motion,
+    load_any_motion,
+    load_model_motion,
+    motion_from_model,
+    motion_values_problem,
+)
 from ..layout import ARKIT_NAMES, LAYOUTS, N_EXP, frames_for
 
 #: FLAME's joints in its order (``dualtalk.flame``: 0 root, 1 neck, 2 jaw, 3 left eye, 4 right eye)
@@ -466,8 +474,14 @@ def as_motion(motion) -> Motion:
 def as_any_motion(motion) -> AnyMotion:
     """FLAME or ARKit motion from a :class:`Motion`, an :class:`ArkitMotion` or a file (``.npz`` of either
     layout; a model-order ``.npy``, (T, 56) FLAME or (T, 55) ARKit)."""
-    if isinstance(motion, (Motion, ArkitMotion)):
+    if isinstance(motion, (Motion, ArkitMotion)):  # checked as a file's values are (one frame at least, finite)
+        x = motion.to_model()
+        problem = "has no frames" if len(x) == 0 else motion_values_problem(x)
+        if problem is not None:
+            raise DualTalkError(f"the motion {problem}")
         return motion
+    if not isinstance(motion, (str, os.PathLike)):
+        raise DualTalkError(f"motion must be a Motion, an ArkitMotion or a file path, got {type(motion).__name__}")
     if Path(motion).suffix == ".npz":
         return load_any_motion(motion)
     x = load_model_motion(motion, None)

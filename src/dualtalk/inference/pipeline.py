@@ -652,6 +652,8 @@ def predict(
     if workers < 1:
         raise DualTalkError(f"workers must be >= 1, got {workers}")
     index, count = shard if shard is not None else shard_from_env()
+    if not (isinstance(count, int) and isinstance(index, int) and count >= 1 and 0 <= index < count):
+        raise DualTalkError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
     conversations = discover_conversations(data_dir)
     if workers > 1:
         if isinstance(model, torch.nn.Module):
