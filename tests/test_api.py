@@ -54,3 +54,22 @@ def test_cli_lists_every_subcommand():
         "demo",
     ):
         assert cmd in text, cmd
+
+
+def test_library_misuse_is_one_clear_error(tmp_path):
+    """Arguments a library user may get wrong are checked before anything is written (a sweep found them
+    failing late or as bare Python errors)."""
+    import pytest
+
+    import dualtalk
+    from dualtalk.errors import DualTalkError
+
+    for kwargs, message in ((dict(size=100), "multiple of 16"), (dict(seconds=0), "seconds must be > 0")):
+        with pytest.raises(DualTalkError, match=message):
+            dualtalk.run_demo(tmp_path / "demo", **kwargs)
+    assert not (tmp_path / "demo").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DualTalkError, match="exists and is not a directory"):
+        dualtalk.train_model(tmp_path, tmp_path / "file", preset="tiny-mel", max_steps=1, progress=False)
+    with pytest.raises(DualTalkError, match=r"shard must be \(index, count\)"):
+        dualtalk.predict("demo", tmp_path, tmp_path / "pred", shard=(0, 0))

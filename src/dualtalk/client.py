@@ -156,6 +156,8 @@ class StreamClient:
 
     def frames(self, person: str = "self") -> np.ndarray:
         """The frames of ``person`` received so far, (n, len(channels)): model order, or ARKit channels."""
+        if person not in self._frames:
+            raise DualTalkError(f"no frames of {person!r} in this session (its people: {', '.join(self._frames)})")
         with self._lock:
             parts = list(self._frames[person])
         return np.concatenate(parts) if parts else np.zeros((0, self.width), np.float32)

@@ -85,6 +85,11 @@ def run_demo(
     require("matplotlib", "render")
     if video:
         require("imageio_ffmpeg", "render")
+        from .render.video import check_video_size
+
+        check_video_size(size)  # before anything is written
+    if not real and not (isinstance(seconds, (int, float)) and seconds > 0):
+        raise DualTalkError(f"seconds must be > 0, got {seconds!r}")
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     options = InferenceOptions(progress=False)

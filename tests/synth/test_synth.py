@@ -550,3 +550,13 @@ def test_cli_random_causes_and_scenario_files(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.json" in err[0]
     assert not (tmp_path / "z").exists()
+
+
+def test_corpus_directory_has_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    make_corpus(tmp_path / "c", 1, 2, progress=False)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o777 & ~umask  # not mkdtemp's private 0700

@@ -60,6 +60,12 @@ def as_motion(x, what: str = "motion") -> Motion:
     return x if isinstance(x, Motion) else Motion.from_model(arr)
 
 
+def check_video_size(size) -> None:
+    """A panel size the encoder takes (a multiple of 16, 64 to 2048 pixels): one error line otherwise."""
+    if not (isinstance(size, int) and not isinstance(size, bool) and 64 <= size <= 2048 and size % 16 == 0):
+        raise DualTalkError(f"--size must be a multiple of 16 between 64 and 2048, got {size}")
+
+
 def check_conversation(motion: Motion, others: list[tuple[object, object, str]]) -> None:
     """Everything drawn beside ``motion`` (other people's motion, audio: (the loaded value, what the user gave,
     a name); None values skipped) is of its conversation: within :data:`MAX_LENGTH_MISMATCH_FRAMES` frames of
@@ -335,8 +341,7 @@ def render_video(
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(out, "the output must be an .mp4 file")
-    if not (isinstance(size, int) and 64 <= size <= 2048 and size % 16 == 0):
-        raise DualTalkError(f"--size must be a multiple of 16 between 64 and 2048, got {size}")
+    check_video_size(size)
     if partner_audio is not None and partner_motion is None:
         raise DualTalkError("--partner-audio needs --partner-motion")
     if backend not in BACKENDS:

@@ -229,6 +229,8 @@ def create_app(
     from ..model.checkpoint import load_model
     from ..render.heads import BuiltinHead, FlameHead
 
+    if isinstance(model_name, os.PathLike):  # a model directory as a Path
+        model_name = os.fspath(model_name)
     limits = limits or Limits()
     flame_model = None
     if flame is not None:

@@ -319,6 +319,9 @@ def make_corpus(
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # the corpus a directory like any other (mkdtemp's is private: 0700)
     except OSError as exc:
         raise InputError(out_dir, f"cannot create the output directory ({exc.strerror or exc})") from None
     try:

@@ -527,6 +527,8 @@ class Trainer:
             raise InputError(self.data_dir, "data directory not found")
 
         def on_main() -> Path | None:  # rank 0 alone; its error stops every process
+            if run.exists() and not run.is_dir():
+                raise InputError(run, "exists and is not a directory: --out names the run directory to create")
             self.check_data_layout()
             others = run.is_dir() and any(p.name != ".lock" for p in run.iterdir())
             if not self.resume and others and not (run / "config.yaml").exists():
