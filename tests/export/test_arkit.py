@@ -223,3 +223,19 @@ def test_commands_fit_then_export(tmp_path, capsys):
     assert main(["fit-arkit-map", *args]) == 0
     fit = load_arkit_map(out).fit
     assert fit["expression_tied"] and 0 <= fit["expression_mirror_residual"]
+
+
+def test_fit_and_apply_check_their_arrays(tmp_path):
+    from dualtalk.errors import DualTalkError
+    from dualtalk.export.arkit import fit_arkit_map
+
+    x = np.random.default_rng(0).normal(0, 0.1, (40, 56)).astype(np.float32)
+    with pytest.raises(DualTalkError, match=r"\(T, 52\) weights"):
+        fit_arkit_map([x], [np.zeros((40, 50))])  # was an IndexError
+    with pytest.raises(DualTalkError, match=r"in \[0, 1\]; got 0 to 5"):
+        fit_arkit_map([x], [np.full((40, 52), 5.0) * (np.arange(40) > 0)[:, None]])
+    amap = known_map()
+    amap.save(tmp_path / "map.json")
+    np.testing.assert_array_equal(flame_to_arkit(x, tmp_path / "map.json"), flame_to_arkit(x, amap))  # a map file
+    with pytest.raises(DualTalkError, match=r"\(T, 56\) model-order array, got \(40, 50\)"):
+        flame_to_arkit(x[:, :50], amap)

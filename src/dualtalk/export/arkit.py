@@ -211,13 +211,15 @@ def load_arkit_map(path: str | os.PathLike) -> ArkitMap:
 def _model_frames(motion: Motion | np.ndarray) -> np.ndarray:
     x = motion.to_model() if isinstance(motion, Motion) else np.asarray(motion, np.float32)
     if x.ndim != 2 or x.shape[1] != MOTION_DIM:
-        raise ValueError(f"motion must be a Motion or a (T, {MOTION_DIM}) model-order array, got {x.shape}")
+        raise DualTalkError(f"motion must be a Motion or a (T, {MOTION_DIM}) model-order array, got {x.shape}")
     return x.astype(np.float64)
 
 
-def flame_to_arkit(motion: Motion | np.ndarray, arkit_map: ArkitMap) -> np.ndarray:
+def flame_to_arkit(motion: Motion | np.ndarray, arkit_map: ArkitMap | str | os.PathLike) -> np.ndarray:
     """(T, 52) ARKit weights in [0, 1] (columns in :data:`ARKIT_NAMES` order) from a :class:`Motion` or a
     (T, 56) model-order array. Rows the map does not define are 0."""
+    if isinstance(arkit_map, (str, os.PathLike)):  # a map file
+        arkit_map = load_arkit_map(arkit_map)
     x = _model_frames(motion)
     y = x @ arkit_map.weights.T + arkit_map.bias  # (T, 52)
     y[:, ~arkit_map.defined] = 0.0
@@ -507,6 +509,10 @@ def fit_arkit_map(
     for m, y in zip(motions, arkit):
         x = _model_frames(m)
         y = np.asarray(y, np.float64)
+        if y.ndim != 2 or y.shape[1] != N_ARKIT:
+            raise DualTalkError(f"ARKit sequences must be (T, {N_ARKIT}) weights in ARKIT_NAMES order, got {y.shape}")
+        if not np.isfinite(y).all() or y.min() < 0.0 or y.max() > 1.0:
+            raise DualTalkError(f"ARKit weights must be finite and in [0, 1]; got {y.min():g} to {y.max():g}")
         if len(x) != len(y):
             raise DualTalkError(f"a motion has {len(x)} frames but its ARKit sequence {len(y)}")
         cut = len(x) - int(round(holdout * len(x)))
