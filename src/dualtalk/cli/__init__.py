@@ -148,16 +148,29 @@ class Terminated(KeyboardInterrupt):
     not yet complete are removed, workers stopped), reported as ``error: terminated``, exit status 143."""
 
 
+#: the process that installed :func:`_terminate` (a process forked from it inherits the handler)
+_TERMINATE_OWNER: list[int] = []
+
+
 def _terminate(signum, frame) -> NoReturn:
+    import os
+
+    if _TERMINATE_OWNER and os.getpid() != _TERMINATE_OWNER[-1]:
+        # a forked worker told to stop before it set its own handler (a pool terminated while it starts): it
+        # ends at once, as it would by default, without a traceback
+        os._exit(128 + signum)
     raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``dualtalk`` command: 0 done, 2 an error (one line), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+    import os
     import signal
     import threading
 
     main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        _TERMINATE_OWNER.append(os.getpid())
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # train, serve set their own
     try:
         parser = build_parser()  # imports every command's module: an interrupt may come in the middle
@@ -179,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+            _TERMINATE_OWNER.pop()
     return int(code or 0)
 
 
