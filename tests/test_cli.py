@@ -145,3 +145,22 @@ def test_stream_refuses_options_it_would_ignore_or_misname(tmp_path, capsys):
     assert cli.main([*remote, "--dtype", "bfloat16"]) == 2  # the server's model runs, not this one
     assert "--server runs the server's model" in capsys.readouterr().err
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_ctrl_c_at_a_terminal_stops_render_and_its_workers(tmp_path):
+    """A terminal sends Ctrl-C to every process of the group, the render workers included: one line
+    (exit 130), no worker traceback, nothing left."""
+    rng = np.random.default_rng(1)
+    T = 1500
+    motion = tmp_path / "m.npz"
+    exp = rng.normal(0, 1, (T, 50)).astype(np.float32)
+    save_motion(motion, Motion(exp, np.zeros((T, 3), np.float32), rng.normal(0, 0.1, (T, 3)).astype(np.float32)))
+    out = tmp_path / "video"
+    out.mkdir()
+    cmd = [EXE, "render", "--motion", str(motion), "--out", str(out / "x.mp4"), "--size", "64", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(lambda: any(p.startswith(".") for p in os.listdir(out)), proc, "video being written")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err == "error: interrupted\n", err
+    assert os.listdir(out) == []

@@ -234,7 +234,13 @@ class StreamClient:
         self._thread.join(timeout=timeout)
         self._raise_if_failed()
         if self.done is None:
-            raise DualTalkError(f"{self.url}: the session ended without 'done' (close code {self.close_code})")
+            why = (
+                f"close code {self.close_code}"
+                if self.close_code is not None
+                else "the connection was lost: the server stopped answering (no reply to keepalive pings) or the "
+                "network went down"
+            )
+            raise DualTalkError(f"{self.url}: the session ended without 'done' ({why})")
         return {p: self.frames(p) for p in self.people}
 
     def close(self) -> None:

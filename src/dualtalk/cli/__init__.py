@@ -162,6 +162,16 @@ def _terminate(signum, frame) -> NoReturn:
     raise Terminated
 
 
+def _interrupt(signum, frame) -> NoReturn:
+    """Ctrl-C: KeyboardInterrupt in the command's process; a worker forked from it before it set its own
+    handler (the terminal sends Ctrl-C to every process of the group) ends at once, without a traceback."""
+    import os
+
+    if _TERMINATE_OWNER and os.getpid() != _TERMINATE_OWNER[-1]:
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``dualtalk`` command: 0 done, 2 an error (one line), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     import os
@@ -171,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:
         _TERMINATE_OWNER.append(os.getpid())
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # train, serve set their own
+
+    def install(signum, handler):  # a signal the caller ignores (nohup, a background job) stays ignored
+        if not main_thread or signal.getsignal(signum) is signal.SIG_IGN:
+            return None
+        return signal.signal(signum, handler)
+
+    previous = install(signal.SIGTERM, _terminate)  # train and serve set their own while they run
+    previous_int = install(signal.SIGINT, _interrupt)
     try:
         parser = build_parser()  # imports every command's module: an interrupt may come in the middle
         try:
@@ -191,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in ((signal.SIGTERM, previous), (signal.SIGINT, previous_int)):
+                if handler is not None:
+                    signal.signal(signum, handler)
             _TERMINATE_OWNER.pop()
     return int(code or 0)
 
