@@ -92,7 +92,9 @@ def test_sigterm_stops_predict_and_its_workers(tmp_path):
     assert len(os.listdir(out)) < 16  # stopped, not waited for
 
 
-def test_sigterm_stops_render_and_its_workers(tmp_path):
+def _rendering(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """``dualtalk render`` of a minute of motion with two workers, in its own session, once it is writing
+    the video -> (the process, the output directory)."""
     rng = np.random.default_rng(0)
     T = 1500
     motion = tmp_path / "m.npz"
@@ -103,6 +105,11 @@ def test_sigterm_stops_render_and_its_workers(tmp_path):
     cmd = [EXE, "render", "--motion", str(motion), "--out", str(out / "x.mp4"), "--size", "64", "--workers", "2"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for(lambda: any(p.startswith(".") for p in os.listdir(out)), proc, "video being written")
+    return proc, out
+
+
+def test_sigterm_stops_render_and_its_workers(tmp_path):
+    proc, out = _rendering(tmp_path)
     _stopped_cleanly(proc, out)
     assert os.listdir(out) == []
 
@@ -150,16 +157,7 @@ def test_stream_refuses_options_it_would_ignore_or_misname(tmp_path, capsys):
 def test_ctrl_c_at_a_terminal_stops_render_and_its_workers(tmp_path):
     """A terminal sends Ctrl-C to every process of the group, the render workers included: one line
     (exit 130), no worker traceback, nothing left."""
-    rng = np.random.default_rng(1)
-    T = 1500
-    motion = tmp_path / "m.npz"
-    exp = rng.normal(0, 1, (T, 50)).astype(np.float32)
-    save_motion(motion, Motion(exp, np.zeros((T, 3), np.float32), rng.normal(0, 0.1, (T, 3)).astype(np.float32)))
-    out = tmp_path / "video"
-    out.mkdir()
-    cmd = [EXE, "render", "--motion", str(motion), "--out", str(out / "x.mp4"), "--size", "64", "--workers", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _wait_for(lambda: any(p.startswith(".") for p in os.listdir(out)), proc, "video being written")
+    proc, out = _rendering(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err == "error: interrupted\n", err
