@@ -47,3 +47,12 @@ def _few_threads():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def put_nan(npz: Path, key: str = "exp", at: tuple[int, int] = (0, 0)) -> Path:
+    """Write a NaN into array ``key`` of the motion file ``npz`` (a corpus copy's bad file); -> ``npz``."""
+    with np.load(npz) as z:
+        arrays = dict(z)
+    arrays[key][at] = np.nan
+    np.savez(npz, **arrays)
+    return npz

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.conftest import put_nan
 
 from dualtalk.cli import main
 from dualtalk.demo import DEMO_MODEL
@@ -346,11 +347,7 @@ def test_benchmark_resumes_an_interrupted_run_with_reuse(tiny_corpus, tmp_path, 
 def test_benchmark_checks_the_test_split_before_training(tiny_corpus, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(tiny_corpus, data)
-    bad = sorted((data / "test").glob("*_speaker1.npz"))[0]
-    with np.load(bad) as z:
-        arrays = dict(z)
-    arrays["exp"][3, 0] = np.nan
-    np.savez(bad, **arrays)
+    bad = put_nan(sorted((data / "test").glob("*_speaker1.npz"))[0], at=(3, 0))
     out = tmp_path / "report"
     assert main(["benchmark", "--data", str(data), "--out", str(out), "--methods", "speaker_only"] + FAST) == 2
     assert f"{bad}: 'exp' contains NaN" in capsys.readouterr().err

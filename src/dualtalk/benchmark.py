@@ -51,7 +51,6 @@ from pathlib import Path
 
 from . import layout
 from .errors import DualTalkError, InputError
-from .io.conversation import discover_conversations
 from .io.files import atomic_write_text
 from .model.presets import BASELINES as MODEL_BASELINES
 from .model.presets import METHODS as MODEL_METHODS
@@ -95,10 +94,10 @@ def _check_test_split(test: Path, layout) -> None:
     from .io.audio import load_audio
     from .train.data import index_split
 
-    index_split(test.parent, test.name, "test", layout=layout)
-    for conv in discover_conversations(test, require_motion="both"):
-        for k in (1, 2):
-            load_audio(conv.audio[k])
+    index, _ = index_split(test.parent, test.name, "test", layout=layout)
+    for clip in index.clips:  # the index read their headers; the samples are read here
+        for path in clip.audio:
+            load_audio(path)
 
 
 def _train_and_predict(
@@ -406,13 +405,13 @@ def run_benchmark(
     names = parse_methods(methods)
     if config_file is None:
         config_file = DEFAULT_CONFIG
-    seed_override = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "seed"]
-    if seed_override:  # seed=N among the overrides is --seed N: the baselines' seed too
+    seed_items = [o for o in overrides if o.split("=", 1)[0].strip() == "seed"]
+    if seed_items:  # seed=N among the overrides is --seed N: the baselines' seed too (the last one wins)
         from .config import parse_override
 
-        value = parse_override(f"seed={seed_override[-1]}")[1]
+        value = parse_override(seed_items[-1])[1]
         if seed is not None and value != seed:
-            raise DualTalkError(f"--seed {seed} and the override seed={seed_override[-1]} disagree: give one of them")
+            raise DualTalkError(f"--seed {seed} and the override {seed_items[-1]} disagree: give one of them")
         if isinstance(value, int) and not isinstance(value, bool):
             seed = value
     if seed is None:

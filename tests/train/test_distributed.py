@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tests.conftest import put_nan
 
 from dualtalk.model.checkpoint import load_model
 from dualtalk.train import train
@@ -72,15 +73,9 @@ def test_a_data_error_under_torchrun_is_one_line_from_one_process(toy_corpus, tm
     collective left waiting (a gloo traceback); no run directory is left."""
     import shutil
 
-    import numpy as np
-
     data = tmp_path / "data"
     shutil.copytree(toy_corpus, data)
-    bad = sorted((data / "val").glob("*.npz"))[0]
-    with np.load(bad) as z:
-        arrays = dict(z)
-    arrays["exp"][0, 0] = np.nan
-    np.savez(bad, **arrays)
+    bad = put_nan(sorted((data / "val").glob("*.npz"))[0])
     run = tmp_path / "run"
     cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "dualtalk", "train"]
     cmd += ["--data", str(data), "--out", str(run), "--preset", "tiny-mel", "--max-steps", "2", "--no-progress"]

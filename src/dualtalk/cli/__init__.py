@@ -58,43 +58,38 @@ def positive(kind: type, allow_zero: bool = False, maximum: float | None = None)
     return parse
 
 
-def output_file(text: str) -> str:
-    """An argparse ``type`` for an option naming a file to write: checked before any work is done
-    (:func:`~dualtalk.io.files.check_output_file`), so a run never computes for an hour and then fails."""
+def _checked(check, text: str) -> str:
+    """``text`` if ``check(text)`` passes; its :class:`~dualtalk.errors.InputError` as argparse's error."""
     from ..errors import InputError
-    from ..io.files import check_output_file
 
     try:
-        check_output_file(text)
+        check(text)
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def output_file(text: str) -> str:
+    """An argparse ``type`` for an option naming a file to write: checked before any work is done
+    (:func:`~dualtalk.io.files.check_output_file`), so a run never computes for an hour and then fails."""
+    from ..io.files import check_output_file
+
+    return _checked(check_output_file, text)
 
 
 def motion_output(text: str) -> str:
     """:func:`output_file` for a motion file: ``.npz`` or ``.npy`` (what the readers take)."""
-    from ..errors import InputError
     from ..io.motion import check_motion_suffix
 
-    output_file(text)
-    try:
-        check_motion_suffix(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _checked(check_motion_suffix, output_file(text))
 
 
 def output_dir(text: str) -> str:
     """An argparse ``type`` for an option naming a directory to write into
     (:func:`~dualtalk.io.files.check_output_dir`)."""
-    from ..errors import InputError
     from ..io.files import check_output_dir
 
-    try:
-        check_output_dir(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _checked(check_output_dir, text)
 
 
 def distinct_outputs(args: argparse.Namespace, *names: str) -> None:
@@ -152,23 +147,23 @@ class Terminated(KeyboardInterrupt):
 _TERMINATE_OWNER: list[int] = []
 
 
-def _terminate(signum, frame) -> NoReturn:
+def _stop_forked_child(signum: int) -> None:
+    """In a process forked from the command's before it set its own handlers (a pool's worker starting), the
+    command's handlers are inherited: such a process ends at once, as it would by default, without a traceback."""
     import os
 
     if _TERMINATE_OWNER and os.getpid() != _TERMINATE_OWNER[-1]:
-        # a forked worker told to stop before it set its own handler (a pool terminated while it starts): it
-        # ends at once, as it would by default, without a traceback
         os._exit(128 + signum)
+
+
+def _terminate(signum, frame) -> NoReturn:
+    _stop_forked_child(signum)
     raise Terminated
 
 
 def _interrupt(signum, frame) -> NoReturn:
-    """Ctrl-C: KeyboardInterrupt in the command's process; a worker forked from it before it set its own
-    handler (the terminal sends Ctrl-C to every process of the group) ends at once, without a traceback."""
-    import os
-
-    if _TERMINATE_OWNER and os.getpid() != _TERMINATE_OWNER[-1]:
-        os._exit(128 + signum)
+    """Ctrl-C: KeyboardInterrupt in the command's process (the terminal sends it to the workers too)."""
+    _stop_forked_child(signum)
     raise KeyboardInterrupt
 
 
