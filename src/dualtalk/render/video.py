@@ -190,12 +190,17 @@ def _one_blas_thread():
     return limit_threads(1, "blas")
 
 
+#: the signals that stop a render: the parent's to handle (the workers end with it)
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _init_worker(panels, size, backend):
     global _worker, _worker_error, _limiter
     # the parent handles Ctrl-C and SIGTERM (stops the pool, removes the unfinished video): a worker ignores
     # the terminal's Ctrl-C and ends at once, without a traceback, when the pool terminates it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent around the fork
     single_thread_env()  # read by Mesa when this worker makes its EGL context
     _limiter = _one_blas_thread()
     try:
@@ -236,7 +241,13 @@ def _frames(panels, size, backend, num_frames, workers, progress):
             bar.close()
             limiter.restore_original_limits()
         return
-    pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(panels, size, backend))
+    # a stop signal that arrived while the pool forks would reach the parent inside an at-fork hook, where
+    # Python drops the handler's exception (the run went on): held until the workers are started
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(panels, size, backend))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     bar = progress_bar(total=num_frames, unit="frame", desc="render", enabled=progress, leave=False)
     with pool:
         try:
