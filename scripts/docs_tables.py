@@ -1006,6 +1006,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "generate-long": ("generate_long.json", t_generate_long),
     "generate-profile": ("generate.json", t_generate_profile),
     "generate-memory": ("generate.json", t_generate_memory),
+    "generate-ops": ("generate.json", t_generate_ops),
     "generate-avx2": ("generate_avx2.json", lambda: t_generate("generate_avx2.json")),
     "generate-avx2-profile": ("generate_avx2.json", lambda: t_generate_profile("generate_avx2.json")),
     "generate-avx2-memory": ("generate_avx2.json", lambda: t_generate_memory("generate_avx2.json")),
