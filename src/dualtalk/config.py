@@ -638,7 +638,7 @@ class TrainConfig(Config):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     max_steps: int = Field(100_000, ge=1)
-    seed: int = 6666
+    seed: int = Field(6666, ge=0, lt=2**32)
     #: ``auto`` (cuda:LOCAL_RANK when available, else cpu), ``cpu``, ``cuda``, ``cuda:1`` ...
     device: str = "auto"
     #: ``auto`` (bf16 autocast on a GPU that supports it, else fp32), ``fp32`` or ``bf16``

@@ -172,7 +172,13 @@ def frames_for(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS)
     return -(-num_samples * fps // sample_rate)
 
 
+def frames_text(n: int) -> str:
+    """``n`` frames as words: "1 frame", "100 frames"."""
+    return f"{n} frame" if n == 1 else f"{n} frames"
+
+
 __all__ = [
+    "frames_text",
     "ARKIT",
     "ARKIT_DIM",
     "ARKIT_GROUPS",

@@ -88,3 +88,43 @@ def test_generation_inputs_are_aligned_to_self_audio(tmp_path):
     )
     assert inputs.num_frames == 30 and len(inputs.partner_audio) == len(inputs.self_audio) == 30 * 640
     assert inputs.partner_motion.shape == (30, 56)
+
+
+def test_a_split_takes_the_audio_formats_libsndfile_reads(tmp_path):
+    """A conversation's audio may be .flac / .ogg / ... in a split (not only .wav); the error for a missing side
+    says which suffixes count."""
+    _conv(tmp_path, "d", t=20)
+    for k, fmt in ((1, "FLAC"), (2, "OGG")):
+        wav = tmp_path / f"d_speaker{k}.wav"
+        data, sr = sf.read(str(wav))
+        sf.write(str(wav.with_suffix(f".{fmt.lower()}")), data, sr, format=fmt)
+        wav.unlink()
+    (conv,) = discover_conversations(tmp_path)
+    assert [conv.audio[k].suffix for k in (1, 2)] == [".flac", ".ogg"]
+    (tmp_path / "d_speaker2.ogg").unlink()
+    with pytest.raises(InputError, match=r"d_speaker2.wav: audio file not found \(.wav, .flac, .ogg, .opus, .mp3;"):
+        discover_conversations(tmp_path)
+
+
+def test_undecodable_content_is_not_called_a_missing_file(tmp_path):
+    bad = tmp_path / "speech.mp3"
+    bad.write_text("not audio at all")
+    with pytest.raises(InputError, match="speech.mp3: not a readable audio file") as err:
+        load_audio(bad)
+    assert "does not exist" not in str(err.value)
+
+
+def test_partner_motion_may_be_a_model_order_npy(tmp_path):
+    """What `predict` writes ((T, 56) model order) is a partner motion for `generate`, same as its .npz."""
+    _conv(tmp_path, "e", t=30)
+    from_npz = load_generation_inputs(
+        tmp_path / "e_speaker2.wav", tmp_path / "e_speaker1.wav", tmp_path / "e_speaker1.npz"
+    )
+    np.save(tmp_path / "e_speaker1.npy", load_motion(tmp_path / "e_speaker1.npz").to_model())
+    from_npy = load_generation_inputs(
+        tmp_path / "e_speaker2.wav", tmp_path / "e_speaker1.wav", tmp_path / "e_speaker1.npy"
+    )
+    np.testing.assert_array_equal(from_npy.partner_motion, from_npz.partner_motion)
+    np.save(tmp_path / "wide.npy", np.zeros((30, 60), np.float32))
+    with pytest.raises(InputError, match=r"wide.npy: 'array' must have shape \(T, 56\)"):
+        load_generation_inputs(tmp_path / "e_speaker2.wav", tmp_path / "e_speaker1.wav", tmp_path / "wide.npy")

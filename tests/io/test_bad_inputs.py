@@ -218,6 +218,7 @@ def make_case(case: str, tmp: Path) -> dict:
             "train_override_unknown_key": "optim.gama=0.5",
             "train_override_not_a_number": "optim.lr=fast",
             "train_override_boolean_for_number": "data.batch_size=true",
+            "train_override_negative_seed": "seed=-1",
         }[case]
     elif case == "train_data_layout":  # an ARKit model on FLAME data: refused before the run directory exists
         files["override"] = "model.motion_layout=arkit"

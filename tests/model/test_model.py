@@ -235,6 +235,13 @@ def test_hf_hub_ids_load_through_the_hub_client(tmp_path, monkeypatch):
     with pytest.raises(DualTalkError, match="hf-hub:someone/x: cannot download"):
         load_model("hf-hub:someone/x")
 
+    def no_network(repo_id, filename, **kw):  # what the client raises offline with nothing cached
+        raise huggingface_hub.errors.LocalEntryNotFoundError("An error happened while trying to locate the file " * 9)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    with pytest.raises(DualTalkError, match=r"cannot be reached \(offline\?\) and the model is not in the local cache"):
+        load_model("hf-hub:someone/x")
+
 
 def test_partner_voice_reaches_the_paper_model_only_with_the_enhancer_residual():
     """alignment_window 0 leaves one admissible key per query: softmax over one key is 1 whatever the query,

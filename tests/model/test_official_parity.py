@@ -124,3 +124,24 @@ def test_released_pth_without_config_explains_shapes(parity_dir, capsys, tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and "pass --config" in err and "official_layout_checkpoint.pth" in err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_convert_writes_only_into_a_new_or_model_directory(tmp_path, capsys):
+    """Checked before the checkpoint is read: a directory of other files is refused, a model directory is
+    replaced only with --overwrite."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["convert-official", str(tmp_path / "x.pth"), str(other)]) == 2
+    assert "is not a model directory (it holds other files)" in capsys.readouterr().err
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    assert main(["convert-official", str(tmp_path / "x.pth"), str(model_dir)]) == 2
+    assert "already holds a model: pass --overwrite" in capsys.readouterr().err
+    assert main(["convert-official", str(tmp_path / "x.pth"), str(model_dir), "--overwrite"]) == 2  # now the .pth
+    err = capsys.readouterr().err
+    assert "x.pth" in err and "--overwrite" not in err
+    assert sorted(p.name for p in model_dir.iterdir()) == ["config.json"] and list(other.iterdir()) == [
+        other / "notes.txt"
+    ]

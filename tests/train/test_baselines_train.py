@@ -108,6 +108,7 @@ def test_selftalk_recognizer_that_does_not_load_is_one_error_line(toy_corpus, tm
     )
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert code != 0 and len(errors) == 1 and "cannot load the speech recognizer" in errors[0]
+    assert "(directory not found)" in errors[0]  # a path, not read as a hub id
 
 
 def test_missing_stage1_checkpoint_is_one_error_line(toy_corpus, tmp_path, fast, capsys):
@@ -140,3 +141,16 @@ def test_benchmark_runs_the_baselines_beside_the_papers_numbers(tmp_path):
     assert "## Against the paper's numbers" in md and "| learning2listen |" in md and "24.61" in md
     cfg = json.loads((tmp_path / "report" / "runs" / "codetalker" / "best" / "config.json").read_text())
     assert cfg["model"]["variant"] == "codetalker" and cfg["model"]["baseline"]["stage1_steps"] == 1
+
+
+def test_a_run_that_ends_in_the_first_stage_says_so(toy_corpus, tmp_path, fast, capsys):
+    """max_steps within baseline.stage1_steps: no best/ (nothing predicts yet); the returned path is the last
+    checkpoint's stage-1 model, which exists, and one line says what happened and how to go on."""
+    over = fast + SETTINGS + ["model.baseline.stage1_steps=10"]
+    out = train(
+        toy_corpus, tmp_path / "run", compose_train_config(preset="tiny-codetalker", max_steps=4, overrides=over)
+    )
+    assert out == tmp_path / "run" / "checkpoints" / "step_00000004" / "model" and out.is_dir()
+    assert not (tmp_path / "run" / "best").exists()
+    err = capsys.readouterr().err
+    assert "within codetalker's first stage (baseline.stage1_steps 10)" in err and "--resume" in err

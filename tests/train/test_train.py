@@ -596,3 +596,27 @@ def test_a_diverged_run_stops_with_an_error(toy_corpus, tmp_path, fast, monkeypa
     with pytest.raises(engine.TrainingDiverged, match=r"step 2: the validation loss is nan: training diverged"):
         train(toy_corpus, tmp_path / "run", cfg, progress=False)
     assert (tmp_path / "run" / "best").is_dir()  # step 0's model is kept
+
+
+def test_only_the_newest_checkpoints_are_kept(toy_corpus, tmp_path, fast):
+    cfg = compose_train_config(
+        preset="tiny-mel", max_steps=6, overrides=fast + ["checkpoint_every=2", "keep_checkpoints=1", "val_every=100"]
+    )
+    train(toy_corpus, tmp_path / "run", cfg, progress=False)
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_00000006"]
+
+
+def test_a_failed_resume_changes_nothing_of_the_run(toy_corpus, tmp_path, fast):
+    """A resume that fails (a data directory without the training split, a damaged checkpoint) leaves the run's
+    config.yaml and run.json as they were, so the next plain --resume still works."""
+    run = tmp_path / "run"
+    train(toy_corpus, run, preset="tiny-mel", max_steps=2, overrides=fast + ["checkpoint_every=2"], progress=False)
+    before = {name: (run / name).read_bytes() for name in ("config.yaml", "run.json")}
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    with pytest.raises(DualTalkError, match="train split not found"):
+        train(empty, run, max_steps=4, resume=True, progress=False)
+    (run / "checkpoints" / "step_00000002" / "state.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DualTalkError, match="state.pt"):
+        train(None, run, max_steps=4, resume=True, progress=False)
+    assert {name: (run / name).read_bytes() for name in before} == before

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import DualTalkError
+from ..layout import frames_text
 from . import output_file, positive
 
 FORMATS = ("auto", "glb", "arkit-csv", "arkit-json", "arkit-npz")
@@ -103,7 +104,7 @@ def run_export(args) -> int:
         s = export_gltf(args.motion, args.out, flame=args.flame, audio=args.audio)
         extra = f", audio {s['audio']}" if "audio" in s else ""
         print(
-            f"wrote {s['path']}: {s['head']} head, {s['frames']} frames at {s['fps']} fps, "
+            f"wrote {s['path']}: {s['head']} head, {frames_text(s['frames'])} at {s['fps']} fps, "
             f"channels {', '.join(s['channels'])}{extra}"
         )
         return 0
@@ -114,7 +115,8 @@ def run_export(args) -> int:
 
     s = export_arkit(args.motion, args.out, args.arkit_map, format=fmt)
     how = "mapped" if s["source_layout"] == "flame" else "from ARKit motion"
-    print(f"wrote {s['path']}: {s['frames']} frames at {s['fps']} fps, {s['channels']} of 52 ARKit channels {how}")
+    frames = frames_text(s["frames"])
+    print(f"wrote {s['path']}: {frames} at {s['fps']} fps, {s['channels']} of 52 ARKit channels {how}")
     return 0
 
 

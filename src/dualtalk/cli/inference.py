@@ -7,6 +7,7 @@ import sys
 
 from ..errors import DualTalkError
 from ..inference.pipeline import DEFAULT_OVERLAP_SECONDS, DEFAULT_WINDOW_SECONDS, InferenceOptions, has_native_bf16
+from ..layout import frames_text
 from . import distinct_outputs, motion_output, output_dir, positive
 
 
@@ -101,7 +102,7 @@ def _generate(args) -> int:
         partner_out=args.partner_out,
     )
     also = f" and {args.partner_out}" if args.partner_out else ""
-    print(f"wrote {args.out}{also}: {len(motion)} frames ({len(motion) / motion.fps:.2f} s)")
+    print(f"wrote {args.out}{also}: {frames_text(len(motion))} ({len(motion) / motion.fps:.2f} s)")
     return 0
 
 
@@ -118,7 +119,7 @@ def _predict(args) -> int:
 def _convert(args) -> int:
     from ..model.checkpoint import convert_official
 
-    out = convert_official(args.src, args.out_dir, args.config)
+    out = convert_official(args.src, args.out_dir, args.config, overwrite=args.overwrite)
     print(f"wrote {out}/config.json and {out}/model.safetensors")
     return 0
 
@@ -134,7 +135,8 @@ def register(sub) -> None:
     p.add_argument("--partner-audio", required=True, help="audio of the conversation partner")
     p.add_argument(
         "--partner-motion",
-        help="partner motion (.npz: exp (T,50), pose (T,6)); without it, a causal "
+        help="partner motion (.npz: exp (T,50), pose (T,6); or a (T,56) model-order .npy, what predict "
+        "writes); without it, a causal "
         "model trained for it (e.g. demo-stream) runs on the two voices alone",
     )
     p.add_argument(
@@ -172,4 +174,5 @@ def register(sub) -> None:
     p.add_argument("src", help="released-layout checkpoint (.pth), loaded with weights_only=True")
     p.add_argument("out_dir", type=output_dir, help="output model directory (config.json + model.safetensors)")
     p.add_argument("--config", help="config json (form of the parity fixture's); default: released shapes")
+    p.add_argument("--overwrite", action="store_true", help="replace a model directory already at out_dir")
     p.set_defaults(func=_convert)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from ..layout import frames_text
 from . import output_file, positive
 
 
@@ -104,7 +105,7 @@ def run_render(args) -> int:
         progress=sys.stderr.isatty(),
     )
     print(
-        f"wrote {result['path']}: {result['frames']} frames ({result['seconds']:.2f} s) in "
+        f"wrote {result['path']}: {frames_text(result['frames'])} ({result['seconds']:.2f} s) in "
         f"{result['render_seconds']:.1f} s with the {result['backend']} backend"
     )
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from ..layout import frames_text
 from . import distinct_outputs, output_file, positive
 from .inference import dtype_args
 
@@ -125,7 +126,7 @@ def run(args) -> int:
             arkit_map=args.arkit_map,
             dtype=dtype,
         )
-        print(f"wrote {args.out}: {s['frames']} frames of live audio ({s['seconds']:.1f} s)")
+        print(f"wrote {args.out}: {frames_text(s['frames'])} of live audio ({s['seconds']:.1f} s)")
         return 0
     if args.seconds is not None:
         raise DualTalkError("--seconds bounds a microphone recording: give --self-audio or --partner-audio mic")

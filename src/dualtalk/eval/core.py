@@ -287,7 +287,10 @@ def evaluate(
         notes.append("per-role breakdown skipped: the ground-truth directory has no audio for every prediction")
     # the audio is checked against its own ground-truth motion, then cut as the arrays are (a short prediction
     # is the prediction's matter, said in the notes below, not the audio's)
-    masks = [role_mask(it.audio, a.lengths["gt"])[: len(a.pred)] if use_roles else None for it, a in zip(items, arrays)]
+    masks = [
+        role_mask(it.audio, a.lengths["gt"], motion_path=it.gt)[: len(a.pred)] if use_roles else None
+        for it, a in zip(items, arrays)
+    ]
     role_masks = [m for m in masks if m is not None]  # all of them when use_roles, else unused
     for it, a in zip(items, arrays):  # the reference cuts silently; say so when it cuts much
         if max(a.lengths.values()) - len(a.pred) > MAX_LENGTH_MISMATCH_FRAMES:

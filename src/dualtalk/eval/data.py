@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.audio import AUDIO_SUFFIXES
 from ..io.conversation import partner_speaker
 from ..io.motion import load_any_motion, load_model_motion
 from ..layout import FLAME, GROUPS, MotionLayout  # GROUPS: FLAME's exp, jaw, "pose" (= the 3-d head rotation)
@@ -28,7 +29,7 @@ from ..layout import FLAME, GROUPS, MotionLayout  # GROUPS: FLAME's exp, jaw, "p
 MIN_FRAMES = 40
 
 _PRED_RE = re.compile(r"^(?P<name>.+)_speaker(?P<k>\d+)\.(?P<ext>npy|npz)$")
-_AUDIO_EXTS = (".wav", ".flac")
+_AUDIO_EXTS = tuple(f".{ext}" for ext in AUDIO_SUFFIXES)
 
 
 @dataclass(frozen=True)

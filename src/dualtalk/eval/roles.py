@@ -18,6 +18,7 @@ those windows,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -33,16 +34,18 @@ ROLES = ("speaking", "listening")
 TRANSITION_WINDOW_S = 0.5
 
 
-def role_mask(audio_path, num_frames: int, fps: int = FPS) -> np.ndarray:
+def role_mask(audio_path, num_frames: int, fps: int = FPS, motion_path=None) -> np.ndarray:
     """(num_frames,) bool: True where the person speaks. VAD on the whole clip, then cut / padded (silent), up
-    to the tolerated few frames (an audio file of another length than its motion is an error naming it)."""
+    to the tolerated few frames (an audio file of another length than its motion, ``motion_path``, is an error
+    naming both: either may be the wrong one)."""
     wave = load_audio(audio_path)
     mask = voice_activity(wave, fps=fps)  # (T_audio,)
     if abs(len(mask) - num_frames) > MAX_LENGTH_MISMATCH_FRAMES:
         raise InputError(
             audio_path,
-            f"audio is {len(wave) / SAMPLE_RATE:.2f} s ({len(mask)} frames) but its ground-truth motion has "
-            f"{num_frames} frames (more than the tolerated {MAX_LENGTH_MISMATCH_FRAMES} frames apart)",
+            f"audio is {len(wave) / SAMPLE_RATE:.2f} s ({len(mask)} frames) but its ground-truth motion"
+            + (f" {Path(motion_path).name}" if motion_path is not None else "")
+            + f" has {num_frames} frames (more than the tolerated {MAX_LENGTH_MISMATCH_FRAMES} frames apart)",
         )
     out = np.zeros(num_frames, dtype=bool)
     m = min(num_frames, len(mask))

@@ -29,7 +29,7 @@ from ..io.conversation import discover_conversations, load_generation_inputs, pa
 from ..io.files import atomic_group
 from ..io.motion import AnyMotion, motion_from_model, save_model_motion, save_motion
 from ..io.progress import progress as progress_bar
-from ..layout import frames_for
+from ..layout import frames_for, frames_text
 from ..model.baselines.common import BaselineModel
 from ..model.causal import CausalDualTalk
 from ..model.checkpoint import Model, load_model
@@ -175,7 +175,7 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
     if window <= 0 or num_frames <= window:
         return [(0, num_frames)]
     if overlap >= window:
-        raise DualTalkError(f"overlap ({overlap} frames) must be shorter than the window ({window} frames)")
+        raise DualTalkError(f"--overlap ({frames_text(overlap)}) must be shorter than --window ({frames_text(window)})")
     step = window - overlap
     starts = list(range(0, num_frames - window, step)) + [num_frames - window]
     return [(s, s + window) for s in starts]

@@ -27,6 +27,19 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 384_000
 MAX_SAMPLE_MAGNITUDE = 100_000.0
 
 
+#: the audio suffixes a dataset split's ``NAME_speakerK.*`` may have (any file libsndfile reads works elsewhere)
+AUDIO_SUFFIXES = ("wav", "flac", "ogg", "opus", "mp3")
+
+
+def unreadable(path: str | os.PathLike, exc: Exception) -> InputError:
+    """The error for a file libsndfile could not open or decode: its reason, without the path it repeats; for a
+    file that exists, not libsndfile's "does not exist" (what it says of some content it cannot decode)."""
+    msg = str(exc).split(":")[-1].strip() or "unreadable"
+    if "does not exist" in msg and Path(path).is_file():
+        msg = "its content is not audio libsndfile can decode: corrupt, or a format it does not read"
+    return InputError(path, f"not a readable audio file ({msg})")
+
+
 def samples_problem(samples: np.ndarray) -> str | None:
     """What is wrong with float32 audio samples (NaN or infinite, or out of range), None if nothing: the one
     check of files, uploads and live messages."""
@@ -93,8 +106,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (S, C)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        msg = str(exc).split(":")[-1].strip() or "unreadable"
-        raise InputError(path, f"not a readable audio file ({msg})") from None
+        raise unreadable(path, exc) from None
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
         raise InputError(
             path, f"sample rate {sr} Hz is not an audio recording's ({MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz)"

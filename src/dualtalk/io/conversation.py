@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..layout import FPS, SAMPLE_RATE, frames_for
-from .audio import load_audio
-from .motion import load_any_motion
+from ..layout import FPS, SAMPLE_RATE, frames_for, frames_text
+from .audio import AUDIO_SUFFIXES, load_audio
+from .motion import load_any_motion, load_model_motion, motion_from_model
 
 #: largest accepted difference between the lengths of two files of one conversation, in frames
 MAX_LENGTH_MISMATCH_FRAMES = 5
 
-_NAME_RE = re.compile(r"^(?P<name>.+)_speaker(?P<k>\d+)\.(?P<ext>wav|flac|npz)$")
-_AUDIO_EXTS = ("wav", "flac")
+_NAME_RE = re.compile(rf"^(?P<name>.+)_speaker(?P<k>\d+)\.(?P<ext>{'|'.join(AUDIO_SUFFIXES)}|npz)$")
+_AUDIO_EXTS = AUDIO_SUFFIXES
 
 
 #: T = ceil(samples / sample_rate * fps): :func:`dualtalk.layout.frames_for` under its older name here
@@ -103,7 +103,9 @@ def discover_conversations(directory: str | os.PathLike, require_motion: str = "
         for k in (1, 2):
             if k not in conv.audio:
                 raise InputError(
-                    conv.path(k, "audio"), "audio file not found (each conversation needs both speakers' audio)"
+                    conv.path(k, "audio"),
+                    f"audio file not found (.{', .'.join(AUDIO_SUFFIXES)}; each conversation needs both speakers' "
+                    "audio)",
                 )
         if not conv.motion:
             raise InputError(conv.path(1, "motion"), "no motion file for either speaker of this conversation")
@@ -149,15 +151,20 @@ def load_generation_inputs(
     if abs(t_a - t) > MAX_LENGTH_MISMATCH_FRAMES:  # either may be the wrong one: name both
         raise InputError(
             partner_audio,
-            f"the partner audio is {len(wav_a) / sample_rate:.2f} s ({t_a} frames) but the self audio "
-            f"{os.fspath(self_audio)} is {len(wav_b) / sample_rate:.2f} s ({t} frames): more than the tolerated "
+            f"the partner audio is {len(wav_a) / sample_rate:.2f} s ({frames_text(t_a)}) but the self audio "
+            f"{os.fspath(self_audio)} is {len(wav_b) / sample_rate:.2f} s ({frames_text(t)}): more than the tolerated "
             f"{MAX_LENGTH_MISMATCH_FRAMES} frames apart (the two sides of one conversation)",
         )
     motion = None
     if partner_motion is not None:
-        mot_a = load_any_motion(partner_motion, layout, f"the model (motion_layout {layout!r})")
-        check_length(partner_motion, len(mot_a), t, "partner motion")
-        motion = mot_a.fit_length(t).to_model()
+        # a layout .npz (whatever its name: a server's upload) or a model-order .npy (what `predict` writes)
+        who = f"the model (motion_layout {layout!r})"
+        if Path(partner_motion).suffix.lower() == ".npy":
+            x = load_model_motion(partner_motion, layout, who)  # (T_a, D)
+        else:
+            x = load_any_motion(partner_motion, layout, who).to_model()  # (T_a, D)
+        check_length(partner_motion, len(x), t, "partner motion")
+        motion = motion_from_model(x, layout).fit_length(t).to_model()  # (T, D)
     return GenerationInputs(
         self_audio=wav_b,
         partner_audio=fit_audio(wav_a, len(wav_b)),

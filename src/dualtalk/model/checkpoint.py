@@ -268,9 +268,21 @@ def load_official(
 
 
 def convert_official(
-    src: str | os.PathLike, out_dir: str | os.PathLike, config: str | os.PathLike | None = None
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """``dualtalk convert-official``: released-layout ``.pth`` -> our model directory."""
+    """``dualtalk convert-official``: released-layout ``.pth`` -> our model directory. ``out_dir`` is new or empty;
+    a model directory already there is replaced only with ``overwrite``; a directory of other files is refused."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory: the output is a model directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not ((out / CONFIG_NAME).exists() or (out / WEIGHTS_NAME).exists()):
+            raise InputError(out, "exists and is not a model directory (it holds other files): choose a new one")
+        if not overwrite:
+            raise InputError(out, "already holds a model: pass --overwrite to replace it, or choose a new directory")
     model = load_official(src, config)
     return save_model(model, out_dir, extra={"converted_from": os.path.basename(os.fspath(src))})
 
@@ -338,6 +350,12 @@ def _download_hub(repo_id: str) -> Path:
         cfg = hf_hub_download(repo_id, CONFIG_NAME)
         hf_hub_download(repo_id, WEIGHTS_NAME)
     except Exception as exc:  # noqa: BLE001 - offline, 404, auth: all one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DualTalkError(f"hf-hub:{repo_id}: cannot download the model ({first[:200]})") from None
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        if isinstance(exc, LocalEntryNotFoundError):  # no network (or HF_HUB_OFFLINE=1) and nothing cached
+            why = "the Hugging Face Hub cannot be reached (offline?) and the model is not in the local cache"
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            why = first if len(first) <= 300 else first[:297].rstrip() + "..."
+        raise DualTalkError(f"hf-hub:{repo_id}: cannot download the model ({why})") from None
     return Path(cfg).parent

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError
-from ..io.audio import load_audio
+from ..io.audio import load_audio, unreadable
 from ..io.conversation import check_length, discover_conversations
 from ..io.motion import load_any_motion
 from ..io.progress import progress as progress_bar
@@ -72,7 +72,7 @@ def _audio_info(path: Path) -> tuple[int, int]:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise InputError(path, f"not a readable audio file ({str(exc).split(':')[-1].strip()})") from None
+        raise unreadable(path, exc) from None
     if info.frames == 0:
         raise InputError(path, "audio file contains no samples")
     return -(-info.frames * SAMPLE_RATE // info.samplerate), int(info.samplerate)
@@ -265,7 +265,7 @@ def read_audio_window(path: str, native_rate: int, start: int, frames: int, wind
         try:
             data, _ = sf.read(path, start=a, stop=b, dtype="float32", always_2d=True)  # (S, C)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise InputError(path, f"not a readable audio file ({exc})") from None
+            raise unreadable(path, exc) from None
         wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)  # (S,)
     else:  # another rate: resample the whole file (slower; convert the corpus to 16 kHz once to avoid it)
         wave = load_audio(path)[a:b]

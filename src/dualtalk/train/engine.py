@@ -551,25 +551,30 @@ class Trainer:
                 for name in ("tensorboard", "best", "debug"):
                     shutil.rmtree(run / name, ignore_errors=True)
             run.mkdir(parents=True, exist_ok=True)
-            save_train_config(self.cfg, run / "config.yaml")
-            runs.write_run_info(
-                run,
-                {
-                    "data_dir": str(self.data_dir.resolve()),
-                    "world_size": ctx.world,
-                    "dualtalk_version": __version__,
-                    "event": {
-                        "event": "resume" if self.resume else "start",
-                        "time": time.time(),
-                        "from": latest.name if latest else None,
-                        "world_size": ctx.world,
-                    },
-                },
-            )
+            if not self.resume:  # resuming: written once the checkpoint is restored (a failed resume changes nothing)
+                self.record_run(latest)
             return latest
 
         self.latest = ctx.main_only(on_main)
         return self.latest
+
+    def record_run(self, latest: Path | None) -> None:
+        """Rank 0: the run's ``config.yaml`` (this training's settings) and its ``run.json`` entry."""
+        save_train_config(self.cfg, self.run / "config.yaml")
+        runs.write_run_info(
+            self.run,
+            {
+                "data_dir": str(self.data_dir.resolve()),
+                "world_size": self.ctx.world,
+                "dualtalk_version": __version__,
+                "event": {
+                    "event": "resume" if self.resume else "start",
+                    "time": time.time(),
+                    "from": latest.name if latest else None,
+                    "world_size": self.ctx.world,
+                },
+            },
+        )
 
     def check_data_layout(self) -> None:
         """The first motion file of the training split is in the model's motion layout (before the run is
@@ -742,6 +747,9 @@ class Trainer:
         self.build_optimizer()
         if self.latest is not None:
             self.restore(self.latest)
+        if self.resume:
+            latest = self.latest
+            self.ctx.main_only(lambda: self.record_run(latest))
         self.wrap()
         self.metrics = runs.Metrics(
             self.run,
@@ -1014,7 +1022,21 @@ class Trainer:
                 )
             )
         self.ctx.barrier()
-        return self.run / "best"
+        best = self.run / "best"
+        if best.is_dir():
+            return best
+        # no validation kept a model: a baseline whose run ended within its first stage (the codebook's VQ-VAE
+        # trains alone there and nothing predicts yet); its stage-1 weights are the last checkpoint's
+        latest = runs.latest_checkpoint(self.run)
+        assert latest is not None  # fit() writes a checkpoint at max_steps
+        stage1 = self.model_cfg.baseline.stage1_steps
+        self.say(
+            f"training ended at step {self.state.step}, within {self.model_cfg.variant}'s first stage "
+            f"(baseline.stage1_steps {stage1}): no model that predicts was kept (no {best.name}/); the stage-1 "
+            f"model is {latest / 'model'} (for baseline.stage1_from); continue with "
+            f"dualtalk train --resume {self.run} --max-steps N (N > {stage1})"
+        )
+        return latest / "model"
 
 
 class _LogWindow:
@@ -1055,7 +1077,9 @@ def train(
 
     ``resume=True`` continues the run in ``out_dir`` from its newest checkpoint (``config`` defaults to
     the run's saved config; ``data_dir`` to the run's data directory). Returns ``out_dir/best``, the
-    model directory of the lowest validation loss (loadable by ``load_model``/``dualtalk generate``).
+    model directory of the lowest validation loss (loadable by ``load_model``/``dualtalk generate``); for a
+    baseline whose run ends within its first stage (``baseline.stage1_steps``, where nothing predicts yet),
+    the last checkpoint's model directory, said in one line. A resume that fails changes nothing of the run.
     Under torchrun every process calls this function; it joins the process group itself.
     """
     out = Path(out_dir)

@@ -117,7 +117,8 @@ def write_checkpoint(tmp: Path, final: Path, model, state: dict, extra: dict, ke
     save_model(model, tmp / "model", extra=extra)
     torch.save(state, tmp / "state.pt")
     os.rename(tmp, final)
-    for _, old in checkpoints(final.parent)[:-keep] if keep > 0 else []:
+    # final is RUN/checkpoints/step_N: checkpoints() takes the run directory
+    for _, old in checkpoints(final.parent.parent)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -146,21 +147,22 @@ def read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict | None]:
 
     path = Path(path)
 
-    def read(file: Path, how):
+    def read(file: Path, how, by_torch: bool = False):
         try:
             return how(file)
         except Exception as exc:  # noqa: BLE001 - a damaged checkpoint, whatever the cause
             why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]  # an empty file: no message
-            if "Weights only load failed" in why or "pickle" in type(exc).__name__.lower():
+            # torch.load of other bytes fails in many ways (unpickling, "Invalid magic number", zip reader...)
+            if by_torch and not isinstance(exc, EOFError):
                 why = "not what torch.save writes: damaged or another file"
             raise InputError(file, f"unreadable checkpoint file ({why})") from None
 
     weights = read(path / "model" / WEIGHTS_NAME, lambda f: load_file(str(f)))
-    state = read(path / "state.pt", lambda f: torch.load(f, map_location="cpu", weights_only=True))
+    state = read(path / "state.pt", lambda f: torch.load(f, map_location="cpu", weights_only=True), by_torch=True)
     if not isinstance(state, dict):
         raise InputError(path / "state.pt", f"unreadable checkpoint file (holds a {type(state).__name__}, not a dict)")
     rng_file = path / f"rng_rank{rank}.pt"
-    rng = read(rng_file, lambda f: torch.load(f, weights_only=True)) if rng_file.exists() else None
+    rng = read(rng_file, lambda f: torch.load(f, weights_only=True), by_torch=True) if rng_file.exists() else None
     return weights, state, rng
 
 

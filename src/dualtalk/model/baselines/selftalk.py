@@ -24,6 +24,8 @@ animator alone. Inference is the animator.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,8 +53,11 @@ def load_recognizer(source: str, cfg: DualTalkConfig) -> nn.Module:
     not fit ``recognizer_dim``/``recognizer_vocab``)."""
     from transformers import Wav2Vec2ForCTC
 
+    local = Path(source).expanduser()
+    if (source.startswith((".", "/", "~")) or source.count("/") > 1) and not local.is_dir():  # a hub id: ORG/NAME
+        raise DualTalkError(f"selftalk: cannot load the speech recognizer {source!r} (directory not found)")
     try:
-        model = Wav2Vec2ForCTC.from_pretrained(source)
+        model = Wav2Vec2ForCTC.from_pretrained(str(local) if local.is_dir() else source)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DualTalkError(f"selftalk: cannot load the speech recognizer {source!r} ({first[:200]})") from None
