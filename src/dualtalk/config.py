@@ -576,6 +576,7 @@ class DataConfig(Config):
     val_window_frames: int = Field(0, ge=0)
     #: examples per batch per process (the released training used 32)
     batch_size: int = Field(32, ge=1)
+    #: data loading processes per training process; at most the CPUs it may use (the batches do not depend on it)
     num_workers: int = Field(4, ge=0)
     #: at most this many validation batches per evaluation (0 = the whole split)
     max_val_batches: int = Field(0, ge=0)

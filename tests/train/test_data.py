@@ -148,3 +148,18 @@ def test_validation_split_must_not_be_test():
         compose_train_config(overrides=["data.val_split=test"])
     with pytest.raises(DualTalkError, match="differ from the training split"):
         compose_train_config(overrides=["data.val_split=train"])
+
+
+def test_loader_workers_are_at_most_the_usable_cpus(toy_corpus, monkeypatch):
+    """More loader processes than CPUs only wait (and PyTorch warns of them): the loader takes at most one per
+    CPU; the batches come from the sampler in this process, so their number does not change them."""
+    from dualtalk.config import DataConfig
+    from dualtalk.train import data as data_mod
+
+    index, _ = index_split(toy_corpus, "val", "val")
+    monkeypatch.setattr(data_mod, "usable_cpus", lambda: 1)
+    loader = data_mod.validation_loader(index, DataConfig(window_frames=25, batch_size=4), num_workers=4)
+    assert loader.num_workers == 1
+    first = [b["key"] for b in loader]
+    again = data_mod.validation_loader(index, DataConfig(window_frames=25, batch_size=4), num_workers=0)
+    assert [b["key"] for b in again] == first

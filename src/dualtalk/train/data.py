@@ -341,6 +341,14 @@ class ConversationWindows(Dataset):
         return item
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
 def make_loader(
     dataset: ConversationWindows,
     sampler: PlanBatchSampler,
@@ -350,7 +358,9 @@ def make_loader(
 ) -> DataLoader:
     # The loader's own generator: starting an iterator must not draw from the global torch RNG (that
     # would shift dropout after a resume, which starts its iterator at another moment). The sampler runs
-    # in this process, so workers can persist across epochs.
+    # in this process, so workers can persist across epochs, and their number does not change the batches:
+    # at most one per CPU this process may use (more only wait; PyTorch warns of them).
+    num_workers = min(num_workers, usable_cpus())
     return DataLoader(
         dataset,
         batch_sampler=sampler,

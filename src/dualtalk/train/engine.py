@@ -786,10 +786,12 @@ class Trainer:
         return loss, s, c
 
     def optimizer_step(self) -> float:
-        """Clip, step optimiser + schedule, update the EMA, count the step; -> the gradient norm (nan unclipped)."""
-        grad_norm = float("nan")
+        """Clip, step optimiser + schedule, update the EMA, count the step; -> the gradient norm (before clipping)."""
         if self.cfg.optim.grad_clip > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip))
+        else:  # measured all the same (metrics.csv's grad_norm), nothing changed
+            grads = [p.grad for p in self.params if p.grad is not None]
+            grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -152,8 +152,9 @@ def read_checkpoint(path: Path, rank: int) -> tuple[dict, dict, dict | None]:
             return how(file)
         except Exception as exc:  # noqa: BLE001 - a damaged checkpoint, whatever the cause
             why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]  # an empty file: no message
-            # torch.load of other bytes fails in many ways (unpickling, "Invalid magic number", zip reader...)
-            if by_torch and not isinstance(exc, EOFError):
+            if file.is_file() and file.stat().st_size == 0:
+                why = "empty file"
+            elif by_torch:  # torch.load of other bytes fails in many ways (unpickling, EOF, magic number, zip...)
                 why = "not what torch.save writes: damaged or another file"
             raise InputError(file, f"unreadable checkpoint file ({why})") from None
 
