@@ -52,6 +52,7 @@ from pathlib import Path
 from . import layout
 from .errors import DualTalkError, InputError
 from .io.files import atomic_write_text
+from .io.threads import usable_cpus
 from .model.presets import BASELINES as MODEL_BASELINES
 from .model.presets import METHODS as MODEL_METHODS
 from .model.presets import method_overrides
@@ -310,7 +311,7 @@ def train_in_parallel(
     share of the CPU threads; -> {name: seconds}. A failed job stops the others and names its log."""
     import multiprocessing as mp
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     threads = max(1, cores // workers)
     ctx = mp.get_context("spawn")
     logs = out / "logs"

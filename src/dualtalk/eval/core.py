@@ -20,7 +20,6 @@ person's own audio in the ground-truth directory), ``transitions`` (smoothness a
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from ..errors import DualTalkError
 from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from ..io.motion import load_any_motion
 from ..io.progress import progress as progress_bar
-from ..io.threads import limit_threads
+from ..io.threads import limit_threads, usable_cpus
 from ..layout import LAYOUTS
 from .data import MIN_FRAMES, ItemArrays, load_item, pair_files
 from .metrics import (
@@ -225,7 +224,7 @@ def _mean_over_files(per_file: dict) -> dict:
 
 
 def _auto_workers(n_items: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     return max(1, min(cpus, n_items // 4, 8))
 
 

@@ -7,6 +7,7 @@ number of OpenMP threads. Two tools:
 
 - :func:`limit_threads`: limit the libraries already loaded in this process (threadpoolctl), undone by
   leaving the ``with`` block or by ``.restore_original_limits()``; a no-op when threadpoolctl is missing;
+- :func:`usable_cpus`: the CPUs this process may use;
 - :func:`single_thread_env`: set the ``*_NUM_THREADS`` variables read by libraries that start later in
   this process (Mesa when a render worker makes its EGL context, a BLAS loaded afterwards).
 
@@ -57,9 +58,16 @@ def limit_threads(limits: int = 1, user_api: str | None = None, reuse: bool = Fa
     return _CONTROLLER.limit(limits=limits, user_api=user_api)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, where the platform tells it; else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - macOS, Windows
+
+
 def single_thread_env() -> None:
     """Set :data:`SINGLE_THREAD_ENV` in ``os.environ``, for libraries that start later in this process."""
     os.environ.update(SINGLE_THREAD_ENV)
 
 
-__all__ = ["SINGLE_THREAD_ENV", "limit_threads", "single_thread_env"]
+__all__ = ["SINGLE_THREAD_ENV", "limit_threads", "single_thread_env", "usable_cpus"]

@@ -27,7 +27,7 @@ from ..io.conversation import MAX_LENGTH_MISMATCH_FRAMES
 from ..io.files import atomic_path
 from ..io.motion import Motion, load_model_motion, motion_values_problem
 from ..io.progress import progress as progress_bar
-from ..io.threads import limit_threads, single_thread_env
+from ..io.threads import limit_threads, single_thread_env, usable_cpus
 from ..layout import FPS, SAMPLE_RATE, frames_for
 from .heads import BuiltinHead, FlameHead, Head
 from .overlay import Caption, ExpressionStrip
@@ -259,7 +259,7 @@ def _frames(panels, size, backend, num_frames, workers, progress):
 
 
 def default_workers(num_frames: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     return 1 if num_frames < 100 or cores < 2 else min(cores, 4)
 
 

@@ -38,6 +38,7 @@ from ..io.audio import load_audio, unreadable
 from ..io.conversation import check_length, discover_conversations
 from ..io.motion import load_any_motion
 from ..io.progress import progress as progress_bar
+from ..io.threads import usable_cpus
 from ..layout import FLAME, SAMPLE_RATE, SAMPLES_PER_FRAME, MotionLayout, frames_for
 from .clips import Clip, SplitIndex
 
@@ -339,14 +340,6 @@ class ConversationWindows(Dataset):
                         self.features[role], clip.name, speaker, start, length, w
                     )
         return item
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity, where the platform tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def make_loader(
