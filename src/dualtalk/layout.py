@@ -178,7 +178,6 @@ def frames_text(n: int) -> str:
 
 
 __all__ = [
-    "frames_text",
     "ARKIT",
     "ARKIT_DIM",
     "ARKIT_GROUPS",
@@ -211,6 +210,7 @@ __all__ = [
     "SAMPLES_PER_FRAME",
     "SAMPLE_RATE",
     "frames_for",
+    "frames_text",
     "get_layout",
     "group_width",
 ]

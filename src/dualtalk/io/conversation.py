@@ -29,7 +29,6 @@ from .motion import load_any_motion, load_model_motion, motion_from_model
 MAX_LENGTH_MISMATCH_FRAMES = 5
 
 _NAME_RE = re.compile(rf"^(?P<name>.+)_speaker(?P<k>\d+)\.(?P<ext>{'|'.join(AUDIO_SUFFIXES)}|npz)$")
-_AUDIO_EXTS = AUDIO_SUFFIXES
 
 
 #: T = ceil(samples / sample_rate * fps): :func:`dualtalk.layout.frames_for` under its older name here
@@ -91,7 +90,7 @@ def discover_conversations(directory: str | os.PathLike, require_motion: str = "
         if k not in (1, 2):
             raise InputError(entry, f"speaker {k} is not 1 or 2 (files are NAME_speaker1/NAME_speaker2)")
         conv = convs.setdefault(m["name"], Conversation(m["name"], directory))
-        if m["ext"] in _AUDIO_EXTS:
+        if m["ext"] in AUDIO_SUFFIXES:
             if k in conv.audio:
                 raise InputError(entry, f"second audio file for speaker {k} (also {conv.audio[k].name})")
             conv.audio[k] = entry
@@ -160,11 +159,11 @@ def load_generation_inputs(
         # a layout .npz (whatever its name: a server's upload) or a model-order .npy (what `predict` writes)
         who = f"the model (motion_layout {layout!r})"
         if Path(partner_motion).suffix.lower() == ".npy":
-            x = load_model_motion(partner_motion, layout, who)  # (T_a, D)
+            mot_a = motion_from_model(load_model_motion(partner_motion, layout, who), layout)
         else:
-            x = load_any_motion(partner_motion, layout, who).to_model()  # (T_a, D)
-        check_length(partner_motion, len(x), t, "partner motion")
-        motion = motion_from_model(x, layout).fit_length(t).to_model()  # (T, D)
+            mot_a = load_any_motion(partner_motion, layout, who)
+        check_length(partner_motion, len(mot_a), t, "partner motion")
+        motion = mot_a.fit_length(t).to_model()  # (T, D)
     return GenerationInputs(
         self_audio=wav_b,
         partner_audio=fit_audio(wav_a, len(wav_b)),

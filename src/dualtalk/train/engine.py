@@ -520,8 +520,9 @@ class Trainer:
     # --- stages ----------------------------------------------------------------------------------------
 
     def prepare_run(self) -> Path | None:
-        """Check the data directory, create (or, resuming, clean) the run directory, write its config and
-        run.json; -> the checkpoint to restore (None for a new run)."""
+        """Check the data directory, create (or, resuming, clean) the run directory, write a new run's config
+        and run.json (a resumed run's: :meth:`setup`, once its checkpoint is restored); -> the checkpoint to
+        restore (None for a new run)."""
         run, ctx = self.run, self.ctx
         if not self.data_dir.is_dir():
             raise InputError(self.data_dir, "data directory not found")
@@ -748,8 +749,7 @@ class Trainer:
         if self.latest is not None:
             self.restore(self.latest)
         if self.resume:
-            latest = self.latest
-            self.ctx.main_only(lambda: self.record_run(latest))
+            self.ctx.main_only(lambda: self.record_run(self.latest))
         self.wrap()
         self.metrics = runs.Metrics(
             self.run,
